@@ -1,0 +1,574 @@
+//! The in-container agent: supervises the node process and applies faults.
+//!
+//! It is the container's main process, so killing, stopping or pausing the node
+//! keeps the network namespace, its IP and its rules. It needs NET_ADMIN (for
+//! iptables), the node needs nothing. HTTP control API:
+//! - `GET /faults`: the fault state read back from the kernel, whether our chains
+//!   are installed, and any rule in them we did not write;
+//! - `PUT /faults` (a [`FaultState`]): applied as one `iptables-restore --noflush`
+//!   batch, read back and compared; an empty state heals (removes our chains);
+//! - `GET /process`, `POST /process/{kill,start,restart,stop,pause,resume}`.
+//!
+//! A node that exits on its own ends the agent with the node's exit code (the
+//! container stops, and the orchestrator sees it); one stopped by the agent does not.
+
+use std::process::Stdio;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde::{Deserialize, Serialize};
+use tokio::io::AsyncWriteExt;
+use tokio::net::TcpListener;
+use tokio::process::{Child, Command};
+use tokio::sync::Mutex;
+use tracing::{info, warn};
+
+use crate::api::ApiError;
+use crate::faults::{parse_tbf_rate, read_back_with, render, tbf_args, FaultState, Installed};
+
+/// The interface of the testnet's network inside a node's container.
+const DEV: &str = "eth0";
+
+mod delay;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ProcessState {
+    Running,
+    Paused,
+    Stopped,
+}
+
+/// `GET /process`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProcessReport {
+    pub state: ProcessState,
+    pub pid: Option<u32>,
+    /// Starts after the first (restarts and start-after-kill).
+    pub restarts: u64,
+}
+
+/// `GET /faults`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FaultReport {
+    pub state: FaultState,
+    pub installed: bool,
+    pub foreign_rules: Vec<String>,
+    /// Seconds until the agent heals by itself, when the state was applied with
+    /// a lease that was not renewed.
+    #[serde(default)]
+    pub lease_remaining_secs: Option<f64>,
+}
+
+/// `PUT /faults?lease_secs=N`: heal by itself unless renewed (re-PUT) within N s.
+#[derive(Debug, Default, Deserialize)]
+struct LeaseQuery {
+    lease_secs: Option<f64>,
+}
+
+struct Supervised {
+    command: Vec<String>,
+    child: Option<Child>,
+    state: ProcessState,
+    restarts: u64,
+}
+
+struct Agent {
+    node: Mutex<Supervised>,
+    faults: Mutex<()>,
+    /// Delay per destination, read by the delay worker (started on first use).
+    delays: delay::Delays,
+    worker: std::sync::Mutex<Option<delay::Worker>>,
+    /// The current lease: its deadline and a generation that each PUT bumps, so
+    /// an older lease's timer knows it was superseded.
+    lease: std::sync::Mutex<(Option<tokio::time::Instant>, u64)>,
+}
+
+impl Agent {
+    fn delays(&self) -> std::collections::BTreeMap<std::net::Ipv4Addr, crate::faults::Delay> {
+        self.delays
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    fn ensure_worker(&self) -> Result<(), String> {
+        let mut w = self.worker.lock().unwrap_or_else(|e| e.into_inner());
+        if w.as_ref().is_none_or(|w| w.is_finished()) {
+            *w =
+                Some(delay::spawn(self.delays.clone()).map_err(|e| {
+                    format!("cannot bind NFQUEUE {}: {e}", crate::faults::DELAY_QUEUE)
+                })?);
+        }
+        Ok(())
+    }
+
+    fn lease_remaining(&self) -> Option<f64> {
+        let (deadline, _) = *self.lease.lock().unwrap_or_else(|e| e.into_inner());
+        deadline.map(|d| {
+            d.saturating_duration_since(tokio::time::Instant::now())
+                .as_secs_f64()
+        })
+    }
+}
+
+fn error(status: StatusCode, e: impl std::fmt::Display) -> Response {
+    (
+        status,
+        Json(ApiError {
+            error: e.to_string(),
+        }),
+    )
+        .into_response()
+}
+
+async fn run_iptables_save() -> Result<String, String> {
+    let out = Command::new("iptables")
+        .args(["-S"])
+        .output()
+        .await
+        .map_err(|e| format!("cannot run iptables: {e}"))?;
+    if !out.status.success() {
+        return Err(format!(
+            "iptables -S failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        ));
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+async fn tc(args: &[String]) -> Result<String, String> {
+    let out = Command::new("tc")
+        .args(args)
+        .output()
+        .await
+        .map_err(|e| format!("cannot run tc: {e}"))?;
+    if !out.status.success() {
+        return Err(format!(
+            "tc {} failed: {}",
+            args.join(" "),
+            String::from_utf8_lossy(&out.stderr)
+        ));
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+async fn current_bandwidth() -> Result<Option<u32>, String> {
+    let show = tc(&["qdisc".into(), "show".into(), "dev".into(), DEV.into()]).await?;
+    Ok(parse_tbf_rate(&show))
+}
+
+async fn current_faults(agent: &Agent) -> Result<FaultReport, String> {
+    Ok(read_kernel(agent).await?.0)
+}
+
+/// The fault state in the kernel, and which of our chains and jumps exist.
+async fn read_kernel(agent: &Agent) -> Result<(FaultReport, Installed), String> {
+    let (mut state, objects, foreign_rules) =
+        read_back_with(&run_iptables_save().await?, &agent.delays());
+    state.bandwidth_kbit = current_bandwidth().await?;
+    let report = FaultReport {
+        state,
+        installed: objects.any(),
+        foreign_rules,
+        lease_remaining_secs: agent.lease_remaining(),
+    };
+    Ok((report, objects))
+}
+
+async fn apply(agent: &Agent, state: &FaultState) -> Result<FaultReport, String> {
+    if !state.delay_from.is_empty() {
+        agent.ensure_worker()?;
+    }
+    // The worker must know a link's delay before packets of it are queued, and
+    // keep knowing the old ones until the rules are replaced.
+    let old_delays = agent.delays();
+    {
+        let mut d = agent.delays.write().unwrap_or_else(|e| e.into_inner());
+        d.extend(state.delay_from.clone());
+    }
+    let result = apply_rules(agent, state).await;
+    let delays = if result.is_ok() {
+        state.delay_from.clone()
+    } else {
+        old_delays
+    };
+    *agent.delays.write().unwrap_or_else(|e| e.into_inner()) = delays;
+    result
+}
+
+async fn apply_rules(agent: &Agent, state: &FaultState) -> Result<FaultReport, String> {
+    let (before, objects) = read_kernel(agent).await?;
+    let batch = render(state, &objects);
+    let mut child = Command::new("iptables-restore")
+        .arg("--noflush")
+        .stdin(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|e| format!("cannot run iptables-restore: {e}"))?;
+    if let Some(mut stdin) = child.stdin.take() {
+        stdin
+            .write_all(batch.as_bytes())
+            .await
+            .map_err(|e| format!("cannot feed iptables-restore: {e}"))?;
+    }
+    let out = child
+        .wait_with_output()
+        .await
+        .map_err(|e| format!("iptables-restore: {e}"))?;
+    if !out.status.success() {
+        return Err(format!(
+            "iptables-restore refused the batch: {}\n{batch}",
+            String::from_utf8_lossy(&out.stderr)
+        ));
+    }
+    if state.bandwidth_kbit != before.state.bandwidth_kbit {
+        tc(&tbf_args(DEV, state.bandwidth_kbit)).await?;
+    }
+    let after = current_faults(agent).await?;
+    if &after.state != state {
+        return Err(format!("read back {:?}, wanted {:?}", after.state, state));
+    }
+    Ok(after)
+}
+
+async fn get_faults(State(agent): State<Arc<Agent>>) -> Response {
+    match current_faults(&agent).await {
+        Ok(r) => Json(r).into_response(),
+        Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, e),
+    }
+}
+
+async fn put_faults(
+    State(agent): State<Arc<Agent>>,
+    axum::extract::Query(q): axum::extract::Query<LeaseQuery>,
+    Json(state): Json<FaultState>,
+) -> Response {
+    let _one_at_a_time = agent.faults.lock().await;
+    // Validate before touching the running lease: a bad value must not cancel it.
+    let deadline = match q.lease_secs {
+        Some(secs) => match Duration::try_from_secs_f64(secs)
+            .ok()
+            .and_then(|d| tokio::time::Instant::now().checked_add(d))
+        {
+            Some(d) if secs > 0.0 => Some(d),
+            _ => {
+                return error(
+                    StatusCode::BAD_REQUEST,
+                    format!("lease_secs={secs} is not a positive duration"),
+                )
+            }
+        },
+        None => None,
+    };
+    {
+        let mut lease = agent.lease.lock().unwrap_or_else(|e| e.into_inner());
+        // A new lease replaces the old one; healing ends it; a PUT without a lease
+        // (a partial change read back and re-applied) keeps the running one, so
+        // leased faults still expire if their owner is gone.
+        if deadline.is_some() || state.is_healed() {
+            lease.1 += 1;
+            lease.0 = deadline.filter(|_| !state.is_healed());
+            if let Some(deadline) = lease.0 {
+                let (agent, generation) = (agent.clone(), lease.1);
+                tokio::spawn(async move {
+                    tokio::time::sleep_until(deadline).await;
+                    expire(&agent, generation).await;
+                });
+            }
+        }
+    }
+    match apply(&agent, &state).await {
+        Ok(mut r) => {
+            r.lease_remaining_secs = agent.lease_remaining();
+            info!(drop_from = ?state.drop_from, drop_to = ?state.drop_to, loss = ?state.loss_per_mille, delay_from = ?state.delay_from, healed = state.is_healed(), "fault state applied");
+            Json(r).into_response()
+        }
+        Err(e) => {
+            warn!(error = %e, "fault state not applied");
+            error(StatusCode::INTERNAL_SERVER_ERROR, e)
+        }
+    }
+}
+
+/// `PUT /sink`: reads and discards the body; says how much and how fast.
+async fn sink(body: axum::body::Body) -> Json<serde_json::Value> {
+    use futures::StreamExt;
+    let start = std::time::Instant::now();
+    let mut stream = body.into_data_stream();
+    let mut bytes = 0u64;
+    while let Some(Ok(chunk)) = stream.next().await {
+        bytes += chunk.len() as u64;
+    }
+    Json(serde_json::json!({"bytes": bytes, "secs": start.elapsed().as_secs_f64()}))
+}
+
+#[derive(Deserialize)]
+struct ThroughputProbe {
+    /// Another node's agent, `IP:PORT`.
+    to: String,
+    bytes: u64,
+}
+
+/// `POST /probe/throughput`: sends `bytes` to another agent's `/sink` over the
+/// testnet's network and reports the rate, for measuring bandwidth faults.
+async fn probe_throughput(Json(p): Json<ThroughputProbe>) -> Response {
+    let chunk = bytes::Bytes::from(vec![0u8; 64 * 1024]);
+    let n = p.bytes.div_ceil(chunk.len() as u64);
+    let body = futures::stream::iter((0..n).map(move |_| Ok::<_, std::io::Error>(chunk.clone())));
+    let start = std::time::Instant::now();
+    let sent = reqwest::Client::new()
+        .put(format!("http://{}/sink", p.to))
+        .body(reqwest::Body::wrap_stream(body))
+        .timeout(Duration::from_secs(300))
+        .send()
+        .await;
+    match sent {
+        Ok(r) if r.status().is_success() => {
+            let secs = start.elapsed().as_secs_f64();
+            let bytes = n * 64 * 1024;
+            Json(serde_json::json!({"bytes": bytes, "secs": secs, "kbit_per_s": bytes as f64 * 8.0 / 1000.0 / secs})).into_response()
+        }
+        Ok(r) => error(
+            StatusCode::BAD_GATEWAY,
+            format!("sink answered {}", r.status()),
+        ),
+        Err(e) => error(StatusCode::BAD_GATEWAY, e),
+    }
+}
+
+#[derive(Deserialize)]
+struct ConnectProbe {
+    to: std::net::SocketAddr,
+    count: u32,
+    timeout_ms: u64,
+}
+
+/// `POST /probe/connect`: `count` TCP connects to `to`, one after the other;
+/// reports each connect time (ms) and how many failed, for delay and loss.
+async fn probe_connect(Json(p): Json<ConnectProbe>) -> Json<serde_json::Value> {
+    let mut ms = Vec::new();
+    let mut failed = 0u32;
+    for _ in 0..p.count.min(10_000) {
+        let start = std::time::Instant::now();
+        match tokio::time::timeout(
+            Duration::from_millis(p.timeout_ms),
+            tokio::net::TcpStream::connect(p.to),
+        )
+        .await
+        {
+            Ok(Ok(_)) => ms.push(start.elapsed().as_secs_f64() * 1000.0),
+            _ => failed += 1,
+        }
+    }
+    Json(serde_json::json!({"connect_ms": ms, "failed": failed}))
+}
+
+/// A lease ran out without renewal: the orchestrator that set the faults is gone.
+async fn expire(agent: &Agent, generation: u64) {
+    let _one_at_a_time = agent.faults.lock().await;
+    {
+        let mut lease = agent.lease.lock().unwrap_or_else(|e| e.into_inner());
+        if lease.1 != generation {
+            return;
+        }
+        lease.0 = None;
+    }
+    match apply(agent, &FaultState::default()).await {
+        Ok(_) => warn!("fault lease expired without renewal: healed"),
+        Err(e) => warn!(error = %e, "fault lease expired but healing failed"),
+    }
+}
+
+/// `DELETE /delay-worker`: stops the delay worker as if it had died. The queue
+/// rules stay; with `--queue-bypass` the kernel lets their traffic through.
+async fn stop_delay_worker(State(agent): State<Arc<Agent>>) -> Response {
+    let worker = agent
+        .worker
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .take();
+    match worker {
+        Some(w) => {
+            w.stop();
+            warn!("delay worker stopped on request (fail-open check)");
+            Json(serde_json::json!({"stopped": true})).into_response()
+        }
+        None => Json(serde_json::json!({"stopped": false})).into_response(),
+    }
+}
+
+fn spawn_node(command: &[String]) -> std::io::Result<Child> {
+    Command::new(&command[0])
+        .args(&command[1..])
+        .kill_on_drop(true)
+        .spawn()
+}
+
+fn signal(child: &Child, sig: i32) {
+    if let Some(pid) = child.id() {
+        // SAFETY: sending a signal to our own child process.
+        unsafe {
+            libc::kill(pid as i32, sig);
+        }
+    }
+}
+
+async fn get_process(State(agent): State<Arc<Agent>>) -> Json<ProcessReport> {
+    let s = agent.node.lock().await;
+    Json(ProcessReport {
+        state: s.state,
+        pid: s.child.as_ref().and_then(|c| c.id()),
+        restarts: s.restarts,
+    })
+}
+
+async fn process_action(State(agent): State<Arc<Agent>>, Path(action): Path<String>) -> Response {
+    let mut s = agent.node.lock().await;
+    let result: Result<(), String> = match action.as_str() {
+        "kill" | "stop" => {
+            if let Some(mut child) = s.child.take() {
+                if action == "stop" {
+                    signal(&child, libc::SIGTERM);
+                    // A paused process would hold the SIGTERM pending forever.
+                    signal(&child, libc::SIGCONT);
+                    if tokio::time::timeout(Duration::from_secs(5), child.wait())
+                        .await
+                        .is_err()
+                    {
+                        let _ = child.kill().await;
+                    }
+                } else {
+                    let _ = child.kill().await;
+                }
+            }
+            s.state = ProcessState::Stopped;
+            Ok(())
+        }
+        "start" | "restart" => {
+            if let Some(mut child) = s.child.take() {
+                let _ = child.kill().await;
+            }
+            match spawn_node(&s.command) {
+                Ok(child) => {
+                    s.child = Some(child);
+                    s.state = ProcessState::Running;
+                    s.restarts += 1;
+                    Ok(())
+                }
+                Err(e) => Err(format!("cannot start the node: {e}")),
+            }
+        }
+        "pause" | "resume" => match &s.child {
+            Some(child) => {
+                let pause = action == "pause";
+                signal(child, if pause { libc::SIGSTOP } else { libc::SIGCONT });
+                s.state = if pause {
+                    ProcessState::Paused
+                } else {
+                    ProcessState::Running
+                };
+                Ok(())
+            }
+            None => Err("the node is not running".into()),
+        },
+        other => {
+            return error(
+                StatusCode::NOT_FOUND,
+                format!(
+                    "unknown action {other:?}; use kill, start, restart, stop, pause or resume"
+                ),
+            )
+        }
+    };
+    match result {
+        Ok(()) => {
+            info!(action, "process fault applied");
+            let report = ProcessReport {
+                state: s.state,
+                pid: s.child.as_ref().and_then(|c| c.id()),
+                restarts: s.restarts,
+            };
+            Json(report).into_response()
+        }
+        Err(e) => error(StatusCode::CONFLICT, e),
+    }
+}
+
+/// Runs the agent: starts `command`, serves the control API on `control`, and
+/// returns the exit code the container should end with.
+pub async fn run(control: TcpListener, command: Vec<String>) -> std::io::Result<i32> {
+    let child = spawn_node(&command)?;
+    let agent = Arc::new(Agent {
+        node: Mutex::new(Supervised {
+            command,
+            child: Some(child),
+            state: ProcessState::Running,
+            restarts: 0,
+        }),
+        faults: Mutex::new(()),
+        delays: Default::default(),
+        worker: std::sync::Mutex::new(None),
+        lease: std::sync::Mutex::new((None, 0)),
+    });
+    let app = Router::new()
+        .route(
+            "/health",
+            get(|| async { Json(serde_json::json!({"status": "ok"})) }),
+        )
+        .route("/faults", get(get_faults).put(put_faults))
+        .route("/delay-worker", axum::routing::delete(stop_delay_worker))
+        .route("/sink", axum::routing::put(sink))
+        .route("/probe/throughput", post(probe_throughput))
+        .route("/probe/connect", post(probe_connect))
+        .route("/process", get(get_process))
+        .route("/process/{action}", post(process_action))
+        .layer(axum::extract::DefaultBodyLimit::disable())
+        .with_state(agent.clone());
+    let server = tokio::spawn(async move { axum::serve(control, app).await });
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+    let mut int = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())?;
+    let code = loop {
+        tokio::select! {
+            _ = term.recv() => break forward_and_wait(&agent).await,
+            _ = int.recv() => break forward_and_wait(&agent).await,
+            _ = tokio::time::sleep(Duration::from_millis(100)) => {
+                let mut s = agent.node.lock().await;
+                let exited = match s.child.as_mut() {
+                    Some(child) => child.try_wait()?,
+                    None => None,
+                };
+                if let Some(status) = exited {
+                    // The node died without the agent asking: the container ends too.
+                    warn!(%status, "the node exited on its own");
+                    s.child = None;
+                    break status.code().unwrap_or(1);
+                }
+            }
+        }
+    };
+    server.abort();
+    Ok(code)
+}
+
+async fn forward_and_wait(agent: &Agent) -> i32 {
+    let mut s = agent.node.lock().await;
+    if let Some(mut child) = s.child.take() {
+        signal(&child, libc::SIGCONT);
+        signal(&child, libc::SIGTERM);
+        match tokio::time::timeout(Duration::from_secs(5), child.wait()).await {
+            Ok(Ok(status)) => status.code().unwrap_or(0),
+            _ => {
+                let _ = child.kill().await;
+                0
+            }
+        }
+    } else {
+        0
+    }
+}

@@ -1,0 +1,98 @@
+//! JSON types of the node's HTTP API, shared with the orchestrator so the two can
+//! never drift apart.
+
+use std::net::SocketAddr;
+
+use serde::{Deserialize, Serialize};
+
+use crate::identity::NodeId;
+pub use crate::p2p::PeerInfo;
+
+/// `GET /status`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Status {
+    pub id: NodeId,
+    /// Genesis name (`n0`...) for validators, else a short id.
+    pub name: String,
+    pub network_id: String,
+    /// The P2P address this node is known by.
+    pub p2p_address: SocketAddr,
+    /// Established peers, both directions.
+    pub peers: usize,
+    pub peers_inbound: usize,
+    pub peers_outbound: usize,
+    /// The other validators of genesis: a full mesh means `peers == expected_peers`.
+    pub expected_peers: usize,
+    pub handshake_attempts: u64,
+    pub handshakes_completed: u64,
+    pub handshake_failures: u64,
+    pub duplicate_connections_resolved: u64,
+    /// Names of the `--simulate-bug` flags this node runs with.
+    pub simulated_bugs: Vec<String>,
+    /// Unspent outputs in the ledger.
+    pub utxo_count: usize,
+    /// Order-independent digest of the UTXO set: equal on nodes that agree.
+    pub utxo_digest: String,
+    /// Value held by unspent outputs; `total_value + fees == genesis_supply`.
+    pub total_value: u64,
+    pub fees: u64,
+    pub genesis_supply: u64,
+    pub finalized_transactions: u64,
+    /// Transactions seen but neither finalized nor rejected.
+    pub mempool: usize,
+    /// Certificates that spent outputs already spent (a safety violation seen here).
+    pub conflicting_certificates: u64,
+    pub uptime_secs: f64,
+    pub version: String,
+}
+
+/// `GET /health`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Health {
+    pub status: String,
+}
+
+/// Every error response: a status code and this body.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ApiError {
+    pub error: String,
+}
+
+/// `POST /tx` accepted it (202).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Submitted {
+    pub txid: crate::ledger::tx::TxId,
+}
+
+/// A refused transaction (4xx): `reason` is the label of
+/// `testnet_transactions_rejected_total`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Refused {
+    pub error: String,
+    pub reason: String,
+}
+
+/// One entry of `GET /finalized`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FinalizedEntry {
+    pub txid: crate::ledger::tx::TxId,
+    /// Unix milliseconds when this node applied it.
+    pub at_ms: u64,
+}
+
+/// `GET /finalized?after=N&limit=M`: this node's finalized transactions in the
+/// order it applied them, from position `after`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FinalizedPage {
+    pub entries: Vec<FinalizedEntry>,
+    /// Pass as `after` to get the next page.
+    pub next: usize,
+    pub total: usize,
+}
+
+/// `GET /utxos?owner=KEY`: the unspent outputs a key owns.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Utxo {
+    pub outpoint: crate::ledger::tx::OutPoint,
+    pub value: u64,
+}

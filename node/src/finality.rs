@@ -1,0 +1,659 @@
+//! Vote finality (FastPay-style) as a sans-I/O state machine.
+//!
+//! [`Engine`] takes inputs (a client's transaction, a peer's message, a peer
+//! connecting, a timer tick) with the current time, updates the ledger, and returns
+//! [`Effect`]s: records to persist and messages to send. The driver must write and
+//! fsync every `Persist` of a batch before sending any of its messages: a vote never
+//! leaves before the lock behind it is on disk.
+//!
+//! Per transaction: a validator approves it only if none of its inputs is locked by
+//! another transaction (first seen wins), else rejects. More than 2/3 approvals form
+//! a certificate: the transaction is applied. More than 1/3 rejections: it can never
+//! be. A certificate whose parents are not final here waits for them and fetches
+//! them; inventories of finalized transactions are compared with peers so a node that
+//! missed anything catches up (seed 004).
+
+pub mod inventory;
+pub mod quorum;
+mod types;
+
+pub use types::{Bugs, Effect, LedgerMessage, Record, TxReport, TxState};
+
+use std::collections::{HashMap, HashSet};
+
+use tracing::{debug, error, warn};
+
+use crate::identity::{Keypair, NodeId};
+use crate::ledger::tx::{OutPoint, Transaction, TxId};
+use crate::ledger::{Ledger, Rejection};
+use crate::metrics::FinalityMetrics;
+use inventory::FinalizedSet;
+use quorum::{Certificate, Tally, Validators, Vote};
+
+/// Certificates sent or requested in one message, at most.
+pub const MAX_CERTIFICATES_PER_MESSAGE: usize = 256;
+/// Txids offered in one `Have`, at most.
+pub const MAX_HAVE: usize = 16_384;
+/// Transactions held while their inputs are unknown here, at most.
+pub const MAX_ORPHANS: usize = 10_000;
+/// Transactions known only from votes (the transaction has not arrived), at most.
+pub const MAX_VOTE_ONLY: usize = 10_000;
+
+#[derive(Debug)]
+struct Entry {
+    tx: Option<Transaction>,
+    first_seen_ms: u64,
+    decided_ms: Option<u64>,
+    state: TxState,
+    tally: Tally,
+    my_vote: Option<Vote>,
+    reason: Option<String>,
+    fee: Option<u64>,
+    size: usize,
+}
+
+impl Entry {
+    fn new(now: u64) -> Self {
+        Entry {
+            tx: None,
+            first_seen_ms: now,
+            decided_ms: None,
+            state: TxState::Pending,
+            tally: Tally::default(),
+            my_vote: None,
+            reason: None,
+            fee: None,
+            size: 0,
+        }
+    }
+}
+
+pub struct EngineConfig {
+    pub network_id: String,
+    pub validators: Validators,
+    /// Our key, if we are a validator (non-validators relay but never vote).
+    pub key: Option<Keypair>,
+    pub bugs: Bugs,
+}
+
+pub struct Engine {
+    cfg: EngineConfig,
+    ledger: Ledger,
+    metrics: FinalityMetrics,
+    txs: HashMap<TxId, Entry>,
+    locks: HashMap<OutPoint, TxId>,
+    /// Every transaction seen spending each outpoint (to reject the losers).
+    spenders: HashMap<OutPoint, Vec<TxId>>,
+    certificates: HashMap<TxId, Certificate>,
+    finalized: Vec<(TxId, u64)>,
+    finalized_set: FinalizedSet,
+    /// Certificates waiting for parents, and which certificates wait on a parent.
+    waiting: HashMap<TxId, Certificate>,
+    waiting_on: HashMap<TxId, HashSet<TxId>>,
+    /// Transactions whose inputs are unknown here, by missing parent.
+    orphans: HashMap<TxId, HashSet<TxId>>,
+    orphan_txs: HashMap<TxId, Transaction>,
+    mempool: usize,
+    mempool_bytes: usize,
+    /// Entries known only from votes (their transaction has not arrived).
+    vote_only: usize,
+    conflicts: Vec<(TxId, TxId)>,
+    tick: u64,
+}
+
+impl Engine {
+    pub fn new(cfg: EngineConfig, ledger: Ledger, metrics: FinalityMetrics) -> Self {
+        let engine = Engine {
+            cfg,
+            ledger,
+            metrics,
+            txs: HashMap::new(),
+            locks: HashMap::new(),
+            spenders: HashMap::new(),
+            certificates: HashMap::new(),
+            finalized: Vec::new(),
+            finalized_set: FinalizedSet::default(),
+            waiting: HashMap::new(),
+            waiting_on: HashMap::new(),
+            orphans: HashMap::new(),
+            orphan_txs: HashMap::new(),
+            mempool: 0,
+            mempool_bytes: 0,
+            vote_only: 0,
+            conflicts: Vec::new(),
+            tick: 0,
+        };
+        engine.update_gauges();
+        engine
+    }
+
+    pub fn ledger(&self) -> &Ledger {
+        &self.ledger
+    }
+
+    /// Finalized transactions in the order this node applied them, with times.
+    pub fn finalized(&self) -> &[(TxId, u64)] {
+        &self.finalized
+    }
+
+    pub fn certificate(&self, txid: &TxId) -> Option<&Certificate> {
+        self.certificates.get(txid)
+    }
+
+    pub fn mempool_len(&self) -> usize {
+        self.mempool
+    }
+
+    /// Pairs of finalized transactions that spend a common output (must stay empty).
+    pub fn conflicts(&self) -> &[(TxId, TxId)] {
+        &self.conflicts
+    }
+
+    pub fn report(&self, txid: &TxId) -> Option<TxReport> {
+        let e = self.txs.get(txid)?;
+        e.tx.as_ref()?;
+        Some(TxReport {
+            txid: *txid,
+            state: e.state,
+            first_seen_ms: e.first_seen_ms,
+            decided_ms: e.decided_ms,
+            approvals: e.tally.approvals(),
+            rejections: e.tally.rejections(),
+            reason: e.reason.clone(),
+            fee: e.fee,
+        })
+    }
+
+    fn update_gauges(&self) {
+        self.metrics.utxo_set_size.set(self.ledger.len() as i64);
+        self.metrics.mempool.set(self.mempool as i64);
+    }
+
+    fn reject_count(&self, r: &Rejection) {
+        self.metrics.rejected.with_label_values(&[r.label()]).inc();
+    }
+
+    /// A transaction submitted by a client. Accepted means valid, not conflicting
+    /// with a transaction we locked, and now being voted on.
+    pub fn submit(&mut self, tx: Transaction, now: u64) -> (Result<TxId, Rejection>, Vec<Effect>) {
+        let txid = tx.id();
+        if self.txs.get(&txid).is_some_and(|e| e.tx.is_some()) {
+            return (Ok(txid), Vec::new());
+        }
+        let checked = match self.ledger.check(&tx) {
+            Ok(c) => c,
+            Err(r) => {
+                self.reject_count(&r);
+                return (Err(r), Vec::new());
+            }
+        };
+        if !self.cfg.bugs.equivocate {
+            if let Some((op, by)) = self.locked_by_other(&tx, &txid) {
+                let r = Rejection::Conflict { outpoint: op, by };
+                self.reject_count(&r);
+                return (Err(r), Vec::new());
+            }
+        }
+        if let Err(r) = self.mempool_has_room(tx.size()) {
+            self.reject_count(&r);
+            return (Err(r), Vec::new());
+        }
+        let mut fx = vec![Effect::Broadcast(LedgerMessage::Tx(tx.clone()))];
+        self.admit(txid, tx, checked.fee, now);
+        self.vote(txid, &mut fx);
+        self.check_quorum(txid, now, &mut fx);
+        (Ok(txid), fx)
+    }
+
+    fn mempool_has_room(&self, size: usize) -> Result<(), Rejection> {
+        let l = self.ledger.limits();
+        if self.mempool >= l.mempool_max_transactions {
+            return Err(Rejection::MempoolFull("transactions"));
+        }
+        if self.mempool_bytes + size > l.mempool_max_bytes {
+            return Err(Rejection::MempoolFull("bytes"));
+        }
+        Ok(())
+    }
+
+    fn locked_by_other(&self, tx: &Transaction, txid: &TxId) -> Option<(OutPoint, TxId)> {
+        tx.inputs.iter().find_map(|i| {
+            self.locks
+                .get(&i.prev)
+                .filter(|by| *by != txid)
+                .map(|by| (i.prev, *by))
+        })
+    }
+
+    /// Records a valid transaction as pending.
+    fn admit(&mut self, txid: TxId, tx: Transaction, fee: u64, now: u64) {
+        let size = tx.size();
+        for i in &tx.inputs {
+            let s = self.spenders.entry(i.prev).or_default();
+            if !s.contains(&txid) {
+                s.push(txid);
+            }
+        }
+        let vote_only = &mut self.vote_only;
+        let e = self.txs.entry(txid).or_insert_with(|| {
+            *vote_only += 1;
+            Entry::new(now)
+        });
+        if e.tx.is_none() && e.state == TxState::Pending {
+            self.mempool += 1;
+            self.mempool_bytes += size;
+        }
+        if e.tx.is_none() {
+            self.vote_only -= 1;
+        }
+        e.tx = Some(tx);
+        e.fee = Some(fee);
+        e.size = size;
+        self.update_gauges();
+    }
+
+    /// Casts our vote on a known, valid, pending transaction (once).
+    fn vote(&mut self, txid: TxId, fx: &mut Vec<Effect>) {
+        let Some(key) = &self.cfg.key else { return };
+        let Some(e) = self.txs.get(&txid) else { return };
+        if e.my_vote.is_some() || e.state != TxState::Pending {
+            return;
+        }
+        let Some(tx) = e.tx.clone() else { return };
+        let conflict = self.locked_by_other(&tx, &txid);
+        let approve = conflict.is_none() || self.cfg.bugs.equivocate;
+        if approve {
+            for i in &tx.inputs {
+                if !self.cfg.bugs.equivocate || !self.locks.contains_key(&i.prev) {
+                    self.locks.insert(i.prev, txid);
+                }
+            }
+            if !self.cfg.bugs.no_lock_persist {
+                fx.push(Effect::Persist(Record::Lock(tx)));
+            }
+        }
+        let vote = Vote::new(key, &self.cfg.network_id, txid, approve);
+        let label = if approve { "approve" } else { "reject" };
+        self.metrics.votes.with_label_values(&["sent", label]).inc();
+        if let Some(e) = self.txs.get_mut(&txid) {
+            e.tally.add(&vote);
+            e.my_vote = Some(vote.clone());
+        }
+        fx.push(Effect::Broadcast(LedgerMessage::Vote(vote)));
+    }
+
+    /// Forms a certificate or a rejection once the votes are there.
+    fn check_quorum(&mut self, txid: TxId, now: u64, fx: &mut Vec<Effect>) {
+        let validators = &self.cfg.validators;
+        let Some(e) = self.txs.get(&txid) else { return };
+        if e.state != TxState::Pending {
+            return;
+        }
+        let Some(tx) = &e.tx else { return };
+        if let Some(cert) = e.tally.certificate(tx, validators) {
+            self.metrics.certificates.inc();
+            // Whoever assembles a certificate shares it: peers that missed votes
+            // get finality without waiting for catch-up.
+            fx.push(Effect::Broadcast(LedgerMessage::Certificate(cert.clone())));
+            self.finalize(cert, now, fx);
+        } else if e.tally.rejections() >= validators.reject_quorum() {
+            self.decide_rejected(txid, "vote_rejected", now);
+        }
+    }
+
+    fn decide_rejected(&mut self, txid: TxId, reason: &str, now: u64) {
+        let Some(e) = self.txs.get_mut(&txid) else {
+            return;
+        };
+        if e.state != TxState::Pending {
+            return;
+        }
+        e.state = TxState::Rejected;
+        e.decided_ms = Some(now);
+        e.reason = Some(reason.to_owned());
+        if e.tx.is_some() {
+            self.mempool -= 1;
+            self.mempool_bytes -= e.size;
+        }
+        self.metrics.rejected.with_label_values(&[reason]).inc();
+        self.update_gauges();
+    }
+
+    /// Applies a verified certificate, or parks it until its parents are final.
+    fn finalize(&mut self, cert: Certificate, now: u64, fx: &mut Vec<Effect>) {
+        let txid = cert.tx.id();
+        if self.certificates.contains_key(&txid) {
+            return;
+        }
+        let mut missing = Vec::new();
+        for i in &cert.tx.inputs {
+            if self.ledger.contains(&i.prev) {
+                continue;
+            }
+            if let Some(other) = self.ledger.spent_by(&i.prev) {
+                // Quorum intersection makes this impossible with at most f faulty
+                // validators: report it loudly, it is what the checkers look for.
+                if !self.conflicts.contains(&(other, txid)) {
+                    error!(tx = %txid.short(), other = %other.short(), "SAFETY VIOLATION: certificate spends an output already spent by a finalized transaction");
+                    self.metrics.conflicting_certificates.inc();
+                    self.conflicts.push((other, txid));
+                }
+                return;
+            }
+            missing.push(i.prev.txid);
+        }
+        if !missing.is_empty() {
+            missing.sort();
+            missing.dedup();
+            for parent in &missing {
+                self.waiting_on.entry(*parent).or_default().insert(txid);
+            }
+            self.waiting.insert(txid, cert);
+            if !self.cfg.bugs.passive_catchup {
+                fx.push(Effect::Broadcast(LedgerMessage::GetCertificates(missing)));
+            }
+            return;
+        }
+        self.waiting.remove(&txid);
+        let fee = self.ledger.apply(&cert.tx, !self.cfg.bugs.utxo_no_spend);
+        for i in &cert.tx.inputs {
+            self.locks.remove(&i.prev);
+        }
+        let vote_only = &mut self.vote_only;
+        let e = self.txs.entry(txid).or_insert_with(|| {
+            *vote_only += 1;
+            Entry::new(now)
+        });
+        let was_pending_with_tx = e.tx.is_some() && e.state == TxState::Pending;
+        if e.state == TxState::Pending && e.tx.is_some() {
+            self.metrics
+                .finality_latency
+                .observe(now.saturating_sub(e.first_seen_ms) as f64 / 1000.0);
+        }
+        e.state = TxState::Finalized;
+        e.decided_ms = Some(now);
+        e.reason = None;
+        e.fee = Some(fee);
+        if was_pending_with_tx {
+            self.mempool -= 1;
+            self.mempool_bytes -= e.size;
+        }
+        if e.tx.is_none() {
+            self.vote_only -= 1;
+        }
+        e.tx = Some(cert.tx.clone());
+        self.metrics.finalized.inc();
+        self.finalized.push((txid, now));
+        self.finalized_set.insert(txid);
+        fx.push(Effect::Persist(Record::Finalized(cert.clone())));
+        // Conflicting transactions can never be final now.
+        let losers: Vec<TxId> = cert
+            .tx
+            .inputs
+            .iter()
+            .flat_map(|i| self.spenders.get(&i.prev).cloned().unwrap_or_default())
+            .filter(|t| *t != txid)
+            .collect();
+        for loser in losers {
+            self.decide_rejected(loser, "input_spent", now);
+        }
+        self.certificates.insert(txid, cert);
+        self.update_gauges();
+        // Children waiting for this parent.
+        for child in self.waiting_on.remove(&txid).unwrap_or_default() {
+            if let Some(c) = self.waiting.get(&child).cloned() {
+                self.finalize(c, now, fx);
+            }
+        }
+        for orphan in self.orphans.remove(&txid).unwrap_or_default() {
+            if let Some(tx) = self.orphan_txs.remove(&orphan) {
+                self.on_tx(tx, now, fx);
+            }
+        }
+    }
+
+    /// A transaction gossiped by a peer (or an orphan whose parents arrived).
+    fn on_tx(&mut self, tx: Transaction, now: u64, fx: &mut Vec<Effect>) {
+        let txid = tx.id();
+        if let Some(e) = self.txs.get(&txid) {
+            if e.state != TxState::Pending || e.my_vote.is_some() {
+                return;
+            }
+        }
+        match self.ledger.check(&tx) {
+            Ok(checked) => {
+                if self.txs.get(&txid).is_none_or(|e| e.tx.is_none())
+                    && self.mempool_has_room(tx.size()).is_err()
+                {
+                    return;
+                }
+                self.admit(txid, tx, checked.fee, now);
+                self.vote(txid, fx);
+                self.check_quorum(txid, now, fx);
+            }
+            Err(Rejection::UnknownInput(_)) => {
+                if self.orphan_txs.len() >= MAX_ORPHANS {
+                    return;
+                }
+                for i in &tx.inputs {
+                    if !self.ledger.contains(&i.prev) {
+                        self.orphans.entry(i.prev.txid).or_default().insert(txid);
+                    }
+                }
+                self.orphan_txs.insert(txid, tx);
+            }
+            Err(r @ Rejection::InputSpent { .. }) => {
+                // A double spend of a final output: reject it so it is decided.
+                self.reject_count(&r);
+                if let Some(key) = &self.cfg.key {
+                    let vote_only = &mut self.vote_only;
+                    let e = self.txs.entry(txid).or_insert_with(|| {
+                        *vote_only += 1;
+                        Entry::new(now)
+                    });
+                    if e.my_vote.is_none() {
+                        let vote = Vote::new(key, &self.cfg.network_id, txid, false);
+                        e.tally.add(&vote);
+                        e.my_vote = Some(vote.clone());
+                        self.metrics
+                            .votes
+                            .with_label_values(&["sent", "reject"])
+                            .inc();
+                        fx.push(Effect::Broadcast(LedgerMessage::Vote(vote)));
+                    }
+                }
+            }
+            Err(r) => {
+                debug!(tx = %txid.short(), reason = r.label(), "invalid transaction from a peer");
+                self.reject_count(&r);
+            }
+        }
+    }
+
+    fn on_vote(&mut self, vote: Vote, now: u64, fx: &mut Vec<Effect>) {
+        if !self.cfg.validators.contains(&vote.voter) || !vote.verify(&self.cfg.network_id) {
+            warn!(voter = %vote.voter.short(), "dropping a vote that does not verify");
+            return;
+        }
+        let label = if vote.approve { "approve" } else { "reject" };
+        if !self.txs.contains_key(&vote.txid) && self.vote_only >= MAX_VOTE_ONLY {
+            return;
+        }
+        let vote_only = &mut self.vote_only;
+        let e = self.txs.entry(vote.txid).or_insert_with(|| {
+            *vote_only += 1;
+            Entry::new(now)
+        });
+        if e.state == TxState::Finalized {
+            return;
+        }
+        if e.tally.add(&vote) {
+            self.metrics
+                .votes
+                .with_label_values(&["received", label])
+                .inc();
+            self.check_quorum(vote.txid, now, fx);
+        }
+    }
+
+    fn on_certificate(&mut self, cert: Certificate, now: u64, fx: &mut Vec<Effect>) -> bool {
+        let txid = cert.tx.id();
+        if self.certificates.contains_key(&txid) || self.waiting.contains_key(&txid) {
+            return false;
+        }
+        let tally = self.txs.get(&txid).map(|e| &e.tally);
+        let verified = cert.verify(&self.cfg.network_id, &self.cfg.validators, |voter, sig| {
+            tally.is_some_and(|t| t.has_approval(voter, sig))
+        });
+        if let Err(e) = verified {
+            warn!(tx = %txid.short(), error = %e, "dropping an invalid certificate");
+            return false;
+        }
+        if self.ledger.check_shape(&cert.tx).is_err() {
+            warn!(tx = %txid.short(), "dropping a certificate of a malformed transaction");
+            return false;
+        }
+        self.finalize(cert, now, fx);
+        true
+    }
+
+    /// A message from peer `from`.
+    pub fn on_message(&mut self, from: NodeId, msg: LedgerMessage, now: u64) -> Vec<Effect> {
+        let mut fx = Vec::new();
+        let passive = self.cfg.bugs.passive_catchup;
+        match msg {
+            LedgerMessage::Tx(tx) => self.on_tx(tx, now, &mut fx),
+            LedgerMessage::Vote(v) => self.on_vote(v, now, &mut fx),
+            LedgerMessage::Certificate(c) => {
+                self.on_certificate(c, now, &mut fx);
+            }
+            LedgerMessage::Inventory(inv) => {
+                if inv.count != self.finalized_set.len()
+                    || inv.buckets != self.finalized_set.inventory().buckets
+                {
+                    let have = self.finalized_set.differing(&inv, MAX_HAVE);
+                    if !have.is_empty() {
+                        fx.push(Effect::Send(from, LedgerMessage::Have(have)));
+                    }
+                }
+            }
+            LedgerMessage::Have(txids) => {
+                if !passive {
+                    let missing: Vec<TxId> = txids
+                        .into_iter()
+                        .filter(|t| {
+                            !self.certificates.contains_key(t) && !self.waiting.contains_key(t)
+                        })
+                        .take(MAX_CERTIFICATES_PER_MESSAGE)
+                        .collect();
+                    if !missing.is_empty() {
+                        fx.push(Effect::Send(from, LedgerMessage::GetCertificates(missing)));
+                    }
+                }
+            }
+            LedgerMessage::GetCertificates(txids) => {
+                let found: Vec<Certificate> = txids
+                    .iter()
+                    .take(MAX_CERTIFICATES_PER_MESSAGE)
+                    .filter_map(|t| self.certificates.get(t).cloned())
+                    .collect();
+                if !found.is_empty() {
+                    fx.push(Effect::Send(from, LedgerMessage::Certificates(found)));
+                }
+            }
+            LedgerMessage::Certificates(certs) => {
+                for c in certs.into_iter().take(MAX_CERTIFICATES_PER_MESSAGE) {
+                    if self.on_certificate(c, now, &mut fx) {
+                        self.metrics.caught_up.inc();
+                    }
+                }
+            }
+        }
+        fx
+    }
+
+    /// A peer (re)connected: re-send what it may have missed.
+    pub fn on_peer_connected(&mut self, peer: NodeId) -> Vec<Effect> {
+        let mut fx = Vec::new();
+        for e in self.txs.values().filter(|e| e.state == TxState::Pending) {
+            if let Some(tx) = &e.tx {
+                fx.push(Effect::Send(peer, LedgerMessage::Tx(tx.clone())));
+            }
+            if let Some(v) = &e.my_vote {
+                fx.push(Effect::Send(peer, LedgerMessage::Vote(v.clone())));
+            }
+        }
+        if !self.cfg.bugs.passive_catchup {
+            fx.push(Effect::Send(
+                peer,
+                LedgerMessage::Inventory(self.finalized_set.inventory()),
+            ));
+        }
+        fx
+    }
+
+    /// Periodic catch-up: compare inventories with a few peers, and ask again for
+    /// parents of certificates still waiting.
+    pub fn on_tick(&mut self, peers: &[NodeId]) -> Vec<Effect> {
+        let mut fx = Vec::new();
+        if self.cfg.bugs.passive_catchup || peers.is_empty() {
+            return fx;
+        }
+        self.tick += 1;
+        let inv = self.finalized_set.inventory();
+        let fanout = peers.len().min(3);
+        for k in 0..fanout {
+            let p = peers[(self.tick as usize * fanout + k) % peers.len()];
+            fx.push(Effect::Send(p, LedgerMessage::Inventory(inv.clone())));
+        }
+        let mut parents: Vec<TxId> = self.waiting_on.keys().copied().collect();
+        parents.truncate(MAX_CERTIFICATES_PER_MESSAGE);
+        if !parents.is_empty() {
+            fx.push(Effect::Broadcast(LedgerMessage::GetCertificates(parents)));
+        }
+        fx
+    }
+
+    /// Rebuilds state from persisted records (in the order they were written).
+    pub fn replay(&mut self, records: Vec<Record>, now: u64) {
+        let mut sink = Vec::new();
+        for r in records {
+            match r {
+                Record::Finalized(cert) => self.finalize(cert, now, &mut sink),
+                Record::Lock(tx) => {
+                    if self.cfg.bugs.no_lock_persist {
+                        continue;
+                    }
+                    let txid = tx.id();
+                    if self.certificates.contains_key(&txid) {
+                        continue;
+                    }
+                    // We locked it after a successful check, so its parents were
+                    // final and replayed before it; anything else is decided.
+                    if let Ok(checked) = self.ledger.check(&tx) {
+                        self.admit(txid, tx, checked.fee, now);
+                        self.vote(txid, &mut sink);
+                    }
+                }
+            }
+        }
+        // A replayed certificate may have been written after the lock it releases.
+        let pending_locked: Vec<TxId> = self.locks.values().copied().collect();
+        for t in pending_locked {
+            if self.certificates.contains_key(&t) {
+                self.locks.retain(|_, v| *v != t);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+impl Engine {
+    /// The counter equals what a scan of the entries would say.
+    fn vote_only_is_counted(&self) -> bool {
+        self.vote_only == self.txs.values().filter(|e| e.tx.is_none()).count()
+    }
+}
+
+#[cfg(test)]
+mod tests;

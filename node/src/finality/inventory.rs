@@ -1,0 +1,108 @@
+//! The set of finalized transactions in a form two nodes can compare cheaply.
+//!
+//! Txids are split into 256 buckets by their first byte; each bucket has a digest
+//! (XOR of its txids, order-independent). An `Inventory` message carries the 256
+//! digests (8 KiB); the receiver answers with its txids of the buckets that differ,
+//! and the first side fetches the certificates it lacks (catch-up, seed 004).
+
+use serde::{Deserialize, Serialize};
+
+use crate::ledger::tx::TxId;
+
+pub const BUCKETS: usize = 256;
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Inventory {
+    pub count: u64,
+    pub buckets: Vec<TxId>,
+}
+
+#[derive(Debug, Clone)]
+pub struct FinalizedSet {
+    digests: Vec<[u8; 32]>,
+    members: Vec<Vec<TxId>>,
+    count: u64,
+}
+
+impl Default for FinalizedSet {
+    fn default() -> Self {
+        FinalizedSet {
+            digests: vec![[0; 32]; BUCKETS],
+            members: vec![Vec::new(); BUCKETS],
+            count: 0,
+        }
+    }
+}
+
+impl FinalizedSet {
+    pub fn insert(&mut self, txid: TxId) {
+        let b = txid.0[0] as usize;
+        for (d, x) in self.digests[b].iter_mut().zip(txid.0) {
+            *d ^= x;
+        }
+        self.members[b].push(txid);
+        self.count += 1;
+    }
+
+    pub fn inventory(&self) -> Inventory {
+        Inventory {
+            count: self.count,
+            buckets: self.digests.iter().map(|d| TxId(*d)).collect(),
+        }
+    }
+
+    /// Our txids in every bucket whose digest differs from `theirs`, at most `max`.
+    pub fn differing(&self, theirs: &Inventory, max: usize) -> Vec<TxId> {
+        if theirs.buckets.len() != BUCKETS {
+            return Vec::new();
+        }
+        self.digests
+            .iter()
+            .zip(&theirs.buckets)
+            .enumerate()
+            .filter(|(_, (ours, theirs))| **ours != theirs.0)
+            .flat_map(|(b, _)| self.members[b].iter().copied())
+            .take(max)
+            .collect()
+    }
+
+    pub fn len(&self) -> u64 {
+        self.count
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.count == 0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn equal_sets_have_equal_inventories_and_differences_are_found() {
+        let ids: Vec<TxId> = (0..600u32)
+            .map(|i| TxId(sha2::Sha256::digest(i.to_le_bytes()).into()))
+            .collect();
+        use sha2::Digest;
+        let (mut a, mut b) = (FinalizedSet::default(), FinalizedSet::default());
+        for id in &ids {
+            a.insert(*id);
+        }
+        for id in ids.iter().rev().skip(3) {
+            b.insert(*id);
+        }
+        assert!(b.differing(&b.inventory(), 10_000).is_empty());
+        let theirs = b.inventory();
+        let offered = a.differing(&theirs, 10_000);
+        for missing in &ids[597..] {
+            assert!(offered.contains(missing));
+        }
+        // Only the differing buckets are sent, not the whole set.
+        assert!(offered.len() < 30, "{}", offered.len());
+        for id in &ids[597..] {
+            b.insert(*id);
+        }
+        assert_eq!(a.inventory(), b.inventory());
+    }
+}

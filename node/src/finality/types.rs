@@ -1,0 +1,90 @@
+//! The engine's vocabulary: what it exchanges with peers, persists, returns
+//! as effects, and reports about a transaction.
+
+use serde::{Deserialize, Serialize};
+
+use super::inventory::Inventory;
+use super::quorum::{Certificate, Vote};
+use crate::identity::NodeId;
+use crate::ledger::tx::{Transaction, TxId};
+
+/// Messages of the ledger, carried by the P2P layer.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum LedgerMessage {
+    Tx(Transaction),
+    Vote(Vote),
+    Certificate(Certificate),
+    Inventory(Inventory),
+    /// Our finalized txids in the buckets where an inventory differed from ours.
+    Have(Vec<TxId>),
+    GetCertificates(Vec<TxId>),
+    Certificates(Vec<Certificate>),
+}
+
+impl LedgerMessage {
+    pub fn kind(&self) -> &'static str {
+        match self {
+            LedgerMessage::Tx(_) => "tx",
+            LedgerMessage::Vote(_) => "vote",
+            LedgerMessage::Certificate(_) => "certificate",
+            LedgerMessage::Inventory(_) => "inventory",
+            LedgerMessage::Have(_) => "have",
+            LedgerMessage::GetCertificates(_) => "get_certificates",
+            LedgerMessage::Certificates(_) => "certificates",
+        }
+    }
+}
+
+/// What the engine persists; replayed in order on start.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Record {
+    /// We approved `tx` and locked its inputs.
+    Lock(Transaction),
+    /// `Certificate` was applied to the ledger.
+    Finalized(Certificate),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Effect {
+    Persist(Record),
+    Broadcast(LedgerMessage),
+    Send(NodeId, LedgerMessage),
+}
+
+/// Seeded bugs of the ledger (see `SimulatedBug`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Bugs {
+    /// Finalized transactions never remove their inputs from the UTXO set.
+    pub utxo_no_spend: bool,
+    /// Approve every valid transaction, ignoring locks held by conflicting ones.
+    pub equivocate: bool,
+    /// Never fetch missing certificates (no inventories, no requests).
+    pub passive_catchup: bool,
+    /// Do not persist locks: after a restart, forget what we approved.
+    pub no_lock_persist: bool,
+}
+
+/// Where a transaction stands at this node.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TxState {
+    Pending,
+    Finalized,
+    Rejected,
+}
+
+/// What `GET /tx/{id}` reports.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TxReport {
+    pub txid: TxId,
+    pub state: TxState,
+    /// Unix milliseconds when this node first saw it.
+    pub first_seen_ms: u64,
+    /// Unix milliseconds when it was finalized or rejected here.
+    pub decided_ms: Option<u64>,
+    pub approvals: usize,
+    pub rejections: usize,
+    /// Why it was rejected, when it was.
+    pub reason: Option<String>,
+    pub fee: Option<u64>,
+}

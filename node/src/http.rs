@@ -1,0 +1,204 @@
+//! The node's HTTP API (axum): `/metrics`, `/health`, `/status`, `/peers`,
+//! `POST /tx`, `GET /tx/{id}`, `GET /finalized`.
+//!
+//! Errors are JSON (`{"error": ...}`) with a status code; request bodies are
+//! capped at [`MAX_BODY`].
+
+use std::sync::Arc;
+
+use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{DefaultBodyLimit, Path, Query, State};
+use axum::http::{header, StatusCode, Uri};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+
+use crate::api::{
+    ApiError, FinalizedEntry, FinalizedPage, Health, PeerInfo, Refused, Status, Submitted, Utxo,
+};
+use crate::finality::TxReport;
+use crate::ledger::tx::{Transaction, TxId};
+use crate::node::NodeState;
+use crate::replica::SubmitError;
+
+/// Largest request body accepted.
+pub const MAX_BODY: usize = 256 * 1024;
+
+pub fn router(state: Arc<NodeState>) -> Router {
+    Router::new()
+        .route("/health", get(health))
+        .route("/status", get(status))
+        .route("/peers", get(peers))
+        .route("/metrics", get(metrics))
+        .route("/tx", post(submit_tx))
+        .route("/tx/{id}", get(get_tx))
+        .route("/finalized", get(finalized))
+        .route("/utxos", get(utxos))
+        .fallback(not_found)
+        .layer(DefaultBodyLimit::max(MAX_BODY))
+        .with_state(state)
+}
+
+async fn health() -> Json<Health> {
+    Json(Health {
+        status: "ok".into(),
+    })
+}
+
+async fn status(State(node): State<Arc<NodeState>>) -> Json<Status> {
+    Json(node.status())
+}
+
+async fn peers(State(node): State<Arc<NodeState>>) -> Json<Vec<PeerInfo>> {
+    Json(node.network.peers())
+}
+
+async fn metrics(State(node): State<Arc<NodeState>>) -> Response {
+    (
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        node.metrics.render(),
+    )
+        .into_response()
+}
+
+fn error(status: StatusCode, error: String) -> Response {
+    (status, Json(ApiError { error })).into_response()
+}
+
+async fn submit_tx(
+    State(node): State<Arc<NodeState>>,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
+    let body = match body {
+        Ok(b) => b,
+        Err(e) => {
+            return error(
+                e.status(),
+                format!("cannot read the body: {}", e.body_text()),
+            )
+        }
+    };
+    let tx: Transaction = match serde_json::from_slice(&body) {
+        Ok(tx) => tx,
+        Err(e) => {
+            return error(
+                StatusCode::BAD_REQUEST,
+                format!("body is not a transaction ({{\"inputs\", \"outputs\", \"memo\"}}): {e}"),
+            )
+        }
+    };
+    match node.replica.submit(tx).await {
+        Ok(txid) => (StatusCode::ACCEPTED, Json(Submitted { txid })).into_response(),
+        Err(SubmitError::Rejected(r)) => {
+            let status = match r.label() {
+                "conflict" | "input_spent" => StatusCode::CONFLICT,
+                "mempool_full" => StatusCode::SERVICE_UNAVAILABLE,
+                _ => StatusCode::UNPROCESSABLE_ENTITY,
+            };
+            let body = Refused {
+                error: r.to_string(),
+                reason: r.label().to_owned(),
+            };
+            (status, Json(body)).into_response()
+        }
+        Err(e @ SubmitError::Unavailable) => error(StatusCode::SERVICE_UNAVAILABLE, e.to_string()),
+    }
+}
+
+async fn get_tx(
+    State(node): State<Arc<NodeState>>,
+    Path(id): Path<String>,
+) -> Result<Json<TxReport>, Response> {
+    let txid = TxId::from_hex(&id).ok_or_else(|| {
+        error(
+            StatusCode::BAD_REQUEST,
+            format!("{id:?} is not a transaction id (64 hex digits)"),
+        )
+    })?;
+    let report = node.replica.engine().report(&txid);
+    report.map(Json).ok_or_else(|| {
+        error(
+            StatusCode::NOT_FOUND,
+            format!("transaction {id} is unknown to this node"),
+        )
+    })
+}
+
+#[derive(serde::Deserialize)]
+struct PageQuery {
+    #[serde(default)]
+    after: usize,
+    limit: Option<usize>,
+}
+
+/// Most entries per page of `/finalized`.
+const MAX_PAGE: usize = 10_000;
+
+async fn finalized(
+    State(node): State<Arc<NodeState>>,
+    Query(q): Query<PageQuery>,
+) -> Json<FinalizedPage> {
+    let engine = node.replica.engine();
+    let all = engine.finalized();
+    let start = q.after.min(all.len());
+    let end = start
+        + q.limit
+            .unwrap_or(MAX_PAGE)
+            .min(MAX_PAGE)
+            .min(all.len() - start);
+    Json(FinalizedPage {
+        entries: all[start..end]
+            .iter()
+            .map(|(txid, at_ms)| FinalizedEntry {
+                txid: *txid,
+                at_ms: *at_ms,
+            })
+            .collect(),
+        next: end,
+        total: all.len(),
+    })
+}
+
+#[derive(serde::Deserialize)]
+struct OwnerQuery {
+    owner: String,
+}
+
+async fn utxos(
+    State(node): State<Arc<NodeState>>,
+    Query(q): Query<OwnerQuery>,
+) -> Result<Json<Vec<Utxo>>, Response> {
+    let owner = crate::identity::NodeId::from_hex(&q.owner).map_err(|_| {
+        error(
+            StatusCode::BAD_REQUEST,
+            format!("owner {:?} is not a public key (64 hex digits)", q.owner),
+        )
+    })?;
+    let engine = node.replica.engine();
+    let list = engine
+        .ledger()
+        .outputs_of(&owner)
+        .into_iter()
+        .map(|(outpoint, out)| Utxo {
+            outpoint,
+            value: out.value,
+        })
+        .collect();
+    Ok(Json(list))
+}
+
+async fn not_found(uri: Uri) -> (StatusCode, Json<ApiError>) {
+    (
+        StatusCode::NOT_FOUND,
+        Json(ApiError {
+            error: format!(
+                "no such endpoint {}; try /status, /peers, /health, /metrics, /tx or /finalized",
+                uri.path()
+            ),
+        }),
+    )
+}

@@ -1,0 +1,110 @@
+//! What a load run reports: per-node end state, finality, latency, safety.
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+
+use crate::ledger::tx::TxId;
+
+/// What one node looked like at the end.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct NodeSummary {
+    pub endpoint: String,
+    pub name: String,
+    pub finalized: u64,
+    pub utxo_digest: String,
+    pub total_value: u64,
+    pub fees: u64,
+    pub conflicting_certificates: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LoadReport {
+    pub duration_secs: f64,
+    pub submitted: u64,
+    pub accepted: u64,
+    /// Refusals at submission, by reason.
+    pub refused: BTreeMap<String, u64>,
+    pub double_spend_pairs: u64,
+    /// Pairs where both twins were finalized somewhere: a safety violation.
+    pub conflicting_pairs_finalized: u64,
+    /// Accepted payments (not double spends) final on every node.
+    pub finalized_everywhere: u64,
+    /// Accepted payments (not double spends) not final on every node at the end.
+    pub not_finalized: u64,
+    /// Some of those, to look up with `GET /tx/{id}`.
+    pub not_finalized_examples: Vec<TxId>,
+    /// Submission to finality at a node, over all (payment, node) pairs.
+    pub latency_p50_ms: f64,
+    pub latency_p99_ms: f64,
+    pub latency_max_ms: f64,
+    /// Payments final everywhere per second of load.
+    pub throughput_tps: f64,
+    pub nodes: Vec<NodeSummary>,
+    pub digests_agree: bool,
+    /// Every node's `total_value + fees == genesis supply`.
+    pub value_conserved: bool,
+}
+
+impl LoadReport {
+    /// Every valid payment final everywhere, no conflicting pair, equal ledgers.
+    pub fn healthy(&self) -> bool {
+        self.not_finalized == 0
+            && self.conflicting_pairs_finalized == 0
+            && self.digests_agree
+            && self.value_conserved
+            && self.nodes.iter().all(|n| n.conflicting_certificates == 0)
+    }
+}
+
+impl fmt::Display for LoadReport {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(
+            f,
+            "load: {} submitted in {:.1}s, {} accepted, refused {:?}",
+            self.submitted, self.duration_secs, self.accepted, self.refused
+        )?;
+        writeln!(
+            f,
+            "finality: {} final on every node, {} not; {:.1} tx/s; latency p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms",
+            self.finalized_everywhere,
+            self.not_finalized,
+            self.throughput_tps,
+            self.latency_p50_ms,
+            self.latency_p99_ms,
+            self.latency_max_ms
+        )?;
+        writeln!(
+            f,
+            "double spends: {} pairs, {} with both twins finalized",
+            self.double_spend_pairs, self.conflicting_pairs_finalized
+        )?;
+        for n in &self.nodes {
+            writeln!(
+                f,
+                "  {:<6} finalized {:>6}  digest {}  value {} + fees {}  conflicts {}",
+                n.name,
+                n.finalized,
+                &n.utxo_digest[..16.min(n.utxo_digest.len())],
+                n.total_value,
+                n.fees,
+                n.conflicting_certificates
+            )?;
+        }
+        write!(
+            f,
+            "ledgers {}; value {}",
+            if self.digests_agree {
+                "agree"
+            } else {
+                "DISAGREE"
+            },
+            if self.value_conserved {
+                "conserved"
+            } else {
+                "NOT conserved"
+            }
+        )
+    }
+}

@@ -1,0 +1,363 @@
+//! A whole node: P2P network plus HTTP API, started from genesis and a key, stopped
+//! in two phases within a bound.
+//!
+//! `Node::start` takes already-bound listeners (as mini-redis does) so tests bind
+//! `127.0.0.1:0` and learn the ports before anything runs.
+
+use std::collections::BTreeSet;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use tracing::{info, warn, Instrument};
+
+use crate::api::Status;
+use crate::finality::quorum::Validators;
+use crate::finality::{Bugs, Engine, EngineConfig, Record};
+use crate::genesis::Genesis;
+use crate::identity::{Keypair, NodeId};
+use crate::ledger::{Ledger, Limits};
+use crate::metrics::{counter_sum, Metrics, HANDSHAKE_FAILURE_REASONS};
+use crate::p2p::{self, Network};
+use crate::replica::{now_ms, Replica, ReplicaHandle};
+use crate::store::Store;
+
+/// Bugs from the seeds that a node reproduces on purpose, so the orchestrator's
+/// checkers can be shown to catch them. All are off by default.
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    Hash,
+    clap::ValueEnum,
+    serde::Serialize,
+    serde::Deserialize,
+)]
+#[serde(rename_all = "kebab-case")]
+pub enum SimulatedBug {
+    /// Seed 002: no dial-direction rule, and a second connection to a peer is
+    /// rejected as a duplicate *before* the handshake, so simultaneous dials kill
+    /// each other and handshakes fail.
+    HandshakeRace,
+    /// Seed 004: finalized transactions never remove their inputs from the UTXO
+    /// set, so this node's digest and total value drift from the others'.
+    UtxoNoSpend,
+    /// Approve every valid transaction, even one conflicting with a transaction
+    /// already approved: on more than f validators, double spends get certified.
+    Equivocate,
+    /// Seed 004: never fetch missing certificates; a node that missed some (paused,
+    /// partitioned, restarted) stays behind.
+    PassiveCatchup,
+    /// Do not persist vote locks: after a restart the node forgets what it
+    /// approved and may approve a conflicting transaction.
+    NoLockPersist,
+}
+
+impl SimulatedBug {
+    pub fn name(self) -> &'static str {
+        match self {
+            SimulatedBug::HandshakeRace => "handshake-race",
+            SimulatedBug::UtxoNoSpend => "utxo-no-spend",
+            SimulatedBug::Equivocate => "equivocate",
+            SimulatedBug::PassiveCatchup => "passive-catchup",
+            SimulatedBug::NoLockPersist => "no-lock-persist",
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum NodeError {
+    #[error("cannot create data dir {path}: {source}")]
+    DataDir {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("cannot read the address of a listener: {0}")]
+    Listener(std::io::Error),
+    #[error(transparent)]
+    Store(#[from] crate::store::StoreError),
+}
+
+/// Everything a node needs to start.
+#[derive(Debug, Clone)]
+pub struct NodeSetup {
+    pub genesis: Genesis,
+    pub data_dir: PathBuf,
+    pub bugs: BTreeSet<SimulatedBug>,
+    /// P2P tunables; `NodeSetup::new` fills them from genesis.
+    pub p2p: p2p::Config,
+    pub limits: Limits,
+    /// How often catch-up compares inventories with peers.
+    pub catchup_interval: Duration,
+}
+
+impl NodeSetup {
+    /// A setup for `keypair`. A validator advertises its genesis address; any other
+    /// node advertises `listen`.
+    pub fn new(genesis: Genesis, keypair: Keypair, data_dir: PathBuf, listen: SocketAddr) -> Self {
+        let advertised = genesis
+            .validator(&keypair.id())
+            .map(|v| v.p2p_address)
+            .unwrap_or(listen);
+        let mut p2p = p2p::Config::new(genesis.network_id.clone(), keypair, advertised);
+        p2p.validators = genesis.validators.iter().map(|v| v.p2p_address).collect();
+        p2p.names = genesis
+            .validators
+            .iter()
+            .map(|v| (v.public_key, v.name.clone()))
+            .collect();
+        NodeSetup {
+            genesis,
+            data_dir,
+            bugs: BTreeSet::new(),
+            p2p,
+            limits: Limits::default(),
+            catchup_interval: Duration::from_secs(1),
+        }
+    }
+
+    pub fn with_bug(mut self, bug: SimulatedBug) -> Self {
+        self.bugs.insert(bug);
+        self
+    }
+}
+
+/// What the HTTP handlers read.
+pub struct NodeState {
+    pub id: NodeId,
+    pub name: String,
+    pub network_id: String,
+    pub p2p_address: SocketAddr,
+    pub expected_peers: usize,
+    pub bugs: BTreeSet<SimulatedBug>,
+    pub network: Network,
+    pub replica: ReplicaHandle,
+    pub metrics: Metrics,
+    pub started: Instant,
+    pub genesis_supply: u64,
+}
+
+impl NodeState {
+    pub fn status(&self) -> Status {
+        let p2p = &self.metrics.p2p;
+        let dirs: &[&[&str]] = &[&["inbound"], &["outbound"]];
+        let reasons: Vec<[&str; 1]> = HANDSHAKE_FAILURE_REASONS.iter().map(|r| [*r]).collect();
+        let reasons: Vec<&[&str]> = reasons.iter().map(|r| r.as_slice()).collect();
+        let peers = self.network.peers();
+        let inbound = peers
+            .iter()
+            .filter(|p| p.direction == p2p::peers::Direction::Inbound)
+            .count();
+        let engine = self.replica.engine();
+        let ledger = engine.ledger();
+        Status {
+            id: self.id,
+            name: self.name.clone(),
+            network_id: self.network_id.clone(),
+            p2p_address: self.p2p_address,
+            peers: peers.len(),
+            peers_inbound: inbound,
+            peers_outbound: peers.len() - inbound,
+            expected_peers: self.expected_peers,
+            handshake_attempts: counter_sum(&p2p.handshake_attempts, dirs),
+            handshakes_completed: counter_sum(&p2p.handshakes_completed, dirs),
+            handshake_failures: counter_sum(&p2p.handshake_failures, &reasons),
+            duplicate_connections_resolved: p2p.duplicates_resolved.get(),
+            simulated_bugs: self.bugs.iter().map(|b| b.name().to_owned()).collect(),
+            utxo_count: ledger.len(),
+            utxo_digest: ledger.digest().to_hex(),
+            total_value: ledger.total_value(),
+            fees: ledger.fees(),
+            genesis_supply: self.genesis_supply,
+            finalized_transactions: engine.finalized().len() as u64,
+            mempool: engine.mempool_len(),
+            conflicting_certificates: engine.conflicts().len() as u64,
+            uptime_secs: self.started.elapsed().as_secs_f64(),
+            version: env!("CARGO_PKG_VERSION").to_owned(),
+        }
+    }
+}
+
+/// A running node.
+pub struct Node {
+    state: Arc<NodeState>,
+    p2p_addr: SocketAddr,
+    http_addr: SocketAddr,
+    http_stop: CancellationToken,
+    replica_stop: CancellationToken,
+    tasks: TaskTracker,
+}
+
+impl Node {
+    /// Starts the node on already-bound listeners.
+    pub async fn start(
+        mut setup: NodeSetup,
+        p2p_listener: TcpListener,
+        http_listener: TcpListener,
+    ) -> Result<Node, NodeError> {
+        std::fs::create_dir_all(&setup.data_dir).map_err(|source| NodeError::DataDir {
+            path: setup.data_dir.clone(),
+            source,
+        })?;
+        let p2p_addr = p2p_listener.local_addr().map_err(NodeError::Listener)?;
+        let http_addr = http_listener.local_addr().map_err(NodeError::Listener)?;
+        let id = setup.p2p.keypair.id();
+        let name = setup
+            .genesis
+            .validator(&id)
+            .map(|v| v.name.clone())
+            .unwrap_or_else(|| id.short());
+        setup.p2p.simulate_handshake_race = setup.bugs.contains(&SimulatedBug::HandshakeRace);
+        let span = tracing::info_span!("node", name = %name);
+        let _enter = span.enter();
+        if !setup.bugs.is_empty() {
+            warn!(bugs = ?setup.bugs, "running with SIMULATED BUGS on purpose");
+        }
+        let metrics = Metrics::new();
+        let expected_peers = setup
+            .genesis
+            .validators
+            .iter()
+            .filter(|v| v.public_key != id)
+            .count();
+        let p2p_address = setup.p2p.advertised_addr;
+        let bug = |b| setup.bugs.contains(&b);
+        let bugs = Bugs {
+            utxo_no_spend: bug(SimulatedBug::UtxoNoSpend),
+            equivocate: bug(SimulatedBug::Equivocate),
+            passive_catchup: bug(SimulatedBug::PassiveCatchup),
+            no_lock_persist: bug(SimulatedBug::NoLockPersist),
+        };
+        let validators = Validators::from_genesis(&setup.genesis);
+        let key = validators.contains(&id).then(|| setup.p2p.keypair.clone());
+        let mut engine = Engine::new(
+            EngineConfig {
+                network_id: setup.genesis.network_id.clone(),
+                validators,
+                key,
+                bugs,
+            },
+            Ledger::from_genesis(&setup.genesis, setup.limits.clone()),
+            metrics.finality.clone(),
+        );
+        let (store, records, recovery) = Store::<Record>::open(&setup.data_dir, "ledger.log")?;
+        if recovery.truncated_bytes > 0 {
+            warn!(
+                bytes = recovery.truncated_bytes,
+                "dropped a torn tail from the ledger log"
+            );
+        }
+        if recovery.records > 0 {
+            engine.replay(records, now_ms());
+            info!(
+                records = recovery.records,
+                finalized = engine.finalized().len(),
+                "ledger restored from disk"
+            );
+        }
+        let (events_tx, events_rx) = tokio::sync::mpsc::channel(4096);
+        let network = Network::start(
+            setup.p2p,
+            p2p_listener,
+            metrics.p2p.clone(),
+            Some(events_tx),
+        );
+        let replica = Replica::new(engine);
+        let replica_handle = replica.handle.clone();
+        let replica_stop = CancellationToken::new();
+        let tasks = TaskTracker::new();
+        tasks.spawn(
+            replica
+                .run(
+                    store,
+                    network.clone(),
+                    events_rx,
+                    setup.catchup_interval,
+                    replica_stop.clone(),
+                )
+                .in_current_span(),
+        );
+        let state = Arc::new(NodeState {
+            id,
+            name: name.clone(),
+            network_id: setup.genesis.network_id.clone(),
+            p2p_address,
+            expected_peers,
+            bugs: setup.bugs,
+            network,
+            replica: replica_handle,
+            metrics,
+            started: Instant::now(),
+            genesis_supply: setup.genesis.total_supply(),
+        });
+        let http_stop = CancellationToken::new();
+        let app = crate::http::router(state.clone());
+        let stop = http_stop.clone();
+        tasks.spawn(
+            async move {
+                let served = axum::serve(http_listener, app)
+                    .with_graceful_shutdown(stop.cancelled_owned())
+                    .await;
+                if let Err(e) = served {
+                    warn!(error = %e, "HTTP server failed");
+                }
+            }
+            .in_current_span(),
+        );
+        info!(p2p = %p2p_addr, http = %http_addr, id = %id.short(), "node started");
+        drop(_enter);
+        Ok(Node {
+            state,
+            p2p_addr,
+            http_addr,
+            http_stop,
+            replica_stop,
+            tasks,
+        })
+    }
+
+    pub fn state(&self) -> &Arc<NodeState> {
+        &self.state
+    }
+
+    pub fn network(&self) -> &Network {
+        &self.state.network
+    }
+
+    pub fn metrics(&self) -> &Metrics {
+        &self.state.metrics
+    }
+
+    pub fn status(&self) -> Status {
+        self.state.status()
+    }
+
+    pub fn p2p_addr(&self) -> SocketAddr {
+        self.p2p_addr
+    }
+
+    pub fn http_addr(&self) -> SocketAddr {
+        self.http_addr
+    }
+
+    /// Stops P2P (two phases, bounded by its grace period), then HTTP. Returns
+    /// whether everything stopped within its bound.
+    pub async fn shutdown(self) -> bool {
+        let p2p_clean = self.state.network.shutdown().await;
+        self.replica_stop.cancel();
+        self.http_stop.cancel();
+        self.tasks.close();
+        let http_clean = tokio::time::timeout(Duration::from_secs(2), self.tasks.wait())
+            .await
+            .is_ok();
+        p2p_clean && http_clean
+    }
+}

@@ -1,0 +1,195 @@
+//! A replica: the finality [`Engine`] driven by the network, the store and a clock.
+//!
+//! One task owns the driving. It takes a batch of inputs (client submissions,
+//! peer messages, peer arrivals, a timer tick), runs them through the engine,
+//! appends the batch's records to the store and fsyncs **once** (group commit),
+//! and only then sends the batch's messages and answers its clients. HTTP queries
+//! read the engine through a short lock.
+
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use tokio::sync::{mpsc, oneshot};
+use tokio_util::sync::CancellationToken;
+use tracing::{error, info};
+
+use crate::finality::{Effect, Engine, Record};
+use crate::ledger::tx::{Transaction, TxId};
+use crate::ledger::Rejection;
+use crate::p2p::message::Message;
+use crate::p2p::{Network, NetworkEvent};
+use crate::store::Store;
+
+/// Inputs taken per batch, at most.
+const MAX_BATCH: usize = 512;
+
+pub fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
+/// Why a submission was not accepted.
+#[derive(Debug, thiserror::Error)]
+pub enum SubmitError {
+    #[error(transparent)]
+    Rejected(#[from] Rejection),
+    #[error("the node is shutting down or its store failed")]
+    Unavailable,
+}
+
+enum Command {
+    Submit(Transaction, oneshot::Sender<Result<TxId, SubmitError>>),
+}
+
+/// What HTTP handlers hold: a way to submit, and the engine to read.
+#[derive(Clone)]
+pub struct ReplicaHandle {
+    commands: mpsc::Sender<Command>,
+    engine: Arc<Mutex<Engine>>,
+}
+
+impl ReplicaHandle {
+    /// Submits a transaction; resolves once it is accepted and persisted, or refused.
+    pub async fn submit(&self, tx: Transaction) -> Result<TxId, SubmitError> {
+        let (reply, answer) = oneshot::channel();
+        self.commands
+            .send(Command::Submit(tx, reply))
+            .await
+            .map_err(|_| SubmitError::Unavailable)?;
+        answer.await.map_err(|_| SubmitError::Unavailable)?
+    }
+
+    pub fn engine(&self) -> MutexGuard<'_, Engine> {
+        self.engine.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+pub struct Replica {
+    pub handle: ReplicaHandle,
+    commands: mpsc::Receiver<Command>,
+}
+
+impl Replica {
+    pub fn new(engine: Engine) -> Self {
+        let (tx, rx) = mpsc::channel(1024);
+        Replica {
+            handle: ReplicaHandle {
+                commands: tx,
+                engine: Arc::new(Mutex::new(engine)),
+            },
+            commands: rx,
+        }
+    }
+
+    /// Drives the engine until `stop` is cancelled or the store fails.
+    pub async fn run(
+        self,
+        mut store: Store<Record>,
+        network: Network,
+        mut events: mpsc::Receiver<NetworkEvent>,
+        tick: Duration,
+        stop: CancellationToken,
+    ) {
+        let Replica {
+            handle,
+            mut commands,
+        } = self;
+        let mut ticker = tokio::time::interval(tick);
+        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            let mut batch = Vec::new();
+            tokio::select! {
+                _ = stop.cancelled() => break,
+                Some(e) = events.recv() => batch.push(Input::Net(e)),
+                Some(c) = commands.recv() => batch.push(Input::Client(c)),
+                _ = ticker.tick() => batch.push(Input::Tick),
+            }
+            while batch.len() < MAX_BATCH {
+                match events.try_recv() {
+                    Ok(e) => batch.push(Input::Net(e)),
+                    Err(_) => break,
+                }
+            }
+            while batch.len() < MAX_BATCH {
+                match commands.try_recv() {
+                    Ok(c) => batch.push(Input::Client(c)),
+                    Err(_) => break,
+                }
+            }
+            let peers = if batch.iter().any(|i| matches!(i, Input::Tick)) {
+                network.peer_ids()
+            } else {
+                Vec::new()
+            };
+            let mut effects = Vec::new();
+            let mut replies = Vec::new();
+            {
+                let mut engine = handle.engine();
+                let now = now_ms();
+                for input in batch {
+                    match input {
+                        Input::Net(NetworkEvent::Message(from, m)) => {
+                            effects.extend(engine.on_message(from, m, now))
+                        }
+                        Input::Net(NetworkEvent::PeerConnected(peer)) => {
+                            effects.extend(engine.on_peer_connected(peer))
+                        }
+                        Input::Client(Command::Submit(tx, reply)) => {
+                            let (result, fx) = engine.submit(tx, now);
+                            effects.extend(fx);
+                            replies.push((reply, result));
+                        }
+                        Input::Tick => effects.extend(engine.on_tick(&peers)),
+                    }
+                }
+            }
+            let records: Vec<Record> = effects
+                .iter()
+                .filter_map(|e| match e {
+                    Effect::Persist(r) => Some(r.clone()),
+                    _ => None,
+                })
+                .collect();
+            if !records.is_empty() {
+                let (back, written) = tokio::task::spawn_blocking(move || {
+                    let r = store.append(&records);
+                    (store, r)
+                })
+                .await
+                .expect("store task does not panic");
+                store = back;
+                if let Err(e) = written {
+                    // Nothing of this batch may leave: no vote without its lock.
+                    error!(error = %e, "cannot persist; the replica stops voting");
+                    for (reply, _) in replies {
+                        let _ = reply.send(Err(SubmitError::Unavailable));
+                    }
+                    break;
+                }
+            }
+            for e in effects {
+                match e {
+                    Effect::Persist(_) => {}
+                    Effect::Broadcast(m) => {
+                        network.broadcast(&Message::Ledger(m));
+                    }
+                    Effect::Send(to, m) => {
+                        network.send_to(&to, &Message::Ledger(m));
+                    }
+                }
+            }
+            for (reply, result) in replies {
+                let _ = reply.send(result.map_err(SubmitError::from));
+            }
+        }
+        info!("replica stopped");
+    }
+}
+
+enum Input {
+    Net(NetworkEvent),
+    Client(Command),
+    Tick,
+}

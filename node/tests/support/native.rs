@@ -1,0 +1,231 @@
+#![allow(dead_code)]
+//! Real `testnet-node` processes on 127.0.0.1: genesis through the CLI, one process
+//! per validator, observed only through their HTTP APIs. Every child is killed when
+//! the `NativeNet` is dropped, so a failing test leaves no process behind.
+
+use std::net::{SocketAddr, TcpListener};
+use std::path::PathBuf;
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::time::{Duration, Instant};
+
+use testnet_node::api::{PeerInfo, Status};
+
+pub struct NativeNet {
+    pub bin: PathBuf,
+    pub dir: tempfile::TempDir,
+    pub n: usize,
+    pub p2p_base: u16,
+    pub http_base: u16,
+    pub children: Vec<Option<Child>>,
+    client: reqwest::Client,
+}
+
+/// A base port with `count` consecutive free ports on 127.0.0.1.
+fn free_port_block(count: u16) -> u16 {
+    for _ in 0..200 {
+        let base = 20_000 + (rand::random::<u16>() % 30_000);
+        let all_free = (base..base + count).all(|p| TcpListener::bind(("127.0.0.1", p)).is_ok());
+        if all_free {
+            return base;
+        }
+    }
+    panic!("no block of {count} free ports found on 127.0.0.1");
+}
+
+impl NativeNet {
+    /// Writes a genesis for `n` validators on consecutive free ports.
+    pub fn genesis(bin: &str, n: usize) -> NativeNet {
+        let base = free_port_block(2 * n as u16);
+        let dir = tempfile::tempdir().unwrap();
+        let out = Command::new(bin)
+            .args([
+                "genesis",
+                "--validators",
+                &n.to_string(),
+                "--host",
+                "127.0.0.1",
+            ])
+            .args(["--p2p-port", &base.to_string(), "--out"])
+            .arg(dir.path())
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "genesis failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        NativeNet {
+            bin: bin.into(),
+            dir,
+            n,
+            p2p_base: base,
+            http_base: base + n as u16,
+            children: (0..n).map(|_| None).collect(),
+            client: reqwest::Client::builder()
+                .timeout(Duration::from_secs(2))
+                .build()
+                .unwrap(),
+        }
+    }
+
+    pub fn http(&self, i: usize) -> SocketAddr {
+        SocketAddr::from(([127, 0, 0, 1], self.http_base + i as u16))
+    }
+
+    /// The command line that runs validator `i`.
+    pub fn command(&self, i: usize, extra: &[&str]) -> Command {
+        let d = self.dir.path();
+        let mut cmd = Command::new(&self.bin);
+        cmd.arg("run")
+            .arg("--genesis")
+            .arg(d.join("genesis.json"))
+            .arg("--key")
+            .arg(d.join(format!("n{i}.key")))
+            .arg("--data-dir")
+            .arg(d.join(format!("data-n{i}")))
+            .args([
+                "--listen",
+                &format!("127.0.0.1:{}", self.p2p_base + i as u16),
+            ])
+            .args(["--http", &self.http(i).to_string()])
+            .args(extra)
+            .env(
+                "RUST_LOG",
+                std::env::var("NODE_LOG").unwrap_or_else(|_| "warn".into()),
+            )
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(d.join(format!("n{i}.log"))).unwrap());
+        cmd
+    }
+
+    /// Starts every validator back to back (no wait between them).
+    pub fn spawn_all(&mut self, extra: impl Fn(usize) -> Vec<&'static str>) {
+        let cmds: Vec<Command> = (0..self.n).map(|i| self.command(i, &extra(i))).collect();
+        for (i, mut cmd) in cmds.into_iter().enumerate() {
+            self.children[i] = Some(cmd.spawn().expect("spawn testnet-node"));
+        }
+    }
+
+    pub async fn get_json<T: serde::de::DeserializeOwned>(
+        &self,
+        i: usize,
+        path: &str,
+    ) -> Option<T> {
+        let url = format!("http://{}{}", self.http(i), path);
+        self.client.get(url).send().await.ok()?.json().await.ok()
+    }
+
+    pub async fn status(&self, i: usize) -> Option<Status> {
+        self.get_json(i, "/status").await
+    }
+
+    pub async fn peers(&self, i: usize) -> Option<Vec<PeerInfo>> {
+        self.get_json(i, "/peers").await
+    }
+
+    pub async fn metrics(&self, i: usize) -> Option<String> {
+        let url = format!("http://{}/metrics", self.http(i));
+        self.client.get(url).send().await.ok()?.text().await.ok()
+    }
+
+    /// Waits until every node reports n-1 peers; returns the time since `since`.
+    pub async fn wait_full_mesh(&self, since: Instant, deadline: Duration) -> Duration {
+        loop {
+            let mut done = 0;
+            for i in 0..self.n {
+                if self.status(i).await.is_some_and(|s| s.peers == self.n - 1) {
+                    done += 1;
+                }
+            }
+            if done == self.n {
+                return since.elapsed();
+            }
+            if since.elapsed() > deadline {
+                panic!(
+                    "{done}/{} nodes reached a full mesh within {deadline:?}; logs in {}",
+                    self.n,
+                    self.logs()
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    pub fn logs(&self) -> String {
+        let mut out = String::new();
+        for i in 0..self.n {
+            let log = std::fs::read_to_string(self.dir.path().join(format!("n{i}.log")))
+                .unwrap_or_default();
+            let tail: Vec<&str> = log.lines().rev().take(5).collect();
+            out.push_str(&format!(
+                "\n--- n{i}:\n{}",
+                tail.into_iter().rev().collect::<Vec<_>>().join("\n")
+            ));
+        }
+        out
+    }
+
+    pub fn pid(&self, i: usize) -> u32 {
+        self.children[i].as_ref().unwrap().id()
+    }
+
+    /// Sends SIGTERM to node `i`.
+    pub fn terminate(&self, i: usize) {
+        if let Some(c) = &self.children[i] {
+            unsafe {
+                libc::kill(c.id() as i32, libc::SIGTERM);
+            }
+        }
+    }
+
+    /// Waits for node `i` to exit; `None` if it is still running after `deadline`.
+    pub async fn wait_exit(&mut self, i: usize, deadline: Duration) -> Option<ExitStatus> {
+        let start = Instant::now();
+        loop {
+            let child = self.children[i].as_mut()?;
+            if let Some(status) = child.try_wait().unwrap() {
+                self.children[i] = None;
+                return Some(status);
+            }
+            if start.elapsed() > deadline {
+                return None;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+
+    /// SIGTERM to all, then waits for each; returns the slowest exit time.
+    pub async fn stop_all(&mut self) -> Duration {
+        let start = Instant::now();
+        for i in 0..self.n {
+            self.terminate(i);
+        }
+        for i in 0..self.n {
+            let status = self.wait_exit(i, Duration::from_secs(10)).await;
+            let status =
+                status.unwrap_or_else(|| panic!("n{i} did not exit within 10 s of SIGTERM"));
+            assert!(
+                status.success(),
+                "n{i} exited with {status}; logs: {}",
+                self.logs()
+            );
+        }
+        start.elapsed()
+    }
+
+    /// Resident set size of node `i` in KiB, from /proc.
+    pub fn rss_kib(&self, i: usize) -> Option<u64> {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid(i))).ok()?;
+        let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
+        line.split_whitespace().nth(1)?.parse().ok()
+    }
+}
+
+impl Drop for NativeNet {
+    fn drop(&mut self) {
+        for child in self.children.iter_mut().flatten() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}

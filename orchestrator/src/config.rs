@@ -1,0 +1,214 @@
+//! Testnet files: YAML, typed, unknown fields rejected, and every problem reported
+//! with its path and line (all of them at once for semantic checks).
+//!
+//! ```yaml
+//! name: demo            # optional; --name wins
+//! nodes: 8              # validators n0..n7, full mesh
+//! seed: demo            # optional: reproducible keys and network id
+//! image: testnet-node:4f2a9c1e   # optional: use this image, build nothing
+//! node_options:         # optional, per node
+//!   n3:
+//!     simulate_bug: [handshake-race]
+//! ```
+
+use std::collections::BTreeMap;
+
+use serde::Deserialize;
+use testnet_node::SimulatedBug;
+
+/// The testnet `testnet up` brings up without a file: 4 validators, full mesh.
+pub const DEFAULT_TESTNET: &str = "nodes: 4\n";
+pub const MAX_NODES: usize = 64;
+
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TestnetFile {
+    #[serde(default)]
+    pub name: Option<String>,
+    pub nodes: usize,
+    #[serde(default)]
+    pub seed: Option<String>,
+    #[serde(default)]
+    pub image: Option<String>,
+    #[serde(default)]
+    pub node_options: BTreeMap<String, NodeOptions>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NodeOptions {
+    #[serde(default)]
+    pub simulate_bug: Vec<SimulatedBug>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("{source_name}:{line}:{column}: {path}: {message}")]
+    Syntax {
+        source_name: String,
+        line: usize,
+        column: usize,
+        path: String,
+        message: String,
+    },
+    #[error("{source_name}: {}", problems.join("\n  "))]
+    Invalid {
+        source_name: String,
+        problems: Vec<String>,
+    },
+    #[error("cannot read testnet file {0}: {1}")]
+    Read(String, std::io::Error),
+}
+
+/// A valid testnet name: what container and network names are built from.
+pub fn check_name(name: &str) -> Result<(), String> {
+    let ok = !name.is_empty()
+        && name.len() <= 32
+        && name
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+        && !name.starts_with('-');
+    if ok {
+        Ok(())
+    } else {
+        Err(format!(
+            "name {name:?} must be 1-32 characters of a-z, 0-9 and '-', not starting with '-'"
+        ))
+    }
+}
+
+impl TestnetFile {
+    /// Parses and validates `text`; `source_name` names it in errors.
+    pub fn parse(text: &str, source_name: &str) -> Result<Self, ConfigError> {
+        let de = serde_yaml_ng::Deserializer::from_str(text);
+        let file: TestnetFile = serde_path_to_error::deserialize(de).map_err(|e| {
+            let path = e.path().to_string();
+            let inner = e.into_inner();
+            let (line, column) = inner
+                .location()
+                .map(|l| (l.line(), l.column()))
+                .unwrap_or((0, 0));
+            ConfigError::Syntax {
+                source_name: source_name.to_owned(),
+                line,
+                column,
+                path: if path == "." { "(top)".into() } else { path },
+                message: inner.to_string(),
+            }
+        })?;
+        file.validate(source_name)?;
+        Ok(file)
+    }
+
+    pub fn load(path: &std::path::Path) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| ConfigError::Read(path.display().to_string(), e))?;
+        Self::parse(&text, &path.display().to_string())
+    }
+
+    pub fn default_testnet() -> Self {
+        Self::parse(DEFAULT_TESTNET, "(embedded default)").expect("the embedded default is valid")
+    }
+
+    fn validate(&self, source_name: &str) -> Result<(), ConfigError> {
+        let mut problems = Vec::new();
+        if let Some(name) = &self.name {
+            if let Err(e) = check_name(name) {
+                problems.push(format!("name: {e}"));
+            }
+        }
+        if self.nodes == 0 || self.nodes > MAX_NODES {
+            problems.push(format!(
+                "nodes: {} is not between 1 and {MAX_NODES}",
+                self.nodes
+            ));
+        }
+        for node in self.node_options.keys() {
+            if !self.node_names().contains(node) {
+                problems.push(format!(
+                    "node_options.{node}: no such node (nodes are n0..n{})",
+                    self.nodes.saturating_sub(1)
+                ));
+            }
+        }
+        if problems.is_empty() {
+            Ok(())
+        } else {
+            Err(ConfigError::Invalid {
+                source_name: source_name.to_owned(),
+                problems,
+            })
+        }
+    }
+
+    pub fn node_names(&self) -> Vec<String> {
+        (0..self.nodes).map(|i| format!("n{i}")).collect()
+    }
+
+    pub fn bugs_of(&self, node: &str) -> Vec<SimulatedBug> {
+        self.node_options
+            .get(node)
+            .map(|o| o.simulate_bug.clone())
+            .unwrap_or_default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn default_and_examples_parse() {
+        assert_eq!(TestnetFile::default_testnet().nodes, 4);
+        for entry in std::fs::read_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/../testnets")).unwrap()
+        {
+            let path = entry.unwrap().path();
+            if path.extension().is_some_and(|e| e == "yaml")
+                && !path.to_string_lossy().contains("scenario")
+            {
+                TestnetFile::load(&path).unwrap_or_else(|e| panic!("{e}"));
+            }
+        }
+    }
+
+    #[test]
+    fn errors_name_path_and_line() {
+        let err = TestnetFile::parse(
+            "nodes: 4\nnode_options:\n  n1:\n    simulate_bug: [nope]\n",
+            "t.yaml",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.starts_with("t.yaml:4:"), "{err}");
+        assert!(err.contains("node_options.n1.simulate_bug"), "{err}");
+        assert!(
+            err.contains("handshake-race"),
+            "lists the valid values: {err}"
+        );
+        let err = TestnetFile::parse("nodes: 4\ncolour: blue\n", "t.yaml")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("t.yaml:2:") && err.contains("colour"), "{err}");
+        let err = TestnetFile::parse("nodes: many\n", "t.yaml")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("t.yaml:1:") && err.contains("nodes"), "{err}");
+        let err = TestnetFile::parse("nodes: [\n", "t.yaml")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("t.yaml:"), "{err}");
+    }
+
+    #[test]
+    fn semantic_problems_are_all_reported() {
+        let err = TestnetFile::parse(
+            "name: Bad_Name\nnodes: 0\nnode_options:\n  n7: {}\n",
+            "t.yaml",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("name: name \"Bad_Name\""), "{err}");
+        assert!(err.contains("nodes: 0 is not between"), "{err}");
+        assert!(err.contains("node_options.n7: no such node"), "{err}");
+    }
+}

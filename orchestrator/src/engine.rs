@@ -1,0 +1,174 @@
+//! The engine seam: what the orchestrator asks of a container engine.
+//!
+//! [`docker::DockerEngine`] implements it on bollard; [`fake::FakeEngine`] keeps
+//! everything in memory for fast tests of the orchestration logic. Every resource
+//! the orchestrator creates carries [`LABEL_TESTNET`] (and the others below), so
+//! `down` finds everything of a testnet by label, whatever state it is in.
+
+pub mod docker;
+pub mod fake;
+
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::net::Ipv4Addr;
+use std::path::Path;
+
+/// The testnet a resource belongs to.
+pub const LABEL_TESTNET: &str = "io.testnet.name";
+/// The node name of a container (`n0`, ...).
+pub const LABEL_NODE: &str = "io.testnet.node";
+/// What a resource is for (`node`, `network`).
+pub const LABEL_ROLE: &str = "io.testnet.role";
+
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    #[error("cannot reach the Docker daemon ({0}); is it running? (`systemctl start docker`, or set DOCKER_HOST)")]
+    Unreachable(String),
+    #[error("{what} {name:?} already exists")]
+    Conflict { what: &'static str, name: String },
+    #[error("{what} {name:?} not found")]
+    NotFound { what: &'static str, name: String },
+    #[error("image {0:?} cannot be pulled: {1}")]
+    Pull(String, String),
+    #[error("building image {0:?} failed: {1}")]
+    Build(String, String),
+    #[error("Docker refused {action}: {message}")]
+    Api { action: String, message: String },
+}
+
+/// A label filter: the key, and the value if it must match one.
+#[derive(Debug, Clone, Copy)]
+pub struct Label<'a> {
+    pub key: &'a str,
+    pub value: Option<&'a str>,
+}
+
+impl<'a> Label<'a> {
+    /// Resources of testnet `name`, or of every testnet.
+    pub fn testnet(name: Option<&'a str>) -> Self {
+        Label {
+            key: LABEL_TESTNET,
+            value: name,
+        }
+    }
+
+    pub fn matches(&self, labels: &BTreeMap<String, String>) -> bool {
+        match (labels.get(self.key), self.value) {
+            (Some(_), None) => true,
+            (Some(v), Some(want)) => v == want,
+            (None, _) => false,
+        }
+    }
+}
+
+/// A container to create.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ContainerSpec {
+    pub name: String,
+    pub image: String,
+    pub cmd: Vec<String>,
+    pub labels: BTreeMap<String, String>,
+    pub network: String,
+    pub ip: Ipv4Addr,
+    /// Container TCP ports published on 127.0.0.1 with a port Docker picks.
+    pub publish: Vec<u16>,
+    pub cap_add: Vec<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ContainerState {
+    Created,
+    Running,
+    Paused,
+    Exited(i64),
+    Other,
+}
+
+/// A container as listed by the engine.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ContainerInfo {
+    pub name: String,
+    pub state: ContainerState,
+    pub labels: BTreeMap<String, String>,
+    pub ip: Option<Ipv4Addr>,
+    /// (container port, host port on 127.0.0.1).
+    pub ports: Vec<(u16, u16)>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NetworkInfo {
+    pub name: String,
+    /// CIDR, e.g. `10.77.3.0/24`.
+    pub subnet: Option<String>,
+    pub labels: BTreeMap<String, String>,
+}
+
+/// What the orchestrator needs from a container engine. Futures are `Send` so
+/// operations on many containers can run concurrently.
+pub trait Engine: Send + Sync {
+    /// A short description of the engine (version), or why it is unreachable.
+    fn ping(&self) -> impl Future<Output = Result<String, EngineError>> + Send;
+
+    fn image_exists(&self, tag: &str) -> impl Future<Output = Result<bool, EngineError>> + Send;
+    /// Pulls `reference` from a registry.
+    fn pull_image(&self, reference: &str) -> impl Future<Output = Result<(), EngineError>> + Send;
+    /// Builds `tag` from a tar build context holding a `Dockerfile`.
+    fn build_image(
+        &self,
+        tag: &str,
+        context: Vec<u8>,
+        labels: BTreeMap<String, String>,
+    ) -> impl Future<Output = Result<(), EngineError>> + Send;
+    /// Imports a root filesystem tarball as image `tag` (`docker import`).
+    fn import_image(
+        &self,
+        tag: &str,
+        rootfs: &Path,
+    ) -> impl Future<Output = Result<(), EngineError>> + Send;
+
+    fn create_network(
+        &self,
+        name: &str,
+        subnet: &str,
+        labels: BTreeMap<String, String>,
+    ) -> impl Future<Output = Result<(), EngineError>> + Send;
+    fn remove_network(&self, name: &str) -> impl Future<Output = Result<(), EngineError>> + Send;
+    /// Networks carrying `label` (any value) or `label=value`; all if `label` is `None`.
+    fn list_networks(
+        &self,
+        label: Option<Label<'_>>,
+    ) -> impl Future<Output = Result<Vec<NetworkInfo>, EngineError>> + Send;
+
+    fn create_container(
+        &self,
+        spec: &ContainerSpec,
+    ) -> impl Future<Output = Result<(), EngineError>> + Send;
+    /// Extracts a tar archive into `dir` of a (created) container.
+    fn upload(
+        &self,
+        container: &str,
+        dir: &str,
+        tar: Vec<u8>,
+    ) -> impl Future<Output = Result<(), EngineError>> + Send;
+    fn start_container(&self, name: &str) -> impl Future<Output = Result<(), EngineError>> + Send;
+    /// Kills and removes a container with its anonymous volumes; fine if absent.
+    fn remove_container(&self, name: &str) -> impl Future<Output = Result<(), EngineError>> + Send;
+    /// Containers (in any state) carrying `label`.
+    fn list_containers(
+        &self,
+        label: Label<'_>,
+    ) -> impl Future<Output = Result<Vec<ContainerInfo>, EngineError>> + Send;
+    /// The last `tail` lines of a container's output.
+    fn logs(
+        &self,
+        name: &str,
+        tail: usize,
+    ) -> impl Future<Output = Result<String, EngineError>> + Send;
+
+    /// Volumes carrying `label`.
+    fn list_volumes(
+        &self,
+        label: Label<'_>,
+    ) -> impl Future<Output = Result<Vec<String>, EngineError>> + Send;
+    fn remove_volume(&self, name: &str) -> impl Future<Output = Result<(), EngineError>> + Send;
+}

@@ -1,0 +1,443 @@
+//! [`Engine`] on the Docker Engine API, through bollard, API version negotiated
+//! (the daemons this runs against speak 1.41 and newer).
+
+use std::collections::{BTreeMap, HashMap};
+use std::net::Ipv4Addr;
+use std::path::Path;
+
+use bollard::errors::Error as BollardError;
+use bollard::models::{
+    ContainerCreateBody, ContainerSummaryStateEnum, EndpointIpamConfig, EndpointSettings,
+    HostConfig, Ipam, IpamConfig, NetworkCreateRequest, NetworkingConfig, PortBinding,
+};
+use bollard::query_parameters::{
+    BuildImageOptionsBuilder, CreateContainerOptionsBuilder, CreateImageOptionsBuilder,
+    ListContainersOptionsBuilder, ListNetworksOptionsBuilder, ListVolumesOptionsBuilder,
+    LogsOptionsBuilder, RemoveContainerOptionsBuilder, UploadToContainerOptionsBuilder,
+};
+use bollard::Docker;
+use futures::StreamExt;
+
+use super::{
+    ContainerInfo, ContainerSpec, ContainerState, Engine, EngineError, Label, NetworkInfo,
+};
+
+pub struct DockerEngine {
+    docker: Docker,
+}
+
+fn api(action: impl Into<String>) -> impl FnOnce(BollardError) -> EngineError {
+    let action = action.into();
+    move |e| match e {
+        BollardError::DockerResponseServerError { message, .. } => {
+            EngineError::Api { action, message }
+        }
+        BollardError::HyperResponseError { .. }
+        | BollardError::IOError { .. }
+        | BollardError::SocketNotFoundError(_) => EngineError::Unreachable(e.to_string()),
+        other => EngineError::Api {
+            action,
+            message: other.to_string(),
+        },
+    }
+}
+
+fn label_filter(label: Label<'_>) -> HashMap<String, Vec<String>> {
+    let l = match label.value {
+        Some(v) => format!("{}={v}", label.key),
+        None => label.key.to_owned(),
+    };
+    HashMap::from([("label".to_owned(), vec![l])])
+}
+
+impl DockerEngine {
+    /// Connects to the local daemon (DOCKER_HOST or the default socket) and
+    /// negotiates the API version.
+    pub async fn connect() -> Result<Self, EngineError> {
+        let docker = Docker::connect_with_local_defaults()
+            .map_err(|e| EngineError::Unreachable(e.to_string()))?;
+        let docker = docker
+            .negotiate_version()
+            .await
+            .map_err(|e| EngineError::Unreachable(e.to_string()))?;
+        Ok(DockerEngine { docker })
+    }
+}
+
+impl Engine for DockerEngine {
+    async fn ping(&self) -> Result<String, EngineError> {
+        let v = self.docker.version().await.map_err(api("version"))?;
+        Ok(format!(
+            "Docker {} (API {})",
+            v.version.unwrap_or_default(),
+            self.docker.client_version()
+        ))
+    }
+
+    async fn image_exists(&self, tag: &str) -> Result<bool, EngineError> {
+        match self.docker.inspect_image(tag).await {
+            Ok(_) => Ok(true),
+            Err(BollardError::DockerResponseServerError {
+                status_code: 404, ..
+            }) => Ok(false),
+            Err(e) => Err(api("inspect image")(e)),
+        }
+    }
+
+    async fn pull_image(&self, reference: &str) -> Result<(), EngineError> {
+        let opts = CreateImageOptionsBuilder::default()
+            .from_image(reference)
+            .build();
+        let mut stream = self.docker.create_image(Some(opts), None, None);
+        while let Some(item) = stream.next().await {
+            if let Err(e) = item {
+                return Err(EngineError::Pull(reference.to_owned(), e.to_string()));
+            }
+        }
+        Ok(())
+    }
+
+    async fn build_image(
+        &self,
+        tag: &str,
+        context: Vec<u8>,
+        labels: BTreeMap<String, String>,
+    ) -> Result<(), EngineError> {
+        let labels: HashMap<String, String> = labels.into_iter().collect();
+        let opts = BuildImageOptionsBuilder::default()
+            .dockerfile("Dockerfile")
+            .t(tag)
+            .rm(true)
+            .forcerm(true)
+            .labels(&labels)
+            .build();
+        let mut stream =
+            self.docker
+                .build_image(opts, None, Some(bollard::body_full(context.into())));
+        let mut log = String::new();
+        while let Some(item) = stream.next().await {
+            match item {
+                Ok(info) => {
+                    if let Some(s) = info.stream {
+                        log.push_str(&s);
+                    }
+                    if let Some(err) = info.error_detail.and_then(|d| d.message) {
+                        return Err(EngineError::Build(tag.to_owned(), format!("{err}\n{log}")));
+                    }
+                }
+                Err(e) => return Err(EngineError::Build(tag.to_owned(), format!("{e}\n{log}"))),
+            }
+        }
+        Ok(())
+    }
+
+    async fn import_image(&self, tag: &str, rootfs: &Path) -> Result<(), EngineError> {
+        let (repo, version) = tag.split_once(':').unwrap_or((tag, "latest"));
+        let bytes = tokio::fs::read(rootfs).await.map_err(|e| {
+            EngineError::Build(
+                tag.to_owned(),
+                format!("cannot read {}: {e}", rootfs.display()),
+            )
+        })?;
+        let opts = CreateImageOptionsBuilder::default()
+            .from_src("-")
+            .repo(repo)
+            .tag(version)
+            .build();
+        let mut stream =
+            self.docker
+                .create_image(Some(opts), Some(bollard::body_full(bytes.into())), None);
+        while let Some(item) = stream.next().await {
+            item.map_err(|e| EngineError::Build(tag.to_owned(), e.to_string()))?;
+        }
+        Ok(())
+    }
+
+    async fn create_network(
+        &self,
+        name: &str,
+        subnet: &str,
+        labels: BTreeMap<String, String>,
+    ) -> Result<(), EngineError> {
+        let req = NetworkCreateRequest {
+            name: name.to_owned(),
+            driver: Some("bridge".into()),
+            ipam: Some(Ipam {
+                config: Some(vec![IpamConfig {
+                    subnet: Some(subnet.to_owned()),
+                    ..Default::default()
+                }]),
+                ..Default::default()
+            }),
+            labels: Some(labels.into_iter().collect()),
+            ..Default::default()
+        };
+        match self.docker.create_network(req).await {
+            Ok(_) => Ok(()),
+            Err(BollardError::DockerResponseServerError {
+                status_code: 409, ..
+            }) => Err(EngineError::Conflict {
+                what: "network",
+                name: name.to_owned(),
+            }),
+            Err(e) => Err(api(format!("creating network {name}"))(e)),
+        }
+    }
+
+    async fn remove_network(&self, name: &str) -> Result<(), EngineError> {
+        match self.docker.remove_network(name).await {
+            Ok(())
+            | Err(BollardError::DockerResponseServerError {
+                status_code: 404, ..
+            }) => Ok(()),
+            Err(e) => Err(api(format!("removing network {name}"))(e)),
+        }
+    }
+
+    async fn list_networks(
+        &self,
+        label: Option<Label<'_>>,
+    ) -> Result<Vec<NetworkInfo>, EngineError> {
+        let mut b = ListNetworksOptionsBuilder::default();
+        if let Some(l) = label {
+            b = b.filters(&label_filter(l));
+        }
+        let nets = self
+            .docker
+            .list_networks(Some(b.build()))
+            .await
+            .map_err(api("listing networks"))?;
+        Ok(nets
+            .into_iter()
+            .map(|n| NetworkInfo {
+                name: n.name.unwrap_or_default(),
+                subnet: n
+                    .ipam
+                    .and_then(|i| i.config)
+                    .and_then(|c| c.into_iter().find_map(|c| c.subnet)),
+                labels: n.labels.unwrap_or_default().into_iter().collect(),
+            })
+            .collect())
+    }
+
+    async fn create_container(&self, spec: &ContainerSpec) -> Result<(), EngineError> {
+        let port_bindings: HashMap<String, Option<Vec<PortBinding>>> = spec
+            .publish
+            .iter()
+            .map(|p| {
+                (
+                    format!("{p}/tcp"),
+                    Some(vec![PortBinding {
+                        host_ip: Some("127.0.0.1".into()),
+                        host_port: Some(String::new()),
+                    }]),
+                )
+            })
+            .collect();
+        let body = ContainerCreateBody {
+            image: Some(spec.image.clone()),
+            cmd: Some(spec.cmd.clone()),
+            labels: Some(spec.labels.clone().into_iter().collect()),
+            exposed_ports: Some(spec.publish.iter().map(|p| format!("{p}/tcp")).collect()),
+            host_config: Some(HostConfig {
+                network_mode: Some(spec.network.clone()),
+                port_bindings: Some(port_bindings),
+                cap_add: Some(spec.cap_add.clone()),
+                init: Some(false),
+                ..Default::default()
+            }),
+            networking_config: Some(NetworkingConfig {
+                endpoints_config: Some(HashMap::from([(
+                    spec.network.clone(),
+                    EndpointSettings {
+                        ipam_config: Some(EndpointIpamConfig {
+                            ipv4_address: Some(spec.ip.to_string()),
+                            ..Default::default()
+                        }),
+                        ..Default::default()
+                    },
+                )])),
+            }),
+            ..Default::default()
+        };
+        let opts = CreateContainerOptionsBuilder::default()
+            .name(&spec.name)
+            .build();
+        match self.docker.create_container(Some(opts), body).await {
+            Ok(_) => Ok(()),
+            Err(BollardError::DockerResponseServerError {
+                status_code: 409, ..
+            }) => Err(EngineError::Conflict {
+                what: "container",
+                name: spec.name.clone(),
+            }),
+            Err(e) => Err(api(format!("creating container {}", spec.name))(e)),
+        }
+    }
+
+    async fn upload(&self, container: &str, dir: &str, tar: Vec<u8>) -> Result<(), EngineError> {
+        let opts = UploadToContainerOptionsBuilder::default().path(dir).build();
+        self.docker
+            .upload_to_container(container, Some(opts), bollard::body_full(tar.into()))
+            .await
+            .map_err(api(format!("copying files into {container}")))
+    }
+
+    async fn start_container(&self, name: &str) -> Result<(), EngineError> {
+        self.docker
+            .start_container(name, None)
+            .await
+            .map_err(api(format!("starting {name}")))
+    }
+
+    async fn remove_container(&self, name: &str) -> Result<(), EngineError> {
+        let opts = RemoveContainerOptionsBuilder::default()
+            .force(true)
+            .v(true)
+            .build();
+        match self.docker.remove_container(name, Some(opts)).await {
+            Ok(())
+            | Err(BollardError::DockerResponseServerError {
+                status_code: 404, ..
+            }) => Ok(()),
+            // Already being removed by a concurrent call.
+            Err(BollardError::DockerResponseServerError {
+                status_code: 409, ..
+            }) => Ok(()),
+            Err(e) => Err(api(format!("removing {name}"))(e)),
+        }
+    }
+
+    async fn list_containers(&self, label: Label<'_>) -> Result<Vec<ContainerInfo>, EngineError> {
+        let opts = ListContainersOptionsBuilder::default()
+            .all(true)
+            .filters(&label_filter(label))
+            .build();
+        let list = self
+            .docker
+            .list_containers(Some(opts))
+            .await
+            .map_err(api("listing containers"))?;
+        let mut out = Vec::new();
+        for c in list {
+            let name = c
+                .names
+                .and_then(|n| n.into_iter().next())
+                .unwrap_or_default()
+                .trim_start_matches('/')
+                .to_owned();
+            let state = match c.state {
+                Some(ContainerSummaryStateEnum::RUNNING) => ContainerState::Running,
+                Some(ContainerSummaryStateEnum::CREATED) => ContainerState::Created,
+                Some(ContainerSummaryStateEnum::PAUSED) => ContainerState::Paused,
+                Some(ContainerSummaryStateEnum::EXITED) | Some(ContainerSummaryStateEnum::DEAD) => {
+                    // "Exited (137) 3 seconds ago"
+                    let code = c
+                        .status
+                        .as_deref()
+                        .and_then(|s| s.split_once('(')?.1.split_once(')')?.0.parse().ok())
+                        .unwrap_or(-1);
+                    ContainerState::Exited(code)
+                }
+                _ => ContainerState::Other,
+            };
+            let ip = c
+                .network_settings
+                .and_then(|n| n.networks)
+                .and_then(|n| {
+                    n.into_values()
+                        .find_map(|e| e.ip_address.filter(|s| !s.is_empty()))
+                })
+                .and_then(|s| s.parse::<Ipv4Addr>().ok());
+            let ports = c
+                .ports
+                .unwrap_or_default()
+                .into_iter()
+                .filter(|p| p.ip.as_deref() == Some("127.0.0.1"))
+                .filter_map(|p| Some((p.private_port, p.public_port?)))
+                .collect();
+            out.push(ContainerInfo {
+                name,
+                state,
+                labels: c.labels.unwrap_or_default().into_iter().collect(),
+                ip,
+                ports,
+            });
+        }
+        out.sort_by(|a, b| a.name.cmp(&b.name));
+        Ok(out)
+    }
+
+    async fn logs(&self, name: &str, tail: usize) -> Result<String, EngineError> {
+        let opts = LogsOptionsBuilder::default()
+            .stdout(true)
+            .stderr(true)
+            .tail(&tail.to_string())
+            .build();
+        let mut stream = self.docker.logs(name, Some(opts));
+        let mut out = String::new();
+        while let Some(item) = stream.next().await {
+            match item {
+                Ok(chunk) => out.push_str(&chunk.to_string()),
+                Err(e) => return Err(api(format!("reading logs of {name}"))(e)),
+            }
+        }
+        Ok(out)
+    }
+
+    async fn list_volumes(&self, label: Label<'_>) -> Result<Vec<String>, EngineError> {
+        let opts = ListVolumesOptionsBuilder::default()
+            .filters(&label_filter(label))
+            .build();
+        let res = self
+            .docker
+            .list_volumes(Some(opts))
+            .await
+            .map_err(api("listing volumes"))?;
+        Ok(res
+            .volumes
+            .unwrap_or_default()
+            .into_iter()
+            .map(|v| v.name)
+            .collect())
+    }
+
+    async fn remove_volume(&self, name: &str) -> Result<(), EngineError> {
+        match self
+            .docker
+            .remove_volume(name, None::<bollard::query_parameters::RemoveVolumeOptions>)
+            .await
+        {
+            Ok(())
+            | Err(BollardError::DockerResponseServerError {
+                status_code: 404, ..
+            }) => Ok(()),
+            Err(e) => Err(api(format!("removing volume {name}"))(e)),
+        }
+    }
+}
+
+impl DockerEngine {
+    /// Streams a container's output to stdout until it stops (`logs --follow`).
+    pub async fn follow_logs(
+        &self,
+        name: &str,
+        tail: usize,
+        prefix: &str,
+    ) -> Result<(), EngineError> {
+        let opts = LogsOptionsBuilder::default()
+            .stdout(true)
+            .stderr(true)
+            .follow(true)
+            .tail(&tail.to_string())
+            .build();
+        let mut stream = self.docker.logs(name, Some(opts));
+        while let Some(item) = stream.next().await {
+            let chunk = item.map_err(api(format!("reading logs of {name}")))?;
+            for line in chunk.to_string().lines() {
+                println!("{prefix}{line}");
+            }
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,296 @@
+//! An in-memory [`Engine`] for fast tests of the orchestration logic.
+//!
+//! It behaves like a daemon where it matters: names conflict, containers need an
+//! existing network and image, IPs must be free, published ports get distinct host
+//! ports, removal is idempotent. Tests can make one container fail to create or
+//! exit at start, make pulls fail, and read the sequence of calls.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::Path;
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use super::{
+    ContainerInfo, ContainerSpec, ContainerState, Engine, EngineError, Label, NetworkInfo,
+};
+
+#[derive(Debug, Default)]
+pub struct FakeState {
+    pub images: BTreeSet<String>,
+    pub networks: BTreeMap<String, NetworkInfo>,
+    pub containers: BTreeMap<String, (ContainerSpec, ContainerInfo)>,
+    pub volumes: BTreeMap<String, BTreeMap<String, String>>,
+    /// Files uploaded per container: (dir, tar size).
+    pub uploads: BTreeMap<String, Vec<(String, usize)>>,
+    /// Every call, in order, as `verb name`.
+    pub calls: Vec<String>,
+    pub next_port: u16,
+    /// Behaviour switches for tests.
+    pub unreachable: bool,
+    pub pull_fails: bool,
+    pub fail_create: BTreeSet<String>,
+    pub exit_on_start: BTreeMap<String, i64>,
+    pub logs: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct FakeEngine {
+    state: Arc<Mutex<FakeState>>,
+}
+
+impl FakeEngine {
+    pub fn new() -> Self {
+        let engine = FakeEngine::default();
+        engine.state().next_port = 40_000;
+        engine
+    }
+
+    pub fn state(&self) -> MutexGuard<'_, FakeState> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn call(&self, what: String) -> Result<MutexGuard<'_, FakeState>, EngineError> {
+        let mut s = self.state();
+        s.calls.push(what);
+        if s.unreachable {
+            return Err(EngineError::Unreachable("fake daemon is down".into()));
+        }
+        Ok(s)
+    }
+}
+
+impl Engine for FakeEngine {
+    async fn ping(&self) -> Result<String, EngineError> {
+        drop(self.call("ping".into())?);
+        Ok("fake engine".into())
+    }
+
+    async fn image_exists(&self, tag: &str) -> Result<bool, EngineError> {
+        Ok(self
+            .call(format!("image_exists {tag}"))?
+            .images
+            .contains(tag))
+    }
+
+    async fn pull_image(&self, reference: &str) -> Result<(), EngineError> {
+        let mut s = self.call(format!("pull {reference}"))?;
+        if s.pull_fails {
+            return Err(EngineError::Pull(reference.into(), "no registry".into()));
+        }
+        s.images.insert(reference.to_owned());
+        Ok(())
+    }
+
+    async fn build_image(
+        &self,
+        tag: &str,
+        context: Vec<u8>,
+        _labels: BTreeMap<String, String>,
+    ) -> Result<(), EngineError> {
+        let mut s = self.call(format!("build {tag}"))?;
+        let mut archive = tar::Archive::new(context.as_slice());
+        let has_dockerfile = archive
+            .entries()
+            .map_err(|e| EngineError::Build(tag.into(), e.to_string()))?
+            .filter_map(|e| e.ok())
+            .any(|e| e.path().is_ok_and(|p| p == Path::new("Dockerfile")));
+        if !has_dockerfile {
+            return Err(EngineError::Build(
+                tag.into(),
+                "no Dockerfile in the context".into(),
+            ));
+        }
+        s.images.insert(tag.to_owned());
+        Ok(())
+    }
+
+    async fn import_image(&self, tag: &str, rootfs: &Path) -> Result<(), EngineError> {
+        let mut s = self.call(format!("import {tag}"))?;
+        if !rootfs.exists() {
+            return Err(EngineError::Build(
+                tag.into(),
+                format!("{} does not exist", rootfs.display()),
+            ));
+        }
+        s.images.insert(tag.to_owned());
+        Ok(())
+    }
+
+    async fn create_network(
+        &self,
+        name: &str,
+        subnet: &str,
+        labels: BTreeMap<String, String>,
+    ) -> Result<(), EngineError> {
+        let mut s = self.call(format!("create_network {name}"))?;
+        if s.networks.contains_key(name) {
+            return Err(EngineError::Conflict {
+                what: "network",
+                name: name.into(),
+            });
+        }
+        if s.networks
+            .values()
+            .any(|n| n.subnet.as_deref() == Some(subnet))
+        {
+            return Err(EngineError::Api {
+                action: format!("creating network {name}"),
+                message: "Pool overlaps with other one on this address space".into(),
+            });
+        }
+        s.networks.insert(
+            name.into(),
+            NetworkInfo {
+                name: name.into(),
+                subnet: Some(subnet.into()),
+                labels,
+            },
+        );
+        Ok(())
+    }
+
+    async fn remove_network(&self, name: &str) -> Result<(), EngineError> {
+        let mut s = self.call(format!("remove_network {name}"))?;
+        if s.containers.values().any(|(spec, _)| spec.network == name) {
+            return Err(EngineError::Api {
+                action: format!("removing network {name}"),
+                message: "network has active endpoints".into(),
+            });
+        }
+        s.networks.remove(name);
+        Ok(())
+    }
+
+    async fn list_networks(
+        &self,
+        label: Option<Label<'_>>,
+    ) -> Result<Vec<NetworkInfo>, EngineError> {
+        let s = self.call("list_networks".into())?;
+        Ok(s.networks
+            .values()
+            .filter(|n| label.is_none_or(|l| l.matches(&n.labels)))
+            .cloned()
+            .collect())
+    }
+
+    async fn create_container(&self, spec: &ContainerSpec) -> Result<(), EngineError> {
+        let mut s = self.call(format!("create {}", spec.name))?;
+        if s.fail_create.contains(&spec.name) {
+            return Err(EngineError::Api {
+                action: format!("creating container {}", spec.name),
+                message: "injected failure".into(),
+            });
+        }
+        if s.containers.contains_key(&spec.name) {
+            return Err(EngineError::Conflict {
+                what: "container",
+                name: spec.name.clone(),
+            });
+        }
+        if !s.networks.contains_key(&spec.network) {
+            return Err(EngineError::NotFound {
+                what: "network",
+                name: spec.network.clone(),
+            });
+        }
+        if !s.images.contains(&spec.image) {
+            return Err(EngineError::NotFound {
+                what: "image",
+                name: spec.image.clone(),
+            });
+        }
+        if s.containers
+            .values()
+            .any(|(c, _)| c.network == spec.network && c.ip == spec.ip)
+        {
+            return Err(EngineError::Api {
+                action: format!("creating container {}", spec.name),
+                message: format!("Address {} already in use", spec.ip),
+            });
+        }
+        let mut ports = Vec::new();
+        for p in &spec.publish {
+            let host = s.next_port;
+            s.next_port += 1;
+            ports.push((*p, host));
+        }
+        let info = ContainerInfo {
+            name: spec.name.clone(),
+            state: ContainerState::Created,
+            labels: spec.labels.clone(),
+            ip: Some(spec.ip),
+            ports,
+        };
+        s.containers.insert(spec.name.clone(), (spec.clone(), info));
+        Ok(())
+    }
+
+    async fn upload(&self, container: &str, dir: &str, tar: Vec<u8>) -> Result<(), EngineError> {
+        let mut s = self.call(format!("upload {container}"))?;
+        if !s.containers.contains_key(container) {
+            return Err(EngineError::NotFound {
+                what: "container",
+                name: container.into(),
+            });
+        }
+        s.uploads
+            .entry(container.into())
+            .or_default()
+            .push((dir.into(), tar.len()));
+        Ok(())
+    }
+
+    async fn start_container(&self, name: &str) -> Result<(), EngineError> {
+        let mut s = self.call(format!("start {name}"))?;
+        let exit = s.exit_on_start.get(name).copied();
+        let Some((_, info)) = s.containers.get_mut(name) else {
+            return Err(EngineError::NotFound {
+                what: "container",
+                name: name.into(),
+            });
+        };
+        info.state = match exit {
+            Some(code) => ContainerState::Exited(code),
+            None => ContainerState::Running,
+        };
+        Ok(())
+    }
+
+    async fn remove_container(&self, name: &str) -> Result<(), EngineError> {
+        let mut s = self.call(format!("remove {name}"))?;
+        s.containers.remove(name);
+        Ok(())
+    }
+
+    async fn list_containers(&self, label: Label<'_>) -> Result<Vec<ContainerInfo>, EngineError> {
+        let s = self.call("list_containers".into())?;
+        Ok(s.containers
+            .values()
+            .map(|(_, info)| info)
+            .filter(|c| label.matches(&c.labels))
+            .cloned()
+            .collect())
+    }
+
+    async fn logs(&self, name: &str, tail: usize) -> Result<String, EngineError> {
+        let s = self.call(format!("logs {name}"))?;
+        let text = s.logs.get(name).cloned().unwrap_or_default();
+        let lines: Vec<&str> = text.lines().collect();
+        Ok(lines[lines.len().saturating_sub(tail)..].join("\n"))
+    }
+
+    async fn list_volumes(&self, label: Label<'_>) -> Result<Vec<String>, EngineError> {
+        let s = self.call("list_volumes".into())?;
+        Ok(s.volumes
+            .iter()
+            .filter(|(_, l)| label.matches(l))
+            .map(|(n, _)| n.clone())
+            .collect())
+    }
+
+    async fn remove_volume(&self, name: &str) -> Result<(), EngineError> {
+        self.call(format!("remove_volume {name}"))?
+            .volumes
+            .remove(name);
+        Ok(())
+    }
+}

@@ -1,0 +1,325 @@
+//! The node image: a static `testnet-node` built on the host, on a Debian base
+//! that is pulled where a registry answers and assembled offline with
+//! `mmdebstrap` + `docker import` where none does. Every step is cached by a tag
+//! derived from its inputs, so a second run rebuilds nothing that did not change.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use sha2::{Digest, Sha256};
+
+use crate::engine::{Engine, EngineError, LABEL_ROLE};
+
+const BASE_DOCKERFILE: &str = include_str!("../../docker/base.Dockerfile");
+const NODE_DOCKERFILE: &str = include_str!("../../docker/node.Dockerfile");
+/// The base image the online path starts from.
+pub const ONLINE_BASE: &str = "debian:bookworm-slim";
+const MMDEBSTRAP_ARGS: &[&str] = &[
+    "--variant=minbase",
+    "--include=iproute2,iptables",
+    "bookworm",
+];
+const PULL_TIMEOUT: Duration = Duration::from_secs(180);
+
+#[derive(Debug, thiserror::Error)]
+pub enum ImageError {
+    #[error("building testnet-node failed (`cargo build --release -p testnet-node`):\n{0}")]
+    Cargo(String),
+    #[error("cannot run cargo to build testnet-node: {0}; pass --node-binary PATH (a statically linked testnet-node) instead")]
+    NoCargo(std::io::Error),
+    #[error("the node's source tree is not at {0}; run from a checkout of testnet, or pass --node-binary PATH")]
+    NoSource(PathBuf),
+    #[error("cannot read {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("no registry answered for {ONLINE_BASE} ({pull}) and mmdebstrap is not installed: install it (`sudo apt-get install mmdebstrap`) to build the base offline, or make the registry reachable")]
+    NoMmdebstrap { pull: String },
+    #[error("mmdebstrap failed (exit {code:?}):\n{stderr}")]
+    Mmdebstrap { code: Option<i32>, stderr: String },
+    #[error(transparent)]
+    Engine(#[from] EngineError),
+}
+
+/// How the base image was obtained.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BaseSource {
+    Cached,
+    Pulled,
+    Mmdebstrap,
+}
+
+#[derive(Debug, Clone)]
+pub struct BuiltImage {
+    pub tag: String,
+    pub base: String,
+    pub base_source: BaseSource,
+    pub node_cached: bool,
+}
+
+fn short_hash(parts: &[&[u8]]) -> String {
+    let mut h = Sha256::new();
+    for p in parts {
+        h.update((p.len() as u64).to_le_bytes());
+        h.update(p);
+    }
+    hex::encode(&h.finalize()[..6])
+}
+
+/// The source tree this orchestrator was built from.
+pub fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .map(Path::to_path_buf)
+        .unwrap_or_else(|| PathBuf::from("."))
+}
+
+/// Builds `testnet-node` statically linked (release) in its own target directory,
+/// so it never waits on the lock of a `cargo test` that is running this code.
+pub async fn build_static_node(progress: &impl Fn(&str)) -> Result<PathBuf, ImageError> {
+    let root = workspace_root();
+    if !root.join("node/Cargo.toml").exists() {
+        return Err(ImageError::NoSource(root));
+    }
+    let triple = format!("{}-unknown-linux-gnu", std::env::consts::ARCH);
+    let target_dir = root.join("target/node-image");
+    let start = Instant::now();
+    progress(&format!(
+        "building testnet-node (release, static, {triple})..."
+    ));
+    let out =
+        tokio::process::Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
+            .current_dir(&root)
+            .args([
+                "build",
+                "--release",
+                "-p",
+                "testnet-node",
+                "--bin",
+                "testnet-node",
+                "--target",
+                &triple,
+            ])
+            .arg("--target-dir")
+            .arg(&target_dir)
+            .env("RUSTFLAGS", "-C target-feature=+crt-static")
+            // The image wants a small binary; backtraces keep function names anyway.
+            .env("CARGO_PROFILE_RELEASE_DEBUG", "false")
+            .env("CARGO_PROFILE_RELEASE_STRIP", "debuginfo")
+            .output()
+            .await
+            .map_err(ImageError::NoCargo)?;
+    if !out.status.success() {
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        let tail: Vec<&str> = stderr.lines().rev().take(30).collect();
+        return Err(ImageError::Cargo(
+            tail.into_iter().rev().collect::<Vec<_>>().join("\n"),
+        ));
+    }
+    progress(&format!(
+        "testnet-node ready ({:.1}s)",
+        start.elapsed().as_secs_f64()
+    ));
+    Ok(target_dir.join(&triple).join("release/testnet-node"))
+}
+
+/// An in-memory tar of `(name, contents, mode)` entries (build contexts, uploads).
+pub(crate) fn tar_of(files: &[(&str, &[u8], u32)]) -> Vec<u8> {
+    let mut b = tar::Builder::new(Vec::new());
+    for (name, data, mode) in files {
+        let mut header = tar::Header::new_gnu();
+        header.set_size(data.len() as u64);
+        header.set_mode(*mode);
+        header.set_mtime(0);
+        header.set_cksum();
+        b.append_data(&mut header, name, *data)
+            .expect("in-memory tar");
+    }
+    b.into_inner().expect("in-memory tar")
+}
+
+/// Makes sure the base image exists: cached, pulled and built, or assembled offline.
+pub async fn ensure_base<E: Engine>(
+    engine: &E,
+    progress: &impl Fn(&str),
+) -> Result<(String, BaseSource), ImageError> {
+    let tag = format!(
+        "testnet-base:bookworm-{}",
+        short_hash(&[
+            BASE_DOCKERFILE.as_bytes(),
+            MMDEBSTRAP_ARGS.join(" ").as_bytes()
+        ])
+    );
+    if engine.image_exists(&tag).await? {
+        progress(&format!("base image {tag}: cached"));
+        return Ok((tag, BaseSource::Cached));
+    }
+    let labels = BTreeMap::from([(LABEL_ROLE.to_owned(), "base-image".to_owned())]);
+    progress(&format!("base image {tag}: pulling {ONLINE_BASE}..."));
+    let pulled = tokio::time::timeout(PULL_TIMEOUT, engine.pull_image(ONLINE_BASE)).await;
+    match pulled {
+        Ok(Ok(())) => {
+            let context = tar_of(&[("Dockerfile", BASE_DOCKERFILE.as_bytes(), 0o644)]);
+            engine.build_image(&tag, context, labels).await?;
+            progress(&format!(
+                "base image {tag}: built from {ONLINE_BASE} (online path)"
+            ));
+            Ok((tag, BaseSource::Pulled))
+        }
+        failed => {
+            let why = match failed {
+                Ok(Err(e)) => e.to_string(),
+                _ => format!("no answer within {PULL_TIMEOUT:?}"),
+            };
+            progress(&format!("base image {tag}: no registry ({why}); assembling it offline with mmdebstrap (about 20 s, once)..."));
+            build_base_offline(engine, &tag, why).await?;
+            progress(&format!("base image {tag}: imported (offline path)"));
+            Ok((tag, BaseSource::Mmdebstrap))
+        }
+    }
+}
+
+async fn build_base_offline<E: Engine>(
+    engine: &E,
+    tag: &str,
+    pull: String,
+) -> Result<(), ImageError> {
+    let found = tokio::process::Command::new("mmdebstrap")
+        .arg("--version")
+        .output()
+        .await;
+    if !found.is_ok_and(|o| o.status.success()) {
+        return Err(ImageError::NoMmdebstrap { pull });
+    }
+    let dir = std::env::temp_dir().join(format!("testnet-base-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).map_err(|source| ImageError::Read {
+        path: dir.clone(),
+        source,
+    })?;
+    let rootfs = dir.join("rootfs.tar");
+    let out = tokio::process::Command::new("mmdebstrap")
+        .args(MMDEBSTRAP_ARGS)
+        .arg(&rootfs)
+        .output()
+        .await
+        .map_err(|source| ImageError::Read {
+            path: rootfs.clone(),
+            source,
+        })?;
+    let result = if out.status.success() {
+        engine
+            .import_image(tag, &rootfs)
+            .await
+            .map_err(ImageError::from)
+    } else {
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        let tail: Vec<&str> = stderr.lines().rev().take(20).collect();
+        Err(ImageError::Mmdebstrap {
+            code: out.status.code(),
+            stderr: tail.into_iter().rev().collect::<Vec<_>>().join("\n"),
+        })
+    };
+    let _ = std::fs::remove_dir_all(&dir);
+    result
+}
+
+/// Makes sure the node image for `binary` exists; returns its tag.
+pub async fn ensure_node_image<E: Engine>(
+    engine: &E,
+    binary: &Path,
+    progress: &impl Fn(&str),
+) -> Result<BuiltImage, ImageError> {
+    let (base, base_source) = ensure_base(engine, progress).await?;
+    let bin = tokio::fs::read(binary)
+        .await
+        .map_err(|source| ImageError::Read {
+            path: binary.to_owned(),
+            source,
+        })?;
+    let dockerfile = NODE_DOCKERFILE.replace("FROM BASE", &format!("FROM {base}"));
+    let tag = format!(
+        "testnet-node:{}",
+        short_hash(&[&bin, dockerfile.as_bytes()])
+    );
+    if engine.image_exists(&tag).await? {
+        progress(&format!("node image {tag}: cached"));
+        return Ok(BuiltImage {
+            tag,
+            base,
+            base_source,
+            node_cached: true,
+        });
+    }
+    let context = tar_of(&[
+        ("Dockerfile", dockerfile.as_bytes(), 0o644),
+        ("testnet-node", &bin, 0o755),
+    ]);
+    let labels = BTreeMap::from([(LABEL_ROLE.to_owned(), "node-image".to_owned())]);
+    engine.build_image(&tag, context, labels).await?;
+    progress(&format!(
+        "node image {tag}: built ({} MiB binary)",
+        bin.len() / (1024 * 1024)
+    ));
+    Ok(BuiltImage {
+        tag,
+        base,
+        base_source,
+        node_cached: false,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::fake::FakeEngine;
+
+    #[tokio::test]
+    async fn offline_path_is_taken_when_pull_fails_and_cached_after() {
+        let engine = FakeEngine::new();
+        engine.state().pull_fails = true;
+        let dir = tempfile::tempdir().unwrap();
+        let bin = dir.path().join("testnet-node");
+        std::fs::write(&bin, b"\x7fELF fake").unwrap();
+        let has_mmdebstrap = std::process::Command::new("mmdebstrap")
+            .arg("--version")
+            .output()
+            .is_ok_and(|o| o.status.success());
+        let first = ensure_node_image(&engine, &bin, &|_| {}).await;
+        if !has_mmdebstrap {
+            assert!(
+                matches!(first, Err(ImageError::NoMmdebstrap { .. })),
+                "{first:?}"
+            );
+            return;
+        }
+        // With mmdebstrap present the fake imports the rootfs it produced.
+        let first = first.unwrap();
+        assert_eq!(first.base_source, BaseSource::Mmdebstrap);
+        let second = ensure_node_image(&engine, &bin, &|_| {}).await.unwrap();
+        assert_eq!(second.base_source, BaseSource::Cached);
+        assert!(second.node_cached);
+        assert_eq!(first.tag, second.tag);
+    }
+
+    #[tokio::test]
+    async fn online_path_builds_from_the_pulled_base_and_binary_changes_retag() {
+        let engine = FakeEngine::new();
+        let dir = tempfile::tempdir().unwrap();
+        let bin = dir.path().join("testnet-node");
+        std::fs::write(&bin, b"v1").unwrap();
+        let a = ensure_node_image(&engine, &bin, &|_| {}).await.unwrap();
+        assert_eq!(a.base_source, BaseSource::Pulled);
+        assert!(engine
+            .state()
+            .calls
+            .iter()
+            .any(|c| c == &format!("pull {ONLINE_BASE}")));
+        std::fs::write(&bin, b"v2").unwrap();
+        let b = ensure_node_image(&engine, &bin, &|_| {}).await.unwrap();
+        assert_ne!(a.tag, b.tag, "a new binary is a new image");
+        assert_eq!(b.base_source, BaseSource::Cached);
+        assert!(!b.node_cached);
+    }
+}

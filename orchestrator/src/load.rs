@@ -1,0 +1,80 @@
+//! `testnet load`: payments at a target rate, with double spends, against any
+//! nodes, tracked to finality on every node.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use testnet_node::genesis::Genesis;
+use testnet_node::load::{self, LoadConfig, LoadReport};
+use testnet_node::Keypair;
+
+#[derive(Debug, clap::Args)]
+pub struct LoadArgs {
+    /// Base URL of a node's HTTP API (repeatable), e.g. http://127.0.0.1:8000.
+    /// Without it: every node of the Docker testnet of --name.
+    #[arg(long = "endpoint")]
+    pub endpoints: Vec<String>,
+    /// The testnet's genesis.json (default: the one `testnet up` wrote).
+    #[arg(long)]
+    pub genesis: Option<PathBuf>,
+    /// The faucet's key file (default: the one `testnet up` wrote).
+    #[arg(long)]
+    pub faucet_key: Option<PathBuf>,
+    /// Payments per second.
+    #[arg(long, default_value_t = 50.0)]
+    pub tps: f64,
+    /// How long to send.
+    #[arg(long, value_parser = humantime::parse_duration, default_value = "30s")]
+    pub duration: Duration,
+    /// Share of payments sent as double spends, 0.0 to 1.0.
+    #[arg(long, default_value_t = 0.0)]
+    pub double_spend: f64,
+    /// Seed of the wallets and of the payment choices.
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+    /// How long to wait after the load for every payment to be final everywhere.
+    #[arg(long, value_parser = humantime::parse_duration, default_value = "30s")]
+    pub settle: Duration,
+    /// Print the report as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum LoadCommandError {
+    #[error("--tps must be above 0 and --double-spend between 0 and 1")]
+    BadRate,
+    #[error("pass --genesis and --faucet-key with --endpoint (or no --endpoint, to use a testnet brought up by `testnet up`)")]
+    NoGenesis,
+    #[error(transparent)]
+    Genesis(#[from] testnet_node::genesis::GenesisError),
+    #[error(transparent)]
+    Key(#[from] testnet_node::identity::IdentityError),
+    #[error("{0} (is every --endpoint a running node of this genesis?)")]
+    Load(#[from] load::LoadError),
+}
+
+/// Runs the load; the report says whether the testnet stayed healthy.
+pub async fn run(args: &LoadArgs) -> Result<LoadReport, LoadCommandError> {
+    if args.tps <= 0.0 || !(0.0..=1.0).contains(&args.double_spend) {
+        return Err(LoadCommandError::BadRate);
+    }
+    let (Some(genesis), Some(faucet)) = (&args.genesis, &args.faucet_key) else {
+        return Err(LoadCommandError::NoGenesis);
+    };
+    let genesis = Genesis::load(genesis)?;
+    let faucet = Keypair::load(faucet)?;
+    let mut cfg = LoadConfig::new(args.endpoints.clone(), genesis, faucet);
+    cfg.tps = args.tps;
+    cfg.duration = args.duration;
+    cfg.double_spend = args.double_spend;
+    cfg.seed = args.seed;
+    cfg.settle = args.settle;
+    let quiet = args.json;
+    Ok(load::run(cfg, |line| {
+        if !quiet {
+            eprintln!("{line}");
+        }
+    })
+    .await?)
+}

@@ -1,0 +1,555 @@
+//! `testnet`: parses the command line and calls the library.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+
+use clap::{Parser, Subcommand};
+use testnet::config::{check_name, TestnetFile};
+use testnet::engine::docker::DockerEngine;
+use testnet::engine::{Engine, Label};
+use testnet::testnet::{self as net, HttpProbe, NodeSummary, UpRequest};
+use tokio_util::sync::CancellationToken;
+
+#[derive(Parser)]
+#[command(
+    name = "testnet",
+    version,
+    about = "Multi-node blockchain testnets in Docker: bring up, break, check"
+)]
+struct Cli {
+    /// Which testnet (many can run side by side).
+    #[arg(long, global = true)]
+    name: Option<String>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Bring up a testnet (the embedded 4-node default without FILE) and wait for
+    /// a full mesh.
+    Up {
+        /// A testnet file (see testnets/).
+        file: Option<PathBuf>,
+        /// Number of validators (overrides the file).
+        #[arg(long)]
+        nodes: Option<usize>,
+        /// Remove a testnet of the same name first.
+        #[arg(long)]
+        replace: bool,
+        /// Use this image instead of building one.
+        #[arg(long)]
+        image: Option<String>,
+        /// Use this statically linked testnet-node instead of building it.
+        #[arg(long, env = "TESTNET_NODE_BINARY")]
+        node_binary: Option<PathBuf>,
+        /// How long to wait for every node to have a full mesh.
+        #[arg(long, value_parser = humantime::parse_duration, default_value = "60s")]
+        timeout: Duration,
+        /// Print the final summary as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Nodes, state, IPs, HTTP URLs, peers.
+    Status {
+        #[arg(long)]
+        json: bool,
+    },
+    /// A node's logs (all nodes without NODE).
+    Logs {
+        node: Option<String>,
+        #[arg(long)]
+        follow: bool,
+        #[arg(long, default_value_t = 100)]
+        tail: usize,
+    },
+    /// Remove every container, network and volume of the testnet (or of all).
+    Down {
+        #[arg(long)]
+        all: bool,
+    },
+    /// Inject faults: partitions, delay, loss, heal, and process faults on one node.
+    Chaos {
+        /// Network faults heal by themselves after this long unless applied again
+        /// (what a scenario runner does; a killed one stops renewing).
+        #[arg(long, value_parser = humantime::parse_duration, global = true)]
+        lease: Option<Duration>,
+        #[command(subcommand)]
+        fault: Chaos,
+    },
+    /// Export the testnet in another format.
+    #[command(subcommand)]
+    Export(Export),
+    /// Build the node image explicitly (what `up` does when it is missing).
+    #[command(subcommand)]
+    Image(ImageCmd),
+    /// Send payments (and double spends) to nodes and check they finalize
+    /// everywhere. Exit 0 healthy, 1 an invariant broke, 2 an error.
+    Load(testnet::load::LoadArgs),
+}
+
+#[derive(Subcommand)]
+enum Chaos {
+    /// Split into groups that only talk within themselves: `partition n0,n1 n2,n3`
+    /// (nodes in no group are isolated), or a Jepsen shape: `partition --shape
+    /// halves|bridge|majorities-ring|isolate:n2`.
+    Partition {
+        #[arg(required_unless_present = "shape")]
+        groups: Vec<String>,
+        #[arg(long, conflicts_with = "groups")]
+        shape: Option<String>,
+    },
+    /// Remove every network fault.
+    Heal,
+    /// Hold every packet leaving --nodes (towards --to, default all) this long.
+    Delay {
+        #[arg(long, value_delimiter = ',', required = true)]
+        nodes: Vec<String>,
+        #[arg(long)]
+        ms: u32,
+        #[arg(long, default_value_t = 0)]
+        jitter_ms: u32,
+        #[arg(long, value_delimiter = ',')]
+        to: Vec<String>,
+    },
+    /// Cap the egress bandwidth of --nodes (0 removes the cap).
+    Bandwidth {
+        #[arg(long, value_delimiter = ',', required = true)]
+        nodes: Vec<String>,
+        #[arg(long)]
+        kbit: u32,
+    },
+    /// Drop this share of packets leaving --nodes (towards --to, default all).
+    Loss {
+        #[arg(long, value_delimiter = ',', required = true)]
+        nodes: Vec<String>,
+        #[arg(long)]
+        percent: f64,
+        #[arg(long, value_delimiter = ',')]
+        to: Vec<String>,
+    },
+    /// Read back every node's fault rules.
+    Show,
+    /// SIGKILL the node process (the container and its network stay).
+    Kill { node: String },
+    /// Start a killed or stopped node process.
+    Start { node: String },
+    /// Kill and start the node process.
+    Restart { node: String },
+    /// SIGTERM the node process (graceful).
+    Stop { node: String },
+    /// SIGSTOP the node process.
+    Pause { node: String },
+    /// SIGCONT a paused node process.
+    Resume { node: String },
+}
+
+#[derive(Subcommand)]
+enum Export {
+    /// A docker-compose file equivalent to the testnet (genesis and keys beside it).
+    Compose {
+        /// Where to write it (default docker-compose.<name>.yml).
+        file: Option<PathBuf>,
+    },
+}
+
+#[derive(Subcommand)]
+enum ImageCmd {
+    /// Build (or find cached) the base and node images.
+    Build {
+        #[arg(long, env = "TESTNET_NODE_BINARY")]
+        node_binary: Option<PathBuf>,
+    },
+}
+
+/// An error that ends the command with exit code 2.
+struct Fail(String);
+
+impl<E: std::fmt::Display> From<E> for Fail {
+    fn from(e: E) -> Self {
+        Fail(e.to_string())
+    }
+}
+
+fn progress_printer() -> impl Fn(&str) + Sync {
+    let start = Instant::now();
+    move |line: &str| eprintln!("[{:>6.1}s] {line}", start.elapsed().as_secs_f64())
+}
+
+fn print_table(nodes: &[NodeSummary]) {
+    println!(
+        "{:<6} {:<22} {:<10} {:<14} {:<24} PEERS",
+        "NODE", "CONTAINER", "STATE", "IP", "HTTP"
+    );
+    for n in nodes {
+        let peers = match (n.peers, n.expected_peers) {
+            (Some(p), Some(e)) => format!("{p}/{e}"),
+            _ => "-".into(),
+        };
+        println!(
+            "{:<6} {:<22} {:<10} {:<14} {:<24} {}",
+            n.node,
+            n.container,
+            n.state,
+            n.ip.map(|i| i.to_string()).unwrap_or_else(|| "-".into()),
+            n.http_url.as_deref().unwrap_or("-"),
+            peers
+        );
+    }
+}
+
+async fn build_image(
+    engine: &DockerEngine,
+    node_binary: Option<PathBuf>,
+    progress: &(impl Fn(&str) + Sync),
+) -> Result<String, Fail> {
+    let binary = match node_binary {
+        Some(b) => b,
+        None => testnet::image::build_static_node(progress).await?,
+    };
+    let built = testnet::image::ensure_node_image(engine, &binary, progress).await?;
+    Ok(built.tag)
+}
+
+async fn run(cli: Cli) -> Result<ExitCode, Fail> {
+    if let Some(n) = &cli.name {
+        check_name(n).map_err(Fail)?;
+    }
+    let progress = progress_printer();
+    match cli.command {
+        Command::Load(mut args) => {
+            if args.endpoints.is_empty() {
+                let name = cli.name.clone().unwrap_or_else(|| "default".into());
+                let engine = DockerEngine::connect().await?;
+                let summary = net::status(&engine, &HttpProbe::default(), &name).await?;
+                if summary.is_empty() {
+                    return Err(Fail(format!("no testnet named {name:?} is running; give --endpoint URLs or `testnet up --name {name}`")));
+                }
+                args.endpoints = summary.iter().filter_map(|s| s.http_url.clone()).collect();
+                let dir = net::state_dir(&name);
+                args.genesis.get_or_insert(dir.join("genesis.json"));
+                args.faucet_key.get_or_insert(dir.join("faucet.key"));
+            }
+            let report = testnet::load::run(&args).await?;
+            if args.json {
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(&report).expect("report serializes")
+                );
+            } else {
+                println!("{report}");
+            }
+            if report.healthy() {
+                return Ok(ExitCode::SUCCESS);
+            }
+            eprintln!("testnet load: invariants violated (see the report above)");
+            return Ok(ExitCode::from(1));
+        }
+        Command::Export(Export::Compose { file }) => {
+            let name = cli.name.unwrap_or_else(|| "default".into());
+            let out = file.unwrap_or_else(|| PathBuf::from(format!("docker-compose.{name}.yml")));
+            testnet::compose::export(&name, &out)?;
+            println!("wrote {} (with genesis.json and node keys beside it); run it with `docker-compose -f {} up`", out.display(), out.display());
+            return Ok(ExitCode::SUCCESS);
+        }
+        _ => {}
+    }
+    let engine = DockerEngine::connect().await?;
+    engine.ping().await?;
+    let probe = HttpProbe::default();
+    match cli.command {
+        Command::Up {
+            file,
+            nodes,
+            replace,
+            image,
+            node_binary,
+            timeout,
+            json,
+        } => {
+            let mut tf = match &file {
+                Some(path) => TestnetFile::load(path)?,
+                None => TestnetFile::default_testnet(),
+            };
+            if let Some(n) = nodes {
+                tf.nodes = n;
+                let text = serde_yaml_ng::to_string(&serde_json::json!({ "nodes": n }))
+                    .unwrap_or_default();
+                TestnetFile::parse(&text, "--nodes")?;
+            }
+            let name = cli
+                .name
+                .or(tf.name.clone())
+                .unwrap_or_else(|| "default".into());
+            progress(&format!(
+                "bringing up testnet {name:?}: {} validators",
+                tf.nodes
+            ));
+            let image = match image.or(tf.image.clone()) {
+                Some(tag) => {
+                    if !engine.image_exists(&tag).await? {
+                        return Err(Fail(format!(
+                            "image {tag:?} does not exist (drop --image/image: to build one)"
+                        )));
+                    }
+                    tag
+                }
+                None => build_image(&engine, node_binary, &progress).await?,
+            };
+            let cancel = CancellationToken::new();
+            let on_signal = cancel.clone();
+            tokio::spawn(async move {
+                if tokio::signal::ctrl_c().await.is_ok() {
+                    eprintln!("interrupted: tearing down what was created...");
+                    on_signal.cancel();
+                }
+            });
+            let req = UpRequest {
+                name: &name,
+                file: &tf,
+                image: &image,
+                readiness: timeout,
+                replace,
+            };
+            match net::up(&engine, &probe, req, &progress, &cancel).await {
+                Ok(summary) => {
+                    if json {
+                        println!(
+                            "{}",
+                            serde_json::to_string_pretty(&summary).expect("summary serializes")
+                        );
+                    } else {
+                        print_table(&summary);
+                        println!("\ntestnet {name:?} is up. Next: `testnet status --name {name}`, `testnet logs --name {name} n0`, `testnet load --name {name}`, `testnet down --name {name}`");
+                    }
+                    Ok(ExitCode::SUCCESS)
+                }
+                Err(net::UpError::Interrupted) => {
+                    eprintln!("interrupted; nothing of testnet {name:?} is left");
+                    Ok(ExitCode::from(130))
+                }
+                Err(e @ net::UpError::Exists(_)) => Err(Fail(e.to_string())),
+                Err(e) => Err(Fail(format!(
+                    "{e}\n(nothing of testnet {name:?} was left behind)"
+                ))),
+            }
+        }
+        Command::Status { json } => {
+            let name = cli.name.unwrap_or_else(|| "default".into());
+            let summary = net::status(&engine, &probe, &name).await?;
+            if summary.is_empty() {
+                return Err(Fail(format!(
+                    "no testnet named {name:?} is running (`testnet up --name {name}`)"
+                )));
+            }
+            if json {
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(&summary).expect("summary serializes")
+                );
+            } else {
+                print_table(&summary);
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Logs { node, follow, tail } => {
+            let name = cli.name.unwrap_or_else(|| "default".into());
+            let nodes = engine.list_containers(Label::testnet(Some(&name))).await?;
+            if nodes.is_empty() {
+                return Err(Fail(format!("no testnet named {name:?} is running")));
+            }
+            let chosen: Vec<_> = match &node {
+                Some(n) => {
+                    let c = nodes
+                        .iter()
+                        .find(|c| c.labels.get(testnet::engine::LABEL_NODE) == Some(n))
+                        .ok_or_else(|| {
+                            let known: Vec<_> = nodes
+                                .iter()
+                                .filter_map(|c| c.labels.get(testnet::engine::LABEL_NODE).cloned())
+                                .collect();
+                            Fail(format!(
+                                "no node {n:?} in testnet {name:?}; nodes are {}",
+                                known.join(", ")
+                            ))
+                        })?;
+                    vec![c.clone()]
+                }
+                None => nodes,
+            };
+            if follow {
+                let follows = chosen.iter().map(|c| {
+                    let prefix = if node.is_some() {
+                        String::new()
+                    } else {
+                        format!("{}| ", c.name)
+                    };
+                    let engine = &engine;
+                    async move { engine.follow_logs(&c.name, tail, &prefix).await }
+                });
+                for r in futures::future::join_all(follows).await {
+                    r?;
+                }
+            } else {
+                for c in &chosen {
+                    for line in engine.logs(&c.name, tail).await?.lines() {
+                        if node.is_some() {
+                            println!("{line}");
+                        } else {
+                            println!("{}| {line}", c.name);
+                        }
+                    }
+                }
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Down { all } => {
+            let name = cli.name.unwrap_or_else(|| "default".into());
+            let removed = net::down(&engine, if all { None } else { Some(&name) }).await?;
+            println!(
+                "removed {} containers, {} networks, {} volumes{}",
+                removed.containers.len(),
+                removed.networks.len(),
+                removed.volumes.len(),
+                if all {
+                    " (all testnets)".to_owned()
+                } else {
+                    format!(" of testnet {name:?}")
+                }
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Chaos { lease, fault: c } => {
+            let name = cli.name.unwrap_or_else(|| "default".into());
+            use testnet::chaos::{self, ProcessFault};
+            let one = |node: String, f: ProcessFault| (node, f);
+            let (node, fault) = match c {
+                Chaos::Partition {
+                    shape: Some(kind), ..
+                } => {
+                    let kind = match kind.as_str() {
+                        "halves" => chaos::Shape::Halves,
+                        "bridge" => chaos::Shape::Bridge,
+                        "majorities-ring" => chaos::Shape::MajoritiesRing,
+                        other => match other.strip_prefix("isolate:").and_then(|n| n.strip_prefix('n')).and_then(|i| i.parse().ok()) {
+                            Some(i) => chaos::Shape::Isolate(i),
+                            None => {
+                                return Err(Fail(format!(
+                                    "unknown shape {other:?}: use halves, bridge, majorities-ring or isolate:NODE"
+                                )))
+                            }
+                        },
+                    };
+                    chaos::partition_shape(&engine, &probe, &name, kind, lease).await?;
+                    return Ok(ExitCode::SUCCESS);
+                }
+                Chaos::Partition { groups, .. } => {
+                    let groups: Vec<Vec<String>> = groups
+                        .iter()
+                        .map(|g| {
+                            g.split(',')
+                                .filter(|s| !s.is_empty())
+                                .map(str::to_owned)
+                                .collect()
+                        })
+                        .collect();
+                    chaos::partition_groups(&engine, &probe, &name, &groups, lease).await?;
+                    return Ok(ExitCode::SUCCESS);
+                }
+                Chaos::Heal => {
+                    chaos::heal(&engine, &probe, &name).await?;
+                    return Ok(ExitCode::SUCCESS);
+                }
+                Chaos::Delay {
+                    nodes,
+                    ms,
+                    jitter_ms,
+                    to,
+                } => {
+                    let fault = if ms > 0 {
+                        chaos::LinkFault::Delay(testnet_node::faults::Delay { ms, jitter_ms })
+                    } else {
+                        chaos::LinkFault::ClearDelay
+                    };
+                    chaos::link(&engine, &probe, &name, &nodes, &to, fault, lease).await?;
+                    return Ok(ExitCode::SUCCESS);
+                }
+                Chaos::Bandwidth { nodes, kbit } => {
+                    let kbit = (kbit > 0).then_some(kbit);
+                    chaos::bandwidth(&engine, &probe, &name, &nodes, kbit, lease).await?;
+                    return Ok(ExitCode::SUCCESS);
+                }
+                Chaos::Loss { nodes, percent, to } => {
+                    if !(0.0..=100.0).contains(&percent) {
+                        return Err(Fail("--percent must be between 0 and 100".into()));
+                    }
+                    let per_mille = (percent * 10.0).round() as u32;
+                    let fault = if per_mille > 0 {
+                        chaos::LinkFault::Loss(per_mille)
+                    } else {
+                        chaos::LinkFault::ClearLoss
+                    };
+                    chaos::link(&engine, &probe, &name, &nodes, &to, fault, lease).await?;
+                    return Ok(ExitCode::SUCCESS);
+                }
+                Chaos::Show => {
+                    for (node, report) in chaos::read(&engine, &probe, &name).await? {
+                        println!(
+                            "{node}: {}",
+                            serde_json::to_string(&report).expect("report serializes")
+                        );
+                    }
+                    return Ok(ExitCode::SUCCESS);
+                }
+                Chaos::Kill { node } => one(node, ProcessFault::Kill),
+                Chaos::Start { node } => one(node, ProcessFault::Start),
+                Chaos::Restart { node } => one(node, ProcessFault::Restart),
+                Chaos::Stop { node } => one(node, ProcessFault::Stop),
+                Chaos::Pause { node } => one(node, ProcessFault::Pause),
+                Chaos::Resume { node } => one(node, ProcessFault::Resume),
+            };
+            let report = chaos::process(&engine, &probe, &name, &node, fault).await?;
+            println!(
+                "{node}: {}",
+                serde_json::to_string(&report).expect("report serializes")
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Image(ImageCmd::Build { node_binary }) => {
+            let tag = build_image(&engine, node_binary, &progress).await?;
+            println!("{tag}");
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Load(_) | Command::Export(_) => {
+            unreachable!("handled before connecting to Docker")
+        }
+    }
+}
+
+fn main() -> ExitCode {
+    // `testnet status | head` must end quietly, not panic on a closed pipe.
+    // SAFETY: restoring the default disposition of SIGPIPE at start-up.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    match runtime.block_on(run(cli)) {
+        Ok(code) => code,
+        Err(Fail(message)) => {
+            eprintln!("error: {message}");
+            ExitCode::from(2)
+        }
+    }
+}

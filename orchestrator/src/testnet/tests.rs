@@ -1,0 +1,343 @@
+//! The orchestration logic against the fake engine and a scripted probe.
+
+use std::sync::Mutex;
+
+use super::*;
+use crate::engine::fake::FakeEngine;
+
+const IMAGE: &str = "testnet-node:test";
+
+/// Answers `/status` as if every node had `peers` peers, except `lagging` nodes
+/// (by URL port order) which report `lag_peers`.
+struct ScriptedProbe {
+    n: usize,
+    lagging: Vec<u16>,
+    lag_peers: usize,
+    asked: Mutex<usize>,
+}
+
+impl ScriptedProbe {
+    fn healthy(n: usize) -> Self {
+        ScriptedProbe {
+            n,
+            lagging: vec![],
+            lag_peers: 0,
+            asked: Mutex::new(0),
+        }
+    }
+}
+
+fn fake_status(peers: usize, expected: usize) -> Status {
+    serde_json::from_value(serde_json::json!({
+        "id": "00".repeat(32), "name": "x", "network_id": "net", "p2p_address": "10.77.0.10:7000",
+        "peers": peers, "peers_inbound": 0, "peers_outbound": peers, "expected_peers": expected,
+        "handshake_attempts": peers, "handshakes_completed": peers, "handshake_failures": 0,
+        "duplicate_connections_resolved": 0, "simulated_bugs": [], "utxo_count": 16,
+        "utxo_digest": "ab", "total_value": 1, "fees": 0, "genesis_supply": 1,
+        "finalized_transactions": 0, "mempool": 0, "conflicting_certificates": 0,
+        "uptime_secs": 1.0, "version": "0"
+    }))
+    .unwrap()
+}
+
+impl NodeProbe for ScriptedProbe {
+    async fn status(&self, url: &str) -> Option<Status> {
+        *self.asked.lock().unwrap() += 1;
+        let port: u16 = url.rsplit(':').next()?.parse().ok()?;
+        let peers = if self.lagging.contains(&port) {
+            self.lag_peers
+        } else {
+            self.n - 1
+        };
+        Some(fake_status(peers, self.n - 1))
+    }
+}
+
+fn setup() -> (FakeEngine, TestnetFile) {
+    let dir = std::env::temp_dir().join(format!("testnet-state-tests-{}", std::process::id()));
+    std::env::set_var("TESTNET_STATE_DIR", dir);
+    let engine = FakeEngine::new();
+    engine.state().images.insert(IMAGE.into());
+    (engine, TestnetFile::default_testnet())
+}
+
+fn request<'a>(name: &'a str, file: &'a TestnetFile) -> UpRequest<'a> {
+    UpRequest {
+        name,
+        file,
+        image: IMAGE,
+        readiness: Duration::from_secs(1),
+        replace: false,
+    }
+}
+
+fn assert_nothing_left(engine: &FakeEngine) {
+    let s = engine.state();
+    assert!(s.containers.is_empty(), "{:?}", s.containers.keys());
+    assert!(s.networks.is_empty(), "{:?}", s.networks.keys());
+}
+
+#[tokio::test]
+async fn up_creates_the_network_first_then_each_node_and_waits_for_the_mesh() {
+    let (engine, file) = setup();
+    let summary = up(
+        &engine,
+        &ScriptedProbe::healthy(4),
+        request("alpha", &file),
+        &|_| {},
+        &CancellationToken::new(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(summary.len(), 4);
+    assert!(summary
+        .iter()
+        .all(|s| s.state == "running" && s.peers == Some(3)));
+    assert_eq!(summary[0].container, "alpha-n0");
+    let s = engine.state();
+    let pos = |c: &str| {
+        s.calls
+            .iter()
+            .position(|x| x == c)
+            .unwrap_or_else(|| panic!("no call {c}"))
+    };
+    for i in 0..4 {
+        let c = format!("alpha-n{i}");
+        assert!(pos("create_network testnet-alpha") < pos(&format!("create {c}")));
+        assert!(pos(&format!("create {c}")) < pos(&format!("upload {c}")));
+        assert!(pos(&format!("upload {c}")) < pos(&format!("start {c}")));
+        assert_eq!(s.uploads[&c][0].0, CONFIG_DIR);
+        let (spec, _) = &s.containers[&c];
+        assert_eq!(spec.labels[LABEL_TESTNET], "alpha");
+        assert_eq!(spec.labels[LABEL_NODE], format!("n{i}"));
+        assert_eq!(spec.publish, vec![HTTP_PORT, AGENT_PORT]);
+        assert_eq!(spec.cmd[0], "agent");
+    }
+    let ips: std::collections::BTreeSet<_> = summary.iter().map(|s| s.ip).collect();
+    assert_eq!(ips.len(), 4, "static IPs are distinct");
+}
+
+#[tokio::test]
+async fn a_failed_container_rolls_everything_back() {
+    let (engine, file) = setup();
+    engine.state().fail_create.insert("beta-n2".into());
+    let err = up(
+        &engine,
+        &ScriptedProbe::healthy(4),
+        request("beta", &file),
+        &|_| {},
+        &CancellationToken::new(),
+    )
+    .await
+    .unwrap_err();
+    assert!(err.to_string().contains("beta-n2"), "{err}");
+    assert_nothing_left(&engine);
+}
+
+#[tokio::test]
+async fn readiness_timeout_names_the_nodes_missing_peers_with_their_logs() {
+    let (engine, file) = setup();
+    engine
+        .state()
+        .logs
+        .insert("gamma-n3".into(), "line a\nline b\nlast words".into());
+    // The fake hands out host ports from 40000 in creation order; make n3 lag.
+    let probe = ScriptedProbe {
+        n: 4,
+        lagging: vec![],
+        lag_peers: 1,
+        asked: Mutex::new(0),
+    };
+    let first_port = engine.state().next_port;
+    // Two published ports per node (HTTP, agent): n3's HTTP port is the 7th.
+    let probe = ScriptedProbe {
+        lagging: vec![first_port + 6],
+        ..probe
+    };
+    let err = up(
+        &engine,
+        &probe,
+        request("gamma", &file),
+        &|_| {},
+        &CancellationToken::new(),
+    )
+    .await
+    .unwrap_err();
+    let text = err.to_string();
+    assert!(matches!(err, UpError::NotReady { .. }), "{text}");
+    assert!(text.contains("n3 (running): 1 of 3 peers"), "{text}");
+    assert!(text.contains("| last words"), "{text}");
+    assert!(
+        !text.contains("n0 ("),
+        "only lagging nodes are listed: {text}"
+    );
+    assert_nothing_left(&engine);
+}
+
+#[tokio::test]
+async fn a_node_that_exits_at_start_fails_fast_with_its_logs() {
+    let (engine, file) = setup();
+    engine.state().exit_on_start.insert("delta-n1".into(), 2);
+    engine
+        .state()
+        .logs
+        .insert("delta-n1".into(), "error: cannot read genesis file".into());
+    let err = up(
+        &engine,
+        &ScriptedProbe::healthy(4),
+        request("delta", &file),
+        &|_| {},
+        &CancellationToken::new(),
+    )
+    .await
+    .unwrap_err();
+    let text = err.to_string();
+    assert!(
+        text.contains("n1 exited at start (code 2)") && text.contains("cannot read genesis"),
+        "{text}"
+    );
+    assert_nothing_left(&engine);
+}
+
+#[tokio::test]
+async fn an_existing_name_is_refused_unless_replaced_and_down_is_idempotent() {
+    let (engine, file) = setup();
+    let probe = ScriptedProbe::healthy(4);
+    let cancel = CancellationToken::new();
+    up(&engine, &probe, request("eps", &file), &|_| {}, &cancel)
+        .await
+        .unwrap();
+    let err = up(&engine, &probe, request("eps", &file), &|_| {}, &cancel)
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("testnet down --name eps"), "{err}");
+    let mut replace = request("eps", &file);
+    replace.replace = true;
+    up(&engine, &probe, replace, &|_| {}, &cancel)
+        .await
+        .unwrap();
+    // A second testnet side by side gets its own subnet.
+    up(&engine, &probe, request("zeta", &file), &|_| {}, &cancel)
+        .await
+        .unwrap();
+    let subnets: std::collections::BTreeSet<_> = engine
+        .state()
+        .networks
+        .values()
+        .map(|n| n.subnet.clone())
+        .collect();
+    assert_eq!(subnets.len(), 2);
+    let removed = down(&engine, Some("eps")).await.unwrap();
+    assert_eq!(removed.containers.len(), 4);
+    assert_eq!(removed.networks, vec!["testnet-eps"]);
+    assert_eq!(
+        down(&engine, Some("eps")).await.unwrap(),
+        Removed::default()
+    );
+    assert_eq!(engine.state().containers.len(), 4, "zeta is untouched");
+    down(&engine, None).await.unwrap();
+    assert_nothing_left(&engine);
+}
+
+#[tokio::test]
+async fn cancellation_removes_what_was_created() {
+    let (engine, file) = setup();
+    let cancel = CancellationToken::new();
+    let probe = ScriptedProbe {
+        n: 4,
+        lagging: (40_000..40_100).collect(),
+        lag_peers: 0,
+        asked: Mutex::new(0),
+    };
+    let mut req = request("eta", &file);
+    req.readiness = Duration::from_secs(30);
+    let canceller = cancel.clone();
+    tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        canceller.cancel();
+    });
+    let err = up(&engine, &probe, req, &|_| {}, &cancel)
+        .await
+        .unwrap_err();
+    assert!(matches!(err, UpError::Interrupted), "{err}");
+    assert!(
+        *probe.asked.lock().unwrap() > 0,
+        "it was waiting for readiness"
+    );
+    assert_nothing_left(&engine);
+}
+
+#[tokio::test]
+async fn a_dead_daemon_is_reported_as_such() {
+    let (engine, file) = setup();
+    engine.state().unreachable = true;
+    let err = up(
+        &engine,
+        &ScriptedProbe::healthy(4),
+        request("theta", &file),
+        &|_| {},
+        &CancellationToken::new(),
+    )
+    .await
+    .unwrap_err();
+    assert!(
+        err.to_string().contains("cannot reach the Docker daemon"),
+        "{err}"
+    );
+}
+
+#[tokio::test]
+async fn concurrent_ups_get_different_subnets() {
+    let (engine, file) = setup();
+    let probe = ScriptedProbe::healthy(4);
+    let cancel = CancellationToken::new();
+    let (a, b) = tokio::join!(
+        up(&engine, &probe, request("iota", &file), &|_| {}, &cancel),
+        up(&engine, &probe, request("kappa", &file), &|_| {}, &cancel)
+    );
+    a.unwrap();
+    b.unwrap();
+    let subnets: std::collections::BTreeSet<_> = engine
+        .state()
+        .networks
+        .values()
+        .map(|n| n.subnet.clone())
+        .collect();
+    assert_eq!(subnets.len(), 2);
+}
+
+/// Two `up`s of one name at once: one wins, the other says it exists and does not
+/// roll back (which would delete the winner's testnet).
+#[tokio::test]
+async fn a_same_name_race_leaves_the_winner_alone() {
+    let (engine, file) = setup();
+    let probe = ScriptedProbe::healthy(4);
+    let cancel = CancellationToken::new();
+    let (a, b) = tokio::join!(
+        up(&engine, &probe, request("lambda", &file), &|_| {}, &cancel),
+        up(&engine, &probe, request("lambda", &file), &|_| {}, &cancel)
+    );
+    let (ok, err) = match (a, b) {
+        (Ok(s), Err(e)) | (Err(e), Ok(s)) => (s, e),
+        other => panic!("exactly one must win: {other:?}"),
+    };
+    assert!(matches!(err, UpError::Exists(_)), "{err}");
+    assert_eq!(ok.len(), 4);
+    assert_eq!(
+        engine.state().containers.len(),
+        4,
+        "the winner's testnet is intact"
+    );
+    assert_eq!(engine.state().networks.len(), 1);
+}
+
+#[test]
+fn subnets_never_overlap_existing_networks() {
+    let existing = vec![
+        "172.17.0.0/16".to_owned(),
+        "10.77.0.0/24".to_owned(),
+        "10.77.1.0/25".to_owned(),
+    ];
+    assert_eq!(free_subnet(&existing).unwrap().0, "10.77.2.0/24");
+    assert!(free_subnet(&["10.0.0.0/8".to_owned()]).is_none());
+}

@@ -1,0 +1,767 @@
+//! Docker end to end: the real `testnet` binary, real images, real containers.
+//! Every test uses its own testnet name and checks nothing of it is left.
+
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+use testnet::engine::docker::DockerEngine;
+use testnet::engine::{Engine, Label};
+use tokio::sync::OnceCell;
+
+const BIN: &str = env!("CARGO_BIN_EXE_testnet");
+
+/// The node image, built once for all tests (concurrent builds would each run
+/// cargo and mmdebstrap).
+static IMAGE: OnceCell<String> = OnceCell::const_new();
+
+fn state_dir() -> std::path::PathBuf {
+    std::env::temp_dir().join(format!("testnet-e2e-state-{}", std::process::id()))
+}
+
+fn testnet(args: &[&str]) -> Command {
+    let mut cmd = Command::new(BIN);
+    cmd.args(args).env("TESTNET_STATE_DIR", state_dir());
+    cmd
+}
+
+async fn run(args: &[&str]) -> Output {
+    let mut cmd = testnet(args);
+    tokio::task::spawn_blocking(move || cmd.output().unwrap())
+        .await
+        .unwrap()
+}
+
+fn text(o: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}
+
+async fn image() -> String {
+    IMAGE
+        .get_or_init(|| async {
+            let out = run(&["image", "build"]).await;
+            assert!(out.status.success(), "image build failed: {}", text(&out));
+            String::from_utf8_lossy(&out.stdout).trim().to_owned()
+        })
+        .await
+        .clone()
+}
+
+/// Containers, networks and volumes still labelled with testnet `name`.
+async fn leftovers(name: &str) -> Vec<String> {
+    let engine = DockerEngine::connect().await.unwrap();
+    let label = Label::testnet(Some(name));
+    let mut left: Vec<String> = engine
+        .list_containers(label)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|c| c.name)
+        .collect();
+    left.extend(
+        engine
+            .list_networks(Some(label))
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|n| n.name),
+    );
+    left.extend(engine.list_volumes(label).await.unwrap());
+    left
+}
+
+/// Every agent reads back no rule, chain or qdisc of ours.
+async fn assert_no_rules(name: &str) {
+    let out = run(&["chaos", "show", "--name", name]).await;
+    let shown = text(&out);
+    assert_eq!(
+        shown.matches("\"installed\":false").count(),
+        4,
+        "rules left: {shown}"
+    );
+    assert_eq!(
+        shown.matches("\"bandwidth_kbit\":null").count(),
+        4,
+        "bandwidth caps left: {shown}"
+    );
+}
+
+/// `down`, then nothing labelled with the testnet is left in Docker.
+async fn down_leaves_nothing(name: &str) {
+    run(&["down", "--name", name]).await;
+    assert_eq!(leftovers(name).await, Vec::<String>::new());
+}
+
+/// Removes the testnet whatever happened (a failing test must not leak it).
+struct Guard(&'static str);
+
+impl Drop for Guard {
+    fn drop(&mut self) {
+        let _ = testnet(&["down", "--name", self.0]).output();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn up_eight_nodes_full_mesh_then_down_leaves_nothing() {
+    let image = image().await;
+    let _guard = Guard("e2e-mesh");
+    let start = Instant::now();
+    let out = run(&[
+        "up", "--name", "e2e-mesh", "--nodes", "8", "--image", &image,
+    ])
+    .await;
+    assert!(out.status.success(), "{}", text(&out));
+    eprintln!("up of 8 nodes (image cached): {:?}", start.elapsed());
+    let out = run(&["status", "--name", "e2e-mesh", "--json"]).await;
+    assert!(out.status.success(), "{}", text(&out));
+    let nodes: Vec<Value> = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(nodes.len(), 8);
+    for n in &nodes {
+        assert_eq!(n["state"], "running", "{n}");
+        assert_eq!(n["peers"], 7, "{n}");
+        assert_eq!(n["handshake_failures"], 0, "{n}");
+        assert!(n["ip"].as_str().unwrap().starts_with("10.77."), "{n}");
+        assert!(
+            n["http_url"]
+                .as_str()
+                .unwrap()
+                .starts_with("http://127.0.0.1:"),
+            "{n}"
+        );
+        assert!(
+            n["container"].as_str().unwrap().starts_with("e2e-mesh-n"),
+            "{n}"
+        );
+    }
+    let out = run(&["logs", "--name", "e2e-mesh", "n3", "--tail", "50"]).await;
+    assert!(text(&out).contains("peer connected"), "{}", text(&out));
+    let out = run(&["logs", "--name", "e2e-mesh", "n9"]).await;
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        text(&out).contains("no node \"n9\"") && text(&out).contains("n0, n1"),
+        "{}",
+        text(&out)
+    );
+
+    // export compose: a file docker-compose accepts, naming every node.
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("compose.yml");
+    let out = run(&[
+        "export",
+        "compose",
+        "--name",
+        "e2e-mesh",
+        file.to_str().unwrap(),
+    ])
+    .await;
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(dir.path().join("n7.key").exists() && dir.path().join("genesis.json").exists());
+    if let Ok(check) = Command::new("docker-compose")
+        .arg("-f")
+        .arg(&file)
+        .arg("config")
+        .output()
+    {
+        assert!(
+            check.status.success(),
+            "docker-compose rejects the export: {}",
+            text(&check)
+        );
+        assert!(String::from_utf8_lossy(&check.stdout).contains("10.77."));
+    }
+
+    let out = run(&["down", "--name", "e2e-mesh"]).await;
+    assert!(
+        text(&out).contains("removed 8 containers, 1 networks"),
+        "{}",
+        text(&out)
+    );
+    assert_eq!(leftovers("e2e-mesh").await, Vec::<String>::new());
+    let out = run(&["down", "--name", "e2e-mesh"]).await;
+    assert!(out.status.success(), "down is idempotent: {}", text(&out));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_testnets_side_by_side() {
+    let image = image().await;
+    let (_a, _b) = (Guard("e2e-left"), Guard("e2e-right"));
+    let left = ["up", "--name", "e2e-left", "--image", &image];
+    let right = ["up", "--name", "e2e-right", "--image", &image];
+    let (ra, rb) = tokio::join!(run(&left), run(&right));
+    assert!(ra.status.success(), "{}", text(&ra));
+    assert!(rb.status.success(), "{}", text(&rb));
+    let mut subnets = Vec::new();
+    for name in ["e2e-left", "e2e-right"] {
+        let out = run(&["status", "--name", name, "--json"]).await;
+        let nodes: Vec<Value> = serde_json::from_slice(&out.stdout).unwrap();
+        assert_eq!(nodes.len(), 4);
+        assert!(nodes.iter().all(|n| n["peers"] == 3), "{nodes:?}");
+        let ip = nodes[0]["ip"].as_str().unwrap().to_owned();
+        subnets.push(ip.rsplit_once('.').unwrap().0.to_owned());
+    }
+    assert_ne!(subnets[0], subnets[1]);
+    let out = run(&["up", "--name", "e2e-left", "--image", &image]).await;
+    assert_eq!(out.status.code(), Some(2));
+    assert!(text(&out).contains("already exists"), "{}", text(&out));
+    run(&["down", "--name", "e2e-left"]).await;
+    assert_eq!(leftovers("e2e-left").await, Vec::<String>::new());
+    let out = run(&["status", "--name", "e2e-right", "--json"]).await;
+    assert!(
+        out.status.success(),
+        "the other testnet is untouched: {}",
+        text(&out)
+    );
+    run(&["down", "--name", "e2e-right"]).await;
+    assert_eq!(leftovers("e2e-right").await, Vec::<String>::new());
+}
+
+/// SIGINT once containers exist, while `up` waits for the mesh: everything goes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigint_during_up_leaves_nothing() {
+    let image = image().await;
+    let _guard = Guard("e2e-sigint");
+    let child = testnet(&[
+        "up",
+        "--name",
+        "e2e-sigint",
+        "--nodes",
+        "8",
+        "--image",
+        &image,
+    ])
+    .stdout(Stdio::null())
+    .stderr(Stdio::piped())
+    .spawn()
+    .unwrap();
+    let engine = DockerEngine::connect().await.unwrap();
+    let start = Instant::now();
+    while engine
+        .list_containers(Label::testnet(Some("e2e-sigint")))
+        .await
+        .unwrap()
+        .is_empty()
+    {
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "up never created a container"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    unsafe {
+        libc::kill(child.id() as i32, libc::SIGINT);
+    }
+    let out = tokio::task::spawn_blocking(move || child.wait_with_output().unwrap())
+        .await
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr).to_string();
+    // Either interrupted mid-way (130) or it had just finished (0); both must
+    // leave a consistent state, and an interrupted one must leave nothing.
+    if out.status.code() == Some(130) {
+        assert!(err.contains("interrupted"), "{err}");
+        assert_eq!(leftovers("e2e-sigint").await, Vec::<String>::new());
+    } else {
+        panic!(
+            "up was not interrupted (exit {:?}): {err}",
+            out.status.code()
+        );
+    }
+}
+
+/// A node binary that dies at start: one clear message, exit 2, nothing left.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_that_crashes_at_start_is_reported_and_cleaned_up() {
+    image().await; // the base image exists; the crashing one builds on it
+    let _guard = Guard("e2e-crash");
+    let dir = tempfile::tempdir().unwrap();
+    let script = dir.path().join("testnet-node");
+    std::fs::write(
+        &script,
+        "#!/bin/sh\necho 'fatal: simulated crash at start' >&2\nexit 3\n",
+    )
+    .unwrap();
+    let out = run(&[
+        "up",
+        "--name",
+        "e2e-crash",
+        "--node-binary",
+        script.to_str().unwrap(),
+        "--timeout",
+        "20s",
+    ])
+    .await;
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    let t = text(&out);
+    assert!(
+        t.contains("exited at start (code 3)") && t.contains("simulated crash"),
+        "{t}"
+    );
+    assert_eq!(leftovers("e2e-crash").await, Vec::<String>::new());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_input_gets_one_clear_message_and_exit_2() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("bad.yaml");
+    std::fs::write(
+        &file,
+        "nodes: 4\nnode_options:\n  n1:\n    simulate_bug: [nope]\n",
+    )
+    .unwrap();
+    let out = run(&["up", "--name", "e2e-bad", file.to_str().unwrap()]).await;
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        text(&out).contains("bad.yaml:4:") && text(&out).contains("node_options.n1.simulate_bug"),
+        "{}",
+        text(&out)
+    );
+
+    let out = run(&["up", "--name", "Not_Valid"]).await;
+    assert_eq!(out.status.code(), Some(2));
+    assert!(text(&out).contains("a-z, 0-9"), "{}", text(&out));
+
+    let out = testnet(&["status", "--name", "e2e-bad"])
+        .env("DOCKER_HOST", "unix:///nonexistent/docker.sock")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        text(&out).contains("cannot reach the Docker daemon"),
+        "{}",
+        text(&out)
+    );
+
+    let out = run(&["status", "--name", "e2e-none"]).await;
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        text(&out).contains("no testnet named \"e2e-none\""),
+        "{}",
+        text(&out)
+    );
+    assert_eq!(leftovers("e2e-bad").await, Vec::<String>::new());
+}
+
+/// Peer counts by node name, from `status --json`.
+async fn peers(name: &str) -> Vec<(String, Option<u64>)> {
+    let out = run(&["status", "--name", name, "--json"]).await;
+    let nodes: Vec<Value> = serde_json::from_slice(&out.stdout).unwrap_or_default();
+    nodes
+        .iter()
+        .map(|n| {
+            (
+                n["node"].as_str().unwrap_or_default().to_owned(),
+                n["peers"].as_u64(),
+            )
+        })
+        .collect()
+}
+
+async fn wait_peers(
+    name: &str,
+    what: &str,
+    deadline: Duration,
+    want: impl Fn(&str) -> Option<u64>,
+) -> Duration {
+    let start = Instant::now();
+    loop {
+        let now = peers(name).await;
+        if !now.is_empty() && now.iter().all(|(n, p)| *p == want(n)) {
+            return start.elapsed();
+        }
+        assert!(
+            start.elapsed() < deadline,
+            "{what}: not within {deadline:?}; peers now {now:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// Partition, heal and process faults through the in-container agents, observed
+/// in the nodes' own peer counts; afterwards no rule of ours is left anywhere.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn partition_heal_and_process_faults() {
+    let image = image().await;
+    let _guard = Guard("e2e-chaos");
+    let name = "e2e-chaos";
+    let out = run(&["up", "--name", name, "--image", &image]).await;
+    assert!(out.status.success(), "{}", text(&out));
+
+    let out = run(&["chaos", "partition", "n0,n1", "n2,n3", "--name", name]).await;
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(
+        text(&out).contains("[fault ") && text(&out).contains("partition n0,n1 | n2,n3"),
+        "{}",
+        text(&out)
+    );
+    let took = wait_peers(
+        name,
+        "peers across the cut dropped",
+        Duration::from_secs(20),
+        |_| Some(1),
+    )
+    .await;
+    eprintln!("partition n0,n1 | n2,n3: peers across the cut gone after {took:?}");
+    let out = run(&["status", "--name", name, "--json"]).await;
+    let nodes: Vec<Value> = serde_json::from_slice(&out.stdout).unwrap();
+    let http = reqwest::Client::new();
+    for n in &nodes {
+        let url = n["http_url"].as_str().unwrap();
+        let list: Vec<Value> = http
+            .get(format!("{url}/peers"))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let same_side = matches!(
+            (
+                n["node"].as_str().unwrap(),
+                list[0]["name"].as_str().unwrap()
+            ),
+            ("n0", "n1") | ("n1", "n0") | ("n2", "n3") | ("n3", "n2")
+        );
+        assert!(
+            same_side,
+            "{} kept a peer across the cut: {list:?}",
+            n["node"]
+        );
+    }
+
+    run(&["chaos", "heal", "--name", name]).await;
+    let took = wait_peers(
+        name,
+        "full mesh after heal",
+        Duration::from_secs(30),
+        |_| Some(3),
+    )
+    .await;
+    eprintln!("heal: full mesh again after {took:?}");
+    assert_no_rules(name).await;
+
+    // Kill keeps the container and its IP; start brings the node back.
+    let ip_before = nodes.iter().find(|n| n["node"] == "n1").unwrap()["ip"].clone();
+    let out = run(&["chaos", "kill", "n1", "--name", name]).await;
+    assert!(text(&out).contains("\"stopped\""), "{}", text(&out));
+    wait_peers(name, "n1 gone", Duration::from_secs(20), |n| {
+        if n == "n1" {
+            None
+        } else {
+            Some(2)
+        }
+    })
+    .await;
+    run(&["chaos", "start", "n1", "--name", name]).await;
+    wait_peers(name, "n1 back", Duration::from_secs(30), |_| Some(3)).await;
+    let out = run(&["status", "--name", name, "--json"]).await;
+    let after: Vec<Value> = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        after.iter().find(|n| n["node"] == "n1").unwrap()["ip"],
+        ip_before
+    );
+
+    // Pause stops its progress (its peers time it out); resume restores it.
+    run(&["chaos", "pause", "n3", "--name", name]).await;
+    wait_peers(
+        name,
+        "n3 timed out by its peers",
+        Duration::from_secs(20),
+        |n| if n == "n3" { None } else { Some(2) },
+    )
+    .await;
+    run(&["chaos", "resume", "n3", "--name", name]).await;
+    wait_peers(
+        name,
+        "n3 back after resume",
+        Duration::from_secs(30),
+        |_| Some(3),
+    )
+    .await;
+
+    let out = run(&["chaos", "kill", "n9", "--name", name]).await;
+    assert_eq!(out.status.code(), Some(2));
+    assert!(text(&out).contains("no node \"n9\""), "{}", text(&out));
+    down_leaves_nothing(name).await;
+}
+
+/// The ping RTT a node reports for a peer (ms), from its `/peers`.
+async fn rtt(http_url: &str, peer: &str) -> Option<f64> {
+    let list: Vec<Value> = reqwest::get(format!("{http_url}/peers"))
+        .await
+        .ok()?
+        .json()
+        .await
+        .ok()?;
+    list.iter().find(|p| p["name"] == peer)?["rtt_ms"].as_f64()
+}
+
+/// Samples of the RTT n0 measures to `peer`, one per ping interval (1 s).
+async fn rtt_samples(url: &str, peer: &str, n: usize) -> Vec<f64> {
+    let mut v = Vec::new();
+    for _ in 0..n {
+        tokio::time::sleep(Duration::from_millis(1100)).await;
+        v.extend(rtt(url, peer).await);
+    }
+    v.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    v
+}
+
+/// Delay through the agents' NFQUEUE worker shows in the nodes' own ping RTT:
+/// +100 ms within 10% on the delayed link only; jitter shows as spread; removing
+/// it restores the RTT; no rule is left.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn delay_and_jitter_show_in_the_measured_rtt() {
+    let image = image().await;
+    let _guard = Guard("e2e-delay");
+    let name = "e2e-delay";
+    let out = run(&["up", "--name", name, "--image", &image]).await;
+    assert!(out.status.success(), "{}", text(&out));
+    let out = run(&["status", "--name", name, "--json"]).await;
+    let nodes: Vec<Value> = serde_json::from_slice(&out.stdout).unwrap();
+    let n0 = nodes.iter().find(|n| n["node"] == "n0").unwrap()["http_url"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+
+    let base = rtt_samples(&n0, "n1", 3).await;
+    let out = run(&[
+        "chaos", "delay", "--nodes", "n0", "--ms", "100", "--to", "n1", "--name", name,
+    ])
+    .await;
+    assert!(out.status.success(), "{}", text(&out));
+    // Let the first measurement after the change come in, then sample.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let delayed = rtt_samples(&n0, "n1", 5).await;
+    let other = rtt_samples(&n0, "n2", 3).await;
+    let median = delayed[delayed.len() / 2];
+    eprintln!(
+        "RTT n0->n1 before {base:?} ms, with 100 ms added {delayed:?} ms; n0->n2 {other:?} ms"
+    );
+    assert!(
+        (90.0..=110.0).contains(&(median - base[base.len() / 2])),
+        "added {median} - {base:?}"
+    );
+    assert!(
+        other.iter().all(|r| *r < 10.0),
+        "the other link is affected: {other:?}"
+    );
+
+    let out = run(&[
+        "chaos",
+        "delay",
+        "--nodes",
+        "n0",
+        "--ms",
+        "100",
+        "--jitter-ms",
+        "40",
+        "--to",
+        "n1",
+        "--name",
+        name,
+    ])
+    .await;
+    assert!(out.status.success(), "{}", text(&out));
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let jittered = rtt_samples(&n0, "n1", 8).await;
+    eprintln!("with 40 ms jitter: {jittered:?} ms");
+    assert!(
+        jittered.last().unwrap() - jittered.first().unwrap() > 10.0,
+        "jitter shows no spread: {jittered:?}"
+    );
+
+    run(&[
+        "chaos", "delay", "--nodes", "n0", "--ms", "0", "--to", "n1", "--name", name,
+    ])
+    .await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let after = rtt_samples(&n0, "n1", 2).await;
+    assert!(
+        after.iter().all(|r| *r < 10.0),
+        "delay not removed: {after:?}"
+    );
+    assert_no_rules(name).await;
+    down_leaves_nothing(name).await;
+}
+
+/// Safety: a partition applied with a lease by an orchestrator that then goes
+/// away (this `testnet chaos` process exits, like a SIGKILLed runner: nobody
+/// renews) heals by itself; a delay whose worker dies fails open.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn leases_expire_and_a_dead_delay_worker_fails_open() {
+    let image = image().await;
+    let _guard = Guard("e2e-safety");
+    let name = "e2e-safety";
+    let out = run(&["up", "--name", name, "--image", &image]).await;
+    assert!(out.status.success(), "{}", text(&out));
+
+    let out = run(&[
+        "chaos",
+        "--lease",
+        "10s",
+        "partition",
+        "n0",
+        "n1,n2,n3",
+        "--name",
+        name,
+    ])
+    .await;
+    assert!(out.status.success(), "{}", text(&out));
+    wait_peers(name, "n0 isolated", Duration::from_secs(20), |n| {
+        Some(if n == "n0" { 0 } else { 2 })
+    })
+    .await;
+    let took = wait_peers(
+        name,
+        "mesh back after the lease expired",
+        Duration::from_secs(40),
+        |_| Some(3),
+    )
+    .await;
+    eprintln!("lease of 10 s: mesh back {took:?} after isolation was seen");
+    assert_no_rules(name).await;
+
+    let out = run(&["status", "--name", name, "--json"]).await;
+    let nodes: Vec<Value> = serde_json::from_slice(&out.stdout).unwrap();
+    let by = |n: &str, field: &str| {
+        nodes.iter().find(|x| x["node"] == n).unwrap()[field]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    };
+    let (n0, n1_agent) = (by("n0", "http_url"), by("n1", "agent_url"));
+    run(&[
+        "chaos", "delay", "--nodes", "n0", "--ms", "500", "--to", "n1", "--name", name,
+    ])
+    .await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let slow = rtt_samples(&n0, "n1", 2).await;
+    assert!(
+        slow.iter().all(|r| *r > 400.0),
+        "delay not in effect: {slow:?}"
+    );
+    // n1 holds n0's packets; stop its worker as if it had crashed.
+    let res = reqwest::Client::new()
+        .delete(format!("{n1_agent}/delay-worker"))
+        .send()
+        .await
+        .unwrap();
+    assert!(res.status().is_success());
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let fast = rtt_samples(&n0, "n1", 2).await;
+    eprintln!("500 ms delay: RTT {slow:?} ms; worker stopped: {fast:?} ms (rules still installed)");
+    assert!(
+        fast.iter().all(|r| *r < 50.0),
+        "traffic did not fail open: {fast:?}"
+    );
+    let out = run(&["chaos", "show", "--name", name]).await;
+    assert!(
+        text(&out).contains("\"delay_from\":{\"10.77."),
+        "queue rules are still in place: {}",
+        text(&out)
+    );
+    run(&["chaos", "heal", "--name", name]).await;
+    down_leaves_nothing(name).await;
+}
+
+/// Bandwidth and loss, measured between nodes by the agents' probes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bandwidth_and_loss_are_measurable() {
+    let image = image().await;
+    let _guard = Guard("e2e-shape");
+    let name = "e2e-shape";
+    let out = run(&["up", "--name", name, "--image", &image]).await;
+    assert!(out.status.success(), "{}", text(&out));
+    let out = run(&["status", "--name", name, "--json"]).await;
+    let nodes: Vec<Value> = serde_json::from_slice(&out.stdout).unwrap();
+    let field = |n: &str, f: &str| {
+        nodes.iter().find(|x| x["node"] == n).unwrap()[f]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    };
+    let (n1_agent, n0_ip) = (field("n1", "agent_url"), field("n0", "ip"));
+    let http = reqwest::Client::new();
+    let throughput = |bytes: u64| {
+        let (http, url, to) = (http.clone(), n1_agent.clone(), format!("{n0_ip}:9000"));
+        async move {
+            let v: Value = http
+                .post(format!("{url}/probe/throughput"))
+                .json(&serde_json::json!({"to": to, "bytes": bytes}))
+                .send()
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap();
+            v["kbit_per_s"].as_f64().unwrap()
+        }
+    };
+    let free = throughput(4_000_000).await;
+    run(&[
+        "chaos",
+        "bandwidth",
+        "--nodes",
+        "n1",
+        "--kbit",
+        "1024",
+        "--name",
+        name,
+    ])
+    .await;
+    let capped = throughput(512 * 1024).await;
+    eprintln!(
+        "n1 -> n0 throughput: {free:.0} kbit/s free, {capped:.0} kbit/s with a 1024 kbit/s cap"
+    );
+    assert!(
+        (750.0..=1150.0).contains(&capped),
+        "cap of 1024 kbit/s measured as {capped:.0}"
+    );
+    assert!(free > 10_000.0, "uncapped link is slow: {free:.0}");
+    run(&[
+        "chaos",
+        "bandwidth",
+        "--nodes",
+        "n1",
+        "--kbit",
+        "0",
+        "--name",
+        name,
+    ])
+    .await;
+
+    run(&[
+        "chaos",
+        "loss",
+        "--nodes",
+        "n1",
+        "--percent",
+        "30",
+        "--to",
+        "n0",
+        "--name",
+        name,
+    ])
+    .await;
+    let v: Value = http
+        .post(format!("{n1_agent}/probe/connect"))
+        .json(&serde_json::json!({"to": format!("{n0_ip}:7000"), "count": 150, "timeout_ms": 200}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let failed = v["failed"].as_u64().unwrap();
+    eprintln!("30% loss on n1 -> n0: {failed} of 150 connects lost their SYN");
+    assert!(
+        (22..=68).contains(&failed),
+        "{failed} of 150 failed for 30% loss"
+    );
+    run(&["chaos", "heal", "--name", name]).await;
+    assert_no_rules(name).await;
+    down_leaves_nothing(name).await;
+}
