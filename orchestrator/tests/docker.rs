@@ -509,6 +509,28 @@ async fn rtt_samples(url: &str, peer: &str, n: usize) -> Vec<f64> {
     v
 }
 
+/// Times of `count` TCP connects the agent at `agent_url` makes to `to`, sorted.
+async fn connect_ms(agent_url: &str, to: &str, count: u32) -> Vec<f64> {
+    let v: Value = reqwest::Client::new()
+        .post(format!("{agent_url}/probe/connect"))
+        .json(&serde_json::json!({"to": to, "count": count, "timeout_ms": 2000}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(v["failed"], 0, "connects failed: {v}");
+    let mut ms: Vec<f64> = v["connect_ms"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x.as_f64().unwrap())
+        .collect();
+    ms.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    ms
+}
+
 /// Delay through the agents' NFQUEUE worker shows in the nodes' own ping RTT:
 /// +100 ms within 10% on the delayed link only; jitter shows as spread; removing
 /// it restores the RTT; no rule is left.
@@ -521,10 +543,13 @@ async fn delay_and_jitter_show_in_the_measured_rtt() {
     assert!(out.status.success(), "{}", text(&out));
     let out = run(&["status", "--name", name, "--json"]).await;
     let nodes: Vec<Value> = serde_json::from_slice(&out.stdout).unwrap();
-    let n0 = nodes.iter().find(|n| n["node"] == "n0").unwrap()["http_url"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let field = |n: &str, f: &str| {
+        nodes.iter().find(|x| x["node"] == n).unwrap()[f]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    };
+    let n0 = field("n0", "http_url");
 
     let base = rtt_samples(&n0, "n1", 3).await;
     let out = run(&[
@@ -565,12 +590,23 @@ async fn delay_and_jitter_show_in_the_measured_rtt() {
     ])
     .await;
     assert!(out.status.success(), "{}", text(&out));
-    tokio::time::sleep(Duration::from_secs(2)).await;
-    let jittered = rtt_samples(&n0, "n1", 8).await;
-    eprintln!("with 40 ms jitter: {jittered:?} ms");
+    // Jitter is drawn per packet but order is kept per flow, so on the busy
+    // P2P connection a packet waits for the slowest one ahead of it (the ping
+    // RTT leans to 100 + 40 ms). Fresh TCP connects are flows of their own:
+    // each SYN-ACK n0 receives from n1 is one independent draw.
+    let connects = connect_ms(
+        &field("n0", "agent_url"),
+        &format!("{}:9000", field("n1", "ip")),
+        24,
+    )
+    .await;
+    let pings = rtt_samples(&n0, "n1", 3).await;
+    eprintln!("with 40 ms jitter: connect times {connects:?} ms; ping RTT {pings:?} ms");
+    let spread = connects.last().unwrap() - connects.first().unwrap();
+    assert!(spread > 30.0, "jitter shows no spread: {connects:?}");
     assert!(
-        jittered.last().unwrap() - jittered.first().unwrap() > 10.0,
-        "jitter shows no spread: {jittered:?}"
+        connects.iter().all(|c| (55.0..=150.0).contains(c)),
+        "connect times outside 100 +/- 40 ms: {connects:?}"
     );
 
     run(&[
