@@ -22,6 +22,20 @@ pub struct Delay {
     pub ms: u32,
     #[serde(default)]
     pub jitter_ms: u32,
+    /// Per mille of packets that skip the wait (sent at once, overtaking the held
+    /// packets of their flow), netem's `reorder`. Zero keeps every flow in order.
+    #[serde(default)]
+    pub reorder_per_mille: u32,
+}
+
+impl Delay {
+    pub fn fixed(ms: u32) -> Delay {
+        Delay {
+            ms,
+            jitter_ms: 0,
+            reorder_per_mille: 0,
+        }
+    }
 }
 
 /// The faults a node should have. An empty state means healed: no rule of ours.
@@ -44,6 +58,10 @@ pub struct FaultState {
     /// request/response exchange (measured: 200 ms RTT for 100 ms).
     #[serde(default)]
     pub delay_from: BTreeMap<Ipv4Addr, Delay>,
+    /// Send a copy of this share of packets to each peer, in per mille (iptables
+    /// TEE: the clone goes straight to the peer, netem's `duplicate`).
+    #[serde(default)]
+    pub duplicate_per_mille: BTreeMap<Ipv4Addr, u32>,
     /// Cap this node's egress (tc tbf on eth0), in kbit/s.
     #[serde(default)]
     pub bandwidth_kbit: Option<u32>,
@@ -115,6 +133,14 @@ pub fn render(state: &FaultState, installed: &Installed) -> String {
             "-A {CHAIN_OUT} -d {ip}/32 -m statistic --mode random --probability {p:.3} -j DROP\n"
         ));
     }
+    // After the drops: a dropped packet is not duplicated. TEE's clone skips
+    // the chains, so it is neither dropped nor duplicated again.
+    for (ip, per_mille) in &state.duplicate_per_mille {
+        let p = (*per_mille).min(1000) as f64 / 1000.0;
+        r.push_str(&format!(
+            "-A {CHAIN_OUT} -d {ip}/32 -m statistic --mode random --probability {p:.3} -j TEE --gateway {ip}\n"
+        ));
+    }
     // Fail open: with the agent gone, queued traffic passes undelayed.
     for ip in state.delay_from.keys() {
         r.push_str(&format!(
@@ -175,15 +201,24 @@ pub fn read_back_with(
                     _ => foreign.push(line.to_owned()),
                 }
             }
+            ["-A", c, "-d", ip, "-m", "statistic", "--mode", "random", "--probability", p, "-j", "TEE", "--gateway", gw]
+                if *c == CHAIN_OUT && ip.trim_end_matches("/32") == *gw =>
+            {
+                match (gw.parse::<Ipv4Addr>(), p.parse::<f64>()) {
+                    (Ok(ip), Ok(p)) => {
+                        state
+                            .duplicate_per_mille
+                            .insert(ip, (p * 1000.0).round() as u32);
+                    }
+                    _ => foreign.push(line.to_owned()),
+                }
+            }
             ["-A", c, "-s", ip, "-j", "NFQUEUE", "--queue-num", q, "--queue-bypass"]
                 if *c == CHAIN_IN && q.parse() == Ok(DELAY_QUEUE) =>
             {
                 match ip.trim_end_matches("/32").parse::<Ipv4Addr>() {
                     Ok(ip) => {
-                        let d = delays.get(&ip).copied().unwrap_or(Delay {
-                            ms: 0,
-                            jitter_ms: 0,
-                        });
+                        let d = delays.get(&ip).copied().unwrap_or(Delay::fixed(0));
                         state.delay_from.insert(ip, d);
                     }
                     Err(_) => foreign.push(line.to_owned()),
@@ -331,17 +366,14 @@ mod tests {
             drop_from: [ip(12)].into(),
             drop_to: [ip(12), ip(13)].into(),
             loss_per_mille: [(ip(11), 50)].into(),
-            delay_from: [(
-                ip(11),
-                Delay {
-                    ms: 100,
-                    jitter_ms: 0,
-                },
-            )]
-            .into(),
+            delay_from: [(ip(11), Delay::fixed(100))].into(),
+            duplicate_per_mille: [(ip(13), 20)].into(),
             bandwidth_kbit: None,
         };
         let r = render(&state, &Installed::default());
+        assert!(r.contains("-A TESTNET-OUT -d 10.77.0.13/32 -m statistic --mode random --probability 0.020 -j TEE --gateway 10.77.0.13"), "{r}");
+        // A packet dropped by a partition is not duplicated.
+        assert!(r.rfind("-j DROP").unwrap() < r.find("-j TEE").unwrap());
         assert!(r.contains("-A TESTNET-OUT -d 10.77.0.11/32 -m statistic --mode random --probability 0.050 -j DROP"), "{r}");
         assert!(
             r.contains("-A TESTNET-IN -s 10.77.0.11/32 -j NFQUEUE --queue-num 7 --queue-bypass"),
@@ -397,12 +429,14 @@ mod tests {
         let delay = Delay {
             ms: 150,
             jitter_ms: 20,
+            reorder_per_mille: 0,
         };
         let state = FaultState {
             drop_from: [ip(11), ip(12)].into(),
             drop_to: [ip(12)].into(),
             loss_per_mille: [(ip(13), 100)].into(),
             delay_from: [(ip(13), delay)].into(),
+            duplicate_per_mille: [(ip(11), 50)].into(),
             bandwidth_kbit: None,
         };
         // What `iptables -S` prints after applying `render(&state, false)`.
@@ -410,6 +444,7 @@ mod tests {
                       -A TESTNET-IN -s 10.77.0.11/32 -j DROP\n-A TESTNET-IN -s 10.77.0.12/32 -j DROP\n\
                       -A TESTNET-OUT -d 10.77.0.12/32 -j DROP\n\
                       -A TESTNET-OUT -d 10.77.0.13/32 -m statistic --mode random --probability 0.10000000009 -j DROP\n\
+                      -A TESTNET-OUT -d 10.77.0.11/32 -m statistic --mode random --probability 0.05000000075 -j TEE --gateway 10.77.0.11\n\
                       -A TESTNET-IN -s 10.77.0.13/32 -j NFQUEUE --queue-num 7 --queue-bypass\n-A DOCKER -j ACCEPT\n";
         let (back, installed, foreign) = read_back_with(listed, &[(ip(13), delay)].into());
         assert_eq!(back, state);

@@ -4,16 +4,23 @@
 //! Network faults are declarative: the desired [`FaultState`] of every node is
 //! computed here and sent whole; the agent applies it as one batch and reads it
 //! back. Every applied fault is logged with a timestamp.
+//!
+//! The desired state of every node is also kept on the host (`faults.json` in
+//! the testnet's state dir): a container that is killed or restarted comes back
+//! with a fresh network namespace and no rules, and gets its faults back from
+//! there. A heal restores each node's baseline: the delays of its latency zone.
 
+use std::collections::BTreeMap;
 use std::net::Ipv4Addr;
-use std::time::Duration;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use testnet_node::agent::{FaultReport, ProcessReport};
 pub use testnet_node::faults::Shape;
 use testnet_node::faults::{partition, shape, Delay, FaultState};
 
-use crate::engine::{Engine, EngineError};
-use crate::testnet::{status, NodeProbe, NodeSummary};
+use crate::engine::{ContainerAction, Engine, EngineError};
+use crate::testnet::{state_dir, status, NodeProbe, NodeSummary, Plan};
+use crate::zones::Zones;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ChaosError {
@@ -29,6 +36,14 @@ pub enum ChaosError {
     NoAgent(String),
     #[error("agent of {node}: {message}")]
     Agent { node: String, message: String },
+    #[error("node {0}'s agent did not answer within 30 s of the container's start")]
+    NotBack(String),
+    #[error("no zone {zone:?} in testnet {testnet:?}; zones are {known}")]
+    UnknownZone {
+        zone: String,
+        testnet: String,
+        known: String,
+    },
     #[error(transparent)]
     Engine(#[from] EngineError),
 }
@@ -64,13 +79,108 @@ fn client() -> reqwest::Client {
         .expect("HTTP client builds")
 }
 
+fn unix_now() -> f64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs_f64())
+        .unwrap_or(0.0)
+}
+
 /// Logs one applied fault with a timestamp (the reports' timeline reads these).
 fn log(event: &str) {
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs_f64())
-        .unwrap_or(0.0);
-    eprintln!("[fault {now:.3}] {event}");
+    eprintln!("[fault {:.3}] {event}", unix_now());
+}
+
+/// One node's desired faults, as last applied.
+#[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
+struct Desired {
+    state: FaultState,
+    /// Unix time the agent's lease ends (the agent heals by itself then).
+    #[serde(default)]
+    lease_until: Option<f64>,
+}
+
+fn book_path(testnet: &str) -> std::path::PathBuf {
+    state_dir(testnet).join("faults.json")
+}
+
+fn load_book(testnet: &str) -> BTreeMap<String, Desired> {
+    std::fs::read(book_path(testnet))
+        .ok()
+        .and_then(|b| serde_json::from_slice(&b).ok())
+        .unwrap_or_default()
+}
+
+fn save_book(testnet: &str, book: &BTreeMap<String, Desired>) {
+    let path = book_path(testnet);
+    let tmp = path.with_extension("json.tmp");
+    let written = std::fs::create_dir_all(state_dir(testnet))
+        .and_then(|()| std::fs::write(&tmp, serde_json::to_vec_pretty(book).expect("serializes")))
+        .and_then(|()| std::fs::rename(&tmp, &path));
+    if let Err(e) = written {
+        // The faults are applied; only a container restart would miss them.
+        eprintln!(
+            "warning: cannot record the desired faults in {}: {e}",
+            path.display()
+        );
+    }
+}
+
+/// Forgets the desired faults of `testnet` (a fresh `up` starts healed).
+pub fn forget(testnet: &str) {
+    let _ = std::fs::remove_file(book_path(testnet));
+}
+
+/// What `node` should carry now: its last applied state while its lease runs,
+/// else its baseline.
+fn desired(
+    testnet: &str,
+    node: &NodeSummary,
+    nodes: &[NodeSummary],
+) -> (FaultState, Option<Duration>) {
+    let now = unix_now();
+    match load_book(testnet).remove(&node.node) {
+        Some(d) if d.lease_until.is_none_or(|t| t > now) => (
+            d.state,
+            d.lease_until.map(|t| Duration::from_secs_f64(t - now)),
+        ),
+        _ => (
+            baseline(testnet, nodes)
+                .remove(&node.node)
+                .unwrap_or_default(),
+            None,
+        ),
+    }
+}
+
+/// Each node's healed state: the delays of its latency zone, if any.
+fn baseline(testnet: &str, nodes: &[NodeSummary]) -> BTreeMap<String, FaultState> {
+    let zones = Plan::load(testnet).map(|p| p.zones).unwrap_or_default();
+    zones_baseline(&zones, nodes)
+}
+
+fn zones_baseline(zones: &Zones, nodes: &[NodeSummary]) -> BTreeMap<String, FaultState> {
+    let named: Vec<(String, Ipv4Addr)> = nodes
+        .iter()
+        .filter_map(|n| n.ip.map(|ip| (n.node.clone(), ip)))
+        .collect();
+    zones.baseline(&named)
+}
+
+/// Applies the latency zones' baseline (what `up` does for a file with zones).
+pub async fn apply_baseline(
+    testnet: &str,
+    nodes: &[NodeSummary],
+    zones: &Zones,
+) -> Result<(), ChaosError> {
+    let base = zones_baseline(zones, nodes);
+    let states: Vec<(&NodeSummary, FaultState)> = nodes
+        .iter()
+        .map(|n| (n, base.get(&n.node).cloned().unwrap_or_default()))
+        .collect();
+    apply(testnet, &states, None).await?;
+    log(&format!("testnet {testnet}: latency zones applied"));
+    Ok(())
 }
 
 async fn nodes<E: Engine, P: NodeProbe>(
@@ -128,6 +238,7 @@ async fn agent_call<T: serde::de::DeserializeOwned>(
 /// heals by itself unless the state is applied again within it (a runner renews;
 /// one that was SIGKILLed does not, and its faults expire).
 pub async fn apply(
+    testnet: &str,
     states: &[(&NodeSummary, FaultState)],
     lease: Option<Duration>,
 ) -> Result<Vec<FaultReport>, ChaosError> {
@@ -146,6 +257,20 @@ pub async fn apply(
         .filter(|(_, r)| r.is_ok())
         .map(|((n, _), _)| n.node.as_str())
         .collect();
+    let mut book = load_book(testnet);
+    let lease_until = lease.map(|l| unix_now() + l.as_secs_f64());
+    for ((node, state), r) in states.iter().zip(&results) {
+        if r.is_ok() {
+            book.insert(
+                node.node.clone(),
+                Desired {
+                    state: state.clone(),
+                    lease_until,
+                },
+            );
+        }
+    }
+    save_book(testnet, &book);
     let mut reports = Vec::new();
     for r in results {
         match r {
@@ -205,7 +330,7 @@ pub async fn partition_groups<E: Engine, P: NodeProbe>(
         .map(|g| g.iter().map(|n| ip_of(n)).collect::<Result<_, _>>())
         .collect::<Result<_, _>>()?;
     let all: Vec<Ipv4Addr> = nodes.iter().filter_map(|n| n.ip).collect();
-    apply_drops(&nodes, &partition(&groups_ip, &all), lease).await?;
+    apply_drops(testnet, &nodes, &partition(&groups_ip, &all), lease).await?;
     let shown: Vec<String> = groups.iter().map(|g| g.join(",")).collect();
     log(&format!(
         "testnet {testnet}: partition {}",
@@ -227,13 +352,14 @@ pub async fn partition_shape<E: Engine, P: NodeProbe>(
         find(&nodes, &format!("n{k}"), testnet)?;
     }
     let all: Vec<Ipv4Addr> = nodes.iter().filter_map(|n| n.ip).collect();
-    apply_drops(&nodes, &shape(kind, &all), lease).await?;
+    apply_drops(testnet, &nodes, &shape(kind, &all), lease).await?;
     log(&format!("testnet {testnet}: partition {kind:?}"));
     Ok(())
 }
 
 /// Replaces each node's drops with `plan`'s, keeping its other faults.
 async fn apply_drops(
+    testnet: &str,
     nodes: &[NodeSummary],
     plan: &[(Ipv4Addr, FaultState)],
     lease: Option<Duration>,
@@ -248,7 +374,7 @@ async fn apply_drops(
         state.drop_to = cut.1.drop_to.clone();
         merged.push((node, state));
     }
-    apply(&merged, lease).await?;
+    apply(testnet, &merged, lease).await?;
     Ok(())
 }
 
@@ -268,8 +394,11 @@ pub enum LinkFault {
     Delay(Delay),
     /// Per mille of packets dropped.
     Loss(u32),
+    /// Per mille of packets sent twice.
+    Duplicate(u32),
     ClearDelay,
     ClearLoss,
+    ClearDuplicate,
 }
 
 /// Applies `fault` to packets leaving each of `from` towards `to` (every other
@@ -330,9 +459,15 @@ pub async fn link<E: Engine, P: NodeProbe>(
             LinkFault::ClearLoss => {
                 state.loss_per_mille.remove(&peer_ip);
             }
+            LinkFault::Duplicate(p) => {
+                state.duplicate_per_mille.insert(peer_ip, p);
+            }
+            LinkFault::ClearDuplicate => {
+                state.duplicate_per_mille.remove(&peer_ip);
+            }
         }
     }
-    apply(&changed, lease).await?;
+    apply(testnet, &changed, lease).await?;
     let towards = if to.is_empty() {
         "all".to_owned()
     } else {
@@ -362,7 +497,7 @@ pub async fn bandwidth<E: Engine, P: NodeProbe>(
         state.bandwidth_kbit = kbit;
         states.push((node, state));
     }
-    apply(&states, lease).await?;
+    apply(testnet, &states, lease).await?;
     log(&format!(
         "testnet {testnet}: bandwidth {kbit:?} kbit/s on {}",
         names.join(",")
@@ -370,21 +505,175 @@ pub async fn bandwidth<E: Engine, P: NodeProbe>(
     Ok(())
 }
 
-/// Removes every network fault of every node.
+/// Removes every network fault of every node (back to the zones' delays, if any).
 pub async fn heal<E: Engine, P: NodeProbe>(
     engine: &E,
     probe: &P,
     testnet: &str,
 ) -> Result<(), ChaosError> {
     let nodes = nodes(engine, probe, testnet).await?;
+    let base = baseline(testnet, &nodes);
     let states: Vec<(&NodeSummary, FaultState)> = nodes
         .iter()
         .filter(|n| n.agent_url.is_some())
-        .map(|n| (n, FaultState::default()))
+        .map(|n| (n, base.get(&n.node).cloned().unwrap_or_default()))
         .collect();
-    apply(&states, None).await?;
+    apply(testnet, &states, None).await?;
     log(&format!("testnet {testnet}: healed"));
     Ok(())
+}
+
+/// Changes the latency between zones `a` and `b` (one-way: only `a` to `b`)
+/// on the running testnet, and records it as the new baseline.
+#[allow(clippy::too_many_arguments)]
+pub async fn zone_latency<E: Engine, P: NodeProbe>(
+    engine: &E,
+    probe: &P,
+    testnet: &str,
+    a: &str,
+    b: &str,
+    ms: u32,
+    one_way: bool,
+) -> Result<(), ChaosError> {
+    let nodes = nodes(engine, probe, testnet).await?;
+    let mut plan = Plan::load(testnet).ok_or_else(|| ChaosError::NoTestnet(testnet.to_owned()))?;
+    for z in [a, b] {
+        if !plan.zones.zones.contains_key(z) {
+            return Err(ChaosError::UnknownZone {
+                zone: z.to_owned(),
+                testnet: testnet.to_owned(),
+                known: plan
+                    .zones
+                    .zones
+                    .keys()
+                    .cloned()
+                    .collect::<Vec<_>>()
+                    .join(", "),
+            });
+        }
+    }
+    let old = zones_baseline(&plan.zones, &nodes);
+    plan.zones.set(a, b, ms, one_way);
+    let new = zones_baseline(&plan.zones, &nodes);
+    // Only the links whose baseline changed; other faults stay as they are.
+    let mut changed = Vec::new();
+    for node in &nodes {
+        let (Some(before), Some(after)) = (old.get(&node.node), new.get(&node.node)) else {
+            continue;
+        };
+        if before == after {
+            continue;
+        }
+        let mut state = current(node).await?;
+        for ip in nodes.iter().filter_map(|n| n.ip) {
+            match after.delay_from.get(&ip) {
+                Some(d) => state.delay_from.insert(ip, *d),
+                None if before.delay_from.contains_key(&ip) => state.delay_from.remove(&ip),
+                None => None,
+            };
+        }
+        changed.push((node, state));
+    }
+    apply(testnet, &changed, None).await?;
+    let path = state_dir(testnet).join("plan.json");
+    std::fs::write(
+        &path,
+        serde_json::to_vec_pretty(&plan).expect("plan serializes"),
+    )
+    .map_err(|e| ChaosError::Agent {
+        node: "(host)".into(),
+        message: format!("applied, but cannot record it in {}: {e}", path.display()),
+    })?;
+    log(&format!(
+        "testnet {testnet}: latency {a} -> {b}{} {ms} ms",
+        if one_way { "" } else { " and back" }
+    ));
+    Ok(())
+}
+
+/// Applies a fault to a node's whole container: its network namespace goes
+/// with a kill or stop, so on start the node's desired faults are applied again
+/// (once its agent answers).
+pub async fn container<E: Engine, P: NodeProbe>(
+    engine: &E,
+    probe: &P,
+    testnet: &str,
+    node: &str,
+    fault: ProcessFault,
+) -> Result<String, ChaosError> {
+    let nodes = nodes(engine, probe, testnet).await?;
+    let name = find(&nodes, node, testnet)?.container.clone();
+    let mut did = Vec::new();
+    if matches!(fault, ProcessFault::Kill | ProcessFault::Restart) {
+        engine
+            .container_action(&name, ContainerAction::Kill)
+            .await?;
+        did.push("killed");
+    }
+    match fault {
+        ProcessFault::Stop => {
+            engine
+                .container_action(&name, ContainerAction::Stop)
+                .await?;
+            did.push("stopped");
+        }
+        ProcessFault::Pause => {
+            engine
+                .container_action(&name, ContainerAction::Pause)
+                .await?;
+            did.push("paused");
+        }
+        ProcessFault::Resume => {
+            engine
+                .container_action(&name, ContainerAction::Unpause)
+                .await?;
+            did.push("resumed");
+        }
+        ProcessFault::Start | ProcessFault::Restart => {
+            engine.start_container(&name).await?;
+            did.push("started");
+            let back = wait_agent(engine, probe, testnet, node).await?;
+            let all = self::nodes(engine, probe, testnet).await?;
+            let (state, lease) = desired(testnet, &back, &all);
+            if !state.is_healed() {
+                apply(testnet, &[(&back, state)], lease).await?;
+                did.push("faults re-applied");
+            }
+        }
+        ProcessFault::Kill => {}
+    }
+    let done = did.join(", ");
+    log(&format!("testnet {testnet}: container of {node} {done}"));
+    Ok(done)
+}
+
+/// The node once its agent answers again after a container start.
+async fn wait_agent<E: Engine, P: NodeProbe>(
+    engine: &E,
+    probe: &P,
+    testnet: &str,
+    node: &str,
+) -> Result<NodeSummary, ChaosError> {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let http = client();
+    loop {
+        let nodes = nodes(engine, probe, testnet).await?;
+        let n = find(&nodes, node, testnet)?;
+        if let Some(url) = &n.agent_url {
+            if http
+                .get(format!("{url}/faults"))
+                .send()
+                .await
+                .is_ok_and(|r| r.status().is_success())
+            {
+                return Ok(n.clone());
+            }
+        }
+        if Instant::now() > deadline {
+            return Err(ChaosError::NotBack(node.to_owned()));
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 }
 
 /// Applies a process fault to one node.

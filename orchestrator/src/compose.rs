@@ -120,6 +120,7 @@ mod tests {
                     bugs: vec![testnet_node::SimulatedBug::HandshakeRace],
                 },
             ],
+            zones: Default::default(),
         };
         let text = render(&plan);
         let doc: serde_yaml_ng::Value = serde_yaml_ng::from_str(&text).unwrap();

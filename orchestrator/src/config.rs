@@ -9,12 +9,19 @@
 //! node_options:         # optional, per node
 //!   n3:
 //!     simulate_bug: [handshake-race]
+//! zones:                # optional latency zones (see `zones`)
+//!   eu: [n0, n1, n2, n3]
+//!   us: [n4, n5, n6, n7]
+//! latency:              # one-way ms between zones, symmetric unless both given
+//!   eu: { us: 40 }
 //! ```
 
 use std::collections::BTreeMap;
 
 use serde::Deserialize;
 use testnet_node::SimulatedBug;
+
+use crate::zones::Zones;
 
 /// The testnet `testnet up` brings up without a file: 4 validators, full mesh.
 pub const DEFAULT_TESTNET: &str = "nodes: 4\n";
@@ -32,6 +39,10 @@ pub struct TestnetFile {
     pub image: Option<String>,
     #[serde(default)]
     pub node_options: BTreeMap<String, NodeOptions>,
+    #[serde(default)]
+    pub zones: BTreeMap<String, Vec<String>>,
+    #[serde(default)]
+    pub latency: BTreeMap<String, BTreeMap<String, u32>>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
@@ -131,6 +142,7 @@ impl TestnetFile {
                 ));
             }
         }
+        problems.extend(self.zones().problems(&self.node_names()));
         if problems.is_empty() {
             Ok(())
         } else {
@@ -143,6 +155,13 @@ impl TestnetFile {
 
     pub fn node_names(&self) -> Vec<String> {
         (0..self.nodes).map(|i| format!("n{i}")).collect()
+    }
+
+    pub fn zones(&self) -> Zones {
+        Zones {
+            zones: self.zones.clone(),
+            latency: self.latency.clone(),
+        }
     }
 
     pub fn bugs_of(&self, node: &str) -> Vec<SimulatedBug> {
@@ -210,5 +229,13 @@ mod tests {
         assert!(err.contains("name: name \"Bad_Name\""), "{err}");
         assert!(err.contains("nodes: 0 is not between"), "{err}");
         assert!(err.contains("node_options.n7: no such node"), "{err}");
+        let err = TestnetFile::parse(
+            "nodes: 2\nzones: {a: [n0], b: [n1, n5]}\nlatency: {a: {c: 5}}\n",
+            "t.yaml",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("zones.b: no node \"n5\""), "{err}");
+        assert!(err.contains("latency.a: no zone \"c\""), "{err}");
     }
 }

@@ -84,6 +84,18 @@ pub enum ContainerState {
     Other,
 }
 
+/// What [`Engine::container_action`] does to a running container.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ContainerAction {
+    /// SIGKILL to PID 1.
+    Kill,
+    /// SIGTERM, then SIGKILL after a few seconds.
+    Stop,
+    /// Freeze every process (cgroup freezer).
+    Pause,
+    Unpause,
+}
+
 /// A container as listed by the engine.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ContainerInfo {
@@ -151,6 +163,13 @@ pub trait Engine: Send + Sync {
         tar: Vec<u8>,
     ) -> impl Future<Output = Result<(), EngineError>> + Send;
     fn start_container(&self, name: &str) -> impl Future<Output = Result<(), EngineError>> + Send;
+    /// Kill, stop, pause or unpause a container (its network namespace goes with
+    /// a kill or stop and is recreated on start).
+    fn container_action(
+        &self,
+        name: &str,
+        action: ContainerAction,
+    ) -> impl Future<Output = Result<(), EngineError>> + Send;
     /// Kills and removes a container with its anonymous volumes; fine if absent.
     fn remove_container(&self, name: &str) -> impl Future<Output = Result<(), EngineError>> + Send;
     /// Containers (in any state) carrying `label`.

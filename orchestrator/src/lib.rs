@@ -1,6 +1,12 @@
 //! `testnet`, the orchestrator: brings up testnets, breaks them, checks them.
 //!
-//! Map (grows with the issues that add Docker, faults and scenarios):
+//! Map:
+//! - [`engine`]: the container engine seam (Docker on bollard, a fake for tests).
+//! - [`image`]: the node image, built from a pulled or an mmdebstrap'd base.
+//! - [`config`], [`zones`]: testnet files; latency zones as baseline delays.
+//! - [`testnet`]: `up` / `status` / `down`; [`compose`]: `export compose`.
+//! - [`chaos`]: faults through each node's agent, with the desired state kept
+//!   on the host so a restarted container gets its faults back.
 //! - [`load`]: `testnet load`, the load generator of `testnet_node::load` run
 //!   against any nodes' HTTP APIs, with a report and an exit code.
 
@@ -11,3 +17,4 @@ pub mod engine;
 pub mod image;
 pub mod load;
 pub mod testnet;
+pub mod zones;

@@ -110,8 +110,30 @@ enum Chaos {
         ms: u32,
         #[arg(long, default_value_t = 0)]
         jitter_ms: u32,
+        /// Share of packets sent at once, overtaking the held ones (netem's reorder).
+        #[arg(long, default_value_t = 0.0)]
+        reorder_percent: f64,
         #[arg(long, value_delimiter = ',')]
         to: Vec<String>,
+    },
+    /// Send a copy of this share of packets leaving --nodes (towards --to).
+    Duplicate {
+        #[arg(long, value_delimiter = ',', required = true)]
+        nodes: Vec<String>,
+        #[arg(long)]
+        percent: f64,
+        #[arg(long, value_delimiter = ',')]
+        to: Vec<String>,
+    },
+    /// Change the latency between two zones of the testnet file while it runs
+    /// (both ways unless --one-way); a heal keeps it.
+    Latency {
+        from_zone: String,
+        to_zone: String,
+        #[arg(long)]
+        ms: u32,
+        #[arg(long)]
+        one_way: bool,
     },
     /// Cap the egress bandwidth of --nodes (0 removes the cap).
     Bandwidth {
@@ -131,18 +153,29 @@ enum Chaos {
     },
     /// Read back every node's fault rules.
     Show,
-    /// SIGKILL the node process (the container and its network stay).
-    Kill { node: String },
-    /// Start a killed or stopped node process.
-    Start { node: String },
-    /// Kill and start the node process.
-    Restart { node: String },
-    /// SIGTERM the node process (graceful).
-    Stop { node: String },
-    /// SIGSTOP the node process.
-    Pause { node: String },
-    /// SIGCONT a paused node process.
-    Resume { node: String },
+    /// SIGKILL the node process (the container and its network stay), or with
+    /// --container the whole container.
+    Kill(Target),
+    /// Start a killed or stopped node process (or container: its faults are
+    /// applied again once it is back).
+    Start(Target),
+    /// Kill and start the node process (or container, faults re-applied).
+    Restart(Target),
+    /// SIGTERM the node process, graceful (or stop the container).
+    Stop(Target),
+    /// SIGSTOP the node process (or freeze the container).
+    Pause(Target),
+    /// SIGCONT a paused node process (or thaw the container).
+    Resume(Target),
+}
+
+#[derive(clap::Args)]
+struct Target {
+    node: String,
+    /// Act on the container instead of the node process: its network namespace
+    /// is recreated, and the orchestrator re-applies the node's faults on start.
+    #[arg(long)]
+    container: bool,
 }
 
 #[derive(Subcommand)]
@@ -161,6 +194,14 @@ enum ImageCmd {
         #[arg(long, env = "TESTNET_NODE_BINARY")]
         node_binary: Option<PathBuf>,
     },
+}
+
+/// A percentage option as per mille.
+fn per_mille(percent: f64) -> Result<u32, Fail> {
+    if !(0.0..=100.0).contains(&percent) {
+        return Err(Fail(format!("{percent}% is not between 0 and 100")));
+    }
+    Ok((percent * 10.0).round() as u32)
 }
 
 /// An error that ends the command with exit code 2.
@@ -423,8 +464,8 @@ async fn run(cli: Cli) -> Result<ExitCode, Fail> {
         Command::Chaos { lease, fault: c } => {
             let name = cli.name.unwrap_or_else(|| "default".into());
             use testnet::chaos::{self, ProcessFault};
-            let one = |node: String, f: ProcessFault| (node, f);
-            let (node, fault) = match c {
+            let one = |t: Target, f: ProcessFault| (t, f);
+            let (target, fault) = match c {
                 Chaos::Partition {
                     shape: Some(kind), ..
                 } => {
@@ -465,10 +506,16 @@ async fn run(cli: Cli) -> Result<ExitCode, Fail> {
                     nodes,
                     ms,
                     jitter_ms,
+                    reorder_percent,
                     to,
                 } => {
+                    let reorder_per_mille = per_mille(reorder_percent)?;
                     let fault = if ms > 0 {
-                        chaos::LinkFault::Delay(testnet_node::faults::Delay { ms, jitter_ms })
+                        chaos::LinkFault::Delay(testnet_node::faults::Delay {
+                            ms,
+                            jitter_ms,
+                            reorder_per_mille,
+                        })
                     } else {
                         chaos::LinkFault::ClearDelay
                     };
@@ -481,16 +528,29 @@ async fn run(cli: Cli) -> Result<ExitCode, Fail> {
                     return Ok(ExitCode::SUCCESS);
                 }
                 Chaos::Loss { nodes, percent, to } => {
-                    if !(0.0..=100.0).contains(&percent) {
-                        return Err(Fail("--percent must be between 0 and 100".into()));
-                    }
-                    let per_mille = (percent * 10.0).round() as u32;
-                    let fault = if per_mille > 0 {
-                        chaos::LinkFault::Loss(per_mille)
-                    } else {
-                        chaos::LinkFault::ClearLoss
+                    let fault = match per_mille(percent)? {
+                        0 => chaos::LinkFault::ClearLoss,
+                        p => chaos::LinkFault::Loss(p),
                     };
                     chaos::link(&engine, &probe, &name, &nodes, &to, fault, lease).await?;
+                    return Ok(ExitCode::SUCCESS);
+                }
+                Chaos::Duplicate { nodes, percent, to } => {
+                    let fault = match per_mille(percent)? {
+                        0 => chaos::LinkFault::ClearDuplicate,
+                        p => chaos::LinkFault::Duplicate(p),
+                    };
+                    chaos::link(&engine, &probe, &name, &nodes, &to, fault, lease).await?;
+                    return Ok(ExitCode::SUCCESS);
+                }
+                Chaos::Latency {
+                    from_zone,
+                    to_zone,
+                    ms,
+                    one_way,
+                } => {
+                    chaos::zone_latency(&engine, &probe, &name, &from_zone, &to_zone, ms, one_way)
+                        .await?;
                     return Ok(ExitCode::SUCCESS);
                 }
                 Chaos::Show => {
@@ -502,13 +562,19 @@ async fn run(cli: Cli) -> Result<ExitCode, Fail> {
                     }
                     return Ok(ExitCode::SUCCESS);
                 }
-                Chaos::Kill { node } => one(node, ProcessFault::Kill),
-                Chaos::Start { node } => one(node, ProcessFault::Start),
-                Chaos::Restart { node } => one(node, ProcessFault::Restart),
-                Chaos::Stop { node } => one(node, ProcessFault::Stop),
-                Chaos::Pause { node } => one(node, ProcessFault::Pause),
-                Chaos::Resume { node } => one(node, ProcessFault::Resume),
+                Chaos::Kill(t) => one(t, ProcessFault::Kill),
+                Chaos::Start(t) => one(t, ProcessFault::Start),
+                Chaos::Restart(t) => one(t, ProcessFault::Restart),
+                Chaos::Stop(t) => one(t, ProcessFault::Stop),
+                Chaos::Pause(t) => one(t, ProcessFault::Pause),
+                Chaos::Resume(t) => one(t, ProcessFault::Resume),
             };
+            let node = target.node;
+            if target.container {
+                let done = chaos::container(&engine, &probe, &name, &node, fault).await?;
+                println!("{node}: container {done}");
+                return Ok(ExitCode::SUCCESS);
+            }
             let report = chaos::process(&engine, &probe, &name, &node, fault).await?;
             println!(
                 "{node}: {}",

@@ -47,6 +47,8 @@ pub enum UpError {
     },
     #[error("not every node had a full mesh within {deadline:?}:\n{report}")]
     NotReady { deadline: Duration, report: String },
+    #[error("applying the latency zones failed: {0}")]
+    Zones(String),
     #[error("interrupted; everything created was removed")]
     Interrupted,
     #[error("cannot write the testnet's files under {0}: {1}")]
@@ -109,6 +111,9 @@ pub struct Plan {
     pub subnet: String,
     pub image: String,
     pub nodes: Vec<NodePlan>,
+    /// Latency zones, applied as each node's baseline delays (and restored by a heal).
+    #[serde(default)]
+    pub zones: crate::zones::Zones,
 }
 
 impl Plan {
@@ -296,7 +301,10 @@ async fn create_and_wait<E: Engine, P: NodeProbe>(
         subnet: subnet.clone(),
         image: req.image.to_owned(),
         nodes: nodes.clone(),
+        zones: req.file.zones(),
     };
+    // A fresh testnet has no faults: forget the desired faults of an earlier one.
+    crate::chaos::forget(name);
     std::fs::write(
         dir.join("plan.json"),
         serde_json::to_vec_pretty(&plan).expect("plan serializes"),
@@ -376,6 +384,21 @@ async fn create_and_wait<E: Engine, P: NodeProbe>(
         cancel,
     )
     .await?;
+    if !plan.zones.is_empty() {
+        let nodes = status(engine, probe, name).await?;
+        crate::chaos::apply_baseline(name, &nodes, &plan.zones)
+            .await
+            .map_err(|e| UpError::Zones(e.to_string()))?;
+        progress(&format!(
+            "latency zones applied ({})",
+            plan.zones
+                .zones
+                .keys()
+                .cloned()
+                .collect::<Vec<_>>()
+                .join(", ")
+        ));
+    }
     Ok(status(engine, probe, name).await?)
 }
 

@@ -481,9 +481,156 @@ async fn partition_heal_and_process_faults() {
     )
     .await;
 
+    // A container restart recreates the network namespace (no rules, a new
+    // agent): the orchestrator applies n1's desired faults again. The delay n1
+    // holds on packets from n0 shows in n0's ping RTT before and after.
+    let ip_of = |n: &str| {
+        nodes.iter().find(|x| x["node"] == n).unwrap()["ip"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    };
+    let url_of = |list: &[Value], n: &str| {
+        list.iter().find(|x| x["node"] == n).unwrap()["http_url"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    };
+    let out = run(&[
+        "chaos",
+        "delay",
+        "--nodes",
+        "n0",
+        "--to",
+        "n1",
+        "--ms",
+        "50",
+        "--duplicate",
+        "--name",
+        name,
+    ])
+    .await;
+    assert!(!out.status.success(), "an unknown flag is refused");
+    let out = run(&[
+        "chaos", "delay", "--nodes", "n0", "--to", "n1", "--ms", "50", "--name", name,
+    ])
+    .await;
+    assert!(out.status.success(), "{}", text(&out));
+    let out = run(&[
+        "chaos",
+        "duplicate",
+        "--nodes",
+        "n1",
+        "--to",
+        "n2",
+        "--percent",
+        "5",
+        "--name",
+        name,
+    ])
+    .await;
+    assert!(out.status.success(), "{}", text(&out));
+    let out = run(&["chaos", "restart", "n1", "--container", "--name", name]).await;
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(
+        text(&out).contains("killed, started, faults re-applied"),
+        "{}",
+        text(&out)
+    );
+    wait_peers(
+        name,
+        "n1 back after a container restart",
+        Duration::from_secs(30),
+        |_| Some(3),
+    )
+    .await;
+    let out = run(&["status", "--name", name, "--json"]).await;
+    let after: Vec<Value> = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        after.iter().find(|n| n["node"] == "n1").unwrap()["ip"],
+        ip_before
+    );
+    let shown = text(&run(&["chaos", "show", "--name", name]).await);
+    let n1_line = shown
+        .lines()
+        .find(|l| l.starts_with("n1:"))
+        .unwrap_or_default()
+        .to_owned();
+    assert!(
+        n1_line.contains(&format!("\"delay_from\":{{\"{}\":{{\"ms\":50", ip_of("n0")))
+            && n1_line.contains(&format!(
+                "\"duplicate_per_mille\":{{\"{}\":50}}",
+                ip_of("n2")
+            )),
+        "n1's faults are not back in its new namespace: {shown}"
+    );
+    let rtts = rtt_samples(&url_of(&after, "n0"), "n1", 3).await;
+    eprintln!("n0 -> n1 RTT after n1's container restart with 50 ms held at n1: {rtts:?}");
+    assert!((45.0..=75.0).contains(&rtts[1]), "{rtts:?}");
+    run(&["chaos", "heal", "--name", name]).await;
+    assert_no_rules(name).await;
+
     let out = run(&["chaos", "kill", "n9", "--name", name]).await;
     assert_eq!(out.status.code(), Some(2));
     assert!(text(&out).contains("no node \"n9\""), "{}", text(&out));
+    down_leaves_nothing(name).await;
+}
+
+/// Latency zones from a testnet file are in place when `up` returns, can be
+/// changed while the testnet runs, and survive a heal (they are the baseline).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn latency_zones_apply_at_up_and_change_live() {
+    let image = image().await;
+    let _guard = Guard("e2e-zones");
+    let name = "e2e-zones";
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("zones.yaml");
+    std::fs::write(
+        &file,
+        "nodes: 4\nzones:\n  eu: [n0, n1]\n  us: [n2, n3]\nlatency:\n  eu: { us: 30 }\n",
+    )
+    .unwrap();
+    let out = run(&[
+        "up",
+        file.to_str().unwrap(),
+        "--name",
+        name,
+        "--image",
+        &image,
+    ])
+    .await;
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(
+        text(&out).contains("latency zones applied"),
+        "{}",
+        text(&out)
+    );
+    let out = run(&["status", "--name", name, "--json"]).await;
+    let nodes: Vec<Value> = serde_json::from_slice(&out.stdout).unwrap();
+    let n0 = nodes.iter().find(|n| n["node"] == "n0").unwrap()["http_url"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    // 30 ms each way between zones; nothing within one.
+    let across = rtt_samples(&n0, "n2", 3).await;
+    let within = rtt_samples(&n0, "n1", 2).await;
+    eprintln!("zones eu|us at 30 ms one-way: n0->n2 RTT {across:?}, n0->n1 {within:?}");
+    assert!((55.0..=70.0).contains(&across[1]), "{across:?}");
+    assert!(within.iter().all(|r| *r < 10.0), "{within:?}");
+
+    let out = run(&["chaos", "latency", "eu", "us", "--ms", "80", "--name", name]).await;
+    assert!(out.status.success(), "{}", text(&out));
+    run(&["chaos", "heal", "--name", name]).await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let changed = rtt_samples(&n0, "n2", 3).await;
+    eprintln!("after `chaos latency eu us --ms 80` and a heal: n0->n2 RTT {changed:?}");
+    assert!((150.0..=180.0).contains(&changed[1]), "{changed:?}");
+    let out = run(&[
+        "chaos", "latency", "eu", "mars", "--ms", "1", "--name", name,
+    ])
+    .await;
+    assert_eq!(out.status.code(), Some(2));
+    assert!(text(&out).contains("no zone \"mars\""), "{}", text(&out));
     down_leaves_nothing(name).await;
 }
 

@@ -63,6 +63,10 @@ pub struct Scheduler {
 impl Scheduler {
     /// When a packet of `flow` arriving at `now` may leave.
     pub fn due(&mut self, flow: Flow, now: Instant, delay: Delay, rng: &mut impl Rng) -> Instant {
+        // Reordering: this packet goes at once, ahead of what its flow has held.
+        if delay.reorder_per_mille > 0 && rng.gen_range(0..1000) < delay.reorder_per_mille {
+            return now;
+        }
         let jitter = delay.jitter_ms.min(delay.ms) as i64;
         let ms = delay.ms as i64
             + if jitter > 0 {
@@ -271,6 +275,7 @@ mod tests {
         let d = Delay {
             ms: 100,
             jitter_ms: 20,
+            reorder_per_mille: 0,
         };
         let mut last = start;
         let mut spread = Vec::new();
@@ -287,16 +292,51 @@ mod tests {
             "jitter shows as spread"
         );
         // Another flow is independent.
-        let other = s.due(
-            flow(2),
-            start,
-            Delay {
-                ms: 10,
-                jitter_ms: 0,
-            },
-            &mut rng,
-        );
+        let other = s.due(flow(2), start, Delay::fixed(10), &mut rng);
         assert_eq!(other, start + Duration::from_millis(10));
+    }
+
+    #[test]
+    fn reordering_lets_a_share_of_packets_overtake_their_flow() {
+        let mut s = Scheduler::default();
+        let mut rng = StdRng::seed_from_u64(5);
+        let start = Instant::now();
+        let d = Delay {
+            ms: 50,
+            jitter_ms: 0,
+            reorder_per_mille: 250,
+        };
+        let dues: Vec<Instant> = (0..2000u64)
+            .map(|i| s.due(flow(1), start + Duration::from_micros(i * 100), d, &mut rng))
+            .collect();
+        let overtaking = dues.windows(2).filter(|w| w[1] < w[0]).count();
+        let immediate = dues
+            .iter()
+            .enumerate()
+            .filter(|(i, t)| **t == start + Duration::from_micros(*i as u64 * 100))
+            .count();
+        // About a quarter go at once; each of them overtakes the held packet before.
+        assert!(
+            (400..600).contains(&immediate),
+            "{immediate} of 2000 sent at once"
+        );
+        assert!(overtaking >= immediate * 2 / 3, "{overtaking} overtakes");
+        // Without reordering nothing overtakes.
+        let mut s = Scheduler::default();
+        let ordered: Vec<Instant> = (0..2000u64)
+            .map(|i| {
+                s.due(
+                    flow(1),
+                    start + Duration::from_micros(i * 100),
+                    Delay {
+                        reorder_per_mille: 0,
+                        ..d
+                    },
+                    &mut rng,
+                )
+            })
+            .collect();
+        assert!(ordered.windows(2).all(|w| w[1] >= w[0]));
     }
 
     #[test]

@@ -12,14 +12,16 @@ use bollard::models::{
 };
 use bollard::query_parameters::{
     BuildImageOptionsBuilder, CreateContainerOptionsBuilder, CreateImageOptionsBuilder,
-    ListContainersOptionsBuilder, ListNetworksOptionsBuilder, ListVolumesOptionsBuilder,
-    LogsOptionsBuilder, RemoveContainerOptionsBuilder, UploadToContainerOptionsBuilder,
+    KillContainerOptionsBuilder, ListContainersOptionsBuilder, ListNetworksOptionsBuilder,
+    ListVolumesOptionsBuilder, LogsOptionsBuilder, RemoveContainerOptionsBuilder,
+    StopContainerOptionsBuilder, UploadToContainerOptionsBuilder,
 };
 use bollard::Docker;
 use futures::StreamExt;
 
 use super::{
-    ContainerInfo, ContainerSpec, ContainerState, Engine, EngineError, Label, NetworkInfo,
+    ContainerAction, ContainerInfo, ContainerSpec, ContainerState, Engine, EngineError, Label,
+    NetworkInfo,
 };
 
 pub struct DockerEngine {
@@ -288,6 +290,27 @@ impl Engine for DockerEngine {
             .start_container(name, None)
             .await
             .map_err(api(format!("starting {name}")))
+    }
+
+    async fn container_action(
+        &self,
+        name: &str,
+        action: ContainerAction,
+    ) -> Result<(), EngineError> {
+        let what = format!("{action:?} of {name}").to_lowercase();
+        let result = match action {
+            ContainerAction::Kill => {
+                let opts = KillContainerOptionsBuilder::new().signal("SIGKILL").build();
+                self.docker.kill_container(name, Some(opts)).await
+            }
+            ContainerAction::Stop => {
+                let opts = StopContainerOptionsBuilder::new().t(5).build();
+                self.docker.stop_container(name, Some(opts)).await
+            }
+            ContainerAction::Pause => self.docker.pause_container(name).await,
+            ContainerAction::Unpause => self.docker.unpause_container(name).await,
+        };
+        result.map_err(api(what))
     }
 
     async fn remove_container(&self, name: &str) -> Result<(), EngineError> {

@@ -10,7 +10,8 @@ use std::path::Path;
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use super::{
-    ContainerInfo, ContainerSpec, ContainerState, Engine, EngineError, Label, NetworkInfo,
+    ContainerAction, ContainerInfo, ContainerSpec, ContainerState, Engine, EngineError, Label,
+    NetworkInfo,
 };
 
 #[derive(Debug, Default)]
@@ -251,6 +252,27 @@ impl Engine for FakeEngine {
         info.state = match exit {
             Some(code) => ContainerState::Exited(code),
             None => ContainerState::Running,
+        };
+        Ok(())
+    }
+
+    async fn container_action(
+        &self,
+        name: &str,
+        action: ContainerAction,
+    ) -> Result<(), EngineError> {
+        let mut s = self.call(format!("{action:?} {name}").to_lowercase())?;
+        let Some((_, info)) = s.containers.get_mut(name) else {
+            return Err(EngineError::NotFound {
+                what: "container",
+                name: name.into(),
+            });
+        };
+        info.state = match action {
+            ContainerAction::Kill => ContainerState::Exited(137),
+            ContainerAction::Stop => ContainerState::Exited(0),
+            ContainerAction::Pause => ContainerState::Paused,
+            ContainerAction::Unpause => ContainerState::Running,
         };
         Ok(())
     }
