@@ -28,7 +28,7 @@ use crate::replica::now_ms;
 mod client;
 mod report;
 pub use client::NodeClient;
-pub use report::{LoadReport, NodeSummary};
+pub use report::{LoadReport, NodeSummary, Payment};
 
 /// Coins the wallets want before the load starts.
 const TARGET_COINS: usize = 1024;
@@ -474,6 +474,19 @@ pub async fn run(cfg: LoadConfig, progress: impl Fn(&str)) -> Result<LoadReport,
             .iter()
             .all(|n| n.total_value.checked_add(n.fees) == Some(supply)),
         nodes,
+        payments: plain
+            .iter()
+            .filter_map(|t| {
+                Some(Payment {
+                    sent_ms: run.tracked.get(t)?.submitted_ms,
+                    final_ms: run
+                        .observed
+                        .get(t)
+                        .cloned()
+                        .unwrap_or_else(|| vec![None; n]),
+                })
+            })
+            .collect(),
     })
 }
 

@@ -18,7 +18,7 @@
 
 use std::collections::BTreeMap;
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use testnet_node::SimulatedBug;
 
 use crate::zones::Zones;
@@ -27,7 +27,7 @@ use crate::zones::Zones;
 pub const DEFAULT_TESTNET: &str = "nodes: 4\n";
 pub const MAX_NODES: usize = 64;
 
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct TestnetFile {
     #[serde(default)]
@@ -45,7 +45,7 @@ pub struct TestnetFile {
     pub latency: BTreeMap<String, BTreeMap<String, u32>>,
 }
 
-#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct NodeOptions {
     #[serde(default)]
@@ -122,6 +122,19 @@ impl TestnetFile {
     }
 
     fn validate(&self, source_name: &str) -> Result<(), ConfigError> {
+        let problems = self.problems();
+        if problems.is_empty() {
+            Ok(())
+        } else {
+            Err(ConfigError::Invalid {
+                source_name: source_name.to_owned(),
+                problems,
+            })
+        }
+    }
+
+    /// Everything wrong with the file beyond its syntax ("path: message").
+    pub fn problems(&self) -> Vec<String> {
         let mut problems = Vec::new();
         if let Some(name) = &self.name {
             if let Err(e) = check_name(name) {
@@ -143,14 +156,7 @@ impl TestnetFile {
             }
         }
         problems.extend(self.zones().problems(&self.node_names()));
-        if problems.is_empty() {
-            Ok(())
-        } else {
-            Err(ConfigError::Invalid {
-                source_name: source_name.to_owned(),
-                problems,
-            })
-        }
+        problems
     }
 
     pub fn node_names(&self) -> Vec<String> {

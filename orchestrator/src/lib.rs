@@ -11,10 +11,13 @@
 //!   against any nodes' HTTP APIs, with a report and an exit code.
 
 pub mod chaos;
+pub mod checks;
 pub mod compose;
 pub mod config;
 pub mod engine;
 pub mod image;
 pub mod load;
+pub mod observe;
+pub mod scenario;
 pub mod testnet;
 pub mod zones;

@@ -19,6 +19,14 @@ pub struct NodeSummary {
     pub conflicting_certificates: u64,
 }
 
+/// One accepted payment (not a double spend): when it was sent and when each
+/// node (in endpoint order) had it final, in Unix milliseconds.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Payment {
+    pub sent_ms: u64,
+    pub final_ms: Vec<Option<u64>>,
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct LoadReport {
     pub duration_secs: f64,
@@ -42,6 +50,9 @@ pub struct LoadReport {
     /// Payments final everywhere per second of load.
     pub throughput_tps: f64,
     pub nodes: Vec<NodeSummary>,
+    /// Every accepted payment, for finality over time.
+    #[serde(default)]
+    pub payments: Vec<Payment>,
     pub digests_agree: bool,
     /// Every node's `total_value + fees == genesis supply`.
     pub value_conserved: bool,

@@ -1,0 +1,433 @@
+//! Checkers on recorded observations: each one passes on a healthy record and
+//! fails, naming the place, on the record of the bug it exists to catch.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use testnet_node::agent::{ProcessReport, ProcessState};
+use testnet_node::api::Status;
+use testnet_node::load::{LoadReport, Payment};
+
+use super::*;
+use crate::observe::{FaultEvent, FaultKind, Observations, Sample};
+use crate::scenario::{MetricAssertion, Op};
+
+const T0: f64 = 1_700_000_000.0;
+
+#[derive(Clone)]
+struct Look {
+    peers: usize,
+    attempts: u64,
+    completed: u64,
+    digest: &'static str,
+    value: u64,
+    finalized: u64,
+    conflicting: u64,
+    uptime: f64,
+}
+
+impl Default for Look {
+    fn default() -> Self {
+        Look {
+            peers: 3,
+            attempts: 3,
+            completed: 3,
+            digest: "aa",
+            value: 1000,
+            finalized: 10,
+            conflicting: 0,
+            uptime: 100.0,
+        }
+    }
+}
+
+fn status(node: &str, l: &Look) -> Status {
+    serde_json::from_value(serde_json::json!({
+        "id": "00".repeat(32), "name": node, "network_id": "x", "p2p_address": "10.77.0.10:7000",
+        "peers": l.peers, "peers_inbound": 0, "peers_outbound": l.peers, "expected_peers": 3,
+        "handshake_attempts": l.attempts, "handshakes_completed": l.completed,
+        "handshake_failures": l.attempts - l.completed, "duplicate_connections_resolved": 0,
+        "simulated_bugs": [], "utxo_count": 5, "utxo_digest": l.digest, "total_value": l.value,
+        "fees": 0, "genesis_supply": 1000, "finalized_transactions": l.finalized, "mempool": 0,
+        "conflicting_certificates": l.conflicting, "uptime_secs": l.uptime, "version": "t"
+    }))
+    .unwrap()
+}
+
+fn sample(t: f64, node: &str, look: Option<&Look>) -> Sample {
+    Sample {
+        t: T0 + t,
+        node: node.into(),
+        status: look.map(|l| status(node, l)),
+        process: Some(ProcessReport {
+            state: ProcessState::Running,
+            pid: Some(7),
+            restarts: 0,
+        }),
+        metrics: look
+            .map(|l| {
+                BTreeMap::from([
+                    (
+                        "testnet_peers{direction=\"outbound\"}".to_owned(),
+                        l.peers as f64,
+                    ),
+                    (
+                        "testnet_handshake_failures_total{reason=\"duplicate\"}".to_owned(),
+                        (l.attempts - l.completed) as f64,
+                    ),
+                ])
+            })
+            .unwrap_or_default(),
+    }
+}
+
+const NODES: [&str; 4] = ["n0", "n1", "n2", "n3"];
+
+/// A healthy 20 s run: one sample per node per second, all meshed and equal.
+fn healthy() -> Observations {
+    let mut samples = Vec::new();
+    for t in 0..=20 {
+        for n in NODES {
+            samples.push(sample(
+                t as f64,
+                n,
+                Some(&Look {
+                    uptime: 100.0 + t as f64,
+                    ..Look::default()
+                }),
+            ));
+        }
+    }
+    Observations {
+        testnet: "t".into(),
+        nodes: NODES.iter().map(|s| s.to_string()).collect(),
+        started: T0,
+        ended: T0 + 20.0,
+        samples,
+        faults: vec![],
+        load: Some(load(vec![payment(1.0, [1.1, 1.2, 1.1, 1.3])])),
+    }
+}
+
+fn payment(sent: f64, at: [f64; 4]) -> Payment {
+    Payment {
+        sent_ms: ((T0 + sent) * 1000.0) as u64,
+        final_ms: at
+            .iter()
+            .map(|a| (*a >= 0.0).then(|| ((T0 + a) * 1000.0) as u64))
+            .collect(),
+    }
+}
+
+fn load(payments: Vec<Payment>) -> LoadReport {
+    LoadReport {
+        duration_secs: 10.0,
+        submitted: payments.len() as u64,
+        accepted: payments.len() as u64,
+        refused: BTreeMap::new(),
+        double_spend_pairs: 2,
+        conflicting_pairs_finalized: 0,
+        finalized_everywhere: payments.len() as u64,
+        not_finalized: 0,
+        not_finalized_examples: vec![],
+        latency_p50_ms: 100.0,
+        latency_p99_ms: 300.0,
+        latency_max_ms: 300.0,
+        throughput_tps: 1.0,
+        nodes: NODES
+            .iter()
+            .map(|n| testnet_node::load::NodeSummary {
+                endpoint: String::new(),
+                name: n.to_string(),
+                finalized: 1,
+                utxo_digest: "aa".into(),
+                total_value: 1000,
+                fees: 0,
+                conflicting_certificates: 0,
+            })
+            .collect(),
+        payments,
+        digests_agree: true,
+        value_conserved: true,
+    }
+}
+
+/// Rewrites the samples of `node` from time `from` on.
+fn edit(obs: &mut Observations, node: &str, from: f64, f: impl Fn(&mut Sample)) {
+    for s in obs
+        .samples
+        .iter_mut()
+        .filter(|s| s.node == node && s.t >= T0 + from)
+    {
+        f(s);
+    }
+}
+
+fn partition(start: f64, end: f64, no_quorum: bool) -> FaultEvent {
+    FaultEvent {
+        start: T0 + start,
+        end: Some(T0 + end),
+        kind: FaultKind::Partition,
+        label: "partition n0,n1 | n2,n3".into(),
+        nodes: NODES.iter().map(|s| s.to_string()).collect(),
+        no_quorum,
+    }
+}
+
+#[test]
+fn a_healthy_record_passes_everything() {
+    let v = check_all(&crate::scenario::Invariants::default(), &healthy());
+    assert_eq!(v.len(), 6);
+    for verdict in &v {
+        assert!(verdict.passed, "{verdict:?}");
+    }
+}
+
+#[test]
+fn handshake_race_fails_the_success_rate_and_a_restart_does_not_fool_it() {
+    let mut obs = healthy();
+    // n2 ran the race: 12 attempts, 6 completed.
+    edit(&mut obs, "n2", 5.0, |s| {
+        s.status.as_mut().unwrap().handshake_attempts = 12;
+        s.metrics.insert(
+            "testnet_handshake_failures_total{reason=\"duplicate\"}".into(),
+            6.0,
+        );
+    });
+    let v = handshake_success(&obs, 0.99);
+    assert!(!v.passed);
+    assert!(
+        v.summary.contains("n2: 3 of 12") && v.summary.contains("duplicate=6"),
+        "{v:?}"
+    );
+
+    // Counters reset by a restart: n1 had 3/3, restarted, then 2 of 4. The
+    // increments add up to 5 of 7, not the last 2 of 4 alone.
+    let mut obs = healthy();
+    edit(&mut obs, "n1", 10.0, |s| {
+        let st = s.status.as_mut().unwrap();
+        st.handshake_attempts = 4;
+        st.handshakes_completed = 2;
+        st.uptime_secs = s.t - T0 - 10.0;
+    });
+    let v = handshake_success(&obs, 0.99);
+    assert!(v.details[0].contains("n1: 5 of 7"), "{v:?}");
+}
+
+#[test]
+fn connectivity_wants_the_mesh_back_after_a_heal_and_no_duplicates() {
+    let mut obs = healthy();
+    obs.faults.push(partition(5.0, 8.0, true));
+    // Peers drop during the partition and come back at +9: fine within 5 s.
+    for n in NODES {
+        edit(&mut obs, n, 5.0, |s| {
+            if s.t < T0 + 9.0 {
+                s.status.as_mut().unwrap().peers = 1;
+            }
+        });
+    }
+    assert!(
+        connectivity(&obs, 5.0).passed,
+        "{:?}",
+        connectivity(&obs, 5.0)
+    );
+    // n3 never gets its peers back.
+    edit(&mut obs, "n3", 9.0, |s| {
+        s.status.as_mut().unwrap().peers = 1
+    });
+    let v = connectivity(&obs, 5.0);
+    assert!(
+        !v.passed && v.summary.contains("heal") && v.summary.contains("n3"),
+        "{v:?}"
+    );
+    // A duplicate connection: more connections than peers.
+    let mut obs = healthy();
+    edit(&mut obs, "n0", 3.0, |s| {
+        s.status.as_mut().unwrap().peers = 4
+    });
+    let v = connectivity(&obs, 5.0);
+    assert!(
+        !v.passed && v.summary.contains("n0 held 4 connections"),
+        "{v:?}"
+    );
+}
+
+#[test]
+fn utxo_agreement_catches_digest_disagreement_and_created_value() {
+    let mut obs = healthy();
+    edit(&mut obs, "n1", 15.0, |s| {
+        let st = s.status.as_mut().unwrap();
+        st.utxo_digest = "bb".into();
+        st.total_value = 1500; // utxo-no-spend: inputs never removed
+    });
+    let v = utxo_agreement(&obs);
+    assert!(!v.passed);
+    let all = v.details.join("\n");
+    assert!(
+        all.contains("n1: total value 1500") && all.contains("created"),
+        "{all}"
+    );
+    assert!(
+        all.contains("digests disagree") && all.contains("bb on n1"),
+        "{all}"
+    );
+    // A node that never reported is a failure, not a pass.
+    let mut obs = healthy();
+    edit(&mut obs, "n2", 0.0, |s| s.status = None);
+    let v = utxo_agreement(&obs);
+    assert!(
+        !v.passed && v.summary.contains("n2 never answered"),
+        "{v:?}"
+    );
+}
+
+#[test]
+fn finality_bounds_latency_resumes_after_heal_and_refuses_false_finality() {
+    let mut obs = healthy();
+    // Sent during a no-quorum partition (5..10), final at +11: allowed.
+    obs.faults.push(partition(5.0, 10.0, true));
+    obs.load = Some(load(vec![payment(6.0, [11.0, 11.0, 11.2, 11.5])]));
+    assert!(finality(&obs, 3.0).passed, "{:?}", finality(&obs, 3.0));
+    // One node only at +16: over the bound after the heal.
+    obs.load = Some(load(vec![payment(6.0, [11.0, 11.0, 11.2, 16.0])]));
+    let v = finality(&obs, 3.0);
+    assert!(
+        !v.passed && v.summary.contains("final on n3 only at +16.0s"),
+        "{v:?}"
+    );
+    // Final during the partition that leaves no quorum: false finality.
+    obs.load = Some(load(vec![payment(6.0, [7.0, 11.0, 11.0, 11.0])]));
+    let v = finality(&obs, 3.0);
+    assert!(
+        !v.passed && v.details.iter().any(|d| d.contains("false finality")),
+        "{v:?}"
+    );
+    // passive-catchup: never final on the node that was cut off.
+    obs.load = Some(load(vec![payment(6.0, [11.0, 11.0, 11.0, -1.0])]));
+    let v = finality(&obs, 3.0);
+    assert!(
+        !v.passed && v.summary.contains("never final on n3"),
+        "{v:?}"
+    );
+    // No workload: the invariant cannot hold by default.
+    obs.load = None;
+    assert!(!finality(&obs, 3.0).passed);
+}
+
+#[test]
+fn safety_catches_conflicting_certificates_and_diverging_sets() {
+    let mut obs = healthy();
+    edit(&mut obs, "n2", 12.0, |s| {
+        s.status.as_mut().unwrap().conflicting_certificates = 1
+    });
+    let v = safety(&obs);
+    assert!(
+        !v.passed && v.summary.contains("n2 saw 1 conflicting"),
+        "{v:?}"
+    );
+    let mut obs = healthy();
+    obs.load.as_mut().unwrap().conflicting_pairs_finalized = 1;
+    edit(&mut obs, "n0", 15.0, |s| {
+        s.status.as_mut().unwrap().finalized_transactions = 11
+    });
+    let v = safety(&obs);
+    let all = v.details.join("\n");
+    assert!(
+        all.contains("1 of 2 double-spend pairs") && all.contains("n0=11, n1=10"),
+        "{all}"
+    );
+}
+
+#[test]
+fn processes_allow_timeline_restarts_only() {
+    let mut obs = healthy();
+    // n1 is down from +6 to +8 and comes back with a small uptime.
+    edit(&mut obs, "n1", 6.0, |s| {
+        if s.t < T0 + 8.0 {
+            s.status = None;
+        } else {
+            s.status.as_mut().unwrap().uptime_secs = s.t - T0 - 8.0;
+        }
+    });
+    let v = processes(&obs);
+    assert!(
+        !v.passed && v.summary.contains("n1 was down at +6.0s"),
+        "{v:?}"
+    );
+    obs.faults.push(FaultEvent {
+        start: T0 + 5.5,
+        end: Some(T0 + 6.0),
+        kind: FaultKind::Process,
+        label: "restart n1".into(),
+        nodes: vec!["n1".into()],
+        no_quorum: false,
+    });
+    assert!(processes(&obs).passed, "{:?}", processes(&obs));
+    // A restart seen only by the agent's count is caught too.
+    let mut obs = healthy();
+    edit(&mut obs, "n3", 10.0, |s| {
+        s.process.as_mut().unwrap().restarts = 1
+    });
+    assert!(!processes(&obs).passed);
+}
+
+#[test]
+fn metric_assertions_sum_filter_and_skip_failed_scrapes() {
+    let mut obs = healthy();
+    let m = |metric: &str, labels: &[(&str, &str)], op: Op, value: f64, per_node: bool| {
+        MetricAssertion {
+            metric: metric.into(),
+            labels: labels
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+            op,
+            value,
+            within: None,
+            per_node,
+        }
+    };
+    assert!(metric(&obs, &m("testnet_peers", &[], Op::Eq, 12.0, false)).passed);
+    assert!(
+        metric(
+            &obs,
+            &m(
+                "testnet_peers",
+                &[("direction", "outbound")],
+                Op::Ge,
+                3.0,
+                true
+            )
+        )
+        .passed
+    );
+    assert!(
+        !metric(
+            &obs,
+            &m(
+                "testnet_peers",
+                &[("direction", "inbound")],
+                Op::Gt,
+                0.0,
+                false
+            )
+        )
+        .passed
+    );
+    // The last scrape of n0 failed: its previous one counts.
+    edit(&mut obs, "n0", 20.0, |s| s.metrics.clear());
+    assert!(metric(&obs, &m("testnet_peers", &[], Op::Eq, 12.0, false)).passed);
+    // `within`: held at some point early on.
+    edit(&mut obs, "n1", 10.0, |s| {
+        s.metrics
+            .insert("testnet_peers{direction=\"outbound\"}".into(), 0.0);
+    });
+    let mut early = m("testnet_peers", &[], Op::Eq, 12.0, false);
+    assert!(!metric(&obs, &early).passed, "at the end it is 9");
+    early.within = Some(Duration::from_secs(5));
+    assert!(metric(&obs, &early).passed);
+    // A node never scraped fails the assertion.
+    edit(&mut obs, "n2", 0.0, |s| s.metrics.clear());
+    let v = metric(&obs, &m("testnet_peers", &[], Op::Ge, 0.0, false));
+    assert!(!v.passed && v.summary.contains("only 3 of 4"), "{v:?}");
+}

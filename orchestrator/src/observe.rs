@@ -1,0 +1,205 @@
+//! What a scenario run observes: per-node samples over time (the `/status`,
+//! the agent's view of the process, selected metrics), the fault timeline and
+//! the workload's per-payment results. The checkers are pure functions of this
+//! (see `checks`), so they are tested on recorded observations.
+
+use std::collections::BTreeMap;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use serde::{Deserialize, Serialize};
+use testnet_node::agent::ProcessReport;
+use testnet_node::api::Status;
+use testnet_node::load::LoadReport;
+
+use crate::testnet::NodeSummary;
+
+pub fn unix_now() -> f64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs_f64())
+        .unwrap_or(0.0)
+}
+
+/// One look at one node.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Sample {
+    /// Unix seconds.
+    pub t: f64,
+    pub node: String,
+    /// `None`: the node's HTTP API did not answer.
+    pub status: Option<Status>,
+    /// `None`: the agent did not answer (container down).
+    pub process: Option<ProcessReport>,
+    /// Metric series (`name{label="v",...}` as in the exposition) -> value, for
+    /// the `testnet_` series; empty when the scrape failed.
+    pub metrics: BTreeMap<String, f64>,
+}
+
+/// What a fault did to the testnet, for the checkers and the report's shading.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FaultKind {
+    /// Cuts links (partition).
+    Partition,
+    /// Slows or thins links (delay, loss, bandwidth, duplicate, latency).
+    Link,
+    /// Stops, kills, pauses or restarts node processes or containers.
+    Process,
+}
+
+/// One fault window of the timeline.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FaultEvent {
+    /// Unix seconds it was applied.
+    pub start: f64,
+    /// Unix seconds it was healed or undone (`None`: until the end).
+    pub end: Option<f64>,
+    pub kind: FaultKind,
+    /// How the timeline wrote it, e.g. `partition n0,n1 | n2,n3`.
+    pub label: String,
+    /// Nodes it touches (for process faults: the nodes allowed to go down).
+    pub nodes: Vec<String>,
+    /// While it lasts, no group holds a quorum (> 2/3 of validators): nothing
+    /// may finalize.
+    pub no_quorum: bool,
+}
+
+/// Everything a run observed.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Observations {
+    pub testnet: String,
+    pub nodes: Vec<String>,
+    /// Unix seconds the testnet was up (all nodes meshed) and the run ended.
+    pub started: f64,
+    pub ended: f64,
+    pub samples: Vec<Sample>,
+    pub faults: Vec<FaultEvent>,
+    pub load: Option<LoadReport>,
+}
+
+impl Observations {
+    /// Samples of `node`, in time order.
+    pub fn of<'a>(&'a self, node: &'a str) -> impl Iterator<Item = &'a Sample> + 'a {
+        self.samples.iter().filter(move |s| s.node == node)
+    }
+
+    /// The last sample of `node` whose API answered.
+    pub fn last_status<'a>(&'a self, node: &'a str) -> Option<&'a Status> {
+        self.of(node).filter_map(|s| s.status.as_ref()).last()
+    }
+
+    /// The latest end of a fault window (the time the testnet was last healed).
+    pub fn last_heal(&self) -> Option<f64> {
+        self.faults
+            .iter()
+            .map(|f| f.end.unwrap_or(self.ended))
+            .fold(None, |a: Option<f64>, e| Some(a.map_or(e, |a| a.max(e))))
+    }
+}
+
+/// Parses the Prometheus text exposition into `series -> value`, keeping the
+/// `testnet_` series (histogram buckets too). Lines it cannot read are skipped.
+pub fn parse_metrics(text: &str) -> BTreeMap<String, f64> {
+    let mut out = BTreeMap::new();
+    for line in text.lines() {
+        if line.starts_with('#') || !line.starts_with("testnet_") {
+            continue;
+        }
+        // The value is the last field (no timestamps in our exposition).
+        let Some((series, value)) = line.rsplit_once(' ') else {
+            continue;
+        };
+        let value = match value {
+            "+Inf" => f64::INFINITY,
+            "-Inf" => f64::NEG_INFINITY,
+            v => match v.parse() {
+                Ok(v) => v,
+                Err(_) => continue,
+            },
+        };
+        out.insert(series.trim().to_owned(), value);
+    }
+    out
+}
+
+/// Splits `name{a="x",b="y"}` into its name and labels.
+pub fn split_series(series: &str) -> (&str, BTreeMap<&str, &str>) {
+    let Some((name, rest)) = series.split_once('{') else {
+        return (series, BTreeMap::new());
+    };
+    let labels = rest
+        .trim_end_matches('}')
+        .split(',')
+        .filter_map(|kv| {
+            let (k, v) = kv.split_once('=')?;
+            Some((k.trim(), v.trim().trim_matches('"')))
+        })
+        .collect();
+    (name, labels)
+}
+
+/// Samples every node once, concurrently: `/status`, `/metrics`, the agent's
+/// `/process`. Never fails: what does not answer is recorded as missing.
+pub async fn sample_all(http: &reqwest::Client, nodes: &[NodeSummary]) -> Vec<Sample> {
+    let one = |n: &NodeSummary| {
+        let (http, n) = (http.clone(), n.clone());
+        async move {
+            let get = |url: Option<String>, path: &'static str| {
+                let http = http.clone();
+                async move {
+                    let url = url?;
+                    let r = http
+                        .get(format!("{url}{path}"))
+                        .timeout(Duration::from_secs(2))
+                        .send()
+                        .await
+                        .ok()?;
+                    if !r.status().is_success() {
+                        return None;
+                    }
+                    r.bytes().await.ok()
+                }
+            };
+            let (status, metrics, process) = tokio::join!(
+                get(n.http_url.clone(), "/status"),
+                get(n.http_url.clone(), "/metrics"),
+                get(n.agent_url.clone(), "/process"),
+            );
+            Sample {
+                t: unix_now(),
+                node: n.node.clone(),
+                status: status.and_then(|b| serde_json::from_slice(&b).ok()),
+                process: process.and_then(|b| serde_json::from_slice(&b).ok()),
+                metrics: metrics
+                    .map(|b| parse_metrics(&String::from_utf8_lossy(&b)))
+                    .unwrap_or_default(),
+            }
+        }
+    };
+    futures::future::join_all(nodes.iter().map(one)).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn exposition_is_parsed_and_split() {
+        let text = "# HELP testnet_peers peers\n# TYPE testnet_peers gauge\n\
+                    testnet_peers{direction=\"inbound\"} 2\n\
+                    testnet_ping_rtt_seconds_bucket{le=\"+Inf\"} 14\n\
+                    testnet_certificates_total 7\n\
+                    process_cpu_seconds_total 1.5\n\
+                    testnet_broken{x=\"y\"} notanumber\n";
+        let m = parse_metrics(text);
+        assert_eq!(m["testnet_peers{direction=\"inbound\"}"], 2.0);
+        assert_eq!(m["testnet_certificates_total"], 7.0);
+        assert_eq!(m["testnet_ping_rtt_seconds_bucket{le=\"+Inf\"}"], 14.0);
+        assert_eq!(m.len(), 3, "{m:?}");
+        let (name, labels) =
+            split_series("testnet_handshake_failures_total{reason=\"bad_magic\",x=\"1\"}");
+        assert_eq!(name, "testnet_handshake_failures_total");
+        assert_eq!(labels["reason"], "bad_magic");
+        assert_eq!(labels["x"], "1");
+    }
+}

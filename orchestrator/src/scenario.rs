@@ -1,0 +1,678 @@
+//! Scenario files: a testnet, a workload, a fault timeline and the invariants
+//! that must hold. Same family as testnet files: YAML, typed, unknown fields
+//! rejected, errors with path and line.
+//!
+//! ```yaml
+//! name: partition-heal
+//! seed: 7                       # fault choices ("random") and workload
+//! testnet: { nodes: 5 }         # a testnet file, inline
+//! workload: { tps: 20, duration: 40s, double_spend: 0.05, settle: 30s }
+//! timeline:
+//!   - at: 10s
+//!     for: 10s
+//!     fault: { partition: [[n0, n1, n2], [n3, n4]] }
+//!   - at: 25s
+//!     every: 5s                 # repeated: at 25s, 30s, 35s
+//!     count: 3
+//!     for: 2s
+//!     fault: { pause: random }
+//! invariants:
+//!   handshake_success: { min_rate: 0.99 }
+//!   connectivity: { within: 20s }
+//!   utxo_agreement: {}
+//!   finality: { within: 15s }
+//!   safety: {}
+//!   processes: {}
+//!   metrics:
+//!     - { metric: testnet_duplicate_connections_resolved_total, op: "==", value: 0 }
+//! ```
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+use serde::{Deserialize, Serialize};
+
+use crate::config::{ConfigError, TestnetFile};
+
+fn dur<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+    let s = String::deserialize(d)?;
+    humantime::parse_duration(&s)
+        .map_err(|e| serde::de::Error::custom(format!("{s:?}: {e} (e.g. 10s, 1m30s, 500ms)")))
+}
+
+fn opt_dur<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
+    dur(d).map(Some)
+}
+
+fn ser_dur<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(&humantime::format_duration(*d).to_string())
+}
+
+fn ser_opt_dur<S: serde::Serializer>(d: &Option<Duration>, s: S) -> Result<S::Ok, S::Error> {
+    match d {
+        Some(d) => ser_dur(d, s),
+        None => s.serialize_none(),
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Scenario {
+    pub name: String,
+    #[serde(default)]
+    pub description: Option<String>,
+    #[serde(default = "one")]
+    pub seed: u64,
+    pub testnet: TestnetFile,
+    #[serde(default)]
+    pub workload: Option<Workload>,
+    #[serde(default)]
+    pub timeline: Vec<Step>,
+    #[serde(default)]
+    pub invariants: Invariants,
+}
+
+fn one() -> u64 {
+    1
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Workload {
+    pub tps: f64,
+    #[serde(deserialize_with = "dur", serialize_with = "ser_dur")]
+    pub duration: Duration,
+    #[serde(default)]
+    pub double_spend: f64,
+    /// How long after the load every payment may take to be final everywhere.
+    #[serde(
+        default = "settle",
+        deserialize_with = "dur",
+        serialize_with = "ser_dur"
+    )]
+    pub settle: Duration,
+    /// Send to these nodes only (default: all).
+    #[serde(default)]
+    pub endpoints: Vec<String>,
+}
+
+fn settle() -> Duration {
+    Duration::from_secs(30)
+}
+
+/// A node, or `random` (chosen with the scenario's seed).
+pub type NodeSel = String;
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Step {
+    #[serde(deserialize_with = "dur", serialize_with = "ser_dur")]
+    pub at: Duration,
+    /// Undo the fault after this long (heal, start, resume).
+    #[serde(
+        rename = "for",
+        default,
+        deserialize_with = "opt_dur",
+        serialize_with = "ser_opt_dur"
+    )]
+    pub duration: Option<Duration>,
+    #[serde(default, deserialize_with = "opt_dur", serialize_with = "ser_opt_dur")]
+    pub every: Option<Duration>,
+    #[serde(default)]
+    pub count: Option<u32>,
+    pub fault: Fault,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", deny_unknown_fields)]
+pub enum Fault {
+    /// Groups that only talk within themselves; nodes in none are isolated.
+    Partition(Vec<Vec<NodeSel>>),
+    /// A Jepsen shape: halves, bridge, majorities-ring, isolate:NODE.
+    Shape(String),
+    Delay {
+        nodes: Vec<NodeSel>,
+        #[serde(default)]
+        to: Vec<NodeSel>,
+        ms: u32,
+        #[serde(default)]
+        jitter_ms: u32,
+    },
+    Loss {
+        nodes: Vec<NodeSel>,
+        #[serde(default)]
+        to: Vec<NodeSel>,
+        percent: f64,
+    },
+    Bandwidth {
+        nodes: Vec<NodeSel>,
+        kbit: u32,
+    },
+    /// Zone-to-zone latency change (both ways).
+    Latency {
+        from: String,
+        to: String,
+        ms: u32,
+    },
+    Heal,
+    Kill(NodeSel),
+    Restart(NodeSel),
+    Stop(NodeSel),
+    Pause(NodeSel),
+    /// The container, not just the process (its faults are re-applied).
+    KillContainer(NodeSel),
+    RestartContainer(NodeSel),
+}
+
+/// Thresholds; an absent invariant is not checked. `Invariants::default()`
+/// (no `invariants:` key) checks all of them with default bounds.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Invariants {
+    #[serde(default)]
+    pub handshake_success: Option<HandshakeSuccess>,
+    #[serde(default)]
+    pub connectivity: Option<Within>,
+    #[serde(default)]
+    pub utxo_agreement: Option<Empty>,
+    #[serde(default)]
+    pub finality: Option<Within>,
+    #[serde(default)]
+    pub safety: Option<Empty>,
+    #[serde(default)]
+    pub processes: Option<Empty>,
+    #[serde(default)]
+    pub metrics: Vec<MetricAssertion>,
+}
+
+impl Default for Invariants {
+    fn default() -> Self {
+        Invariants {
+            handshake_success: Some(HandshakeSuccess::default()),
+            connectivity: Some(Within::default()),
+            utxo_agreement: Some(Empty {}),
+            finality: Some(Within::default()),
+            safety: Some(Empty {}),
+            processes: Some(Empty {}),
+            metrics: Vec::new(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Empty {}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HandshakeSuccess {
+    #[serde(default = "min_rate")]
+    pub min_rate: f64,
+}
+
+fn min_rate() -> f64 {
+    0.99
+}
+
+impl Default for HandshakeSuccess {
+    fn default() -> Self {
+        HandshakeSuccess {
+            min_rate: min_rate(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Within {
+    #[serde(
+        default = "within",
+        deserialize_with = "dur",
+        serialize_with = "ser_dur"
+    )]
+    pub within: Duration,
+}
+
+fn within() -> Duration {
+    Duration::from_secs(20)
+}
+
+impl Default for Within {
+    fn default() -> Self {
+        Within { within: within() }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MetricAssertion {
+    /// Series name; summed over the nodes (or per node with `per_node`).
+    pub metric: String,
+    #[serde(default)]
+    pub labels: BTreeMap<String, String>,
+    pub op: Op,
+    pub value: f64,
+    /// Must hold at some point within this long of the start (else: at the end).
+    #[serde(default, deserialize_with = "opt_dur", serialize_with = "ser_opt_dur")]
+    pub within: Option<Duration>,
+    #[serde(default)]
+    pub per_node: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Op {
+    #[serde(rename = "<")]
+    Lt,
+    #[serde(rename = "<=")]
+    Le,
+    #[serde(rename = "==")]
+    Eq,
+    #[serde(rename = ">=")]
+    Ge,
+    #[serde(rename = ">")]
+    Gt,
+}
+
+impl Op {
+    pub fn holds(self, a: f64, b: f64) -> bool {
+        match self {
+            Op::Lt => a < b,
+            Op::Le => a <= b,
+            Op::Eq => (a - b).abs() < 1e-9,
+            Op::Ge => a >= b,
+            Op::Gt => a > b,
+        }
+    }
+
+    pub fn symbol(self) -> &'static str {
+        match self {
+            Op::Lt => "<",
+            Op::Le => "<=",
+            Op::Eq => "==",
+            Op::Ge => ">=",
+            Op::Gt => ">",
+        }
+    }
+}
+
+/// One concrete action of the resolved timeline.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Event {
+    /// Offset from the start of the run.
+    #[serde(serialize_with = "ser_dur")]
+    pub at: Duration,
+    pub action: Action,
+    /// Index of the fault window this event opens or closes.
+    pub window: usize,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Action {
+    Apply(Fault),
+    /// Undo what `window` did: heal network faults, start or resume processes.
+    Undo(Fault),
+}
+
+impl Scenario {
+    pub fn parse(text: &str, source_name: &str) -> Result<Self, ConfigError> {
+        let de = serde_yaml_ng::Deserializer::from_str(text);
+        let s: Scenario = serde_path_to_error::deserialize(de).map_err(|e| {
+            let path = e.path().to_string();
+            let inner = e.into_inner();
+            let (line, column) = inner
+                .location()
+                .map(|l| (l.line(), l.column()))
+                .unwrap_or((0, 0));
+            ConfigError::Syntax {
+                source_name: source_name.to_owned(),
+                line,
+                column,
+                path: if path == "." { "(top)".into() } else { path },
+                message: inner.to_string(),
+            }
+        })?;
+        let mut problems = s.testnet.problems();
+        problems.extend(s.problems());
+        if problems.is_empty() {
+            Ok(s)
+        } else {
+            Err(ConfigError::Invalid {
+                source_name: source_name.to_owned(),
+                problems,
+            })
+        }
+    }
+
+    pub fn load(path: &std::path::Path) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| ConfigError::Read(path.display().to_string(), e))?;
+        Self::parse(&text, &path.display().to_string())
+    }
+
+    fn problems(&self) -> Vec<String> {
+        let mut p = Vec::new();
+        if let Err(e) = crate::config::check_name(&self.name) {
+            p.push(format!("name: {e}"));
+        }
+        let names = self.testnet.node_names();
+        let known = |n: &String| n == "random" || names.contains(n);
+        if let Some(w) = &self.workload {
+            if !(w.tps > 0.0 && w.tps <= 2000.0) {
+                p.push(format!("workload.tps: {} is not in (0, 2000]", w.tps));
+            }
+            if !(0.0..=1.0).contains(&w.double_spend) {
+                p.push(format!(
+                    "workload.double_spend: {} is not in [0, 1]",
+                    w.double_spend
+                ));
+            }
+            for n in w.endpoints.iter().filter(|n| !names.contains(n)) {
+                p.push(format!("workload.endpoints: no node {n:?}"));
+            }
+        }
+        for (i, step) in self.timeline.iter().enumerate() {
+            let at = format!("timeline[{i}]");
+            let nodes: Vec<&String> = match &step.fault {
+                Fault::Partition(groups) => groups.iter().flatten().collect(),
+                Fault::Delay { nodes, to, .. } | Fault::Loss { nodes, to, .. } => {
+                    nodes.iter().chain(to).collect()
+                }
+                Fault::Bandwidth { nodes, .. } => nodes.iter().collect(),
+                Fault::Kill(n)
+                | Fault::Restart(n)
+                | Fault::Stop(n)
+                | Fault::Pause(n)
+                | Fault::KillContainer(n)
+                | Fault::RestartContainer(n) => vec![n],
+                Fault::Shape(s) => {
+                    let ok = matches!(s.as_str(), "halves" | "bridge" | "majorities-ring")
+                        || s.strip_prefix("isolate:")
+                            .is_some_and(|n| names.iter().any(|x| x == n));
+                    if !ok {
+                        p.push(format!("{at}.fault.shape: {s:?} is not halves, bridge, majorities-ring or isolate:NODE"));
+                    }
+                    vec![]
+                }
+                Fault::Latency { from, to, .. } => {
+                    for z in [from, to] {
+                        if !self.testnet.zones.contains_key(z) {
+                            p.push(format!("{at}.fault.latency: no zone {z:?} in the testnet"));
+                        }
+                    }
+                    vec![]
+                }
+                Fault::Heal => vec![],
+            };
+            for n in nodes.into_iter().filter(|n| !known(n)) {
+                p.push(format!(
+                    "{at}.fault: no node {n:?} (nodes are n0..n{}, or random)",
+                    names.len().saturating_sub(1)
+                ));
+            }
+            if step.every.is_some() != step.count.is_some() {
+                p.push(format!("{at}: `every` and `count` go together"));
+            }
+            if let (Some(every), Some(d)) = (step.every, step.duration) {
+                if d >= every {
+                    p.push(format!("{at}: `for` must be shorter than `every`"));
+                }
+            }
+            if matches!(
+                step.fault,
+                Fault::Restart(_) | Fault::RestartContainer(_) | Fault::Heal
+            ) && step.duration.is_some()
+            {
+                p.push(format!("{at}: `for` means nothing for {:?}", step.fault));
+            }
+        }
+        for (i, m) in self.invariants.metrics.iter().enumerate() {
+            if !m.metric.starts_with("testnet_") {
+                p.push(format!(
+                    "invariants.metrics[{i}].metric: {:?} is not a testnet_ metric",
+                    m.metric
+                ));
+            }
+        }
+        p
+    }
+
+    /// The concrete timeline: repeats expanded, `random` nodes chosen with the
+    /// seed (the same seed gives the same run), undo events added for `for`.
+    pub fn resolve(&self) -> Vec<Event> {
+        let mut rng = StdRng::seed_from_u64(self.seed);
+        let names = self.testnet.node_names();
+        let mut pick = |n: &String| -> String {
+            if n == "random" {
+                names[rng.gen_range(0..names.len())].clone()
+            } else {
+                n.clone()
+            }
+        };
+        let mut events = Vec::new();
+        let mut window = 0;
+        for step in &self.timeline {
+            for k in 0..step.count.unwrap_or(1) {
+                let at = step.at + step.every.unwrap_or_default() * k;
+                let fault = match &step.fault {
+                    Fault::Partition(groups) => Fault::Partition(
+                        groups
+                            .iter()
+                            .map(|g| g.iter().map(&mut pick).collect())
+                            .collect(),
+                    ),
+                    Fault::Delay {
+                        nodes,
+                        to,
+                        ms,
+                        jitter_ms,
+                    } => Fault::Delay {
+                        nodes: nodes.iter().map(&mut pick).collect(),
+                        to: to.iter().map(&mut pick).collect(),
+                        ms: *ms,
+                        jitter_ms: *jitter_ms,
+                    },
+                    Fault::Loss { nodes, to, percent } => Fault::Loss {
+                        nodes: nodes.iter().map(&mut pick).collect(),
+                        to: to.iter().map(&mut pick).collect(),
+                        percent: *percent,
+                    },
+                    Fault::Bandwidth { nodes, kbit } => Fault::Bandwidth {
+                        nodes: nodes.iter().map(&mut pick).collect(),
+                        kbit: *kbit,
+                    },
+                    Fault::Kill(n) => Fault::Kill(pick(n)),
+                    Fault::Restart(n) => Fault::Restart(pick(n)),
+                    Fault::Stop(n) => Fault::Stop(pick(n)),
+                    Fault::Pause(n) => Fault::Pause(pick(n)),
+                    Fault::KillContainer(n) => Fault::KillContainer(pick(n)),
+                    Fault::RestartContainer(n) => Fault::RestartContainer(pick(n)),
+                    other => other.clone(),
+                };
+                events.push(Event {
+                    at,
+                    action: Action::Apply(fault.clone()),
+                    window,
+                });
+                if let Some(d) = step.duration {
+                    events.push(Event {
+                        at: at + d,
+                        action: Action::Undo(fault),
+                        window,
+                    });
+                }
+                window += 1;
+            }
+        }
+        events.sort_by_key(|e| e.at);
+        events
+    }
+
+    /// When the timeline's last event happens.
+    pub fn timeline_end(&self) -> Duration {
+        self.resolve()
+            .iter()
+            .map(|e| e.at)
+            .max()
+            .unwrap_or_default()
+    }
+}
+
+impl Fault {
+    /// The nodes a fault touches (resolved names), for the report and checks.
+    pub fn nodes(&self, all: &[String]) -> Vec<String> {
+        match self {
+            Fault::Partition(groups) => groups.iter().flatten().cloned().collect(),
+            Fault::Delay { nodes, .. }
+            | Fault::Loss { nodes, .. }
+            | Fault::Bandwidth { nodes, .. } => nodes.clone(),
+            Fault::Kill(n)
+            | Fault::Restart(n)
+            | Fault::Stop(n)
+            | Fault::Pause(n)
+            | Fault::KillContainer(n)
+            | Fault::RestartContainer(n) => vec![n.clone()],
+            Fault::Shape(_) | Fault::Latency { .. } | Fault::Heal => all.to_vec(),
+        }
+    }
+
+    pub fn label(&self) -> String {
+        match self {
+            Fault::Partition(groups) => format!(
+                "partition {}",
+                groups
+                    .iter()
+                    .map(|g| g.join(","))
+                    .collect::<Vec<_>>()
+                    .join(" | ")
+            ),
+            Fault::Shape(s) => format!("partition {s}"),
+            Fault::Delay {
+                nodes,
+                to,
+                ms,
+                jitter_ms,
+            } => format!(
+                "delay {} -> {} {ms} ms +/- {jitter_ms}",
+                nodes.join(","),
+                if to.is_empty() {
+                    "all".into()
+                } else {
+                    to.join(",")
+                }
+            ),
+            Fault::Loss { nodes, to, percent } => format!(
+                "loss {} -> {} {percent}%",
+                nodes.join(","),
+                if to.is_empty() {
+                    "all".into()
+                } else {
+                    to.join(",")
+                }
+            ),
+            Fault::Bandwidth { nodes, kbit } => {
+                format!("bandwidth {} {kbit} kbit/s", nodes.join(","))
+            }
+            Fault::Latency { from, to, ms } => format!("latency {from} <-> {to} {ms} ms"),
+            Fault::Heal => "heal".into(),
+            Fault::Kill(n) => format!("kill {n}"),
+            Fault::Restart(n) => format!("restart {n}"),
+            Fault::Stop(n) => format!("stop {n}"),
+            Fault::Pause(n) => format!("pause {n}"),
+            Fault::KillContainer(n) => format!("kill container {n}"),
+            Fault::RestartContainer(n) => format!("restart container {n}"),
+        }
+    }
+}
+
+/// Does a partition into `groups` (nodes in none isolated) leave some group with
+/// a quorum (> 2/3 of `n` validators)?
+pub fn has_quorum(groups: &[Vec<String>], n: usize) -> bool {
+    let largest = groups.iter().map(|g| g.len()).max().unwrap_or(1).max(1);
+    3 * largest > 2 * n
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const EXAMPLE: &str = "name: demo\nseed: 7\ntestnet: { nodes: 4 }\n\
+        workload: { tps: 10, duration: 20s }\n\
+        timeline:\n\
+          - at: 5s\n    for: 5s\n    fault: { partition: [[n0, n1], [n2, n3]] }\n\
+          - at: 12s\n    every: 3s\n    count: 3\n    for: 1s\n    fault: { pause: random }\n\
+        invariants:\n  safety: {}\n  metrics:\n    - { metric: testnet_peers, op: \">=\", value: 3, per_node: true }\n";
+
+    #[test]
+    fn scenarios_parse_and_resolve_deterministically() {
+        let s = Scenario::parse(EXAMPLE, "s.yaml").unwrap();
+        assert_eq!(s.invariants.metrics[0].op, Op::Ge);
+        assert!(
+            s.invariants.finality.is_none(),
+            "only what is listed is checked"
+        );
+        let events = s.resolve();
+        assert_eq!(events.len(), 2 + 3 * 2);
+        assert_eq!(events[0].at, Duration::from_secs(5));
+        assert!(matches!(
+            events[1].action,
+            Action::Undo(Fault::Partition(_))
+        ));
+        let paused: Vec<String> = events
+            .iter()
+            .filter_map(|e| match &e.action {
+                Action::Apply(Fault::Pause(n)) => Some(n.clone()),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(paused.len(), 3);
+        assert!(paused.iter().all(|n| n != "random"));
+        assert_eq!(s.resolve(), events, "same seed, same run");
+        assert_eq!(s.timeline_end(), Duration::from_secs(19));
+        let mut other = s.clone();
+        other.seed = 8;
+        let picks = |s: &Scenario| format!("{:?}", s.resolve());
+        assert!((9..40).any(|seed| {
+            other.seed = seed;
+            picks(&other) != picks(&s)
+        }));
+    }
+
+    #[test]
+    fn bad_scenarios_name_the_problem() {
+        let err = Scenario::parse(&EXAMPLE.replace("pause: random", "pause: n9"), "s.yaml")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("timeline[1].fault: no node \"n9\""), "{err}");
+        let err = Scenario::parse(&EXAMPLE.replace("for: 5s", "for: soon"), "s.yaml")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("s.yaml:") && err.contains("timeline[0].for"),
+            "{err}"
+        );
+        let err = Scenario::parse(&EXAMPLE.replace("partition:", "partitoin:"), "s.yaml")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("partitoin"), "{err}");
+        let err = Scenario::parse(&EXAMPLE.replace("op: \">=\"", "op: \"~\""), "s.yaml")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("invariants.metrics[0].op"), "{err}");
+    }
+
+    #[test]
+    fn quorum_needs_more_than_two_thirds() {
+        let g = |v: &[&[&str]]| -> Vec<Vec<String>> {
+            v.iter()
+                .map(|g| g.iter().map(|s| s.to_string()).collect())
+                .collect()
+        };
+        assert!(!has_quorum(&g(&[&["n0", "n1"], &["n2", "n3"]]), 4));
+        assert!(has_quorum(&g(&[&["n0", "n1", "n2"], &["n3"]]), 4));
+        assert!(!has_quorum(&g(&[&["n0", "n1", "n2"], &["n3", "n4"]]), 5));
+        assert!(has_quorum(&g(&[&["n0", "n1", "n2", "n3"], &["n4"]]), 5));
+    }
+}
