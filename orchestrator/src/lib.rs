@@ -18,6 +18,7 @@ pub mod engine;
 pub mod image;
 pub mod load;
 pub mod observe;
+pub mod report;
 pub mod scenario;
 pub mod testnet;
 pub mod zones;
