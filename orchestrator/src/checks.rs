@@ -417,7 +417,7 @@ pub fn processes(obs: &Observations) -> Verdict {
             f.kind == FaultKind::Process
                 && f.nodes.iter().any(|n| n == node)
                 && t >= f.start
-                && t <= f.end.unwrap_or(f.start).max(f.start) + COME_BACK_SECS
+                && t <= f.end.map_or(f64::INFINITY, |e| e + COME_BACK_SECS)
         })
     };
     for node in &obs.nodes {

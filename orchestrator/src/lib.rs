@@ -19,6 +19,7 @@ pub mod image;
 pub mod load;
 pub mod observe;
 pub mod report;
+pub mod run;
 pub mod scenario;
 pub mod testnet;
 pub mod zones;

@@ -87,6 +87,32 @@ enum Command {
     /// Send payments (and double spends) to nodes and check they finalize
     /// everywhere. Exit 0 healthy, 1 an invariant broke, 2 an error.
     Load(testnet::load::LoadArgs),
+    /// Run a scenario: up, workload and fault timeline, invariant checks, report,
+    /// down. Exit 0 when every invariant holds, 1 when one is violated, 2 on an
+    /// error of the tool.
+    Run {
+        /// A scenario file (see testnets/*.scenario.yaml).
+        file: PathBuf,
+        /// Where to write report.json, junit.xml, report.html (and debug/ on
+        /// failure). Default: testnet-report/<scenario>.
+        #[arg(long)]
+        report: Option<PathBuf>,
+        /// Leave the testnet running afterwards.
+        #[arg(long)]
+        keep: bool,
+        #[arg(long)]
+        image: Option<String>,
+        #[arg(long, env = "TESTNET_NODE_BINARY")]
+        node_binary: Option<PathBuf>,
+        #[arg(long, value_parser = humantime::parse_duration, default_value = "60s")]
+        timeout: Duration,
+    },
+    /// Evaluate the invariants that need no workload on a running testnet
+    /// (handshakes, mesh, UTXO agreement, safety, processes). Exit 0 or 1.
+    Check {
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Subcommand)]
@@ -586,6 +612,97 @@ async fn run(cli: Cli) -> Result<ExitCode, Fail> {
             let tag = build_image(&engine, node_binary, &progress).await?;
             println!("{tag}");
             Ok(ExitCode::SUCCESS)
+        }
+        Command::Run {
+            file,
+            report,
+            keep,
+            image,
+            node_binary,
+            timeout,
+        } => {
+            let scenario = testnet::scenario::Scenario::load(&file)?;
+            let name = cli.name.unwrap_or_else(|| scenario.name.clone());
+            let image = match image.or(scenario.testnet.image.clone()) {
+                Some(tag) => tag,
+                None => build_image(&engine, node_binary, &progress).await?,
+            };
+            let cancel = CancellationToken::new();
+            let on_signal = cancel.clone();
+            tokio::spawn(async move {
+                if tokio::signal::ctrl_c().await.is_ok() {
+                    eprintln!("interrupted: healing and tearing down...");
+                    on_signal.cancel();
+                }
+            });
+            let opts = testnet::run::RunOptions {
+                name,
+                image,
+                report_dir: report
+                    .unwrap_or_else(|| PathBuf::from("testnet-report").join(&scenario.name)),
+                keep,
+                readiness: timeout,
+            };
+            progress(&format!(
+                "scenario {}: {} validators, {} timeline steps",
+                scenario.name,
+                scenario.testnet.nodes,
+                scenario.timeline.len()
+            ));
+            let report = testnet::run::run(&engine, &probe, &scenario, &opts, &progress, &cancel)
+                .await
+                .map_err(|e| {
+                    Fail(format!(
+                        "{e} (report, if any, in {})",
+                        opts.report_dir.display()
+                    ))
+                })?;
+            for v in &report.verdicts {
+                println!(
+                    "{} {:<40} {}",
+                    if v.passed { "PASS" } else { "FAIL" },
+                    v.invariant,
+                    v.summary
+                );
+            }
+            println!(
+                "scenario {}: {}; report in {}",
+                report.scenario,
+                if report.passed { "passed" } else { "FAILED" },
+                opts.report_dir.display()
+            );
+            Ok(if report.passed {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::from(1)
+            })
+        }
+        Command::Check { json } => {
+            let name = cli.name.unwrap_or_else(|| "default".into());
+            let verdicts = testnet::run::check(&engine, &probe, &name).await?;
+            if json {
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(&verdicts).expect("verdicts serialize")
+                );
+            } else {
+                for v in &verdicts {
+                    println!(
+                        "{} {:<20} {}",
+                        if v.passed { "PASS" } else { "FAIL" },
+                        v.invariant,
+                        v.summary
+                    );
+                    for d in v.details.iter().skip(1) {
+                        println!("     {d}");
+                    }
+                }
+            }
+            Ok(if verdicts.iter().all(|v| v.passed) {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::from(1)
+            })
         }
         Command::Load(_) | Command::Export(_) => {
             unreachable!("handled before connecting to Docker")

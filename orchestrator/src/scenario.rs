@@ -122,6 +122,8 @@ pub struct Step {
     pub every: Option<Duration>,
     #[serde(default)]
     pub count: Option<u32>,
+    /// `{ partition: [...] }`: a one-key map, not a YAML tag.
+    #[serde(with = "serde_yaml_ng::with::singleton_map")]
     pub fault: Fault,
 }
 
@@ -598,12 +600,25 @@ pub fn has_quorum(groups: &[Vec<String>], n: usize) -> bool {
 mod tests {
     use super::*;
 
-    const EXAMPLE: &str = "name: demo\nseed: 7\ntestnet: { nodes: 4 }\n\
-        workload: { tps: 10, duration: 20s }\n\
-        timeline:\n\
-          - at: 5s\n    for: 5s\n    fault: { partition: [[n0, n1], [n2, n3]] }\n\
-          - at: 12s\n    every: 3s\n    count: 3\n    for: 1s\n    fault: { pause: random }\n\
-        invariants:\n  safety: {}\n  metrics:\n    - { metric: testnet_peers, op: \">=\", value: 3, per_node: true }\n";
+    const EXAMPLE: &str = r#"
+name: demo
+seed: 7
+testnet: { nodes: 4 }
+workload: { tps: 10, duration: 20s }
+timeline:
+  - at: 5s
+    for: 5s
+    fault: { partition: [[n0, n1], [n2, n3]] }
+  - at: 12s
+    every: 3s
+    count: 3
+    for: 1s
+    fault: { pause: random }
+invariants:
+  safety: {}
+  metrics:
+    - { metric: testnet_peers, op: ">=", value: 3, per_node: true }
+"#;
 
     #[test]
     fn scenarios_parse_and_resolve_deterministically() {
@@ -661,6 +676,25 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("invariants.metrics[0].op"), "{err}");
+    }
+
+    #[test]
+    fn shipped_scenarios_parse() {
+        let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../testnets");
+        let mut n = 0;
+        for entry in std::fs::read_dir(dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.to_string_lossy().ends_with(".scenario.yaml") {
+                let s = Scenario::load(&path).unwrap_or_else(|e| panic!("{e}"));
+                assert!(
+                    !s.resolve().is_empty() || s.workload.is_some(),
+                    "{}",
+                    s.name
+                );
+                n += 1;
+            }
+        }
+        assert!(n >= 9, "{n} scenarios");
     }
 
     #[test]

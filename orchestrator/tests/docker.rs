@@ -948,3 +948,95 @@ async fn bandwidth_and_loss_are_measurable() {
     assert_no_rules(name).await;
     down_leaves_nothing(name).await;
 }
+
+/// Runs one shipped scenario; returns its exit code and report.json.
+async fn run_scenario(image: &str, file: &str) -> (Option<i32>, Value, std::path::PathBuf) {
+    let stem = file.trim_end_matches(".scenario.yaml");
+    let name = format!("e2e-{stem}");
+    let report = std::env::temp_dir().join(format!("testnet-e2e-report-{stem}"));
+    let _ = std::fs::remove_dir_all(&report);
+    let path = format!("{}/../testnets/{file}", env!("CARGO_MANIFEST_DIR"));
+    let started = std::time::Instant::now();
+    let out = run(&[
+        "run",
+        &path,
+        "--name",
+        &name,
+        "--image",
+        image,
+        "--report",
+        report.to_str().unwrap(),
+    ])
+    .await;
+    eprintln!(
+        "scenario {stem}: exit {:?} after {:.0}s\n{}",
+        out.status.code(),
+        started.elapsed().as_secs_f64(),
+        String::from_utf8_lossy(&out.stdout)
+    );
+    assert!(
+        leftovers(&name).await.is_empty(),
+        "scenario {stem} left resources behind"
+    );
+    let json: Value = std::fs::read(report.join("report.json"))
+        .ok()
+        .and_then(|b| serde_json::from_slice(&b).ok())
+        .unwrap_or_else(|| panic!("no report.json for {stem}: {}", text(&out)));
+    for f in ["report.json", "junit.xml", "report.html"] {
+        assert!(report.join(f).exists(), "{stem}: no {f}");
+    }
+    (out.status.code(), json, report)
+}
+
+/// Every shipped scenario without a seeded bug passes, with its three reports.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shipped_scenarios_pass() {
+    let image = image().await;
+    for file in [
+        "baseline.scenario.yaml",
+        "partition-heal.scenario.yaml",
+        "rolling-restart.scenario.yaml",
+        "latency-zones.scenario.yaml",
+    ] {
+        let _guard = Guard(Box::leak(
+            format!("e2e-{}", file.trim_end_matches(".scenario.yaml")).into_boxed_str(),
+        ));
+        let (code, report, _) = run_scenario(&image, file).await;
+        assert_eq!(
+            code,
+            Some(0),
+            "{file} failed: {}",
+            serde_json::to_string_pretty(&report["verdicts"]).unwrap()
+        );
+    }
+}
+
+/// Each seeded bug of the node turns its scenario red, and the report names the
+/// invariant that caught it (with a debug bundle).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_seeded_bug_is_caught() {
+    let image = image().await;
+    for (file, invariant) in [
+        ("bug-handshake-race.scenario.yaml", "handshake_success"),
+        ("bug-utxo-no-spend.scenario.yaml", "utxo_agreement"),
+        ("bug-equivocate.scenario.yaml", "safety"),
+        ("bug-passive-catchup.scenario.yaml", "finality"),
+        ("bug-no-lock-persist.scenario.yaml", "safety"),
+    ] {
+        let _guard = Guard(Box::leak(
+            format!("e2e-{}", file.trim_end_matches(".scenario.yaml")).into_boxed_str(),
+        ));
+        let (code, report, dir) = run_scenario(&image, file).await;
+        let verdicts = report["verdicts"].as_array().cloned().unwrap_or_default();
+        let caught = verdicts
+            .iter()
+            .find(|v| v["invariant"] == invariant)
+            .unwrap_or_else(|| panic!("{file}: no verdict {invariant}: {report}"));
+        assert_eq!(code, Some(1), "{file}: {verdicts:?}");
+        assert_eq!(caught["passed"], false, "{file} not caught: {caught}");
+        eprintln!("{file}: {invariant} caught it: {}", caught["summary"]);
+        let junit = std::fs::read_to_string(dir.join("junit.xml")).unwrap();
+        assert!(junit.contains("<failure"), "{file}: {junit}");
+        assert!(dir.join("debug/n0.log").exists(), "{file}: no debug bundle");
+    }
+}
