@@ -321,7 +321,16 @@ async fn timeline<E: Engine, P: NodeProbe>(
             continue;
         }
         let kind = match fault {
-            Fault::Partition(_) | Fault::Shape(_) => FaultKind::Partition,
+            Fault::Partition(_) | Fault::Shape(_) => {
+                // A new cut replaces the one in place.
+                for f in book
+                    .iter_mut()
+                    .filter(|f| f.kind == FaultKind::Partition && f.end.is_none())
+                {
+                    f.end = Some(now);
+                }
+                FaultKind::Partition
+            }
             Fault::Delay { .. }
             | Fault::Loss { .. }
             | Fault::Bandwidth { .. }
