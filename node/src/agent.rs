@@ -7,7 +7,9 @@
 //!   are installed, and any rule in them we did not write;
 //! - `PUT /faults` (a [`FaultState`]): applied as one `iptables-restore --noflush`
 //!   batch, read back and compared; an empty state heals (removes our chains);
-//! - `GET /process`, `POST /process/{kill,start,restart,stop,pause,resume}`.
+//! - `GET /process`, `POST /process/{kill,start,restart,stop,pause,resume}`;
+//! - `GET /metrics`: `testnet_fault_rules{kind}`, the faults in place now (for
+//!   Prometheus: dashboards shade fault windows with it).
 //!
 //! A node that exits on its own ends the agent with the node's exit code (the
 //! container stops, and the orchestrator sees it); one stopped by the agent does not.
@@ -242,6 +244,39 @@ async fn get_faults(State(agent): State<Arc<Agent>>) -> Response {
         Ok(r) => Json(r).into_response(),
         Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, e),
     }
+}
+
+/// `GET /metrics`: the faults this node carries now, read back from the kernel,
+/// as `testnet_fault_rules{kind}` (Prometheus marks fault windows with it).
+async fn fault_metrics(State(agent): State<Arc<Agent>>) -> Response {
+    match current_faults(&agent).await {
+        Ok(r) => (
+            [(
+                axum::http::header::CONTENT_TYPE,
+                "text/plain; version=0.0.4; charset=utf-8",
+            )],
+            render_fault_metrics(&r.state),
+        )
+            .into_response(),
+        Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, e),
+    }
+}
+
+fn render_fault_metrics(state: &FaultState) -> String {
+    let mut out = String::from(
+        "# HELP testnet_fault_rules Fault rules this node carries now, by kind.\n\
+         # TYPE testnet_fault_rules gauge\n",
+    );
+    for (kind, n) in [
+        ("drop", state.drop_from.len() + state.drop_to.len()),
+        ("loss", state.loss_per_mille.len()),
+        ("delay", state.delay_from.len()),
+        ("duplicate", state.duplicate_per_mille.len()),
+        ("bandwidth", usize::from(state.bandwidth_kbit.is_some())),
+    ] {
+        out.push_str(&format!("testnet_fault_rules{{kind=\"{kind}\"}} {n}\n"));
+    }
+    out
 }
 
 async fn put_faults(
@@ -522,6 +557,7 @@ pub async fn run(control: TcpListener, command: Vec<String>) -> std::io::Result<
             get(|| async { Json(serde_json::json!({"status": "ok"})) }),
         )
         .route("/faults", get(get_faults).put(put_faults))
+        .route("/metrics", get(fault_metrics))
         .route("/delay-worker", axum::routing::delete(stop_delay_worker))
         .route("/sink", axum::routing::put(sink))
         .route("/probe/throughput", post(probe_throughput))
@@ -570,5 +606,38 @@ async fn forward_and_wait(agent: &Agent) -> i32 {
         }
     } else {
         0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::faults::Delay;
+
+    #[test]
+    fn fault_metrics_count_rules_by_kind() {
+        let ip = |i| std::net::Ipv4Addr::new(10, 77, 0, i);
+        let state = FaultState {
+            drop_from: [ip(11), ip(12)].into(),
+            drop_to: [ip(11)].into(),
+            delay_from: [(ip(13), Delay::fixed(5))].into(),
+            bandwidth_kbit: Some(512),
+            ..FaultState::default()
+        };
+        let text = render_fault_metrics(&state);
+        for line in [
+            "# TYPE testnet_fault_rules gauge",
+            "testnet_fault_rules{kind=\"drop\"} 3",
+            "testnet_fault_rules{kind=\"loss\"} 0",
+            "testnet_fault_rules{kind=\"delay\"} 1",
+            "testnet_fault_rules{kind=\"duplicate\"} 0",
+            "testnet_fault_rules{kind=\"bandwidth\"} 1",
+        ] {
+            assert!(text.contains(line), "{line} missing in:\n{text}");
+        }
+        assert!(render_fault_metrics(&FaultState::default())
+            .lines()
+            .filter(|l| !l.starts_with('#'))
+            .all(|l| l.ends_with(" 0")));
     }
 }

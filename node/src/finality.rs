@@ -166,6 +166,9 @@ impl Engine {
 
     fn update_gauges(&self) {
         self.metrics.utxo_set_size.set(self.ledger.len() as i64);
+        self.metrics
+            .utxo_digest_prefix
+            .set(self.ledger.digest().prefix48() as i64);
         self.metrics.mempool.set(self.mempool as i64);
     }
 

@@ -139,6 +139,11 @@ pub const REJECTION_REASONS: &[&str] = &[
 pub struct UtxoDigest([u64; 4]);
 
 impl UtxoDigest {
+    /// The first 48 bits of [`Self::to_hex`] as a number (exact in an f64).
+    pub fn prefix48(&self) -> u64 {
+        u64::from_str_radix(&self.to_hex()[..12], 16).unwrap_or(0)
+    }
+
     fn entry(outpoint: &OutPoint, out: &TxOut) -> [u64; 4] {
         let h: [u8; 32] = Sha256::new()
             .chain_update(b"testnet-utxo-v1\0")

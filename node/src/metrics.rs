@@ -216,6 +216,9 @@ pub struct FinalityMetrics {
     /// Transactions refused, by reason.
     pub rejected: IntCounterVec,
     pub utxo_set_size: IntGauge,
+    /// The first 48 bits of the UTXO digest as a number: equal on nodes whose
+    /// ledgers agree, so Prometheus can count distinct ledgers.
+    pub utxo_digest_prefix: IntGauge,
     pub mempool: IntGauge,
     /// Certificates obtained through catch-up (inventory reconciliation).
     pub caught_up: IntCounter,
@@ -277,6 +280,10 @@ impl FinalityMetrics {
                 &["reason"],
             ),
             utxo_set_size: gauge("testnet_utxo_set_size", "Unspent outputs in this node's ledger."),
+            utxo_digest_prefix: gauge(
+                "testnet_utxo_digest_prefix",
+                "First 48 bits of the UTXO digest: equal on nodes that agree.",
+            ),
             mempool: gauge(
                 "testnet_mempool_transactions",
                 "Transactions seen but neither finalized nor rejected.",
@@ -308,6 +315,8 @@ pub struct Metrics {
     registry: Registry,
     pub p2p: P2pMetrics,
     pub finality: FinalityMetrics,
+    /// Peers of a full mesh (the other validators of genesis).
+    pub expected_peers: IntGauge,
 }
 
 impl Default for Metrics {
@@ -321,10 +330,19 @@ impl Metrics {
         let registry = Registry::new();
         let p2p = P2pMetrics::register(&registry);
         let finality = FinalityMetrics::register(&registry);
+        let expected_peers = IntGauge::new(
+            "testnet_expected_peers",
+            "Peers of a full mesh: the other validators of genesis.",
+        )
+        .expect("valid metric definition");
+        registry
+            .register(Box::new(expected_peers.clone()))
+            .expect("metric registered once");
         Metrics {
             registry,
             p2p,
             finality,
+            expected_peers,
         }
     }
 
@@ -368,6 +386,8 @@ mod tests {
             "testnet_finality_latency_seconds_bucket{le=\"0.1\"} 0",
             "testnet_transactions_rejected_total{reason=\"fee_too_low\"} 0",
             "testnet_utxo_set_size 0",
+            "testnet_utxo_digest_prefix 0",
+            "testnet_expected_peers 0",
             "testnet_mempool_transactions 0",
         ] {
             assert!(text.contains(name), "missing {name}");

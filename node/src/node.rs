@@ -228,6 +228,7 @@ impl Node {
             .iter()
             .filter(|v| v.public_key != id)
             .count();
+        metrics.expected_peers.set(expected_peers as i64);
         let p2p_address = setup.p2p.advertised_addr;
         let bug = |b| setup.bugs.contains(&b);
         let bugs = Bugs {

@@ -39,6 +39,9 @@ pub struct TestnetFile {
     pub image: Option<String>,
     #[serde(default)]
     pub node_options: BTreeMap<String, NodeOptions>,
+    /// Run Prometheus and Grafana too (`up --monitor`).
+    #[serde(default)]
+    pub monitor: bool,
     #[serde(default)]
     pub zones: BTreeMap<String, Vec<String>>,
     #[serde(default)]

@@ -73,6 +73,10 @@ pub struct ContainerSpec {
     /// Container TCP ports published on 127.0.0.1 with a port Docker picks.
     pub publish: Vec<u16>,
     pub cap_add: Vec<String>,
+    /// `KEY=value` environment variables.
+    pub env: Vec<String>,
+    /// Extra DNS names on the network (e.g. `prometheus`).
+    pub aliases: Vec<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -20,7 +20,7 @@ const MMDEBSTRAP_ARGS: &[&str] = &[
     "--include=iproute2,iptables",
     "bookworm",
 ];
-const PULL_TIMEOUT: Duration = Duration::from_secs(180);
+pub(crate) const PULL_TIMEOUT: Duration = Duration::from_secs(180);
 
 #[derive(Debug, thiserror::Error)]
 pub enum ImageError {
@@ -59,7 +59,7 @@ pub struct BuiltImage {
     pub node_cached: bool,
 }
 
-fn short_hash(parts: &[&[u8]]) -> String {
+pub(crate) fn short_hash(parts: &[&[u8]]) -> String {
     let mut h = Sha256::new();
     for p in parts {
         h.update((p.len() as u64).to_le_bytes());
@@ -186,6 +186,17 @@ async fn build_base_offline<E: Engine>(
     tag: &str,
     pull: String,
 ) -> Result<(), ImageError> {
+    debootstrap_import(engine, tag, MMDEBSTRAP_ARGS, pull).await
+}
+
+/// Assembles a Debian root filesystem with `mmdebstrap ARGS` and imports it as
+/// `tag` (no registry needed: packages come from the host's apt sources).
+pub(crate) async fn debootstrap_import<E: Engine>(
+    engine: &E,
+    tag: &str,
+    args: &[&str],
+    pull: String,
+) -> Result<(), ImageError> {
     let found = tokio::process::Command::new("mmdebstrap")
         .arg("--version")
         .output()
@@ -200,7 +211,7 @@ async fn build_base_offline<E: Engine>(
     })?;
     let rootfs = dir.join("rootfs.tar");
     let out = tokio::process::Command::new("mmdebstrap")
-        .args(MMDEBSTRAP_ARGS)
+        .args(args)
         .arg(&rootfs)
         .output()
         .await

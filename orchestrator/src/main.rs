@@ -50,6 +50,10 @@ enum Command {
         /// Print the final summary as JSON.
         #[arg(long)]
         json: bool,
+        /// Also run Prometheus and Grafana with the dashboards of dashboards/
+        /// (or `monitor: true` in the file).
+        #[arg(long)]
+        monitor: bool,
     },
     /// Nodes, state, IPs, HTTP URLs, peers.
     Status {
@@ -222,6 +226,25 @@ enum ImageCmd {
     },
 }
 
+/// The monitoring URLs under the node table, when the testnet has them.
+async fn print_monitor(
+    engine: &DockerEngine,
+    name: &str,
+    images: Option<&testnet::monitor::MonitorImages>,
+) {
+    let Ok(urls) = testnet::monitor::urls(engine, name).await else {
+        return;
+    };
+    if let Some(p) = &urls.prometheus {
+        println!("\nprometheus  {p}");
+    }
+    if let Some(g) = &urls.grafana {
+        println!("grafana     {g}  (dashboards: testnet / Network overview, Consensus, Ledger agreement, Node drill-down)");
+    } else if let Some(note) = images.and_then(|i| i.grafana_note.as_ref()) {
+        println!("grafana     -  {note}");
+    }
+}
+
 /// A percentage option as per mille.
 fn per_mille(percent: f64) -> Result<u32, Fail> {
     if !(0.0..=100.0).contains(&percent) {
@@ -334,6 +357,7 @@ async fn run(cli: Cli) -> Result<ExitCode, Fail> {
             node_binary,
             timeout,
             json,
+            monitor,
         } => {
             let mut tf = match &file {
                 Some(path) => TestnetFile::load(path)?,
@@ -364,6 +388,11 @@ async fn run(cli: Cli) -> Result<ExitCode, Fail> {
                 }
                 None => build_image(&engine, node_binary, &progress).await?,
             };
+            let monitor_images = if monitor || tf.monitor {
+                Some(testnet::monitor::ensure_images(&engine, &progress).await?)
+            } else {
+                None
+            };
             let cancel = CancellationToken::new();
             let on_signal = cancel.clone();
             tokio::spawn(async move {
@@ -378,6 +407,7 @@ async fn run(cli: Cli) -> Result<ExitCode, Fail> {
                 image: &image,
                 readiness: timeout,
                 replace,
+                monitor: monitor_images.as_ref(),
             };
             match net::up(&engine, &probe, req, &progress, &cancel).await {
                 Ok(summary) => {
@@ -388,6 +418,7 @@ async fn run(cli: Cli) -> Result<ExitCode, Fail> {
                         );
                     } else {
                         print_table(&summary);
+                        print_monitor(&engine, &name, monitor_images.as_ref()).await;
                         println!("\ntestnet {name:?} is up. Next: `testnet status --name {name}`, `testnet logs --name {name} n0`, `testnet load --name {name}`, `testnet down --name {name}`");
                     }
                     Ok(ExitCode::SUCCESS)
@@ -417,6 +448,7 @@ async fn run(cli: Cli) -> Result<ExitCode, Fail> {
                 );
             } else {
                 print_table(&summary);
+                print_monitor(&engine, &name, None).await;
             }
             Ok(ExitCode::SUCCESS)
         }

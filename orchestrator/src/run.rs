@@ -76,6 +76,7 @@ pub async fn run<E: Engine, P: NodeProbe>(
         image: &opts.image,
         readiness: opts.readiness,
         replace: true,
+        monitor: None,
     };
     net::up(engine, probe, req, progress, cancel).await?;
     let mut obs = Observations {
@@ -212,8 +213,9 @@ async fn drive<E: Engine, P: NodeProbe>(
             .iter()
             .any(|f| f.end.is_none())
         {
+            let at = unix_now();
             chaos::heal(engine, probe, &name).await?;
-            close_windows(&faults, |f| f.kind != FaultKind::Process);
+            close_windows(&faults, at, |f| f.kind != FaultKind::Process);
         }
         progress("waiting for quiescence (equal finalized counts, empty mempools)");
         quiescence(engine, probe, &name).await;
@@ -266,11 +268,11 @@ async fn workload(
         .map_err(|e| RunError::Load(e.to_string()))
 }
 
-fn close_windows(faults: &Mutex<Vec<FaultEvent>>, which: impl Fn(&FaultEvent) -> bool) {
-    let now = unix_now();
+/// Ends the open windows `which` selects at `at` (when their undo began).
+fn close_windows(faults: &Mutex<Vec<FaultEvent>>, at: f64, which: impl Fn(&FaultEvent) -> bool) {
     for f in faults.lock().expect("not poisoned").iter_mut() {
         if f.end.is_none() && which(f) {
-            f.end = Some(now);
+            f.end = Some(at);
         }
     }
 }
@@ -308,15 +310,19 @@ async fn timeline<E: Engine, P: NodeProbe>(
             start.elapsed().as_secs_f64(),
             if undo { "undo " } else { "" }
         ));
+        // A window is what is sure to be in place: from when the apply
+        // returned (every node has it) to when the undo began (the first
+        // node may lose it at once). The false-finality check relies on it.
+        let before = unix_now();
         apply_fault(engine, probe, name, fault, undo, lease).await?;
+        let now = unix_now();
         if windows.len() <= event.window {
             windows.resize(event.window + 1, None);
         }
-        let now = unix_now();
         let mut book = faults.lock().expect("not poisoned");
         if undo {
             if let Some(i) = windows[event.window] {
-                book[i].end = Some(now);
+                book[i].end = Some(before);
             }
             continue;
         }
@@ -327,7 +333,7 @@ async fn timeline<E: Engine, P: NodeProbe>(
                     .iter_mut()
                     .filter(|f| f.kind == FaultKind::Partition && f.end.is_none())
                 {
-                    f.end = Some(now);
+                    f.end = Some(before);
                 }
                 FaultKind::Partition
             }
@@ -337,7 +343,7 @@ async fn timeline<E: Engine, P: NodeProbe>(
             | Fault::Latency { .. } => FaultKind::Link,
             Fault::Heal => {
                 drop(book);
-                close_windows(faults, |f| f.kind != FaultKind::Process);
+                close_windows(faults, before, |f| f.kind != FaultKind::Process);
                 continue;
             }
             _ => FaultKind::Process,

@@ -187,6 +187,8 @@ pub struct UpRequest<'a> {
     pub image: &'a str,
     pub readiness: Duration,
     pub replace: bool,
+    /// Also run Prometheus (and Grafana) with these images.
+    pub monitor: Option<&'a crate::monitor::MonitorImages>,
 }
 
 /// Brings a testnet up and waits until every node has a full mesh. On any error
@@ -351,6 +353,8 @@ async fn create_and_wait<E: Engine, P: NodeProbe>(
             ip: node.ip,
             publish: vec![HTTP_PORT, AGENT_PORT],
             cap_add: vec!["NET_ADMIN".into()],
+            env: Vec::new(),
+            aliases: Vec::new(),
         };
         let key = std::fs::read(dir.join(format!("{}.key", node.name))).unwrap_or_default();
         let files = tar_of(&[
@@ -398,6 +402,20 @@ async fn create_and_wait<E: Engine, P: NodeProbe>(
                 .collect::<Vec<_>>()
                 .join(", ")
         ));
+    }
+    if let Some(images) = req.monitor {
+        check_cancel()?;
+        crate::monitor::start(
+            engine,
+            name,
+            &network,
+            prefix,
+            &nodes,
+            images,
+            &base_labels,
+            progress,
+        )
+        .await?;
     }
     Ok(status(engine, probe, name).await?)
 }

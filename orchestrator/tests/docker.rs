@@ -1040,3 +1040,153 @@ async fn every_seeded_bug_is_caught() {
         assert!(dir.join("debug/n0.log").exists(), "{file}: no debug bundle");
     }
 }
+
+/// `up --monitor`: Prometheus scrapes every node and agent; every PromQL
+/// expression of every dashboard panel, annotation and alert rule is evaluated
+/// against it and returns data; promtool checks the rules, runs their unit tests
+/// and checks a live `/metrics` dump.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn monitoring_answers_every_dashboard_and_rule_expression() {
+    let image = image().await;
+    let _guard = Guard("e2e-mon");
+    let name = "e2e-mon";
+    let out = run(&["up", "--name", name, "--image", &image, "--monitor"]).await;
+    assert!(out.status.success(), "{}", text(&out));
+    let stdout = String::from_utf8_lossy(&out.stdout).to_string();
+    let prom = stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("prometheus  "))
+        .unwrap_or_else(|| panic!("no prometheus URL in the summary: {stdout}"))
+        .trim()
+        .to_owned();
+    let http = reqwest::Client::new();
+    let query = |q: String| {
+        let (http, prom) = (http.clone(), prom.clone());
+        async move {
+            let v: Value = http
+                .get(format!("{prom}/api/v1/query"))
+                .query(&[("query", q.as_str())])
+                .send()
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap();
+            v
+        }
+    };
+    // Every node and agent target up.
+    let start = Instant::now();
+    loop {
+        let v = query("count(up == 1)".into()).await;
+        let up = v["data"]["result"][0]["value"][1]
+            .as_str()
+            .unwrap_or("0")
+            .to_owned();
+        if up == "8" {
+            break;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "targets up: {up} of 8: {v}"
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    // Some payments and a fault, so latency, votes and fault series have data.
+    let load = run(&[
+        "load",
+        "--name",
+        name,
+        "--tps",
+        "20",
+        "--duration",
+        "8s",
+        "--double-spend",
+        "0.1",
+    ])
+    .await;
+    assert!(load.status.success(), "{}", text(&load));
+    run(&[
+        "chaos", "delay", "--nodes", "n1", "--ms", "5", "--to", "n2", "--name", name,
+    ])
+    .await;
+    tokio::time::sleep(Duration::from_secs(6)).await;
+
+    let exprs = testnet::monitor::all_expressions();
+    assert!(exprs.len() > 20, "only {} expressions", exprs.len());
+    let mut empty = Vec::new();
+    for (place, expr) in &exprs {
+        let q = testnet::monitor::instantiate(expr, name, "n1");
+        let v = query(q.clone()).await;
+        assert_eq!(
+            v["status"], "success",
+            "{place}: `{q}` does not evaluate: {v}"
+        );
+        let result = &v["data"]["result"];
+        let has_data = match v["data"]["resultType"].as_str() {
+            Some("scalar") | Some("string") => true,
+            _ => result.as_array().is_some_and(|r| !r.is_empty()),
+        };
+        if !has_data {
+            empty.push(format!("{place}: {q}"));
+        }
+    }
+    assert!(
+        empty.is_empty(),
+        "expressions with no data on a live testnet:\n{}",
+        empty.join("\n")
+    );
+    eprintln!(
+        "{} dashboard and rule expressions evaluated, all with data",
+        exprs.len()
+    );
+    let v = query("scrape_duration_seconds{job=\"node\"}".into()).await;
+    eprintln!(
+        "prometheus scrape duration per node: {}",
+        v["data"]["result"]
+    );
+
+    // promtool on the rules, their unit tests, and a live exposition.
+    let dashboards = format!("{}/../dashboards/prometheus", env!("CARGO_MANIFEST_DIR"));
+    let promtool = |args: &[&str], stdin: Option<Vec<u8>>| {
+        use std::io::Write;
+        let mut child = std::process::Command::new("promtool")
+            .args(args)
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("promtool is installed (`apt-get install prometheus`; .ci/run does it)");
+        if let Some(input) = stdin {
+            child.stdin.take().unwrap().write_all(&input).unwrap();
+        }
+        let out = child.wait_with_output().unwrap();
+        assert!(
+            out.status.success(),
+            "promtool {args:?}: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    promtool(
+        &["check", "rules", &format!("{dashboards}/rules.yml")],
+        None,
+    );
+    promtool(
+        &["test", "rules", &format!("{dashboards}/rules.test.yml")],
+        None,
+    );
+    let out = run(&["status", "--name", name, "--json"]).await;
+    let nodes: Vec<Value> = serde_json::from_slice(&out.stdout).unwrap();
+    let n0 = nodes[0]["http_url"].as_str().unwrap();
+    let metrics = reqwest::get(format!("{n0}/metrics"))
+        .await
+        .unwrap()
+        .bytes()
+        .await
+        .unwrap();
+    promtool(&["check", "metrics"], Some(metrics.to_vec()));
+    let status = text(&run(&["status", "--name", name]).await);
+    assert!(status.contains("prometheus  http://127.0.0.1:"), "{status}");
+    down_leaves_nothing(name).await;
+}

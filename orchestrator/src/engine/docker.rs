@@ -239,6 +239,7 @@ impl Engine for DockerEngine {
         let body = ContainerCreateBody {
             image: Some(spec.image.clone()),
             cmd: Some(spec.cmd.clone()),
+            env: (!spec.env.is_empty()).then(|| spec.env.clone()),
             labels: Some(spec.labels.clone().into_iter().collect()),
             exposed_ports: Some(spec.publish.iter().map(|p| format!("{p}/tcp")).collect()),
             host_config: Some(HostConfig {
@@ -256,6 +257,7 @@ impl Engine for DockerEngine {
                             ipv4_address: Some(spec.ip.to_string()),
                             ..Default::default()
                         }),
+                        aliases: (!spec.aliases.is_empty()).then(|| spec.aliases.clone()),
                         ..Default::default()
                     },
                 )])),

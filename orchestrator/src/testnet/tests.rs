@@ -68,6 +68,7 @@ fn request<'a>(name: &'a str, file: &'a TestnetFile) -> UpRequest<'a> {
         image: IMAGE,
         readiness: Duration::from_secs(1),
         replace: false,
+        monitor: None,
     }
 }
 
