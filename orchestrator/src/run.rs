@@ -357,7 +357,13 @@ async fn timeline<E: Engine, P: NodeProbe>(
         // A restart is over when it returns; the checkers allow it time to come back.
         let instant = matches!(fault, Fault::Restart(_) | Fault::RestartContainer(_));
         book.push(FaultEvent {
-            start: now,
+            // A process may be down as soon as the call begins; a cut is sure
+            // only once every node has it.
+            start: if kind == FaultKind::Process {
+                before
+            } else {
+                now
+            },
             end: instant.then_some(now),
             kind,
             label,
