@@ -39,6 +39,15 @@ pub enum UpError {
     Exists(String),
     #[error("no free /24 subnet in 10.77.0.0/16 for the testnet network; remove unused Docker networks (`docker network prune`)")]
     NoSubnet,
+    #[error("a full mesh of {nodes} containers needs about {need} ARP entries, but this kernel keeps at most net.ipv4.neigh.default.gc_thresh3 = {limit} (the neighbour table is shared by every network namespace, so nodes would lose peers with \"neighbor table overflow\" in dmesg); raise it: `sudo sysctl -w net.ipv4.neigh.default.gc_thresh1={t1} net.ipv4.neigh.default.gc_thresh2={t2} net.ipv4.neigh.default.gc_thresh3={t3}`")]
+    NeighbourTable {
+        nodes: usize,
+        need: u64,
+        limit: u64,
+        t1: u64,
+        t2: u64,
+        t3: u64,
+    },
     #[error("node {node} exited at start (code {code}); its last log lines:\n{logs}")]
     Crashed {
         node: String,
@@ -191,6 +200,35 @@ pub struct UpRequest<'a> {
     pub monitor: Option<&'a crate::monitor::MonitorImages>,
 }
 
+/// The host's neighbour (ARP) table limit, where the engine is local.
+fn read_gc_thresh3() -> Option<u64> {
+    std::fs::read_to_string("/proc/sys/net/ipv4/neigh/default/gc_thresh3")
+        .ok()?
+        .trim()
+        .parse()
+        .ok()
+}
+
+/// A full mesh of `n` containers puts about n * (n + 1) entries in the kernel's
+/// neighbour table (each container knows every other and the gateway; the host
+/// knows each container), which all network namespaces share. Past
+/// `gc_thresh3` the kernel drops entries and the mesh never completes.
+pub fn neighbour_table_problem(n: usize, gc_thresh3: Option<u64>) -> Option<UpError> {
+    let limit = gc_thresh3?;
+    let need = (n as u64) * (n as u64 + 1) + 64;
+    (need > limit).then(|| {
+        let t3 = (need * 4).next_power_of_two();
+        UpError::NeighbourTable {
+            nodes: n,
+            need,
+            limit,
+            t1: t3 / 4,
+            t2: t3 / 2,
+            t3,
+        }
+    })
+}
+
 /// Brings a testnet up and waits until every node has a full mesh. On any error
 /// or cancellation, removes everything it created before returning.
 pub async fn up<E: Engine, P: NodeProbe>(
@@ -201,6 +239,10 @@ pub async fn up<E: Engine, P: NodeProbe>(
     cancel: &CancellationToken,
 ) -> Result<Vec<NodeSummary>, UpError> {
     let name = req.name;
+    let containers = req.file.nodes + if req.monitor.is_some() { 2 } else { 0 };
+    if let Some(e) = neighbour_table_problem(containers, read_gc_thresh3()) {
+        return Err(e);
+    }
     let label = Label::testnet(Some(name));
     let existing = !engine.list_containers(label).await?.is_empty()
         || !engine.list_networks(Some(label)).await?.is_empty();
