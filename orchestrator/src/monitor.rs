@@ -346,22 +346,31 @@ async fn wait_http<E: Engine>(
     }
 }
 
-/// Every PromQL expression the monitoring ships, with where it comes from:
-/// dashboard panel targets (rows' nested panels too), annotation queries,
-/// and each alert rule's `expr` and its `value_expr` annotation.
+/// Every PromQL expression the monitoring ships, as `(where, expr)`:
+///
+/// - `"<file>.json panel <id> \"<title>\" target <refId>"`: a panel query
+///   (panels of collapsed rows too);
+/// - `"<file>.json annotation \"<name>\""`: an annotation query (fault windows);
+/// - `"rules.yml alert <name> value_expr"`: the value an alert compares;
+/// - `"rules.yml alert <name> expr"`: the alert's condition.
+///
+/// All but the alert conditions return at least one series on a healthy
+/// testnet; a condition returns nothing until it fires. Dashboard expressions
+/// carry `$testnet` (and `$node`): see [`instantiate`].
 pub fn all_expressions() -> Vec<(String, String)> {
-    fn panels(out: &mut Vec<(String, String)>, dash: &str, list: &serde_json::Value) {
+    fn panels(file: &str, list: &serde_json::Value, out: &mut Vec<(String, String)>) {
         for p in list.as_array().into_iter().flatten() {
-            let title = p["title"].as_str().unwrap_or("?");
+            let title = p["title"].as_str().unwrap_or_default();
             for t in p["targets"].as_array().into_iter().flatten() {
-                if let Some(e) = t["expr"].as_str() {
+                if let Some(expr) = t["expr"].as_str() {
+                    let ref_id = t["refId"].as_str().unwrap_or_default();
                     out.push((
-                        format!("{dash} / {title} / {}", t["refId"].as_str().unwrap_or("?")),
-                        e.to_owned(),
+                        format!("{file} panel {} \"{title}\" target {ref_id}", p["id"]),
+                        expr.to_owned(),
                     ));
                 }
             }
-            panels(out, dash, &p["panels"]);
+            panels(file, &p["panels"], out);
         }
     }
     let mut out = Vec::new();
@@ -369,25 +378,30 @@ pub fn all_expressions() -> Vec<(String, String)> {
         let Ok(d) = serde_json::from_str::<serde_json::Value>(text) else {
             continue;
         };
-        panels(&mut out, file, &d["panels"]);
+        panels(file, &d["panels"], &mut out);
         for a in d["annotations"]["list"].as_array().into_iter().flatten() {
             if let Some(e) = a["expr"].as_str() {
-                out.push((
-                    format!("{file} / annotation {}", a["name"].as_str().unwrap_or("?")),
-                    e.to_owned(),
-                ));
+                let name = a["name"].as_str().unwrap_or_default();
+                out.push((format!("{file} annotation \"{name}\""), e.to_owned()));
             }
         }
     }
     if let Ok(rules) = serde_yaml_ng::from_str::<serde_yaml_ng::Value>(RULES) {
         for g in rules["groups"].as_sequence().into_iter().flatten() {
             for r in g["rules"].as_sequence().into_iter().flatten() {
-                let name = r["alert"].as_str().or(r["record"].as_str()).unwrap_or("?");
+                let (kind, name) = match (r["alert"].as_str(), r["record"].as_str()) {
+                    (Some(a), _) => ("alert", a),
+                    (None, Some(rec)) => ("record", rec),
+                    (None, None) => ("rule", "?"),
+                };
                 if let Some(e) = r["expr"].as_str() {
-                    out.push((format!("rules.yml / {name} / expr"), e.to_owned()));
+                    out.push((format!("rules.yml {kind} {name} expr"), e.trim().to_owned()));
                 }
                 if let Some(e) = r["annotations"]["value_expr"].as_str() {
-                    out.push((format!("rules.yml / {name} / value_expr"), e.to_owned()));
+                    out.push((
+                        format!("rules.yml {kind} {name} value_expr"),
+                        e.trim().to_owned(),
+                    ));
                 }
             }
         }

@@ -1,103 +1,9 @@
 // Structural checks of the monitoring content in `dashboards/`, without Docker or
 // network: the Grafana dashboards (JSON model), their provisioning files, the
 // Prometheus alerting rules and their promtool tests. Whether every expression
-// returns data is for the live `up --monitor` test; whether the rules behave is
-// for `promtool test rules dashboards/prometheus/rules.test.yml`.
-//
-// `all_expressions()` is self-contained (std, serde_json, serde_yaml_ng only) so
-// the live test can copy it. `include!`-ing this file works too (plain comments
-// here, no inner attributes): it brings `all_expressions` and the module
-// `dashboard_checks`, whose tests are fast.
-
-/// Every PromQL expression of the monitoring content, as `(where, expr)`:
-///
-/// - `"<file>.json panel <id> \"<title>\" target <refId>"`: a panel query;
-/// - `"<file>.json annotation \"<name>\""`: an annotation query (fault windows:
-///   0-valued series while no fault is in place);
-/// - `"rules.yml alert <name> value_expr"`: the value an alert compares;
-/// - `"rules.yml alert <name> expr"`: the alert's condition.
-///
-/// All but the alert conditions (`where` ending in `" expr"`) return at least one
-/// series on a healthy testnet; a condition returns nothing until it fires.
-/// Dashboard expressions contain the Grafana variables `$testnet` (and `$node` in
-/// node.json) and no other `$`: substitute them before querying Prometheus.
-fn all_expressions() -> Vec<(String, String)> {
-    fn panels(file: &str, list: &serde_json::Value, out: &mut Vec<(String, String)>) {
-        for p in list.as_array().into_iter().flatten() {
-            let title = p["title"].as_str().unwrap_or_default();
-            for t in p["targets"].as_array().into_iter().flatten() {
-                if let Some(expr) = t["expr"].as_str() {
-                    let ref_id = t["refId"].as_str().unwrap_or_default();
-                    let id = &p["id"];
-                    out.push((
-                        format!("{file} panel {id} \"{title}\" target {ref_id}"),
-                        expr.to_owned(),
-                    ));
-                }
-            }
-            // Panels of collapsed rows.
-            panels(file, &p["panels"], out);
-        }
-    }
-
-    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../dashboards");
-    let dir = root.join("grafana/dashboards");
-    let mut files: Vec<std::path::PathBuf> = std::fs::read_dir(&dir)
-        .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
-        .map(|entry| entry.expect("directory entry").path())
-        .filter(|p| p.extension().is_some_and(|x| x == "json"))
-        .collect();
-    files.sort();
-    let mut out = Vec::new();
-    for path in &files {
-        let file = path
-            .file_name()
-            .expect("file name")
-            .to_string_lossy()
-            .into_owned();
-        let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{file}: {e}"));
-        let dashboard: serde_json::Value =
-            serde_json::from_str(&text).unwrap_or_else(|e| panic!("{file}: {e}"));
-        panels(&file, &dashboard["panels"], &mut out);
-        for a in dashboard["annotations"]["list"]
-            .as_array()
-            .into_iter()
-            .flatten()
-        {
-            if let Some(expr) = a["expr"].as_str() {
-                let name = a["name"].as_str().unwrap_or_default();
-                out.push((format!("{file} annotation \"{name}\""), expr.to_owned()));
-            }
-        }
-    }
-
-    let path = root.join("prometheus/rules.yml");
-    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-    let rules: serde_yaml_ng::Value =
-        serde_yaml_ng::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-    for group in rules["groups"].as_sequence().into_iter().flatten() {
-        for rule in group["rules"].as_sequence().into_iter().flatten() {
-            let (kind, name) = match (rule["alert"].as_str(), rule["record"].as_str()) {
-                (Some(alert), _) => ("alert", alert),
-                (None, Some(record)) => ("record", record),
-                (None, None) => ("rule", "?"),
-            };
-            if let Some(expr) = rule["expr"].as_str() {
-                out.push((
-                    format!("rules.yml {kind} {name} expr"),
-                    expr.trim().to_owned(),
-                ));
-            }
-            if let Some(value) = rule["annotations"]["value_expr"].as_str() {
-                out.push((
-                    format!("rules.yml {kind} {name} value_expr"),
-                    value.trim().to_owned(),
-                ));
-            }
-        }
-    }
-    out
-}
+// returns data is for the live `up --monitor` test (tests/docker.rs); whether
+// the rules behave is for `promtool test rules dashboards/prometheus/rules.test.yml`.
+// Both walk the expressions with `testnet::monitor::all_expressions()`.
 
 mod dashboard_checks {
     use std::collections::{BTreeMap, BTreeSet};
@@ -105,14 +11,11 @@ mod dashboard_checks {
 
     use serde_json::Value;
 
-    use super::all_expressions;
+    use testnet::monitor::{all_expressions, DASHBOARDS};
 
     const DATASOURCE_UID: &str = "testnet-prometheus";
     const GRID_WIDTH: i64 = 24;
     const TESTNET_VARIABLE_QUERY: &str = r#"label_values(up{job="node"}, testnet)"#;
-    /// The files `up --monitor` mounts (orchestrator/src/monitor.rs).
-    const DASHBOARD_FILES: &[&str] =
-        &["network.json", "consensus.json", "ledger.json", "node.json"];
     const ALERTS: &[&str] = &[
         "FinalityStalled",
         "PeersBelowExpected",
@@ -560,13 +463,15 @@ mod dashboard_checks {
     #[test]
     fn dashboards_are_well_formed() {
         let dashboards = dashboards();
-        let names: Vec<&str> = dashboards.iter().map(|(f, _)| f.as_str()).collect();
-        for f in DASHBOARD_FILES {
-            assert!(
-                names.contains(f),
-                "dashboards/grafana/dashboards/{f} is missing"
-            );
-        }
+        // What `up --monitor` embeds and mounts is every dashboard on disk.
+        let mut on_disk: Vec<&str> = dashboards.iter().map(|(f, _)| f.as_str()).collect();
+        let mut embedded: Vec<&str> = DASHBOARDS.iter().map(|(f, _)| *f).collect();
+        on_disk.sort();
+        embedded.sort();
+        assert_eq!(
+            on_disk, embedded,
+            "monitor.rs DASHBOARDS and dashboards/grafana/dashboards differ"
+        );
         let mut errors = Vec::new();
         let mut counts = Counts::default();
         let mut uids = BTreeMap::new();

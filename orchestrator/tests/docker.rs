@@ -1126,7 +1126,7 @@ async fn monitoring_answers_every_dashboard_and_rule_expression() {
         // An alert's own `expr` is empty while nothing is wrong: it must
         // evaluate; its `value_expr` (the same without the threshold) must
         // return data.
-        let alert_condition = place.starts_with("rules.yml") && place.ends_with("/ expr");
+        let alert_condition = place.starts_with("rules.yml alert ") && place.ends_with(" expr");
         let has_data = alert_condition
             || match v["data"]["resultType"].as_str() {
                 Some("scalar") | Some("string") => true,
