@@ -523,6 +523,47 @@ pub async fn heal<E: Engine, P: NodeProbe>(
     Ok(())
 }
 
+/// Heals the named nodes only: each goes back to its baseline, and every other
+/// node drops its faults towards or from them (partition, loss, delay,
+/// duplicate on those links). Other faults stay.
+pub async fn heal_nodes<E: Engine, P: NodeProbe>(
+    engine: &E,
+    probe: &P,
+    testnet: &str,
+    names: &[String],
+) -> Result<(), ChaosError> {
+    let nodes = nodes(engine, probe, testnet).await?;
+    let mut ips = Vec::new();
+    for name in names {
+        ips.extend(find(&nodes, name, testnet)?.ip);
+    }
+    let base = baseline(testnet, &nodes);
+    let mut states = Vec::new();
+    for node in nodes.iter().filter(|n| n.agent_url.is_some()) {
+        let own = base.get(&node.node).cloned().unwrap_or_default();
+        let state = if names.contains(&node.node) {
+            own
+        } else {
+            let mut s = current(node).await?;
+            for ip in &ips {
+                s.drop_from.remove(ip);
+                s.drop_to.remove(ip);
+                s.loss_per_mille.remove(ip);
+                s.duplicate_per_mille.remove(ip);
+                match own.delay_from.get(ip) {
+                    Some(d) => s.delay_from.insert(*ip, *d),
+                    None => s.delay_from.remove(ip),
+                };
+            }
+            s
+        };
+        states.push((node, state));
+    }
+    apply(testnet, &states, None).await?;
+    log(&format!("testnet {testnet}: healed {}", names.join(",")));
+    Ok(())
+}
+
 /// Changes the latency between zones `a` and `b` (one-way: only `a` to `b`)
 /// on the running testnet, and records it as the new baseline.
 #[allow(clippy::too_many_arguments)]

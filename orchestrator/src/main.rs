@@ -130,8 +130,9 @@ enum Chaos {
         #[arg(long, conflicts_with = "groups")]
         shape: Option<String>,
     },
-    /// Remove every network fault.
-    Heal,
+    /// Remove every network fault (back to the latency zones, if any), or only
+    /// those of the named nodes and of the links to them.
+    Heal { nodes: Vec<String> },
     /// Hold every packet leaving --nodes (towards --to, default all) this long.
     Delay {
         #[arg(long, value_delimiter = ',', required = true)]
@@ -556,8 +557,12 @@ async fn run(cli: Cli) -> Result<ExitCode, Fail> {
                     chaos::partition_groups(&engine, &probe, &name, &groups, lease).await?;
                     return Ok(ExitCode::SUCCESS);
                 }
-                Chaos::Heal => {
-                    chaos::heal(&engine, &probe, &name).await?;
+                Chaos::Heal { nodes } => {
+                    if nodes.is_empty() {
+                        chaos::heal(&engine, &probe, &name).await?;
+                    } else {
+                        chaos::heal_nodes(&engine, &probe, &name, &nodes).await?;
+                    }
                     return Ok(ExitCode::SUCCESS);
                 }
                 Chaos::Delay {

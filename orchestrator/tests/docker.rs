@@ -530,6 +530,26 @@ async fn partition_heal_and_process_faults() {
     ])
     .await;
     assert!(out.status.success(), "{}", text(&out));
+    // Healing one node: n3 isolated, n2 delayed to n0; heal n3 alone.
+    run(&[
+        "chaos",
+        "partition",
+        "--shape",
+        "isolate:n3",
+        "--name",
+        name,
+    ])
+    .await;
+    run(&["chaos", "heal", "n3", "--name", name]).await;
+    let shown = text(&run(&["chaos", "show", "--name", name]).await);
+    assert!(
+        !shown.contains(&format!("\"{}\"", ip_of("n3"))),
+        "n3's links are still cut: {shown}"
+    );
+    assert!(
+        shown.contains(&format!("\"delay_from\":{{\"{}\"", ip_of("n0"))),
+        "healing n3 removed n1's other fault: {shown}"
+    );
     let out = run(&["chaos", "restart", "n1", "--container", "--name", name]).await;
     assert!(out.status.success(), "{}", text(&out));
     assert!(
