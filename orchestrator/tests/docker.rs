@@ -344,6 +344,24 @@ async fn bad_input_gets_one_clear_message_and_exit_2() {
     assert_eq!(leftovers("e2e-bad").await, Vec::<String>::new());
 }
 
+/// `testnet status --json` of testnet `name`.
+async fn status_json(name: &str) -> Vec<Value> {
+    let out = run(&["status", "--name", name, "--json"]).await;
+    serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("status --json: {e}: {}", text(&out)))
+}
+
+/// A string field (`ip`, `http_url`, `agent_url`...) of `node` in `status --json`.
+fn field(nodes: &[Value], node: &str, key: &str) -> String {
+    nodes
+        .iter()
+        .find(|x| x["node"] == node)
+        .unwrap_or_else(|| panic!("no {node} in {nodes:?}"))[key]
+        .as_str()
+        .unwrap_or_else(|| panic!("{node} has no {key}"))
+        .to_owned()
+}
+
 /// Peer counts by node name, from `status --json`.
 async fn peers(name: &str) -> Vec<(String, Option<u64>)> {
     let out = run(&["status", "--name", name, "--json"]).await;
@@ -404,8 +422,7 @@ async fn partition_heal_and_process_faults() {
     )
     .await;
     eprintln!("partition n0,n1 | n2,n3: peers across the cut gone after {took:?}");
-    let out = run(&["status", "--name", name, "--json"]).await;
-    let nodes: Vec<Value> = serde_json::from_slice(&out.stdout).unwrap();
+    let nodes = status_json(name).await;
     let http = reqwest::Client::new();
     for n in &nodes {
         let url = n["http_url"].as_str().unwrap();
@@ -456,8 +473,7 @@ async fn partition_heal_and_process_faults() {
     .await;
     run(&["chaos", "start", "n1", "--name", name]).await;
     wait_peers(name, "n1 back", Duration::from_secs(30), |_| Some(3)).await;
-    let out = run(&["status", "--name", name, "--json"]).await;
-    let after: Vec<Value> = serde_json::from_slice(&out.stdout).unwrap();
+    let after = status_json(name).await;
     assert_eq!(
         after.iter().find(|n| n["node"] == "n1").unwrap()["ip"],
         ip_before
@@ -484,18 +500,6 @@ async fn partition_heal_and_process_faults() {
     // A container restart recreates the network namespace (no rules, a new
     // agent): the orchestrator applies n1's desired faults again. The delay n1
     // holds on packets from n0 shows in n0's ping RTT before and after.
-    let ip_of = |n: &str| {
-        nodes.iter().find(|x| x["node"] == n).unwrap()["ip"]
-            .as_str()
-            .unwrap()
-            .to_owned()
-    };
-    let url_of = |list: &[Value], n: &str| {
-        list.iter().find(|x| x["node"] == n).unwrap()["http_url"]
-            .as_str()
-            .unwrap()
-            .to_owned()
-    };
     let out = run(&[
         "chaos",
         "delay",
@@ -543,11 +547,14 @@ async fn partition_heal_and_process_faults() {
     run(&["chaos", "heal", "n3", "--name", name]).await;
     let shown = text(&run(&["chaos", "show", "--name", name]).await);
     assert!(
-        !shown.contains(&format!("\"{}\"", ip_of("n3"))),
+        !shown.contains(&format!("\"{}\"", field(&nodes, "n3", "ip"))),
         "n3's links are still cut: {shown}"
     );
     assert!(
-        shown.contains(&format!("\"delay_from\":{{\"{}\"", ip_of("n0"))),
+        shown.contains(&format!(
+            "\"delay_from\":{{\"{}\"",
+            field(&nodes, "n0", "ip")
+        )),
         "healing n3 removed n1's other fault: {shown}"
     );
     let out = run(&["chaos", "restart", "n1", "--container", "--name", name]).await;
@@ -564,8 +571,7 @@ async fn partition_heal_and_process_faults() {
         |_| Some(3),
     )
     .await;
-    let out = run(&["status", "--name", name, "--json"]).await;
-    let after: Vec<Value> = serde_json::from_slice(&out.stdout).unwrap();
+    let after = status_json(name).await;
     assert_eq!(
         after.iter().find(|n| n["node"] == "n1").unwrap()["ip"],
         ip_before
@@ -577,14 +583,16 @@ async fn partition_heal_and_process_faults() {
         .unwrap_or_default()
         .to_owned();
     assert!(
-        n1_line.contains(&format!("\"delay_from\":{{\"{}\":{{\"ms\":50", ip_of("n0")))
-            && n1_line.contains(&format!(
-                "\"duplicate_per_mille\":{{\"{}\":50}}",
-                ip_of("n2")
-            )),
+        n1_line.contains(&format!(
+            "\"delay_from\":{{\"{}\":{{\"ms\":50",
+            field(&nodes, "n0", "ip")
+        )) && n1_line.contains(&format!(
+            "\"duplicate_per_mille\":{{\"{}\":50}}",
+            field(&nodes, "n2", "ip")
+        )),
         "n1's faults are not back in its new namespace: {shown}"
     );
-    let rtts = rtt_samples(&url_of(&after, "n0"), "n1", 3).await;
+    let rtts = rtt_samples(&field(&after, "n0", "http_url"), "n1", 3).await;
     eprintln!("n0 -> n1 RTT after n1's container restart with 50 ms held at n1: {rtts:?}");
     assert!((45.0..=75.0).contains(&rtts[1]), "{rtts:?}");
     run(&["chaos", "heal", "--name", name]).await;
@@ -625,12 +633,8 @@ async fn latency_zones_apply_at_up_and_change_live() {
         "{}",
         text(&out)
     );
-    let out = run(&["status", "--name", name, "--json"]).await;
-    let nodes: Vec<Value> = serde_json::from_slice(&out.stdout).unwrap();
-    let n0 = nodes.iter().find(|n| n["node"] == "n0").unwrap()["http_url"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let nodes = status_json(name).await;
+    let n0 = field(&nodes, "n0", "http_url");
     // 30 ms each way between zones; nothing within one.
     let across = rtt_samples(&n0, "n2", 3).await;
     let within = rtt_samples(&n0, "n1", 2).await;
@@ -708,15 +712,8 @@ async fn delay_and_jitter_show_in_the_measured_rtt() {
     let name = "e2e-delay";
     let out = run(&["up", "--name", name, "--image", &image]).await;
     assert!(out.status.success(), "{}", text(&out));
-    let out = run(&["status", "--name", name, "--json"]).await;
-    let nodes: Vec<Value> = serde_json::from_slice(&out.stdout).unwrap();
-    let field = |n: &str, f: &str| {
-        nodes.iter().find(|x| x["node"] == n).unwrap()[f]
-            .as_str()
-            .unwrap()
-            .to_owned()
-    };
-    let n0 = field("n0", "http_url");
+    let nodes = status_json(name).await;
+    let n0 = field(&nodes, "n0", "http_url");
 
     let base = rtt_samples(&n0, "n1", 3).await;
     let out = run(&[
@@ -762,8 +759,8 @@ async fn delay_and_jitter_show_in_the_measured_rtt() {
     // RTT leans to 100 + 40 ms). Fresh TCP connects are flows of their own:
     // each SYN-ACK n0 receives from n1 is one independent draw.
     let connects = connect_ms(
-        &field("n0", "agent_url"),
-        &format!("{}:9000", field("n1", "ip")),
+        &field(&nodes, "n0", "agent_url"),
+        &format!("{}:9000", field(&nodes, "n1", "ip")),
         24,
     )
     .await;
@@ -827,15 +824,11 @@ async fn leases_expire_and_a_dead_delay_worker_fails_open() {
     eprintln!("lease of 10 s: mesh back {took:?} after isolation was seen");
     assert_no_rules(name).await;
 
-    let out = run(&["status", "--name", name, "--json"]).await;
-    let nodes: Vec<Value> = serde_json::from_slice(&out.stdout).unwrap();
-    let by = |n: &str, field: &str| {
-        nodes.iter().find(|x| x["node"] == n).unwrap()[field]
-            .as_str()
-            .unwrap()
-            .to_owned()
-    };
-    let (n0, n1_agent) = (by("n0", "http_url"), by("n1", "agent_url"));
+    let nodes = status_json(name).await;
+    let (n0, n1_agent) = (
+        field(&nodes, "n0", "http_url"),
+        field(&nodes, "n1", "agent_url"),
+    );
     run(&[
         "chaos", "delay", "--nodes", "n0", "--ms", "500", "--to", "n1", "--name", name,
     ])
@@ -878,15 +871,8 @@ async fn bandwidth_and_loss_are_measurable() {
     let name = "e2e-shape";
     let out = run(&["up", "--name", name, "--image", &image]).await;
     assert!(out.status.success(), "{}", text(&out));
-    let out = run(&["status", "--name", name, "--json"]).await;
-    let nodes: Vec<Value> = serde_json::from_slice(&out.stdout).unwrap();
-    let field = |n: &str, f: &str| {
-        nodes.iter().find(|x| x["node"] == n).unwrap()[f]
-            .as_str()
-            .unwrap()
-            .to_owned()
-    };
-    let (n1_agent, n0_ip) = (field("n1", "agent_url"), field("n0", "ip"));
+    let nodes = status_json(name).await;
+    let (n1_agent, n0_ip) = (field(&nodes, "n1", "agent_url"), field(&nodes, "n0", "ip"));
     let http = reqwest::Client::new();
     let throughput = |bytes: u64| {
         let (http, url, to) = (http.clone(), n1_agent.clone(), format!("{n0_ip}:9000"));
@@ -1201,8 +1187,7 @@ async fn monitoring_answers_every_dashboard_and_rule_expression() {
         &["test", "rules", &format!("{dashboards}/rules.test.yml")],
         None,
     );
-    let out = run(&["status", "--name", name, "--json"]).await;
-    let nodes: Vec<Value> = serde_json::from_slice(&out.stdout).unwrap();
+    let nodes = status_json(name).await;
     let n0 = nodes[0]["http_url"].as_str().unwrap();
     let metrics = reqwest::get(format!("{n0}/metrics"))
         .await
