@@ -12,13 +12,14 @@
 
 use std::collections::BTreeMap;
 use std::net::Ipv4Addr;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use testnet_node::agent::{FaultReport, ProcessReport};
 pub use testnet_node::faults::Shape;
 use testnet_node::faults::{partition, shape, Delay, FaultState};
 
 use crate::engine::{ContainerAction, Engine, EngineError};
+use crate::observe::unix_now;
 use crate::testnet::{state_dir, status, NodeProbe, NodeSummary, Plan};
 use crate::zones::Zones;
 
@@ -44,6 +45,8 @@ pub enum ChaosError {
         testnet: String,
         known: String,
     },
+    #[error("applied, but cannot record it in {0}: {1}")]
+    Record(std::path::PathBuf, std::io::Error),
     #[error(transparent)]
     Engine(#[from] EngineError),
 }
@@ -72,18 +75,32 @@ impl ProcessFault {
     }
 }
 
+/// A Jepsen shape as the CLI and scenarios write it: `halves`, `bridge`,
+/// `majorities-ring`, `isolate:nK`.
+pub fn parse_shape(s: &str) -> Option<Shape> {
+    match s {
+        "halves" => Some(Shape::Halves),
+        "bridge" => Some(Shape::Bridge),
+        "majorities-ring" => Some(Shape::MajoritiesRing),
+        other => other
+            .strip_prefix("isolate:n")
+            .and_then(|i| i.parse().ok())
+            .map(Shape::Isolate),
+    }
+}
+
+/// A percentage as per mille, if it is one (0 to 100).
+pub fn per_mille(percent: f64) -> Option<u32> {
+    (0.0..=100.0)
+        .contains(&percent)
+        .then(|| (percent * 10.0).round() as u32)
+}
+
 fn client() -> reqwest::Client {
     reqwest::Client::builder()
         .timeout(Duration::from_secs(10))
         .build()
         .expect("HTTP client builds")
-}
-
-fn unix_now() -> f64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs_f64())
-        .unwrap_or(0.0)
 }
 
 /// Logs one applied fault with a timestamp (the reports' timeline reads these).
@@ -167,8 +184,8 @@ fn zones_baseline(zones: &Zones, nodes: &[NodeSummary]) -> BTreeMap<String, Faul
     zones.baseline(&named)
 }
 
-/// Applies the latency zones' baseline (what `up` does for a file with zones).
-pub async fn apply_baseline(
+/// Puts every node (with an agent) back to its baseline: `zones`' delays only.
+async fn apply_zones(
     testnet: &str,
     nodes: &[NodeSummary],
     zones: &Zones,
@@ -176,9 +193,20 @@ pub async fn apply_baseline(
     let base = zones_baseline(zones, nodes);
     let states: Vec<(&NodeSummary, FaultState)> = nodes
         .iter()
+        .filter(|n| n.agent_url.is_some())
         .map(|n| (n, base.get(&n.node).cloned().unwrap_or_default()))
         .collect();
     apply(testnet, &states, None).await?;
+    Ok(())
+}
+
+/// Applies the latency zones' baseline (what `up` does for a file with zones).
+pub async fn apply_baseline(
+    testnet: &str,
+    nodes: &[NodeSummary],
+    zones: &Zones,
+) -> Result<(), ChaosError> {
+    apply_zones(testnet, nodes, zones).await?;
     log(&format!("testnet {testnet}: latency zones applied"));
     Ok(())
 }
@@ -512,13 +540,8 @@ pub async fn heal<E: Engine, P: NodeProbe>(
     testnet: &str,
 ) -> Result<(), ChaosError> {
     let nodes = nodes(engine, probe, testnet).await?;
-    let base = baseline(testnet, &nodes);
-    let states: Vec<(&NodeSummary, FaultState)> = nodes
-        .iter()
-        .filter(|n| n.agent_url.is_some())
-        .map(|n| (n, base.get(&n.node).cloned().unwrap_or_default()))
-        .collect();
-    apply(testnet, &states, None).await?;
+    let zones = Plan::load(testnet).map(|p| p.zones).unwrap_or_default();
+    apply_zones(testnet, &nodes, &zones).await?;
     log(&format!("testnet {testnet}: healed"));
     Ok(())
 }
@@ -566,7 +589,6 @@ pub async fn heal_nodes<E: Engine, P: NodeProbe>(
 
 /// Changes the latency between zones `a` and `b` (one-way: only `a` to `b`)
 /// on the running testnet, and records it as the new baseline.
-#[allow(clippy::too_many_arguments)]
 pub async fn zone_latency<E: Engine, P: NodeProbe>(
     engine: &E,
     probe: &P,
@@ -616,15 +638,8 @@ pub async fn zone_latency<E: Engine, P: NodeProbe>(
         changed.push((node, state));
     }
     apply(testnet, &changed, None).await?;
-    let path = state_dir(testnet).join("plan.json");
-    std::fs::write(
-        &path,
-        serde_json::to_vec_pretty(&plan).expect("plan serializes"),
-    )
-    .map_err(|e| ChaosError::Agent {
-        node: "(host)".into(),
-        message: format!("applied, but cannot record it in {}: {e}", path.display()),
-    })?;
+    plan.save()
+        .map_err(|(path, e)| ChaosError::Record(path, e))?;
     log(&format!(
         "testnet {testnet}: latency {a} -> {b}{} {ms} ms",
         if one_way { "" } else { " and back" }
@@ -673,11 +688,11 @@ pub async fn container<E: Engine, P: NodeProbe>(
         ProcessFault::Start | ProcessFault::Restart => {
             engine.start_container(&name).await?;
             did.push("started");
-            let back = wait_agent(engine, probe, testnet, node).await?;
-            let all = self::nodes(engine, probe, testnet).await?;
-            let (state, lease) = desired(testnet, &back, &all);
+            let all = wait_agent(engine, probe, testnet, node).await?;
+            let back = find(&all, node, testnet)?;
+            let (state, lease) = desired(testnet, back, &all);
             if !state.is_healed() {
-                apply(testnet, &[(&back, state)], lease).await?;
+                apply(testnet, &[(back, state)], lease).await?;
                 did.push("faults re-applied");
             }
         }
@@ -688,13 +703,14 @@ pub async fn container<E: Engine, P: NodeProbe>(
     Ok(done)
 }
 
-/// The node once its agent answers again after a container start.
+/// Every node, once `node`'s agent answers again after a container start (its
+/// published port may have changed).
 async fn wait_agent<E: Engine, P: NodeProbe>(
     engine: &E,
     probe: &P,
     testnet: &str,
     node: &str,
-) -> Result<NodeSummary, ChaosError> {
+) -> Result<Vec<NodeSummary>, ChaosError> {
     let deadline = Instant::now() + Duration::from_secs(30);
     let http = client();
     loop {
@@ -707,7 +723,7 @@ async fn wait_agent<E: Engine, P: NodeProbe>(
                 .await
                 .is_ok_and(|r| r.status().is_success())
             {
-                return Ok(n.clone());
+                return Ok(nodes);
             }
         }
         if Instant::now() > deadline {

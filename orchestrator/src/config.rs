@@ -91,49 +91,62 @@ pub fn check_name(name: &str) -> Result<(), String> {
     }
 }
 
+/// Parses YAML `text` into a `T` and checks it: a syntax or type error with its
+/// line, column and path, else every problem `problems` finds, all at once.
+pub(crate) fn parse_yaml<T: serde::de::DeserializeOwned>(
+    text: &str,
+    source_name: &str,
+    problems: impl FnOnce(&T) -> Vec<String>,
+) -> Result<T, ConfigError> {
+    let de = serde_yaml_ng::Deserializer::from_str(text);
+    let value: T = serde_path_to_error::deserialize(de).map_err(|e| {
+        let path = e.path().to_string();
+        let inner = e.into_inner();
+        let (line, column) = inner
+            .location()
+            .map(|l| (l.line(), l.column()))
+            .unwrap_or((0, 0));
+        ConfigError::Syntax {
+            source_name: source_name.to_owned(),
+            line,
+            column,
+            path: if path == "." { "(top)".into() } else { path },
+            message: inner.to_string(),
+        }
+    })?;
+    let problems = problems(&value);
+    if problems.is_empty() {
+        Ok(value)
+    } else {
+        Err(ConfigError::Invalid {
+            source_name: source_name.to_owned(),
+            problems,
+        })
+    }
+}
+
+/// Reads `path` and parses it with `parse`, naming the file in errors.
+pub(crate) fn load_yaml<T>(
+    path: &std::path::Path,
+    parse: impl FnOnce(&str, &str) -> Result<T, ConfigError>,
+) -> Result<T, ConfigError> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| ConfigError::Read(path.display().to_string(), e))?;
+    parse(&text, &path.display().to_string())
+}
+
 impl TestnetFile {
     /// Parses and validates `text`; `source_name` names it in errors.
     pub fn parse(text: &str, source_name: &str) -> Result<Self, ConfigError> {
-        let de = serde_yaml_ng::Deserializer::from_str(text);
-        let file: TestnetFile = serde_path_to_error::deserialize(de).map_err(|e| {
-            let path = e.path().to_string();
-            let inner = e.into_inner();
-            let (line, column) = inner
-                .location()
-                .map(|l| (l.line(), l.column()))
-                .unwrap_or((0, 0));
-            ConfigError::Syntax {
-                source_name: source_name.to_owned(),
-                line,
-                column,
-                path: if path == "." { "(top)".into() } else { path },
-                message: inner.to_string(),
-            }
-        })?;
-        file.validate(source_name)?;
-        Ok(file)
+        parse_yaml(text, source_name, Self::problems)
     }
 
     pub fn load(path: &std::path::Path) -> Result<Self, ConfigError> {
-        let text = std::fs::read_to_string(path)
-            .map_err(|e| ConfigError::Read(path.display().to_string(), e))?;
-        Self::parse(&text, &path.display().to_string())
+        load_yaml(path, Self::parse)
     }
 
     pub fn default_testnet() -> Self {
         Self::parse(DEFAULT_TESTNET, "(embedded default)").expect("the embedded default is valid")
-    }
-
-    fn validate(&self, source_name: &str) -> Result<(), ConfigError> {
-        let problems = self.problems();
-        if problems.is_empty() {
-            Ok(())
-        } else {
-            Err(ConfigError::Invalid {
-                source_name: source_name.to_owned(),
-                problems,
-            })
-        }
     }
 
     /// Everything wrong with the file beyond its syntax ("path: message").

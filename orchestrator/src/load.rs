@@ -54,8 +54,9 @@ pub enum LoadCommandError {
     Load(#[from] load::LoadError),
 }
 
-/// Runs the load; the report says whether the testnet stayed healthy.
-pub async fn run(args: &LoadArgs) -> Result<LoadReport, LoadCommandError> {
+/// The load generator's configuration from `args`: rates checked, genesis and
+/// faucet key read.
+pub fn config(args: &LoadArgs) -> Result<LoadConfig, LoadCommandError> {
     if args.tps <= 0.0 || !(0.0..=1.0).contains(&args.double_spend) {
         return Err(LoadCommandError::BadRate);
     }
@@ -70,6 +71,12 @@ pub async fn run(args: &LoadArgs) -> Result<LoadReport, LoadCommandError> {
     cfg.double_spend = args.double_spend;
     cfg.seed = args.seed;
     cfg.settle = args.settle;
+    Ok(cfg)
+}
+
+/// Runs the load; the report says whether the testnet stayed healthy.
+pub async fn run(args: &LoadArgs) -> Result<LoadReport, LoadCommandError> {
+    let cfg = config(args)?;
     let quiet = args.json;
     Ok(load::run(cfg, |line| {
         if !quiet {

@@ -248,10 +248,8 @@ async fn print_monitor(
 
 /// A percentage option as per mille.
 fn per_mille(percent: f64) -> Result<u32, Fail> {
-    if !(0.0..=100.0).contains(&percent) {
-        return Err(Fail(format!("{percent}% is not between 0 and 100")));
-    }
-    Ok((percent * 10.0).round() as u32)
+    testnet::chaos::per_mille(percent)
+        .ok_or_else(|| Fail(format!("{percent}% is not between 0 and 100")))
 }
 
 /// An error that ends the command with exit code 2.
@@ -528,18 +526,10 @@ async fn run(cli: Cli) -> Result<ExitCode, Fail> {
                 Chaos::Partition {
                     shape: Some(kind), ..
                 } => {
-                    let kind = match kind.as_str() {
-                        "halves" => chaos::Shape::Halves,
-                        "bridge" => chaos::Shape::Bridge,
-                        "majorities-ring" => chaos::Shape::MajoritiesRing,
-                        other => match other.strip_prefix("isolate:").and_then(|n| n.strip_prefix('n')).and_then(|i| i.parse().ok()) {
-                            Some(i) => chaos::Shape::Isolate(i),
-                            None => {
-                                return Err(Fail(format!(
-                                    "unknown shape {other:?}: use halves, bridge, majorities-ring or isolate:NODE"
-                                )))
-                            }
-                        },
+                    let Some(kind) = chaos::parse_shape(&kind) else {
+                        return Err(Fail(format!(
+                            "unknown shape {kind:?}: use halves, bridge, majorities-ring or isolate:NODE"
+                        )));
                     };
                     chaos::partition_shape(&engine, &probe, &name, kind, lease).await?;
                     return Ok(ExitCode::SUCCESS);

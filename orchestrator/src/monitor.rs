@@ -249,33 +249,33 @@ pub async fn start<E: Engine>(
             aliases: vec!["grafana".into()],
         };
         engine.create_container(&graf).await?;
-        let mut files: Vec<(String, &[u8])> = vec![
-            (
-                "provisioning/datasources/prometheus.yaml".into(),
-                DATASOURCE.as_bytes(),
-            ),
-            (
-                "provisioning/dashboards/testnet.yaml".into(),
-                DASHBOARD_PROVIDER.as_bytes(),
-            ),
-        ];
-        files.extend(
-            DASHBOARDS
-                .iter()
-                .map(|(n, j)| (format!("dashboards/{n}"), j.as_bytes())),
-        );
-        let entries: Vec<(&str, &[u8], u32)> =
-            files.iter().map(|(p, b)| (p.as_str(), *b, 0o644)).collect();
         // Provisioning under /etc/grafana, dashboards where the provider looks.
-        let (prov, dash): (Vec<_>, Vec<_>) = entries
+        let provisioning = tar_of(&[
+            (
+                "provisioning/datasources/prometheus.yaml",
+                DATASOURCE.as_bytes(),
+                0o644,
+            ),
+            (
+                "provisioning/dashboards/testnet.yaml",
+                DASHBOARD_PROVIDER.as_bytes(),
+                0o644,
+            ),
+        ]);
+        let paths: Vec<String> = DASHBOARDS
             .iter()
-            .copied()
-            .partition(|e| e.0.starts_with("provisioning/"));
+            .map(|(n, _)| format!("dashboards/{n}"))
+            .collect();
+        let dashboards: Vec<(&str, &[u8], u32)> = paths
+            .iter()
+            .zip(DASHBOARDS)
+            .map(|(p, (_, json))| (p.as_str(), json.as_bytes(), 0o644))
+            .collect();
         engine
-            .upload(&graf.name, "/etc/grafana", tar_of(&prov))
+            .upload(&graf.name, "/etc/grafana", provisioning)
             .await?;
         engine
-            .upload(&graf.name, "/var/lib/grafana", tar_of(&dash))
+            .upload(&graf.name, "/var/lib/grafana", tar_of(&dashboards))
             .await?;
         engine.start_container(&graf.name).await?;
         urls.grafana = wait_http(engine, testnet, "grafana", GRAFANA_PORT, "/api/health").await?;

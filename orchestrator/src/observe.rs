@@ -87,14 +87,6 @@ impl Observations {
     pub fn last_status<'a>(&'a self, node: &'a str) -> Option<&'a Status> {
         self.of(node).filter_map(|s| s.status.as_ref()).last()
     }
-
-    /// The latest end of a fault window (the time the testnet was last healed).
-    pub fn last_heal(&self) -> Option<f64> {
-        self.faults
-            .iter()
-            .map(|f| f.end.unwrap_or(self.ended))
-            .fold(None, |a: Option<f64>, e| Some(a.map_or(e, |a| a.max(e))))
-    }
 }
 
 /// Parses the Prometheus text exposition into `series -> value`, keeping the

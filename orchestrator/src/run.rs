@@ -6,14 +6,13 @@ use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use testnet_node::genesis::Genesis;
-use testnet_node::load::{LoadConfig, LoadReport};
-use testnet_node::Keypair;
+use testnet_node::load::LoadReport;
 use tokio_util::sync::CancellationToken;
 
-use crate::chaos::{self, LinkFault, ProcessFault, Shape};
+use crate::chaos::{self, LinkFault, ProcessFault};
 use crate::checks::{check_all, Verdict};
-use crate::engine::{Engine, Label};
+use crate::engine::Engine;
+use crate::load::LoadArgs;
 use crate::observe::{sample_all, unix_now, FaultEvent, FaultKind, Observations};
 use crate::report::{self, RunReport};
 use crate::scenario::{has_quorum, Action, Fault, Invariants, Scenario};
@@ -41,6 +40,8 @@ pub enum RunError {
     Engine(#[from] crate::engine::EngineError),
     #[error("workload: {0}")]
     Load(String),
+    #[error("the scenario: {0}")]
+    Invalid(String),
     #[error("interrupted")]
     Interrupted,
     #[error("cannot write the report in {0}: {1}")]
@@ -58,18 +59,8 @@ pub async fn run<E: Engine, P: NodeProbe>(
     cancel: &CancellationToken,
 ) -> Result<RunReport, RunError> {
     let name = opts.name.as_str();
-    // Leftovers of a crashed run of this scenario: heal their faults, remove them.
-    if !engine
-        .list_containers(Label::testnet(Some(name)))
-        .await?
-        .is_empty()
-    {
-        progress(&format!(
-            "testnet {name} exists (an earlier run that did not finish?): healing and removing it"
-        ));
-        let _ = chaos::heal(engine, probe, name).await;
-        net::down(engine, Some(name)).await?;
-    }
+    // A leftover testnet of this name (a run that did not finish) is removed
+    // first, faults and all (`replace`).
     let req = UpRequest {
         name,
         file: &scenario.testnet,
@@ -87,9 +78,11 @@ pub async fn run<E: Engine, P: NodeProbe>(
     };
     let result = drive(engine, probe, scenario, &mut obs, progress, cancel).await;
     obs.ended = unix_now();
-    // Whatever happened: no fault stays behind.
-    if let Err(e) = chaos::heal(engine, probe, name).await {
-        progress(&format!("warning: final heal failed: {e}"));
+    // A run that completed has healed (see `drive`); one cut short has not.
+    if result.is_err() {
+        if let Err(e) = chaos::heal(engine, probe, name).await {
+            progress(&format!("warning: final heal failed: {e}"));
+        }
     }
     let (verdicts, error) = match &result {
         Ok(()) => (check_all(&scenario.invariants, &obs), None),
@@ -248,21 +241,22 @@ async fn workload(
     progress: &(impl Fn(&str) + Sync),
 ) -> Result<LoadReport, RunError> {
     let dir = state_dir(testnet);
-    let genesis =
-        Genesis::load(&dir.join("genesis.json")).map_err(|e| RunError::Load(e.to_string()))?;
-    let faucet =
-        Keypair::load(&dir.join("faucet.key")).map_err(|e| RunError::Load(e.to_string()))?;
-    let endpoints: Vec<String> = nodes
-        .iter()
-        .filter(|n| w.endpoints.is_empty() || w.endpoints.contains(&n.node))
-        .filter_map(|n| n.http_url.clone())
-        .collect();
-    let mut cfg = LoadConfig::new(endpoints, genesis, faucet);
-    cfg.tps = w.tps;
-    cfg.duration = w.duration;
-    cfg.double_spend = w.double_spend;
-    cfg.seed = seed;
-    cfg.settle = w.settle;
+    let args = LoadArgs {
+        endpoints: nodes
+            .iter()
+            .filter(|n| w.endpoints.is_empty() || w.endpoints.contains(&n.node))
+            .filter_map(|n| n.http_url.clone())
+            .collect(),
+        genesis: Some(dir.join("genesis.json")),
+        faucet_key: Some(dir.join("faucet.key")),
+        tps: w.tps,
+        duration: w.duration,
+        double_spend: w.double_spend,
+        seed,
+        settle: w.settle,
+        json: false,
+    };
+    let cfg = crate::load::config(&args).map_err(|e| RunError::Load(e.to_string()))?;
     testnet_node::load::run(cfg, |line| progress(line))
         .await
         .map_err(|e| RunError::Load(e.to_string()))
@@ -314,7 +308,7 @@ async fn timeline<E: Engine, P: NodeProbe>(
         // returned (every node has it) to when the undo began (the first
         // node may lose it at once). The false-finality check relies on it.
         let before = unix_now();
-        apply_fault(engine, probe, name, fault, undo, lease).await?;
+        apply_fault(engine, probe, name, &all, fault, undo, lease).await?;
         let now = unix_now();
         if windows.len() <= event.window {
             windows.resize(event.window + 1, None);
@@ -349,9 +343,9 @@ async fn timeline<E: Engine, P: NodeProbe>(
             _ => FaultKind::Process,
         };
         let no_quorum = match fault {
-            Fault::Partition(groups) => !has_quorum(groups, n),
-            Fault::Shape(s) if s == "halves" => 3 * n.div_ceil(2) <= 2 * n,
-            Fault::Shape(s) if s.starts_with("isolate:") => 3 * (n - 1) <= 2 * n,
+            Fault::Partition(groups) => !has_quorum(groups.iter().map(Vec::len), n),
+            Fault::Shape(s) if s == "halves" => !has_quorum([n.div_ceil(2)], n),
+            Fault::Shape(s) if s.starts_with("isolate:") => !has_quorum([n - 1], n),
             _ => false,
         };
         // A restart is over when it returns; the checkers allow it time to come back.
@@ -379,6 +373,7 @@ async fn apply_fault<E: Engine, P: NodeProbe>(
     engine: &E,
     probe: &P,
     name: &str,
+    all: &[String],
     fault: &Fault,
     undo: bool,
     lease: Option<Duration>,
@@ -389,12 +384,7 @@ async fn apply_fault<E: Engine, P: NodeProbe>(
     let (node, action, whole) = match (fault, undo) {
         (Fault::Partition(_) | Fault::Shape(_) | Fault::Heal, true) => {
             // One group of every node: the cut goes, other faults stay.
-            let everyone = vec![status(engine, probe, name)
-                .await?
-                .into_iter()
-                .map(|n| n.node)
-                .collect()];
-            chaos::partition_groups(engine, probe, name, &everyone, lease).await?;
+            chaos::partition_groups(engine, probe, name, &[all.to_vec()], lease).await?;
             return Ok(());
         }
         (Fault::Partition(groups), false) => {
@@ -402,17 +392,8 @@ async fn apply_fault<E: Engine, P: NodeProbe>(
             return Ok(());
         }
         (Fault::Shape(s), false) => {
-            let shape = match s.as_str() {
-                "halves" => Shape::Halves,
-                "bridge" => Shape::Bridge,
-                "majorities-ring" => Shape::MajoritiesRing,
-                other => Shape::Isolate(
-                    other
-                        .trim_start_matches("isolate:n")
-                        .parse()
-                        .unwrap_or_default(),
-                ),
-            };
+            let shape = chaos::parse_shape(s)
+                .ok_or_else(|| RunError::Invalid(format!("unknown shape {s:?}")))?;
             chaos::partition_shape(engine, probe, name, shape, lease).await?;
             return Ok(());
         }
@@ -445,7 +426,9 @@ async fn apply_fault<E: Engine, P: NodeProbe>(
             let f = if undo {
                 LinkFault::ClearLoss
             } else {
-                LinkFault::Loss((percent * 10.0).round() as u32)
+                LinkFault::Loss(chaos::per_mille(*percent).ok_or_else(|| {
+                    RunError::Invalid(format!("loss of {percent}% is not a percentage"))
+                })?)
             };
             chaos::link(engine, probe, name, nodes, to, f, lease).await?;
             return Ok(());

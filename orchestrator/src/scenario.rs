@@ -34,7 +34,7 @@ use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use serde::{Deserialize, Serialize};
 
-use crate::config::{ConfigError, TestnetFile};
+use crate::config::{load_yaml, parse_yaml, ConfigError, TestnetFile};
 
 fn dur<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
     let s = String::deserialize(d)?;
@@ -320,38 +320,15 @@ pub enum Action {
 
 impl Scenario {
     pub fn parse(text: &str, source_name: &str) -> Result<Self, ConfigError> {
-        let de = serde_yaml_ng::Deserializer::from_str(text);
-        let s: Scenario = serde_path_to_error::deserialize(de).map_err(|e| {
-            let path = e.path().to_string();
-            let inner = e.into_inner();
-            let (line, column) = inner
-                .location()
-                .map(|l| (l.line(), l.column()))
-                .unwrap_or((0, 0));
-            ConfigError::Syntax {
-                source_name: source_name.to_owned(),
-                line,
-                column,
-                path: if path == "." { "(top)".into() } else { path },
-                message: inner.to_string(),
-            }
-        })?;
-        let mut problems = s.testnet.problems();
-        problems.extend(s.problems());
-        if problems.is_empty() {
-            Ok(s)
-        } else {
-            Err(ConfigError::Invalid {
-                source_name: source_name.to_owned(),
-                problems,
-            })
-        }
+        parse_yaml(text, source_name, |s: &Scenario| {
+            let mut problems = s.testnet.problems();
+            problems.extend(s.problems());
+            problems
+        })
     }
 
     pub fn load(path: &std::path::Path) -> Result<Self, ConfigError> {
-        let text = std::fs::read_to_string(path)
-            .map_err(|e| ConfigError::Read(path.display().to_string(), e))?;
-        Self::parse(&text, &path.display().to_string())
+        load_yaml(path, Self::parse)
     }
 
     fn problems(&self) -> Vec<String> {
@@ -379,9 +356,15 @@ impl Scenario {
             let at = format!("timeline[{i}]");
             let nodes: Vec<&String> = match &step.fault {
                 Fault::Partition(groups) => groups.iter().flatten().collect(),
-                Fault::Delay { nodes, to, .. } | Fault::Loss { nodes, to, .. } => {
+                Fault::Loss { nodes, to, percent } => {
+                    if crate::chaos::per_mille(*percent).is_none() {
+                        p.push(format!(
+                            "{at}.fault.loss.percent: {percent} is not between 0 and 100"
+                        ));
+                    }
                     nodes.iter().chain(to).collect()
                 }
+                Fault::Delay { nodes, to, .. } => nodes.iter().chain(to).collect(),
                 Fault::Bandwidth { nodes, .. } => nodes.iter().collect(),
                 Fault::Kill(n)
                 | Fault::Restart(n)
@@ -390,9 +373,10 @@ impl Scenario {
                 | Fault::KillContainer(n)
                 | Fault::RestartContainer(n) => vec![n],
                 Fault::Shape(s) => {
-                    let ok = matches!(s.as_str(), "halves" | "bridge" | "majorities-ring")
-                        || s.strip_prefix("isolate:")
-                            .is_some_and(|n| names.iter().any(|x| x == n));
+                    let ok = match crate::chaos::parse_shape(s) {
+                        Some(crate::chaos::Shape::Isolate(k)) => k < names.len(),
+                        shape => shape.is_some(),
+                    };
                     if !ok {
                         p.push(format!("{at}.fault.shape: {s:?} is not halves, bridge, majorities-ring or isolate:NODE"));
                     }
@@ -589,10 +573,10 @@ impl Fault {
     }
 }
 
-/// Does a partition into `groups` (nodes in none isolated) leave some group with
-/// a quorum (> 2/3 of `n` validators)?
-pub fn has_quorum(groups: &[Vec<String>], n: usize) -> bool {
-    let largest = groups.iter().map(|g| g.len()).max().unwrap_or(1).max(1);
+/// Does a partition into groups of these sizes (nodes in none isolated) leave
+/// some group with a quorum (> 2/3 of `n` validators)?
+pub fn has_quorum(group_sizes: impl IntoIterator<Item = usize>, n: usize) -> bool {
+    let largest = group_sizes.into_iter().max().unwrap_or(1).max(1);
     3 * largest > 2 * n
 }
 
@@ -699,14 +683,10 @@ invariants:
 
     #[test]
     fn quorum_needs_more_than_two_thirds() {
-        let g = |v: &[&[&str]]| -> Vec<Vec<String>> {
-            v.iter()
-                .map(|g| g.iter().map(|s| s.to_string()).collect())
-                .collect()
-        };
-        assert!(!has_quorum(&g(&[&["n0", "n1"], &["n2", "n3"]]), 4));
-        assert!(has_quorum(&g(&[&["n0", "n1", "n2"], &["n3"]]), 4));
-        assert!(!has_quorum(&g(&[&["n0", "n1", "n2"], &["n3", "n4"]]), 5));
-        assert!(has_quorum(&g(&[&["n0", "n1", "n2", "n3"], &["n4"]]), 5));
+        let g = |v: &[&[&str]]| -> Vec<usize> { v.iter().map(|g| g.len()).collect() };
+        assert!(!has_quorum(g(&[&["n0", "n1"], &["n2", "n3"]]), 4));
+        assert!(has_quorum(g(&[&["n0", "n1", "n2"], &["n3"]]), 4));
+        assert!(!has_quorum(g(&[&["n0", "n1", "n2"], &["n3", "n4"]]), 5));
+        assert!(has_quorum(g(&[&["n0", "n1", "n2", "n3"], &["n4"]]), 5));
     }
 }

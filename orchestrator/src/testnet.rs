@@ -126,9 +126,23 @@ pub struct Plan {
 }
 
 impl Plan {
+    fn path(testnet: &str) -> PathBuf {
+        state_dir(testnet).join("plan.json")
+    }
+
     pub fn load(testnet: &str) -> Option<Plan> {
-        let text = std::fs::read_to_string(state_dir(testnet).join("plan.json")).ok()?;
+        let text = std::fs::read_to_string(Self::path(testnet)).ok()?;
         serde_json::from_str(&text).ok()
+    }
+
+    /// Writes the plan where [`Plan::load`] finds it; the error names the file.
+    pub fn save(&self) -> Result<(), (PathBuf, std::io::Error)> {
+        let path = Self::path(&self.name);
+        std::fs::write(
+            &path,
+            serde_json::to_vec_pretty(self).expect("plan serializes"),
+        )
+        .map_err(|e| (path, e))
     }
 }
 
@@ -349,11 +363,7 @@ async fn create_and_wait<E: Engine, P: NodeProbe>(
     };
     // A fresh testnet has no faults: forget the desired faults of an earlier one.
     crate::chaos::forget(name);
-    std::fs::write(
-        dir.join("plan.json"),
-        serde_json::to_vec_pretty(&plan).expect("plan serializes"),
-    )
-    .map_err(|e| UpError::State(dir.clone(), e))?;
+    plan.save().map_err(|(path, e)| UpError::State(path, e))?;
     check_cancel()?;
 
     let genesis_json = serde_json::to_vec_pretty(&generated.genesis).expect("genesis serializes");

@@ -1116,7 +1116,24 @@ async fn monitoring_answers_every_dashboard_and_rule_expression() {
         "chaos", "delay", "--nodes", "n1", "--ms", "5", "--to", "n2", "--name", name,
     ])
     .await;
-    tokio::time::sleep(Duration::from_secs(6)).await;
+    // Until Prometheus has scraped the delay (the agents' fault metric) and the
+    // payments (finality latency observations).
+    let start = Instant::now();
+    for condition in [
+        format!("sum(testnet_fault_rules{{testnet=\"{name}\",kind=\"delay\"}}) > 0"),
+        format!("sum(testnet_finality_latency_seconds_count{{testnet=\"{name}\"}}) > 0"),
+    ] {
+        while query(condition.clone()).await["data"]["result"]
+            .as_array()
+            .is_none_or(|r| r.is_empty())
+        {
+            assert!(
+                start.elapsed() < Duration::from_secs(30),
+                "Prometheus never saw {condition}"
+            );
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+    }
 
     let exprs = testnet::monitor::all_expressions();
     assert!(exprs.len() > 20, "only {} expressions", exprs.len());
