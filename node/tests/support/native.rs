@@ -20,10 +20,18 @@ pub struct NativeNet {
     client: reqwest::Client,
 }
 
-/// A base port with `count` consecutive free ports on 127.0.0.1.
+/// A base port with `count` consecutive free ports on 127.0.0.1, below the
+/// kernel's ephemeral range: a port in that range that is free when probed can
+/// be taken by any outgoing connection before the node binds it (seen in CI:
+/// "Address already in use" on one of eight nodes).
 fn free_port_block(count: u16) -> u16 {
+    let ephemeral_start: u16 = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|r| r.split_whitespace().next()?.parse().ok())
+        .unwrap_or(32_768);
+    let span = ephemeral_start.saturating_sub(10_000 + count).max(1);
     for _ in 0..200 {
-        let base = 20_000 + (rand::random::<u16>() % 30_000);
+        let base = 10_000 + (rand::random::<u16>() % span);
         let all_free = (base..base + count).all(|p| TcpListener::bind(("127.0.0.1", p)).is_ok());
         if all_free {
             return base;
