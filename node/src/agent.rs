@@ -2,7 +2,8 @@
 //!
 //! It is the container's main process, so killing, stopping or pausing the node
 //! keeps the network namespace, its IP and its rules. It needs NET_ADMIN (for
-//! iptables), the node needs nothing. HTTP control API:
+//! iptables), the node needs nothing. HTTP control API (its JSON types are in
+//! [`crate::api::agent`]):
 //! - `GET /faults`: the fault state read back from the kernel, whether our chains
 //!   are installed, and any rule in them we did not write;
 //! - `PUT /faults` (a [`FaultState`]): applied as one `iptables-restore --noflush`
@@ -23,14 +24,16 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use serde::{Deserialize, Serialize};
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpListener;
 use tokio::process::{Child, Command};
 use tokio::sync::Mutex;
 use tracing::{info, warn};
 
-use crate::api::ApiError;
+// The agent serves the wire types of `api::agent`; a glob, so that the
+// re-export below can go without touching this line.
+use crate::api::agent::*;
+use crate::api::{ApiError, Health};
 use crate::faults::{parse_tbf_rate, read_back_with, render, tbf_args, FaultState, Installed};
 
 /// The interface of the testnet's network inside a node's container.
@@ -38,40 +41,9 @@ const DEV: &str = "eth0";
 
 mod delay;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum ProcessState {
-    Running,
-    Paused,
-    Stopped,
-}
-
-/// `GET /process`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ProcessReport {
-    pub state: ProcessState,
-    pub pid: Option<u32>,
-    /// Starts after the first (restarts and start-after-kill).
-    pub restarts: u64,
-}
-
-/// `GET /faults`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct FaultReport {
-    pub state: FaultState,
-    pub installed: bool,
-    pub foreign_rules: Vec<String>,
-    /// Seconds until the agent heals by itself, when the state was applied with
-    /// a lease that was not renewed.
-    #[serde(default)]
-    pub lease_remaining_secs: Option<f64>,
-}
-
-/// `PUT /faults?lease_secs=N`: heal by itself unless renewed (re-PUT) within N s.
-#[derive(Debug, Default, Deserialize)]
-struct LeaseQuery {
-    lease_secs: Option<f64>,
-}
+// TEMPORARY: the orchestrator still imports these from here; the lead removes this
+// line once it imports them from `testnet_node::api::agent`.
+pub use crate::api::agent::{FaultReport, ProcessReport, ProcessState};
 
 struct Supervised {
     command: Vec<String>,
@@ -332,7 +304,7 @@ async fn put_faults(
 }
 
 /// `PUT /sink`: reads and discards the body; says how much and how fast.
-async fn sink(body: axum::body::Body) -> Json<serde_json::Value> {
+async fn sink(body: axum::body::Body) -> Json<SinkReport> {
     use futures::StreamExt;
     let start = std::time::Instant::now();
     let mut stream = body.into_data_stream();
@@ -340,14 +312,10 @@ async fn sink(body: axum::body::Body) -> Json<serde_json::Value> {
     while let Some(Ok(chunk)) = stream.next().await {
         bytes += chunk.len() as u64;
     }
-    Json(serde_json::json!({"bytes": bytes, "secs": start.elapsed().as_secs_f64()}))
-}
-
-#[derive(Deserialize)]
-struct ThroughputProbe {
-    /// Another node's agent, `IP:PORT`.
-    to: String,
-    bytes: u64,
+    Json(SinkReport {
+        bytes,
+        secs: start.elapsed().as_secs_f64(),
+    })
 }
 
 /// `POST /probe/throughput`: sends `bytes` to another agent's `/sink` over the
@@ -367,7 +335,12 @@ async fn probe_throughput(Json(p): Json<ThroughputProbe>) -> Response {
         Ok(r) if r.status().is_success() => {
             let secs = start.elapsed().as_secs_f64();
             let bytes = n * 64 * 1024;
-            Json(serde_json::json!({"bytes": bytes, "secs": secs, "kbit_per_s": bytes as f64 * 8.0 / 1000.0 / secs})).into_response()
+            Json(ThroughputReport {
+                bytes,
+                secs,
+                kbit_per_s: bytes as f64 * 8.0 / 1000.0 / secs,
+            })
+            .into_response()
         }
         Ok(r) => error(
             StatusCode::BAD_GATEWAY,
@@ -377,16 +350,9 @@ async fn probe_throughput(Json(p): Json<ThroughputProbe>) -> Response {
     }
 }
 
-#[derive(Deserialize)]
-struct ConnectProbe {
-    to: std::net::SocketAddr,
-    count: u32,
-    timeout_ms: u64,
-}
-
 /// `POST /probe/connect`: `count` TCP connects to `to`, one after the other;
 /// reports each connect time (ms) and how many failed, for delay and loss.
-async fn probe_connect(Json(p): Json<ConnectProbe>) -> Json<serde_json::Value> {
+async fn probe_connect(Json(p): Json<ConnectProbe>) -> Json<ConnectReport> {
     let mut ms = Vec::new();
     let mut failed = 0u32;
     for _ in 0..p.count.min(10_000) {
@@ -401,7 +367,10 @@ async fn probe_connect(Json(p): Json<ConnectProbe>) -> Json<serde_json::Value> {
             _ => failed += 1,
         }
     }
-    Json(serde_json::json!({"connect_ms": ms, "failed": failed}))
+    Json(ConnectReport {
+        connect_ms: ms,
+        failed,
+    })
 }
 
 /// A lease ran out without renewal: the orchestrator that set the faults is gone.
@@ -432,9 +401,9 @@ async fn stop_delay_worker(State(agent): State<Arc<Agent>>) -> Response {
         Some(w) => {
             w.stop();
             warn!("delay worker stopped on request (fail-open check)");
-            Json(serde_json::json!({"stopped": true})).into_response()
+            Json(DelayWorkerStopped { stopped: true }).into_response()
         }
-        None => Json(serde_json::json!({"stopped": false})).into_response(),
+        None => Json(DelayWorkerStopped { stopped: false }).into_response(),
     }
 }
 
@@ -554,7 +523,11 @@ pub async fn run(control: TcpListener, command: Vec<String>) -> std::io::Result<
     let app = Router::new()
         .route(
             "/health",
-            get(|| async { Json(serde_json::json!({"status": "ok"})) }),
+            get(|| async {
+                Json(Health {
+                    status: "ok".into(),
+                })
+            }),
         )
         .route("/faults", get(get_faults).put(put_faults))
         .route("/metrics", get(fault_metrics))

@@ -1,5 +1,7 @@
 //! JSON types of the node's HTTP API, shared with the orchestrator so the two can
-//! never drift apart.
+//! never drift apart; [`agent`] holds those of the agent's control API.
+
+pub mod agent;
 
 use std::net::SocketAddr;
 

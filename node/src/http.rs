@@ -19,8 +19,8 @@ use crate::api::{
 };
 use crate::finality::TxReport;
 use crate::ledger::tx::{Transaction, TxId};
-use crate::node::NodeState;
 use crate::replica::SubmitError;
+use crate::state::NodeState;
 
 /// Largest request body accepted.
 pub const MAX_BODY: usize = 256 * 1024;

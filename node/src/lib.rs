@@ -17,9 +17,10 @@
 //! - [`faults`]: network faults as a declarative state rendered to our own
 //!   iptables chains (pure; the agent applies it).
 //! - [`metrics`]: the Prometheus metrics of the contract in DESIGN.md.
-//! - [`api`], [`http`]: the HTTP API's JSON types and its axum router.
+//! - [`api`], [`http`]: the HTTP API's JSON types (the agent's too, in
+//!   [`api::agent`]) and its axum router;
+//!   [`state`]: what the router reads of a running node.
 //! - [`replica`]: drives the finality engine: batches, group commit, sends.
-//! - [`load`]: the load generator (payments, double spends, finality tracking).
 //! - [`node`]: a whole node (network + HTTP) and the seeded bugs it can simulate.
 
 pub mod agent;
@@ -31,11 +32,11 @@ pub mod genesis;
 pub mod http;
 pub mod identity;
 pub mod ledger;
-pub mod load;
 pub mod metrics;
 pub mod node;
 pub mod p2p;
 pub mod replica;
+pub mod state;
 pub mod store;
 
 pub use genesis::Genesis;

@@ -19,11 +19,12 @@ use crate::api::Status;
 use crate::finality::quorum::Validators;
 use crate::finality::{Bugs, Engine, EngineConfig, Record};
 use crate::genesis::Genesis;
-use crate::identity::{Keypair, NodeId};
+use crate::identity::Keypair;
 use crate::ledger::{Ledger, Limits};
-use crate::metrics::{counter_sum, Metrics, HANDSHAKE_FAILURE_REASONS};
+use crate::metrics::Metrics;
 use crate::p2p::{self, Network};
-use crate::replica::{now_ms, Replica, ReplicaHandle};
+use crate::replica::{now_ms, Replica};
+use crate::state::NodeState;
 use crate::store::Store;
 
 /// Bugs from the seeds that a node reproduces on purpose, so the orchestrator's
@@ -130,62 +131,6 @@ impl NodeSetup {
     }
 }
 
-/// What the HTTP handlers read.
-pub struct NodeState {
-    pub id: NodeId,
-    pub name: String,
-    pub network_id: String,
-    pub p2p_address: SocketAddr,
-    pub expected_peers: usize,
-    pub bugs: BTreeSet<SimulatedBug>,
-    pub network: Network,
-    pub replica: ReplicaHandle,
-    pub metrics: Metrics,
-    pub started: Instant,
-    pub genesis_supply: u64,
-}
-
-impl NodeState {
-    pub fn status(&self) -> Status {
-        let p2p = &self.metrics.p2p;
-        let dirs: &[&[&str]] = &[&["inbound"], &["outbound"]];
-        let reasons: Vec<[&str; 1]> = HANDSHAKE_FAILURE_REASONS.iter().map(|r| [*r]).collect();
-        let reasons: Vec<&[&str]> = reasons.iter().map(|r| r.as_slice()).collect();
-        let peers = self.network.peers();
-        let inbound = peers
-            .iter()
-            .filter(|p| p.direction == p2p::peers::Direction::Inbound)
-            .count();
-        let engine = self.replica.engine();
-        let ledger = engine.ledger();
-        Status {
-            id: self.id,
-            name: self.name.clone(),
-            network_id: self.network_id.clone(),
-            p2p_address: self.p2p_address,
-            peers: peers.len(),
-            peers_inbound: inbound,
-            peers_outbound: peers.len() - inbound,
-            expected_peers: self.expected_peers,
-            handshake_attempts: counter_sum(&p2p.handshake_attempts, dirs),
-            handshakes_completed: counter_sum(&p2p.handshakes_completed, dirs),
-            handshake_failures: counter_sum(&p2p.handshake_failures, &reasons),
-            duplicate_connections_resolved: p2p.duplicates_resolved.get(),
-            simulated_bugs: self.bugs.iter().map(|b| b.name().to_owned()).collect(),
-            utxo_count: ledger.len(),
-            utxo_digest: ledger.digest().to_hex(),
-            total_value: ledger.total_value(),
-            fees: ledger.fees(),
-            genesis_supply: self.genesis_supply,
-            finalized_transactions: engine.finalized().len() as u64,
-            mempool: engine.mempool_len(),
-            conflicting_certificates: engine.conflicts().len() as u64,
-            uptime_secs: self.started.elapsed().as_secs_f64(),
-            version: env!("CARGO_PKG_VERSION").to_owned(),
-        }
-    }
-}
-
 /// A running node.
 pub struct Node {
     state: Arc<NodeState>,
@@ -230,40 +175,7 @@ impl Node {
             .count();
         metrics.expected_peers.set(expected_peers as i64);
         let p2p_address = setup.p2p.advertised_addr;
-        let bug = |b| setup.bugs.contains(&b);
-        let bugs = Bugs {
-            utxo_no_spend: bug(SimulatedBug::UtxoNoSpend),
-            equivocate: bug(SimulatedBug::Equivocate),
-            passive_catchup: bug(SimulatedBug::PassiveCatchup),
-            no_lock_persist: bug(SimulatedBug::NoLockPersist),
-        };
-        let validators = Validators::from_genesis(&setup.genesis);
-        let key = validators.contains(&id).then(|| setup.p2p.keypair.clone());
-        let mut engine = Engine::new(
-            EngineConfig {
-                network_id: setup.genesis.network_id.clone(),
-                validators,
-                key,
-                bugs,
-            },
-            Ledger::from_genesis(&setup.genesis, setup.limits.clone()),
-            metrics.finality.clone(),
-        );
-        let (store, records, recovery) = Store::<Record>::open(&setup.data_dir, "ledger.log")?;
-        if recovery.truncated_bytes > 0 {
-            warn!(
-                bytes = recovery.truncated_bytes,
-                "dropped a torn tail from the ledger log"
-            );
-        }
-        if recovery.records > 0 {
-            engine.replay(records, now_ms());
-            info!(
-                records = recovery.records,
-                finalized = engine.finalized().len(),
-                "ledger restored from disk"
-            );
-        }
+        let (engine, store) = open_ledger(&setup, &metrics)?;
         let (events_tx, events_rx) = tokio::sync::mpsc::channel(4096);
         let network = Network::start(
             setup.p2p,
@@ -292,7 +204,7 @@ impl Node {
             network_id: setup.genesis.network_id.clone(),
             p2p_address,
             expected_peers,
-            bugs: setup.bugs,
+            simulated_bugs: setup.bugs.iter().map(|b| b.name().to_owned()).collect(),
             network,
             replica: replica_handle,
             metrics,
@@ -300,19 +212,7 @@ impl Node {
             genesis_supply: setup.genesis.total_supply(),
         });
         let http_stop = CancellationToken::new();
-        let app = crate::http::router(state.clone());
-        let stop = http_stop.clone();
-        tasks.spawn(
-            async move {
-                let served = axum::serve(http_listener, app)
-                    .with_graceful_shutdown(stop.cancelled_owned())
-                    .await;
-                if let Err(e) = served {
-                    warn!(error = %e, "HTTP server failed");
-                }
-            }
-            .in_current_span(),
-        );
+        serve_http(&tasks, http_listener, state.clone(), http_stop.clone());
         info!(p2p = %p2p_addr, http = %http_addr, id = %id.short(), "node started");
         drop(_enter);
         Ok(Node {
@@ -361,4 +261,66 @@ impl Node {
             .is_ok();
         p2p_clean && http_clean
     }
+}
+
+/// The finality engine over the genesis ledger, with what the ledger log on disk
+/// holds replayed into it, and the log to append to.
+fn open_ledger(setup: &NodeSetup, metrics: &Metrics) -> Result<(Engine, Store<Record>), NodeError> {
+    let id = setup.p2p.keypair.id();
+    let bug = |b| setup.bugs.contains(&b);
+    let bugs = Bugs {
+        utxo_no_spend: bug(SimulatedBug::UtxoNoSpend),
+        equivocate: bug(SimulatedBug::Equivocate),
+        passive_catchup: bug(SimulatedBug::PassiveCatchup),
+        no_lock_persist: bug(SimulatedBug::NoLockPersist),
+    };
+    let validators = Validators::from_genesis(&setup.genesis);
+    let key = validators.contains(&id).then(|| setup.p2p.keypair.clone());
+    let mut engine = Engine::new(
+        EngineConfig {
+            network_id: setup.genesis.network_id.clone(),
+            validators,
+            key,
+            bugs,
+        },
+        Ledger::from_genesis(&setup.genesis, setup.limits.clone()),
+        metrics.finality.clone(),
+    );
+    let (store, records, recovery) = Store::<Record>::open(&setup.data_dir, "ledger.log")?;
+    if recovery.truncated_bytes > 0 {
+        warn!(
+            bytes = recovery.truncated_bytes,
+            "dropped a torn tail from the ledger log"
+        );
+    }
+    if recovery.records > 0 {
+        engine.replay(records, now_ms());
+        info!(
+            records = recovery.records,
+            finalized = engine.finalized().len(),
+            "ledger restored from disk"
+        );
+    }
+    Ok((engine, store))
+}
+
+/// Serves the HTTP API on `listener` until `stop`, as a task of `tasks`.
+fn serve_http(
+    tasks: &TaskTracker,
+    listener: TcpListener,
+    state: Arc<NodeState>,
+    stop: CancellationToken,
+) {
+    let app = crate::http::router(state);
+    tasks.spawn(
+        async move {
+            let served = axum::serve(listener, app)
+                .with_graceful_shutdown(stop.cancelled_owned())
+                .await;
+            if let Err(e) = served {
+                warn!(error = %e, "HTTP server failed");
+            }
+        }
+        .in_current_span(),
+    );
 }

@@ -3,7 +3,8 @@
 
 use std::path::Path;
 
-use crate::testnet::{state_dir, Plan, HTTP_PORT, P2P_PORT};
+use crate::plan::{Plan, HTTP_PORT, P2P_PORT};
+use crate::state::StateDir;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ComposeError {
@@ -73,7 +74,10 @@ pub fn render(plan: &Plan) -> String {
 
 /// Writes the compose file to `out` and genesis plus node keys beside it.
 pub fn export(testnet: &str, out: &Path) -> Result<(), ComposeError> {
-    let plan = Plan::load(testnet).ok_or_else(|| ComposeError::Unknown(testnet.to_owned()))?;
+    let state = StateDir::of(testnet);
+    let plan = state
+        .plan()
+        .ok_or_else(|| ComposeError::Unknown(testnet.to_owned()))?;
     let dir = out
         .parent()
         .filter(|p| !p.as_os_str().is_empty())
@@ -83,13 +87,12 @@ pub fn export(testnet: &str, out: &Path) -> Result<(), ComposeError> {
         move |e| ComposeError::Write(p, e)
     };
     std::fs::create_dir_all(dir).map_err(werr(dir))?;
-    let src = state_dir(testnet);
     for n in &plan.nodes {
         let to = dir.join(format!("{}.key", n.name));
-        std::fs::copy(src.join(format!("{}.key", n.name)), &to).map_err(werr(&to))?;
+        std::fs::copy(state.node_key(&n.name), &to).map_err(werr(&to))?;
     }
     let to = dir.join("genesis.json");
-    std::fs::copy(src.join("genesis.json"), &to).map_err(werr(&to))?;
+    std::fs::copy(state.genesis(), &to).map_err(werr(&to))?;
     std::fs::write(out, render(&plan)).map_err(werr(out))?;
     Ok(())
 }
@@ -97,7 +100,7 @@ pub fn export(testnet: &str, out: &Path) -> Result<(), ComposeError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::testnet::NodePlan;
+    use crate::plan::NodePlan;
 
     #[test]
     fn compose_names_every_node_with_its_ip_and_bugs() {

@@ -1,29 +1,46 @@
 //! `testnet`, the orchestrator: brings up testnets, breaks them, checks them.
 //!
-//! Map:
+//! Map (each module depends only on those above it, never back):
 //! - [`engine`]: the container engine seam (Docker on bollard, a fake for tests).
 //! - [`image`]: the node image, built from a pulled or an mmdebstrap'd base.
 //! - [`config`], [`zones`]: testnet files; latency zones as baseline delays.
-//! - [`testnet`]: `up` / `status` / `down`; [`compose`]: `export compose`.
-//! - [`chaos`]: faults through each node's agent, with the desired state kept
-//!   on the host so a restarted container gets its faults back.
+//! - [`plan`]: what a testnet is made of (names, static IPs, zones), fixed at up.
+//! - [`fault`]: the one fault vocabulary of the CLI and scenario files, what
+//!   each fault plans to (layers over a baseline, with an undo), the window
+//!   book and quorum under a cut. Pure.
+//! - [`state`]: a testnet's state dir (plan, desired faults, genesis, keys).
+//! - [`testnet`]: the testnet handle (name, state dir, engine, probe) and node
+//!   status.
+//! - [`agent`]: the agent seam (HTTP to the in-container agents, a fake).
+//! - [`chaos`]: applying and undoing faults through the agents and the engine;
+//!   re-applying them to a container that comes back.
 //! - [`monitor`]: `up --monitor`, Prometheus and Grafana with our dashboards.
+//! - [`lifecycle`]: `up` and `down`; [`compose`]: `export compose`.
 //! - [`scenario`], [`observe`], [`checks`], [`run`], [`report`]: `testnet run`
 //!   and `testnet check`.
-//! - [`load`]: `testnet load`, the load generator of `testnet_node::load` run
-//!   against any nodes' HTTP APIs, with a report and an exit code.
+//! - [`load`]: the load generator (payments, double spends, finality on every
+//!   node) and `testnet load`, which runs it against any nodes' HTTP APIs, with
+//!   a report and an exit code.
+//! - [`cli`]: the command line, one module per command; `main.rs` only parses
+//!   and dispatches.
 
+pub mod agent;
 pub mod chaos;
 pub mod checks;
+pub mod cli;
 pub mod compose;
 pub mod config;
 pub mod engine;
+pub mod fault;
 pub mod image;
+pub mod lifecycle;
 pub mod load;
 pub mod monitor;
 pub mod observe;
+pub mod plan;
 pub mod report;
 pub mod run;
 pub mod scenario;
+pub mod state;
 pub mod testnet;
 pub mod zones;

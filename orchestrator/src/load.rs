@@ -1,12 +1,48 @@
 //! `testnet load`: payments at a target rate, with double spends, against any
-//! nodes, tracked to finality on every node.
+//! nodes' HTTP APIs, tracked to finality on every node.
+//!
+//! Map:
+//! - [`generator`]: the load generator: wallets funded from the faucet, payments
+//!   and double spends at a rate, finality followed on every node
+//!   ([`generator::run`], configured by [`LoadConfig`]).
+//! - `client`: [`NodeClient`], the generator's JSON client of one node.
+//! - `report`: [`LoadReport`], what a load run found (per-node end state,
+//!   finality, latency, safety).
+//! - This file: the `testnet load` command ([`LoadArgs`], [`config`], [`run`]).
 
 use std::path::PathBuf;
 use std::time::Duration;
 
 use testnet_node::genesis::Genesis;
-use testnet_node::load::{self, LoadConfig, LoadReport};
 use testnet_node::Keypair;
+
+mod client;
+pub mod generator;
+mod report;
+
+pub use client::NodeClient;
+pub use generator::LoadConfig;
+pub use report::{LoadReport, NodeSummary, Payment};
+
+/// Why the load generator stopped (the `testnet load` command's own errors are
+/// [`LoadCommandError`]).
+#[derive(Debug, thiserror::Error)]
+pub enum LoadError {
+    #[error("no endpoint given")]
+    NoEndpoints,
+    #[error("{url}: {source}")]
+    Http { url: String, source: reqwest::Error },
+    #[error("{url} answered {status}: {body}")]
+    Status {
+        url: String,
+        status: u16,
+        body: String,
+    },
+    #[error("the wallets hold {have} coins and the faucet none to fan out (is this the right genesis and faucet key?)")]
+    NoFunds { have: usize },
+    #[error("fan-out transactions were not final on every node within {0:?}")]
+    FanOutStalled(Duration),
+}
 
 #[derive(Debug, clap::Args)]
 pub struct LoadArgs {
@@ -51,7 +87,7 @@ pub enum LoadCommandError {
     #[error(transparent)]
     Key(#[from] testnet_node::identity::IdentityError),
     #[error("{0} (is every --endpoint a running node of this genesis?)")]
-    Load(#[from] load::LoadError),
+    Load(#[from] LoadError),
 }
 
 /// The load generator's configuration from `args`: rates checked, genesis and
@@ -78,7 +114,7 @@ pub fn config(args: &LoadArgs) -> Result<LoadConfig, LoadCommandError> {
 pub async fn run(args: &LoadArgs) -> Result<LoadReport, LoadCommandError> {
     let cfg = config(args)?;
     let quiet = args.json;
-    Ok(load::run(cfg, |line| {
+    Ok(generator::run(cfg, |line| {
         if !quiet {
             eprintln!("{line}");
         }

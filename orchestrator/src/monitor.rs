@@ -8,12 +8,13 @@
 //! a message saying how to get it.
 
 use std::collections::BTreeMap;
-use std::net::Ipv4Addr;
 use std::time::{Duration, Instant};
 
-use crate::engine::{ContainerSpec, ContainerState, Engine, EngineError, Label, LABEL_ROLE};
+use crate::engine::{
+    ContainerSpec, ContainerState, Engine, EngineError, Label, LABEL_ROLE, LABEL_TESTNET,
+};
 use crate::image::{debootstrap_import, short_hash, tar_of, ImageError, PULL_TIMEOUT};
-use crate::testnet::{NodePlan, AGENT_PORT, HTTP_PORT};
+use crate::plan::{NodePlan, Plan, AGENT_PORT, HTTP_PORT};
 
 pub const PROMETHEUS_ONLINE: &str = "prom/prometheus:v2.53.0";
 pub const GRAFANA_ONLINE: &str = "grafana/grafana-oss:11.3.0";
@@ -163,23 +164,20 @@ pub struct MonitorUrls {
 
 /// Starts Prometheus (and Grafana if there is an image) on the testnet's
 /// network and waits until they answer.
-#[allow(clippy::too_many_arguments)]
 pub async fn start<E: Engine>(
     engine: &E,
-    testnet: &str,
-    network: &str,
-    prefix: [u8; 3],
-    nodes: &[NodePlan],
+    plan: &Plan,
     images: &MonitorImages,
-    base_labels: &BTreeMap<String, String>,
     progress: &(impl Fn(&str) + Sync),
 ) -> Result<MonitorUrls, EngineError> {
+    let (testnet, network, nodes) = (plan.name.as_str(), plan.network.as_str(), &plan.nodes);
     let labels = |role: &str| {
-        let mut l = base_labels.clone();
-        l.insert(LABEL_ROLE.into(), role.into());
-        l
+        BTreeMap::from([
+            (LABEL_TESTNET.to_owned(), testnet.to_owned()),
+            (LABEL_ROLE.to_owned(), role.to_owned()),
+        ])
     };
-    let ip = |last: u8| Ipv4Addr::new(prefix[0], prefix[1], prefix[2], last);
+    let ip = |last: u8| plan.host(last);
     let prom = ContainerSpec {
         name: format!("{testnet}-prometheus"),
         image: images.prometheus.clone(),
@@ -425,6 +423,7 @@ pub fn instantiate(expr: &str, testnet: &str, node: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::net::Ipv4Addr;
 
     #[test]
     fn every_node_and_agent_is_a_labelled_target() {

@@ -6,11 +6,12 @@
 use std::collections::BTreeMap;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use crate::load::LoadReport;
 use serde::{Deserialize, Serialize};
 use testnet_node::agent::ProcessReport;
 use testnet_node::api::Status;
-use testnet_node::load::LoadReport;
 
+pub use crate::fault::{FaultEvent, FaultKind};
 use crate::testnet::NodeSummary;
 
 pub fn unix_now() -> f64 {
@@ -33,35 +34,6 @@ pub struct Sample {
     /// Metric series (`name{label="v",...}` as in the exposition) -> value, for
     /// the `testnet_` series; empty when the scrape failed.
     pub metrics: BTreeMap<String, f64>,
-}
-
-/// What a fault did to the testnet, for the checkers and the report's shading.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum FaultKind {
-    /// Cuts links (partition).
-    Partition,
-    /// Slows or thins links (delay, loss, bandwidth, duplicate, latency).
-    Link,
-    /// Stops, kills, pauses or restarts node processes or containers.
-    Process,
-}
-
-/// One fault window of the timeline.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct FaultEvent {
-    /// Unix seconds it was applied.
-    pub start: f64,
-    /// Unix seconds it was healed or undone (`None`: until the end).
-    pub end: Option<f64>,
-    pub kind: FaultKind,
-    /// How the timeline wrote it, e.g. `partition n0,n1 | n2,n3`.
-    pub label: String,
-    /// Nodes it touches (for process faults: the nodes allowed to go down).
-    pub nodes: Vec<String>,
-    /// While it lasts, no group holds a quorum (> 2/3 of validators): nothing
-    /// may finalize.
-    pub no_quorum: bool,
 }
 
 /// Everything a run observed.

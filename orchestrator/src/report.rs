@@ -11,6 +11,8 @@ use crate::observe::Observations;
 
 mod html;
 mod junit;
+mod series;
+mod svg;
 #[cfg(test)]
 mod tests;
 

@@ -35,6 +35,7 @@ use rand::{Rng, SeedableRng};
 use serde::{Deserialize, Serialize};
 
 use crate::config::{load_yaml, parse_yaml, ConfigError, TestnetFile};
+use crate::fault::Fault;
 
 fn dur<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
     let s = String::deserialize(d)?;
@@ -102,9 +103,6 @@ fn settle() -> Duration {
     Duration::from_secs(30)
 }
 
-/// A node, or `random` (chosen with the scenario's seed).
-pub type NodeSel = String;
-
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Step {
@@ -125,47 +123,6 @@ pub struct Step {
     /// `{ partition: [...] }`: a one-key map, not a YAML tag.
     #[serde(with = "serde_yaml_ng::with::singleton_map")]
     pub fault: Fault,
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case", deny_unknown_fields)]
-pub enum Fault {
-    /// Groups that only talk within themselves; nodes in none are isolated.
-    Partition(Vec<Vec<NodeSel>>),
-    /// A Jepsen shape: halves, bridge, majorities-ring, isolate:NODE.
-    Shape(String),
-    Delay {
-        nodes: Vec<NodeSel>,
-        #[serde(default)]
-        to: Vec<NodeSel>,
-        ms: u32,
-        #[serde(default)]
-        jitter_ms: u32,
-    },
-    Loss {
-        nodes: Vec<NodeSel>,
-        #[serde(default)]
-        to: Vec<NodeSel>,
-        percent: f64,
-    },
-    Bandwidth {
-        nodes: Vec<NodeSel>,
-        kbit: u32,
-    },
-    /// Zone-to-zone latency change (both ways).
-    Latency {
-        from: String,
-        to: String,
-        ms: u32,
-    },
-    Heal,
-    Kill(NodeSel),
-    Restart(NodeSel),
-    Stop(NodeSel),
-    Pause(NodeSel),
-    /// The container, not just the process (its faults are re-applied).
-    KillContainer(NodeSel),
-    RestartContainer(NodeSel),
 }
 
 /// Thresholds; an absent invariant is not checked. `Invariants::default()`
@@ -337,7 +294,6 @@ impl Scenario {
             p.push(format!("name: {e}"));
         }
         let names = self.testnet.node_names();
-        let known = |n: &String| n == "random" || names.contains(n);
         if let Some(w) = &self.workload {
             if !(w.tps > 0.0 && w.tps <= 2000.0) {
                 p.push(format!("workload.tps: {} is not in (0, 2000]", w.tps));
@@ -354,49 +310,9 @@ impl Scenario {
         }
         for (i, step) in self.timeline.iter().enumerate() {
             let at = format!("timeline[{i}]");
-            let nodes: Vec<&String> = match &step.fault {
-                Fault::Partition(groups) => groups.iter().flatten().collect(),
-                Fault::Loss { nodes, to, percent } => {
-                    if crate::chaos::per_mille(*percent).is_none() {
-                        p.push(format!(
-                            "{at}.fault.loss.percent: {percent} is not between 0 and 100"
-                        ));
-                    }
-                    nodes.iter().chain(to).collect()
-                }
-                Fault::Delay { nodes, to, .. } => nodes.iter().chain(to).collect(),
-                Fault::Bandwidth { nodes, .. } => nodes.iter().collect(),
-                Fault::Kill(n)
-                | Fault::Restart(n)
-                | Fault::Stop(n)
-                | Fault::Pause(n)
-                | Fault::KillContainer(n)
-                | Fault::RestartContainer(n) => vec![n],
-                Fault::Shape(s) => {
-                    let ok = match crate::chaos::parse_shape(s) {
-                        Some(crate::chaos::Shape::Isolate(k)) => k < names.len(),
-                        shape => shape.is_some(),
-                    };
-                    if !ok {
-                        p.push(format!("{at}.fault.shape: {s:?} is not halves, bridge, majorities-ring or isolate:NODE"));
-                    }
-                    vec![]
-                }
-                Fault::Latency { from, to, .. } => {
-                    for z in [from, to] {
-                        if !self.testnet.zones.contains_key(z) {
-                            p.push(format!("{at}.fault.latency: no zone {z:?} in the testnet"));
-                        }
-                    }
-                    vec![]
-                }
-                Fault::Heal => vec![],
-            };
-            for n in nodes.into_iter().filter(|n| !known(n)) {
-                p.push(format!(
-                    "{at}.fault: no node {n:?} (nodes are n0..n{}, or random)",
-                    names.len().saturating_sub(1)
-                ));
+            let zones: Vec<&String> = self.testnet.zones.keys().collect();
+            for problem in step.fault.problems(&names, &zones) {
+                p.push(format!("{at}.fault: {problem}"));
             }
             if step.every.is_some() != step.count.is_some() {
                 p.push(format!("{at}: `every` and `count` go together"));
@@ -406,11 +322,9 @@ impl Scenario {
                     p.push(format!("{at}: `for` must be shorter than `every`"));
                 }
             }
-            if matches!(
-                step.fault,
-                Fault::Restart(_) | Fault::RestartContainer(_) | Fault::Heal
-            ) && step.duration.is_some()
-            {
+            let lasting = step.fault.is_heal()
+                || matches!(step.fault.process(), Some((_, a, _)) if a.undo().is_none());
+            if lasting && step.duration.is_some() {
                 p.push(format!("{at}: `for` means nothing for {:?}", step.fault));
             }
         }
@@ -442,41 +356,7 @@ impl Scenario {
         for step in &self.timeline {
             for k in 0..step.count.unwrap_or(1) {
                 let at = step.at + step.every.unwrap_or_default() * k;
-                let fault = match &step.fault {
-                    Fault::Partition(groups) => Fault::Partition(
-                        groups
-                            .iter()
-                            .map(|g| g.iter().map(&mut pick).collect())
-                            .collect(),
-                    ),
-                    Fault::Delay {
-                        nodes,
-                        to,
-                        ms,
-                        jitter_ms,
-                    } => Fault::Delay {
-                        nodes: nodes.iter().map(&mut pick).collect(),
-                        to: to.iter().map(&mut pick).collect(),
-                        ms: *ms,
-                        jitter_ms: *jitter_ms,
-                    },
-                    Fault::Loss { nodes, to, percent } => Fault::Loss {
-                        nodes: nodes.iter().map(&mut pick).collect(),
-                        to: to.iter().map(&mut pick).collect(),
-                        percent: *percent,
-                    },
-                    Fault::Bandwidth { nodes, kbit } => Fault::Bandwidth {
-                        nodes: nodes.iter().map(&mut pick).collect(),
-                        kbit: *kbit,
-                    },
-                    Fault::Kill(n) => Fault::Kill(pick(n)),
-                    Fault::Restart(n) => Fault::Restart(pick(n)),
-                    Fault::Stop(n) => Fault::Stop(pick(n)),
-                    Fault::Pause(n) => Fault::Pause(pick(n)),
-                    Fault::KillContainer(n) => Fault::KillContainer(pick(n)),
-                    Fault::RestartContainer(n) => Fault::RestartContainer(pick(n)),
-                    other => other.clone(),
-                };
+                let fault = step.fault.map_nodes(&mut pick);
                 events.push(Event {
                     at,
                     action: Action::Apply(fault.clone()),
@@ -504,80 +384,6 @@ impl Scenario {
             .max()
             .unwrap_or_default()
     }
-}
-
-impl Fault {
-    /// The nodes a fault touches (resolved names), for the report and checks.
-    pub fn nodes(&self, all: &[String]) -> Vec<String> {
-        match self {
-            Fault::Partition(groups) => groups.iter().flatten().cloned().collect(),
-            Fault::Delay { nodes, .. }
-            | Fault::Loss { nodes, .. }
-            | Fault::Bandwidth { nodes, .. } => nodes.clone(),
-            Fault::Kill(n)
-            | Fault::Restart(n)
-            | Fault::Stop(n)
-            | Fault::Pause(n)
-            | Fault::KillContainer(n)
-            | Fault::RestartContainer(n) => vec![n.clone()],
-            Fault::Shape(_) | Fault::Latency { .. } | Fault::Heal => all.to_vec(),
-        }
-    }
-
-    pub fn label(&self) -> String {
-        match self {
-            Fault::Partition(groups) => format!(
-                "partition {}",
-                groups
-                    .iter()
-                    .map(|g| g.join(","))
-                    .collect::<Vec<_>>()
-                    .join(" | ")
-            ),
-            Fault::Shape(s) => format!("partition {s}"),
-            Fault::Delay {
-                nodes,
-                to,
-                ms,
-                jitter_ms,
-            } => format!(
-                "delay {} -> {} {ms} ms +/- {jitter_ms}",
-                nodes.join(","),
-                if to.is_empty() {
-                    "all".into()
-                } else {
-                    to.join(",")
-                }
-            ),
-            Fault::Loss { nodes, to, percent } => format!(
-                "loss {} -> {} {percent}%",
-                nodes.join(","),
-                if to.is_empty() {
-                    "all".into()
-                } else {
-                    to.join(",")
-                }
-            ),
-            Fault::Bandwidth { nodes, kbit } => {
-                format!("bandwidth {} {kbit} kbit/s", nodes.join(","))
-            }
-            Fault::Latency { from, to, ms } => format!("latency {from} <-> {to} {ms} ms"),
-            Fault::Heal => "heal".into(),
-            Fault::Kill(n) => format!("kill {n}"),
-            Fault::Restart(n) => format!("restart {n}"),
-            Fault::Stop(n) => format!("stop {n}"),
-            Fault::Pause(n) => format!("pause {n}"),
-            Fault::KillContainer(n) => format!("kill container {n}"),
-            Fault::RestartContainer(n) => format!("restart container {n}"),
-        }
-    }
-}
-
-/// Does a partition into groups of these sizes (nodes in none isolated) leave
-/// some group with a quorum (> 2/3 of `n` validators)?
-pub fn has_quorum(group_sizes: impl IntoIterator<Item = usize>, n: usize) -> bool {
-    let largest = group_sizes.into_iter().max().unwrap_or(1).max(1);
-    3 * largest > 2 * n
 }
 
 #[cfg(test)]
@@ -679,14 +485,5 @@ invariants:
             }
         }
         assert!(n >= 9, "{n} scenarios");
-    }
-
-    #[test]
-    fn quorum_needs_more_than_two_thirds() {
-        let g = |v: &[&[&str]]| -> Vec<usize> { v.iter().map(|g| g.len()).collect() };
-        assert!(!has_quorum(g(&[&["n0", "n1"], &["n2", "n3"]]), 4));
-        assert!(has_quorum(g(&[&["n0", "n1", "n2"], &["n3"]]), 4));
-        assert!(!has_quorum(g(&[&["n0", "n1", "n2"], &["n3", "n4"]]), 5));
-        assert!(has_quorum(g(&[&["n0", "n1", "n2", "n3"], &["n4"]]), 5));
     }
 }

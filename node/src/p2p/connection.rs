@@ -81,52 +81,10 @@ pub(super) async fn run(
     let mut reader = FramedRead::new(read_half, FrameCodec::new(HANDSHAKE_MAX_FRAME));
     let mut writer = FramedWrite::new(write_half, FrameCodec::new(MAX_FRAME));
 
-    let nonce = loop {
-        let n = rand::random::<u64>();
-        if lock(&shared.nonces).insert(n) {
-            break n;
-        }
-    };
-    let result = tokio::select! {
-        _ = handle.close.token.cancelled() => Err(HandshakeFailure::ConnectionClosed),
-        r = tokio::time::timeout(
-            shared.config.handshake_timeout,
-            handshake(shared, &mut reader, &mut writer, id, nonce),
-        ) => r.unwrap_or(Err(HandshakeFailure::Timeout(shared.config.handshake_timeout))),
-    };
-    lock(&shared.nonces).remove(&nonce);
-
-    let peer = match result {
+    let peer = match authenticate(shared, &mut reader, &mut writer, id, &handle).await {
         Ok(peer) => peer,
         Err(failure) => {
-            shared
-                .metrics
-                .handshake_failures
-                .with_label_values(&[failure.label()])
-                .inc();
-            let dir = direction.label();
-            if failure.is_misbehaviour() {
-                warn!(
-                    ?remote,
-                    direction = dir,
-                    reason = failure.label(),
-                    "handshake failed: {failure}"
-                );
-                // Tell an honest-but-misconfigured peer why; bounded, best effort.
-                let bye = Message::Disconnect {
-                    reason: DisconnectReason::ProtocolViolation,
-                };
-                let _ =
-                    tokio::time::timeout(shared.config.write_timeout, writer.send(bye.encode()))
-                        .await;
-            } else {
-                debug!(
-                    ?remote,
-                    direction = dir,
-                    reason = failure.label(),
-                    "handshake failed: {failure}"
-                );
-            }
+            handshake_failed(shared, &mut writer, remote, direction, &failure).await;
             // Under the simulated race the connection is simply dropped, like the
             // seed's node resetting it.
             return Outcome::HandshakeFailed(failure);
@@ -139,30 +97,8 @@ pub(super) async fn run(
         .with_label_values(&[direction.label()])
         .inc();
     let name = shared.name_of(&peer.node_id);
-
-    let promotion = shared.table().promote(id, peer);
-    match promotion {
-        Promotion::Established => {}
-        Promotion::Replaced { loser } => {
-            shared.metrics.duplicates_resolved.inc();
-            info!(peer = %name, kept = id.0, closed = loser.0, "duplicate connection resolved: closing the older one");
-            if let Some(old) = shared.table().handle(loser) {
-                old.close.close(SessionEnd::Duplicate);
-            }
-        }
-        Promotion::Rejected { winner } => {
-            shared.metrics.duplicates_resolved.inc();
-            info!(peer = %name, kept = winner.0, closed = id.0, "duplicate connection resolved: closing this one");
-            let bye = Message::Disconnect {
-                reason: DisconnectReason::Duplicate,
-            };
-            let _ = tokio::time::timeout(shared.config.write_timeout, async {
-                writer.send(bye.encode()).await?;
-                writer.close().await
-            })
-            .await;
-            return Outcome::LostDuplicate;
-        }
+    if !promote(shared, &mut writer, id, peer, &name).await {
+        return Outcome::LostDuplicate;
     }
     shared.peers_changed();
     info!(peer = %name, address = %peer.listen_addr, direction = direction.label(), "peer connected");
@@ -189,6 +125,121 @@ pub(super) async fn run(
         let _ = handle.enqueue(bye.kind(), bye.encode(), None);
     }
     drop(registration);
+    log_disconnect(shared, &name, &end);
+    // The table's copy of the sender is gone with the entry; dropping ours lets the
+    // writer drain what is queued (the goodbye included) and close the socket.
+    let abort = writer_task.abort_handle();
+    drop(handle);
+    if tokio::time::timeout(shared.config.write_timeout, writer_task)
+        .await
+        .is_err()
+    {
+        abort.abort();
+    }
+    Outcome::Session(end)
+}
+
+/// The handshake under its timeout, given up when the connection is closed, with
+/// a nonce of ours reserved while it runs (a peer echoing it back is ourselves).
+async fn authenticate(
+    shared: &Shared,
+    reader: &mut Reader,
+    writer: &mut Writer,
+    id: ConnId,
+    handle: &PeerHandle,
+) -> Result<Endpoint, HandshakeFailure> {
+    let nonce = loop {
+        let n = rand::random::<u64>();
+        if lock(&shared.nonces).insert(n) {
+            break n;
+        }
+    };
+    let result = tokio::select! {
+        _ = handle.close.token.cancelled() => Err(HandshakeFailure::ConnectionClosed),
+        r = tokio::time::timeout(
+            shared.config.handshake_timeout,
+            handshake(shared, reader, writer, id, nonce),
+        ) => r.unwrap_or(Err(HandshakeFailure::Timeout(shared.config.handshake_timeout))),
+    };
+    lock(&shared.nonces).remove(&nonce);
+    result
+}
+
+/// Counts and logs a failed handshake; tells a misbehaving peer why.
+async fn handshake_failed(
+    shared: &Shared,
+    writer: &mut Writer,
+    remote: Option<std::net::SocketAddr>,
+    direction: Direction,
+    failure: &HandshakeFailure,
+) {
+    shared
+        .metrics
+        .handshake_failures
+        .with_label_values(&[failure.label()])
+        .inc();
+    let dir = direction.label();
+    if failure.is_misbehaviour() {
+        warn!(
+            ?remote,
+            direction = dir,
+            reason = failure.label(),
+            "handshake failed: {failure}"
+        );
+        // Tell an honest-but-misconfigured peer why; bounded, best effort.
+        let bye = Message::Disconnect {
+            reason: DisconnectReason::ProtocolViolation,
+        };
+        let _ = tokio::time::timeout(shared.config.write_timeout, writer.send(bye.encode())).await;
+    } else {
+        debug!(
+            ?remote,
+            direction = dir,
+            reason = failure.label(),
+            "handshake failed: {failure}"
+        );
+    }
+}
+
+/// Makes the authenticated connection a peer, resolving a duplicate connection to
+/// the same node. Returns false when this connection lost to another one (it has
+/// then said goodbye).
+async fn promote(
+    shared: &Shared,
+    writer: &mut Writer,
+    id: ConnId,
+    peer: Endpoint,
+    name: &str,
+) -> bool {
+    let promotion = shared.table().promote(id, peer);
+    match promotion {
+        Promotion::Established => true,
+        Promotion::Replaced { loser } => {
+            shared.metrics.duplicates_resolved.inc();
+            info!(peer = %name, kept = id.0, closed = loser.0, "duplicate connection resolved: closing the older one");
+            if let Some(old) = shared.table().handle(loser) {
+                old.close.close(SessionEnd::Duplicate);
+            }
+            true
+        }
+        Promotion::Rejected { winner } => {
+            shared.metrics.duplicates_resolved.inc();
+            info!(peer = %name, kept = winner.0, closed = id.0, "duplicate connection resolved: closing this one");
+            let bye = Message::Disconnect {
+                reason: DisconnectReason::Duplicate,
+            };
+            let _ = tokio::time::timeout(shared.config.write_timeout, async {
+                writer.send(bye.encode()).await?;
+                writer.close().await
+            })
+            .await;
+            false
+        }
+    }
+}
+
+/// Counts a session's end by reason; an orderly end is info, the others warn.
+fn log_disconnect(shared: &Shared, name: &str, end: &SessionEnd) {
     shared
         .metrics
         .disconnects
@@ -203,17 +254,6 @@ pub(super) async fn run(
         }
         _ => warn!(peer = %name, reason = end.label(), "peer disconnected"),
     }
-    // The table's copy of the sender is gone with the entry; dropping ours lets the
-    // writer drain what is queued (the goodbye included) and close the socket.
-    let abort = writer_task.abort_handle();
-    drop(handle);
-    if tokio::time::timeout(shared.config.write_timeout, writer_task)
-        .await
-        .is_err()
-    {
-        abort.abort();
-    }
-    Outcome::Session(end)
 }
 
 /// Sends VERSION, checks theirs, sends VERACK, checks theirs.

@@ -4,9 +4,9 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
+use crate::load::{LoadReport, Payment};
 use testnet_node::agent::{ProcessReport, ProcessState};
 use testnet_node::api::Status;
-use testnet_node::load::{LoadReport, Payment};
 
 use super::*;
 use crate::observe::{FaultEvent, FaultKind, Observations, Sample};
@@ -136,7 +136,7 @@ fn load(payments: Vec<Payment>) -> LoadReport {
         throughput_tps: 1.0,
         nodes: NODES
             .iter()
-            .map(|n| testnet_node::load::NodeSummary {
+            .map(|n| crate::load::NodeSummary {
                 endpoint: String::new(),
                 name: n.to_string(),
                 finalized: 1,

@@ -31,6 +31,9 @@ pub struct FakeState {
     pub fail_create: BTreeSet<String>,
     pub exit_on_start: BTreeMap<String, i64>,
     pub logs: BTreeMap<String, String>,
+    /// Times each container was started (a start gives it a fresh network
+    /// namespace: the fake agent forgets its faults then).
+    pub starts: BTreeMap<String, u32>,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -253,6 +256,7 @@ impl Engine for FakeEngine {
             Some(code) => ContainerState::Exited(code),
             None => ContainerState::Running,
         };
+        *s.starts.entry(name.to_owned()).or_default() += 1;
         Ok(())
     }
 

@@ -7,9 +7,9 @@ use std::path::Path;
 
 use testnet_node::agent::{ProcessReport, ProcessState};
 use testnet_node::api::Status;
-use testnet_node::load::{LoadReport, NodeSummary, Payment};
 
 use super::*;
+use crate::load::{LoadReport, NodeSummary, Payment};
 use crate::observe::{FaultEvent, FaultKind, Sample};
 
 const T0: f64 = 1_700_000_000.0;
@@ -461,7 +461,7 @@ fn long_series_are_downsampled_keeping_extremes() {
     let points: Vec<(f64, f64)> = (0..10_000)
         .map(|i| (i as f64, if i == 7_777 { 1e6 } else { (i % 10) as f64 }))
         .collect();
-    let out = html::downsample(&points, 2000);
+    let out = series::downsample(&points, 2000);
     assert!(out.len() <= 2000, "{}", out.len());
     assert!(out.contains(&(7_777.0, 1e6)), "the spike survives");
     assert!(out.windows(2).all(|w| w[0].0 < w[1].0), "x order kept");

@@ -2,10 +2,11 @@
 
 use std::time::Duration;
 
+use testnet_node::api::{FinalizedPage, Refused, Status, Submitted, Utxo};
+use testnet_node::identity::Keypair;
+use testnet_node::ledger::tx::{Transaction, TxId};
+
 use super::LoadError;
-use crate::api::{FinalizedPage, Refused, Status, Submitted, Utxo};
-use crate::identity::Keypair;
-use crate::ledger::tx::{Transaction, TxId};
 
 /// A thin JSON client of one node.
 #[derive(Clone)]

@@ -1,25 +1,26 @@
-//! The ledger on real `testnet-node` processes: load with double spends, and a
-//! node SIGKILLed and restarted mid-run. Observed only through HTTP.
+//! The ledger on real `testnet-node` processes under the load generator: load
+//! with double spends, and a node SIGKILLed and restarted mid-run. Observed only
+//! through HTTP.
 
-mod support;
+mod support {
+    pub mod native;
+}
 
 use std::collections::HashSet;
 use std::time::{Duration, Instant};
 
-use support::native::NativeNet;
+use support::native::{node_bin, NativeNet};
+use testnet::load::{generator, LoadConfig, LoadReport};
 use testnet_node::api::FinalizedPage;
 use testnet_node::genesis::Genesis;
 use testnet_node::ledger::tx::TxId;
-use testnet_node::load::{self, LoadConfig};
 use testnet_node::Keypair;
-
-const BIN: &str = env!("CARGO_BIN_EXE_testnet-node");
 
 /// These tests saturate a 2-core machine; run them one at a time.
 static HEAVY: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
 /// Each node's view of the payments that did not finalize, for the failure message.
-async fn explain(net: &NativeNet, report: &load::LoadReport) -> String {
+async fn explain(net: &NativeNet, report: &LoadReport) -> String {
     let mut out = String::new();
     for txid in &report.not_finalized_examples {
         for i in 0..net.n {
@@ -51,9 +52,9 @@ fn load_config(net: &NativeNet) -> LoadConfig {
 }
 
 async fn started(n: usize) -> NativeNet {
-    let mut net = NativeNet::genesis(BIN, n);
+    let mut net = NativeNet::genesis(node_bin(), n);
     let start = Instant::now();
-    net.spawn_all(|_| vec![]);
+    net.spawn_all();
     net.wait_full_mesh(start, Duration::from_secs(10)).await;
     net
 }
@@ -83,7 +84,9 @@ async fn four_nodes_under_load_with_double_spends() {
     cfg.tps = env_or("LOAD_TPS", 200.0);
     cfg.duration = Duration::from_secs(env_or("LOAD_SECS", 30));
     cfg.double_spend = 0.05;
-    let report = load::run(cfg, |line| eprintln!("{line}")).await.unwrap();
+    let report = generator::run(cfg, |line| eprintln!("{line}"))
+        .await
+        .unwrap();
     eprintln!("{report}");
     assert!(
         report.double_spend_pairs > 0,
@@ -115,7 +118,7 @@ async fn sigkill_and_restart_mid_run_loses_nothing() {
     cfg.tps = 100.0;
     cfg.duration = Duration::from_secs(14);
     cfg.double_spend = 0.05;
-    let load = tokio::spawn(load::run(cfg, |line| eprintln!("{line}")));
+    let load = tokio::spawn(generator::run(cfg, |line| eprintln!("{line}")));
 
     tokio::time::sleep(Duration::from_secs(4)).await;
     let before: Vec<TxId> = finalized_ids(&net, 3).await;
@@ -128,7 +131,7 @@ async fn sigkill_and_restart_mid_run_loses_nothing() {
         .expect("n3 died");
     eprintln!("n3 SIGKILLed with {} finalized transactions", before.len());
     tokio::time::sleep(Duration::from_secs(3)).await;
-    let mut cmd = net.command(3, &[]);
+    let mut cmd = net.command(3);
     net.children[3] = Some(cmd.spawn().unwrap());
     let restarted = Instant::now();
 

@@ -3,73 +3,55 @@
 use std::sync::Mutex;
 
 use super::*;
+use crate::agent::fake::FakeAgent;
 use crate::engine::fake::FakeEngine;
+use crate::plan::free_subnet;
+use crate::testnet::scripted::{self, ScriptedProbe};
 
 const IMAGE: &str = "testnet-node:test";
 
-/// Answers `/status` as if every node had `peers` peers, except `lagging` nodes
-/// (by URL port order) which report `lag_peers`.
-struct ScriptedProbe {
-    n: usize,
-    lagging: Vec<u16>,
-    lag_peers: usize,
-    asked: Mutex<usize>,
-}
-
-impl ScriptedProbe {
-    fn healthy(n: usize) -> Self {
-        ScriptedProbe {
-            n,
-            lagging: vec![],
-            lag_peers: 0,
-            asked: Mutex::new(0),
-        }
-    }
-}
-
-fn fake_status(peers: usize, expected: usize) -> Status {
-    serde_json::from_value(serde_json::json!({
-        "id": "00".repeat(32), "name": "x", "network_id": "net", "p2p_address": "10.77.0.10:7000",
-        "peers": peers, "peers_inbound": 0, "peers_outbound": peers, "expected_peers": expected,
-        "handshake_attempts": peers, "handshakes_completed": peers, "handshake_failures": 0,
-        "duplicate_connections_resolved": 0, "simulated_bugs": [], "utxo_count": 16,
-        "utxo_digest": "ab", "total_value": 1, "fees": 0, "genesis_supply": 1,
-        "finalized_transactions": 0, "mempool": 0, "conflicting_certificates": 0,
-        "uptime_secs": 1.0, "version": "0"
-    }))
-    .unwrap()
-}
-
-impl NodeProbe for ScriptedProbe {
-    async fn status(&self, url: &str) -> Option<Status> {
-        *self.asked.lock().unwrap() += 1;
-        let port: u16 = url.rsplit(':').next()?.parse().ok()?;
-        let peers = if self.lagging.contains(&port) {
-            self.lag_peers
-        } else {
-            self.n - 1
-        };
-        Some(fake_status(peers, self.n - 1))
-    }
-}
-
 fn setup() -> (FakeEngine, TestnetFile) {
-    let dir = std::env::temp_dir().join(format!("testnet-state-tests-{}", std::process::id()));
-    std::env::set_var("TESTNET_STATE_DIR", dir);
+    scripted::state_dir_for_tests();
     let engine = FakeEngine::new();
     engine.state().images.insert(IMAGE.into());
     (engine, TestnetFile::default_testnet())
 }
 
-fn request<'a>(name: &'a str, file: &'a TestnetFile) -> UpRequest<'a> {
-    UpRequest {
+struct Req<'a> {
+    name: &'a str,
+    file: &'a TestnetFile,
+    readiness: Duration,
+    replace: bool,
+}
+
+fn request<'a>(name: &'a str, file: &'a TestnetFile) -> Req<'a> {
+    Req {
         name,
         file,
-        image: IMAGE,
         readiness: Duration::from_secs(1),
         replace: false,
-        monitor: None,
     }
+}
+
+/// `up` of testnet `r.name` on the fake engine, with a fake agent.
+async fn up<P: NodeProbe>(
+    engine: &FakeEngine,
+    probe: &P,
+    r: Req<'_>,
+    progress: &(impl Fn(&str) + Sync),
+    cancel: &CancellationToken,
+) -> Result<Vec<NodeSummary>, UpError> {
+    let agent = FakeAgent::new(engine);
+    let tn = Testnet::new(r.name, engine, probe);
+    let req = UpRequest {
+        file: r.file,
+        image: IMAGE,
+        readiness: r.readiness,
+        replace: r.replace,
+        monitor: None,
+        agent: &agent,
+    };
+    super::up(&tn, req, progress, cancel).await
 }
 
 fn assert_nothing_left(engine: &FakeEngine) {

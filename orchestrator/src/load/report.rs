@@ -4,8 +4,7 @@ use std::collections::BTreeMap;
 use std::fmt;
 
 use serde::{Deserialize, Serialize};
-
-use crate::ledger::tx::TxId;
+use testnet_node::ledger::tx::TxId;
 
 /// What one node looked like at the end.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -1,0 +1,123 @@
+//! JSON types of the agent's control API (the `agent` module serves it), shared with the
+//! orchestrator. `GET /health` answers [`super::Health`], errors [`super::ApiError`].
+
+use std::net::SocketAddr;
+
+use serde::{Deserialize, Serialize};
+
+use crate::faults::FaultState;
+
+/// The supervised node process, as the agent sees it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ProcessState {
+    Running,
+    Paused,
+    Stopped,
+}
+
+/// `GET /process` and every `POST /process/{action}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProcessReport {
+    pub state: ProcessState,
+    pub pid: Option<u32>,
+    /// Starts after the first (restarts and start-after-kill).
+    pub restarts: u64,
+}
+
+/// `GET /faults`, and `PUT /faults` once applied.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FaultReport {
+    pub state: FaultState,
+    pub installed: bool,
+    pub foreign_rules: Vec<String>,
+    /// Seconds until the agent heals by itself, when the state was applied with
+    /// a lease that was not renewed.
+    #[serde(default)]
+    pub lease_remaining_secs: Option<f64>,
+}
+
+/// `PUT /faults?lease_secs=N`: heal by itself unless renewed (re-PUT) within N s.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct LeaseQuery {
+    pub lease_secs: Option<f64>,
+}
+
+/// `PUT /sink`: how much of the body was read, and in how long.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SinkReport {
+    pub bytes: u64,
+    pub secs: f64,
+}
+
+/// `POST /probe/throughput`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ThroughputProbe {
+    /// Another node's agent, `IP:PORT`.
+    pub to: String,
+    pub bytes: u64,
+}
+
+/// What `POST /probe/throughput` measured.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ThroughputReport {
+    pub bytes: u64,
+    pub secs: f64,
+    pub kbit_per_s: f64,
+}
+
+/// `POST /probe/connect`: `count` TCP connects to `to`, one after the other.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ConnectProbe {
+    pub to: SocketAddr,
+    pub count: u32,
+    pub timeout_ms: u64,
+}
+
+/// What `POST /probe/connect` measured: each successful connect's time, in ms.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ConnectReport {
+    pub connect_ms: Vec<f64>,
+    pub failed: u32,
+}
+
+/// `DELETE /delay-worker`: whether a running worker was stopped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DelayWorkerStopped {
+    pub stopped: bool,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::{json, to_value};
+
+    /// The probes' answers were ad-hoc JSON before they had types; the keys stay.
+    #[test]
+    fn probe_answers_keep_their_keys() {
+        let connect = ConnectReport {
+            connect_ms: vec![1.5],
+            failed: 2,
+        };
+        let throughput = ThroughputReport {
+            bytes: 8,
+            secs: 0.5,
+            kbit_per_s: 0.128,
+        };
+        let sink = SinkReport {
+            bytes: 8,
+            secs: 0.5,
+        };
+        let stopped = DelayWorkerStopped { stopped: true };
+        assert_eq!(
+            to_value(connect).unwrap(),
+            json!({"connect_ms": [1.5], "failed": 2})
+        );
+        assert_eq!(
+            to_value(throughput).unwrap(),
+            json!({"bytes": 8, "secs": 0.5, "kbit_per_s": 0.128})
+        );
+        assert_eq!(to_value(sink).unwrap(), json!({"bytes": 8, "secs": 0.5}));
+        assert_eq!(to_value(stopped).unwrap(), json!({"stopped": true}));
+    }
+}

@@ -1,0 +1,124 @@
+//! The agent seam: what the orchestrator asks of the agent in each node's
+//! container (its fault state, its node process). [`HttpAgent`] talks to the
+//! real agents' control API; [`fake::FakeAgent`] keeps the same state in memory
+//! and follows the fake engine's containers, so fault logic, the runner's
+//! timeline and the reconcile after a container restart are tested without
+//! Docker.
+
+pub mod fake;
+
+use std::time::Duration;
+
+use futures::future::BoxFuture;
+use testnet_node::agent::{FaultReport, ProcessReport};
+use testnet_node::faults::FaultState;
+
+use crate::fault::ProcessAction;
+use crate::testnet::NodeSummary;
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum AgentError {
+    #[error("node {0}'s agent is not reachable (is the container running?)")]
+    Unreachable(String),
+    #[error("agent of {node}: {message}")]
+    Refused { node: String, message: String },
+}
+
+/// One node's agent, as the orchestrator uses it. Object-safe, so the runner
+/// and the fault code take `&dyn AgentApi`.
+pub trait AgentApi: Send + Sync {
+    /// The fault state read back from the node's kernel.
+    fn faults<'a>(
+        &'a self,
+        node: &'a NodeSummary,
+    ) -> BoxFuture<'a, Result<FaultReport, AgentError>>;
+    /// Replaces the node's whole fault state; with a lease the agent heals by
+    /// itself unless the state is applied again within it.
+    fn set_faults<'a>(
+        &'a self,
+        node: &'a NodeSummary,
+        state: &'a FaultState,
+        lease: Option<Duration>,
+    ) -> BoxFuture<'a, Result<FaultReport, AgentError>>;
+    /// Kills, starts, restarts, stops, pauses or resumes the node process.
+    fn process<'a>(
+        &'a self,
+        node: &'a NodeSummary,
+        action: ProcessAction,
+    ) -> BoxFuture<'a, Result<ProcessReport, AgentError>>;
+}
+
+/// The real agents' HTTP control API.
+#[derive(Clone)]
+pub struct HttpAgent {
+    http: reqwest::Client,
+}
+
+impl Default for HttpAgent {
+    fn default() -> Self {
+        HttpAgent {
+            http: reqwest::Client::builder()
+                .timeout(Duration::from_secs(10))
+                .build()
+                .expect("HTTP client builds"),
+        }
+    }
+}
+
+impl HttpAgent {
+    async fn call<T: serde::de::DeserializeOwned>(
+        &self,
+        node: &NodeSummary,
+        request: impl FnOnce(&reqwest::Client, &str) -> reqwest::RequestBuilder,
+    ) -> Result<T, AgentError> {
+        let url = node
+            .agent_url
+            .as_deref()
+            .ok_or_else(|| AgentError::Unreachable(node.node.clone()))?;
+        let res = request(&self.http, url)
+            .send()
+            .await
+            .map_err(|_| AgentError::Unreachable(node.node.clone()))?;
+        let refused = |message: String| AgentError::Refused {
+            node: node.node.clone(),
+            message,
+        };
+        if !res.status().is_success() {
+            return Err(refused(res.text().await.unwrap_or_default()));
+        }
+        res.json().await.map_err(|e| refused(e.to_string()))
+    }
+}
+
+impl AgentApi for HttpAgent {
+    fn faults<'a>(
+        &'a self,
+        node: &'a NodeSummary,
+    ) -> BoxFuture<'a, Result<FaultReport, AgentError>> {
+        Box::pin(self.call(node, |http, url| http.get(format!("{url}/faults"))))
+    }
+
+    fn set_faults<'a>(
+        &'a self,
+        node: &'a NodeSummary,
+        state: &'a FaultState,
+        lease: Option<Duration>,
+    ) -> BoxFuture<'a, Result<FaultReport, AgentError>> {
+        let query = lease
+            .map(|l| format!("?lease_secs={}", l.as_secs_f64()))
+            .unwrap_or_default();
+        Box::pin(self.call(node, move |http, url| {
+            http.put(format!("{url}/faults{query}")).json(state)
+        }))
+    }
+
+    fn process<'a>(
+        &'a self,
+        node: &'a NodeSummary,
+        action: ProcessAction,
+    ) -> BoxFuture<'a, Result<ProcessReport, AgentError>> {
+        Box::pin(self.call(node, move |http, url| {
+            http.post(format!("{url}/process/{}", action.name()))
+        }))
+    }
+}

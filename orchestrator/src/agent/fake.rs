@@ -1,0 +1,165 @@
+//! An in-memory [`AgentApi`] that follows the [`FakeEngine`]'s containers, for
+//! tests of the fault logic and the runner without Docker.
+//!
+//! Like the real agent, it answers only while its container runs, and a
+//! container start gives it a fresh network namespace: the faults it held are
+//! gone (the orchestrator must apply them again). Node processes are killed,
+//! stopped, paused and started as the real agent does. Every call is logged.
+
+use std::collections::BTreeMap;
+use std::sync::{Mutex, MutexGuard};
+use std::time::Duration;
+
+use futures::future::BoxFuture;
+use testnet_node::agent::{FaultReport, ProcessReport, ProcessState};
+use testnet_node::faults::FaultState;
+
+use super::{AgentApi, AgentError};
+use crate::engine::fake::FakeEngine;
+use crate::engine::ContainerState;
+use crate::fault::ProcessAction;
+use crate::testnet::NodeSummary;
+
+/// One agent's state, for the container start it belongs to.
+#[derive(Debug, Clone)]
+pub struct AgentSide {
+    pub start: u32,
+    pub faults: FaultState,
+    pub lease: Option<Duration>,
+    pub process: ProcessState,
+    pub restarts: u64,
+}
+
+#[derive(Default)]
+pub struct FakeAgent {
+    engine: FakeEngine,
+    agents: Mutex<BTreeMap<String, AgentSide>>,
+    calls: Mutex<Vec<String>>,
+}
+
+impl FakeAgent {
+    pub fn new(engine: &FakeEngine) -> FakeAgent {
+        FakeAgent {
+            engine: engine.clone(),
+            ..FakeAgent::default()
+        }
+    }
+
+    /// Every call so far, as `verb node`.
+    pub fn calls(&self) -> Vec<String> {
+        self.calls.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// What the agent of `container` holds now (`None`: not running).
+    pub fn side(&self, container: &str) -> Option<AgentSide> {
+        self.reach(container).ok()?.get(container).cloned()
+    }
+
+    /// The agent of `container`, reset if the container started again since.
+    fn reach(
+        &self,
+        container: &str,
+    ) -> Result<MutexGuard<'_, BTreeMap<String, AgentSide>>, String> {
+        let (running, start) = {
+            let s = self.engine.state();
+            let running = s
+                .containers
+                .get(container)
+                .is_some_and(|(_, info)| info.state == ContainerState::Running);
+            (running, s.starts.get(container).copied().unwrap_or(0))
+        };
+        if !running {
+            return Err(container.to_owned());
+        }
+        let mut agents = self.agents.lock().unwrap_or_else(|e| e.into_inner());
+        let fresh = agents.get(container).is_none_or(|a| a.start != start);
+        if fresh {
+            agents.insert(
+                container.to_owned(),
+                AgentSide {
+                    start,
+                    faults: FaultState::default(),
+                    lease: None,
+                    process: ProcessState::Running,
+                    restarts: 0,
+                },
+            );
+        }
+        Ok(agents)
+    }
+
+    fn with<T>(
+        &self,
+        node: &NodeSummary,
+        verb: &str,
+        f: impl FnOnce(&mut AgentSide) -> T,
+    ) -> Result<T, AgentError> {
+        self.calls
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(format!("{verb} {}", node.node));
+        let mut agents = self
+            .reach(&node.container)
+            .map_err(|_| AgentError::Unreachable(node.node.clone()))?;
+        let side = agents.get_mut(&node.container).expect("reach inserts it");
+        Ok(f(side))
+    }
+}
+
+fn report(side: &AgentSide) -> FaultReport {
+    FaultReport {
+        state: side.faults.clone(),
+        installed: !side.faults.is_healed(),
+        foreign_rules: Vec::new(),
+        lease_remaining_secs: side.lease.map(|l| l.as_secs_f64()),
+    }
+}
+
+impl AgentApi for FakeAgent {
+    fn faults<'a>(
+        &'a self,
+        node: &'a NodeSummary,
+    ) -> BoxFuture<'a, Result<FaultReport, AgentError>> {
+        Box::pin(async move { self.with(node, "faults", |a| report(a)) })
+    }
+
+    fn set_faults<'a>(
+        &'a self,
+        node: &'a NodeSummary,
+        state: &'a FaultState,
+        lease: Option<Duration>,
+    ) -> BoxFuture<'a, Result<FaultReport, AgentError>> {
+        Box::pin(async move {
+            self.with(node, "set_faults", |a| {
+                a.faults = state.clone();
+                a.lease = lease;
+                report(a)
+            })
+        })
+    }
+
+    fn process<'a>(
+        &'a self,
+        node: &'a NodeSummary,
+        action: ProcessAction,
+    ) -> BoxFuture<'a, Result<ProcessReport, AgentError>> {
+        Box::pin(async move {
+            self.with(node, action.name(), |a| {
+                a.process = match action {
+                    ProcessAction::Kill | ProcessAction::Stop => ProcessState::Stopped,
+                    ProcessAction::Pause => ProcessState::Paused,
+                    ProcessAction::Resume => ProcessState::Running,
+                    ProcessAction::Start | ProcessAction::Restart => {
+                        a.restarts += 1;
+                        ProcessState::Running
+                    }
+                };
+                ProcessReport {
+                    state: a.process,
+                    pid: (a.process != ProcessState::Stopped).then_some(100 + a.restarts as u32),
+                    restarts: a.restarts,
+                }
+            })
+        })
+    }
+}

@@ -1,0 +1,161 @@
+//! Faults applied and undone through the fake agents of a fake testnet: what
+//! each node's agent holds afterwards, and the reconcile after a container
+//! comes back with a fresh network namespace.
+
+use std::net::Ipv4Addr;
+
+use super::*;
+use crate::config::TestnetFile;
+use crate::testnet::scripted::Rig;
+
+fn ip(i: u8) -> Ipv4Addr {
+    // The fake engine's first free subnet is 10.77.0.0/24; nodes from .10.
+    Ipv4Addr::new(10, 77, 0, 10 + i)
+}
+
+fn names(v: &[&str]) -> Vec<String> {
+    v.iter().map(|s| s.to_string()).collect()
+}
+
+fn zoned() -> TestnetFile {
+    TestnetFile::parse(
+        "nodes: 4\nzones: { eu: [n0, n1], us: [n2, n3] }\nlatency: { eu: { us: 30 } }\n",
+        "zoned.yaml",
+    )
+    .unwrap()
+}
+
+async fn apply_ok(rig: &Rig, f: Fault) -> Applied {
+    apply(&rig.tn(), &rig.agent, &f, None).await.unwrap()
+}
+
+#[tokio::test]
+async fn undoing_a_partition_keeps_a_delay_applied_after_it() {
+    let rig = Rig::up("chaos-layers", TestnetFile::default_testnet()).await;
+    let cut = apply_ok(
+        &rig,
+        Fault::Partition(vec![names(&["n0", "n1"]), names(&["n2", "n3"])]),
+    )
+    .await;
+    assert_eq!(rig.faults_of("n0").unwrap().drop_to, [ip(2), ip(3)].into());
+    let delay = Fault::Delay {
+        nodes: names(&["n2"]),
+        to: names(&["n3"]),
+        ms: 100,
+        jitter_ms: 0,
+        reorder_percent: 0.0,
+    };
+    apply_ok(&rig, delay).await;
+    undo(&rig.tn(), &rig.agent, &cut.undo, None).await.unwrap();
+    let n3 = rig.faults_of("n3").unwrap();
+    assert!(n3.drop_to.is_empty() && n3.drop_from.is_empty(), "{n3:?}");
+    assert_eq!(n3.delay_from[&ip(2)].ms, 100, "the delay stays");
+    assert!(rig.faults_of("n0").unwrap().is_healed());
+    // A heal takes everything; undoing the delay afterwards changes nothing.
+    apply_ok(&rig, Fault::Heal).await;
+    assert!(rig.faults_of("n3").unwrap().is_healed());
+}
+
+#[tokio::test]
+async fn a_latency_change_is_undone_to_the_previous_zone_latency() {
+    let rig = Rig::up("chaos-zones", zoned()).await;
+    assert_eq!(
+        rig.faults_of("n2").unwrap().delay_from[&ip(0)].ms,
+        30,
+        "zones at up"
+    );
+    let change = Fault::Latency {
+        from: "eu".into(),
+        to: "us".into(),
+        ms: 80,
+        one_way: false,
+    };
+    let applied = apply_ok(&rig, change).await;
+    assert_eq!(rig.faults_of("n2").unwrap().delay_from[&ip(0)].ms, 80);
+    assert_eq!(rig.faults_of("n0").unwrap().delay_from[&ip(3)].ms, 80);
+    // A heal keeps the new latency: it is the baseline now.
+    apply_ok(&rig, Fault::Heal).await;
+    assert_eq!(rig.faults_of("n0").unwrap().delay_from[&ip(3)].ms, 80);
+    undo(&rig.tn(), &rig.agent, &applied.undo, None)
+        .await
+        .unwrap();
+    assert_eq!(rig.faults_of("n2").unwrap().delay_from[&ip(0)].ms, 30);
+    assert_eq!(rig.faults_of("n0").unwrap().delay_from[&ip(3)].ms, 30);
+    assert_eq!(rig.tn().plan().unwrap().zones.one_way_ms("us", "eu"), 30);
+}
+
+#[tokio::test]
+async fn a_restarted_container_gets_its_faults_back() {
+    let rig = Rig::up("chaos-reconcile", TestnetFile::default_testnet()).await;
+    let loss = Fault::Loss {
+        nodes: names(&["n1"]),
+        to: names(&["n2"]),
+        percent: 5.0,
+    };
+    apply(&rig.tn(), &rig.agent, &loss, Some(Duration::from_secs(300)))
+        .await
+        .unwrap();
+    let applied = apply_ok(&rig, Fault::RestartContainer("n1".into())).await;
+    assert_eq!(applied.detail, "killed, started, faults re-applied");
+    assert_eq!(applied.undo, Undo::Nothing);
+    let side = rig.agent.side("chaos-reconcile-n1").unwrap();
+    assert_eq!(side.start, 2, "a fresh namespace");
+    assert_eq!(side.faults.loss_per_mille[&ip(2)], 50);
+    let lease = side.lease.expect("what is left of the lease").as_secs_f64();
+    assert!(lease > 290.0 && lease <= 300.0, "{lease}");
+    // Killed: nothing answers; started again: faults back, the kill undone.
+    let kill = apply_ok(&rig, Fault::KillContainer("n1".into())).await;
+    assert!(rig.faults_of("n1").is_none());
+    undo(&rig.tn(), &rig.agent, &kill.undo, None).await.unwrap();
+    assert_eq!(rig.faults_of("n1").unwrap().loss_per_mille[&ip(2)], 50);
+    // A node with nothing desired is started without a fault call.
+    let calls = rig.agent.calls().len();
+    apply_ok(&rig, Fault::RestartContainer("n3".into())).await;
+    let new: Vec<String> = rig.agent.calls()[calls..].to_vec();
+    assert!(new.iter().all(|c| !c.starts_with("set_faults")), "{new:?}");
+}
+
+#[tokio::test]
+async fn process_faults_go_through_the_agent_and_undo_to_start() {
+    let rig = Rig::up("chaos-process", TestnetFile::default_testnet()).await;
+    let pause = apply_ok(&rig, Fault::Pause("n2".into())).await;
+    assert!(pause.detail.contains("\"paused\""), "{}", pause.detail);
+    assert_eq!(
+        pause.undo,
+        Undo::Process {
+            node: "n2".into(),
+            action: ProcessAction::Resume,
+            container: false
+        }
+    );
+    undo(&rig.tn(), &rig.agent, &pause.undo, None)
+        .await
+        .unwrap();
+    assert_eq!(rig.agent.calls().last().unwrap(), "resume n2");
+    let err = apply(&rig.tn(), &rig.agent, &Fault::Kill("n7".into()), None)
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("no node \"n7\"") && err.contains("n0, n1, n2, n3"),
+        "{err}"
+    );
+}
+
+#[tokio::test]
+async fn healing_one_node_keeps_the_other_faults() {
+    let rig = Rig::up("chaos-heal-one", TestnetFile::default_testnet()).await;
+    apply_ok(&rig, Fault::Shape("isolate:n3".into())).await;
+    let delay = Fault::Delay {
+        nodes: names(&["n0"]),
+        to: names(&["n1"]),
+        ms: 40,
+        jitter_ms: 0,
+        reorder_percent: 0.0,
+    };
+    apply_ok(&rig, delay).await;
+    apply_ok(&rig, Fault::HealNodes(names(&["n3"]))).await;
+    assert!(rig.faults_of("n3").unwrap().is_healed());
+    assert!(rig.faults_of("n0").unwrap().drop_to.is_empty());
+    assert_eq!(rig.faults_of("n1").unwrap().delay_from[&ip(0)].ms, 40);
+}

@@ -1,0 +1,188 @@
+//! `testnet chaos`: one fault, now. The arguments map one to one onto the
+//! [`Fault`] vocabulary that scenario files use; what a fault does is decided
+//! in one place ([`crate::fault`], [`crate::chaos`]).
+
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::Subcommand;
+
+use super::{docker, testnet, Ctx, Fail};
+use crate::agent::HttpAgent;
+use crate::fault::{Fault, ProcessAction};
+use crate::testnet::HttpProbe;
+
+#[derive(clap::Args)]
+pub struct Args {
+    /// Network faults heal by themselves after this long unless applied again
+    /// (what a scenario runner does; a killed one stops renewing).
+    #[arg(long, value_parser = humantime::parse_duration, global = true)]
+    lease: Option<Duration>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Split into groups that only talk within themselves: `partition n0,n1 n2,n3`
+    /// (nodes in no group are isolated), or a Jepsen shape: `partition --shape
+    /// halves|bridge|majorities-ring|isolate:n2`. It replaces the cut in place.
+    Partition {
+        #[arg(required_unless_present = "shape")]
+        groups: Vec<String>,
+        #[arg(long, conflicts_with = "groups")]
+        shape: Option<String>,
+    },
+    /// Remove every network fault (back to the latency zones, if any), or only
+    /// those of the named nodes and of the links to them.
+    Heal { nodes: Vec<String> },
+    /// Hold every packet leaving --nodes (towards --to, default all) this long
+    /// (0 removes the delay).
+    Delay {
+        #[arg(long, value_delimiter = ',', required = true)]
+        nodes: Vec<String>,
+        #[arg(long)]
+        ms: u32,
+        #[arg(long, default_value_t = 0)]
+        jitter_ms: u32,
+        /// Share of packets sent at once, overtaking the held ones (netem's reorder).
+        #[arg(long, default_value_t = 0.0)]
+        reorder_percent: f64,
+        #[arg(long, value_delimiter = ',')]
+        to: Vec<String>,
+    },
+    /// Send a copy of this share of packets leaving --nodes (towards --to).
+    Duplicate(Rate),
+    /// Change the latency between two zones of the testnet file while it runs
+    /// (both ways unless --one-way); a heal keeps it.
+    Latency {
+        from_zone: String,
+        to_zone: String,
+        #[arg(long)]
+        ms: u32,
+        #[arg(long)]
+        one_way: bool,
+    },
+    /// Cap the egress bandwidth of --nodes (0 removes the cap).
+    Bandwidth {
+        #[arg(long, value_delimiter = ',', required = true)]
+        nodes: Vec<String>,
+        #[arg(long)]
+        kbit: u32,
+    },
+    /// Drop this share of packets leaving --nodes (towards --to, default all).
+    Loss(Rate),
+    /// Read back every node's fault rules.
+    Show,
+    /// SIGKILL the node process (the container and its network stay), or with
+    /// --container the whole container.
+    Kill(Target),
+    /// Start a killed or stopped node process (or container: its faults are
+    /// applied again once it is back).
+    Start(Target),
+    /// Kill and start the node process (or container, faults re-applied).
+    Restart(Target),
+    /// SIGTERM the node process, graceful (or stop the container).
+    Stop(Target),
+    /// SIGSTOP the node process (or freeze the container).
+    Pause(Target),
+    /// SIGCONT a paused node process (or thaw the container).
+    Resume(Target),
+}
+
+#[derive(clap::Args)]
+struct Rate {
+    #[arg(long, value_delimiter = ',', required = true)]
+    nodes: Vec<String>,
+    #[arg(long)]
+    percent: f64,
+    #[arg(long, value_delimiter = ',')]
+    to: Vec<String>,
+}
+
+#[derive(clap::Args)]
+struct Target {
+    node: String,
+    /// Act on the container instead of the node process: its network namespace
+    /// is recreated, and the orchestrator re-applies the node's faults on start.
+    #[arg(long)]
+    container: bool,
+}
+
+/// The fault the command names (`None`: `show`).
+fn fault(command: Command) -> Option<Fault> {
+    let process = |t: Target, action| Fault::of_process(t.node, action, t.container);
+    Some(match command {
+        Command::Partition {
+            shape: Some(shape), ..
+        } => Fault::Shape(shape),
+        Command::Partition { groups, .. } => Fault::Partition(
+            groups
+                .iter()
+                .map(|g| {
+                    g.split(',')
+                        .filter(|s| !s.is_empty())
+                        .map(str::to_owned)
+                        .collect()
+                })
+                .collect(),
+        ),
+        Command::Heal { nodes } if nodes.is_empty() => Fault::Heal,
+        Command::Heal { nodes } => Fault::HealNodes(nodes),
+        Command::Delay {
+            nodes,
+            ms,
+            jitter_ms,
+            reorder_percent,
+            to,
+        } => Fault::Delay {
+            nodes,
+            to,
+            ms,
+            jitter_ms,
+            reorder_percent,
+        },
+        Command::Duplicate(Rate { nodes, percent, to }) => Fault::Duplicate { nodes, to, percent },
+        Command::Loss(Rate { nodes, percent, to }) => Fault::Loss { nodes, to, percent },
+        Command::Latency {
+            from_zone,
+            to_zone,
+            ms,
+            one_way,
+        } => Fault::Latency {
+            from: from_zone,
+            to: to_zone,
+            ms,
+            one_way,
+        },
+        Command::Bandwidth { nodes, kbit } => Fault::Bandwidth { nodes, kbit },
+        Command::Show => return None,
+        Command::Kill(t) => process(t, ProcessAction::Kill),
+        Command::Start(t) => process(t, ProcessAction::Start),
+        Command::Restart(t) => process(t, ProcessAction::Restart),
+        Command::Stop(t) => process(t, ProcessAction::Stop),
+        Command::Pause(t) => process(t, ProcessAction::Pause),
+        Command::Resume(t) => process(t, ProcessAction::Resume),
+    })
+}
+
+pub async fn exec(ctx: &Ctx, a: Args) -> Result<ExitCode, Fail> {
+    let engine = docker().await?;
+    let (probe, agent) = (HttpProbe::default(), HttpAgent::default());
+    let tn = testnet(&ctx.name(), &engine, &probe);
+    let Some(fault) = fault(a.command) else {
+        for (node, report) in crate::chaos::read(&tn, &agent).await? {
+            println!(
+                "{node}: {}",
+                serde_json::to_string(&report).expect("report serializes")
+            );
+        }
+        return Ok(ExitCode::SUCCESS);
+    };
+    let applied = crate::chaos::apply(&tn, &agent, &fault, a.lease).await?;
+    if let Some((node, _, container)) = fault.process() {
+        let what = if container { "container " } else { "" };
+        println!("{node}: {what}{}", applied.detail);
+    }
+    Ok(ExitCode::SUCCESS)
+}

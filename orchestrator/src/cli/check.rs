@@ -1,0 +1,37 @@
+//! `testnet check`: the invariants that need no workload, on a running testnet.
+
+use std::process::ExitCode;
+
+use super::{docker, print_json, testnet, Ctx, Fail};
+use crate::testnet::HttpProbe;
+
+#[derive(clap::Args)]
+pub struct Args {
+    #[arg(long)]
+    json: bool,
+}
+
+pub async fn exec(ctx: &Ctx, a: Args) -> Result<ExitCode, Fail> {
+    let engine = docker().await?;
+    let probe = HttpProbe::default();
+    let verdicts = crate::run::check(&testnet(&ctx.name(), &engine, &probe)).await?;
+    if a.json {
+        print_json(&verdicts);
+    } else {
+        for v in &verdicts {
+            println!(
+                "{} {:<20} {}",
+                if v.passed { "PASS" } else { "FAIL" },
+                v.invariant,
+                v.summary
+            );
+            for d in v.details.iter().skip(1) {
+                println!("     {d}");
+            }
+        }
+    }
+    Ok(match verdicts.iter().all(|v| v.passed) {
+        true => ExitCode::SUCCESS,
+        false => ExitCode::from(1),
+    })
+}

@@ -1,0 +1,71 @@
+//! `testnet logs`: one node's output, or every node's with a prefix.
+
+use std::process::ExitCode;
+
+use super::{docker, Ctx, Fail};
+use crate::engine::docker::DockerEngine;
+use crate::engine::{ContainerInfo, Engine, Label, LABEL_NODE};
+
+#[derive(clap::Args)]
+pub struct Args {
+    node: Option<String>,
+    #[arg(long)]
+    follow: bool,
+    #[arg(long, default_value_t = 100)]
+    tail: usize,
+}
+
+pub async fn exec(ctx: &Ctx, a: Args) -> Result<ExitCode, Fail> {
+    let engine = docker().await?;
+    let name = ctx.name();
+    let nodes = engine.list_containers(Label::testnet(Some(&name))).await?;
+    if nodes.is_empty() {
+        return Err(Fail(format!("no testnet named {name:?} is running")));
+    }
+    let chosen = match &a.node {
+        Some(n) => vec![pick(&nodes, n, &name)?],
+        None => nodes,
+    };
+    // One node: its lines as they are; several: each prefixed with its container.
+    let prefix = |c: &ContainerInfo| match a.node {
+        Some(_) => String::new(),
+        None => format!("{}| ", c.name),
+    };
+    if a.follow {
+        let follows = chosen.iter().map(|c| follow(&engine, c, a.tail, prefix(c)));
+        for r in futures::future::join_all(follows).await {
+            r?;
+        }
+    } else {
+        for c in &chosen {
+            for line in engine.logs(&c.name, a.tail).await?.lines() {
+                println!("{}{line}", prefix(c));
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn follow(
+    engine: &DockerEngine,
+    c: &ContainerInfo,
+    tail: usize,
+    prefix: String,
+) -> Result<(), crate::engine::EngineError> {
+    engine.follow_logs(&c.name, tail, &prefix).await
+}
+
+fn pick(nodes: &[ContainerInfo], node: &str, testnet: &str) -> Result<ContainerInfo, Fail> {
+    let label = |c: &ContainerInfo| c.labels.get(LABEL_NODE).cloned();
+    nodes
+        .iter()
+        .find(|c| label(c).as_deref() == Some(node))
+        .cloned()
+        .ok_or_else(|| {
+            let known: Vec<String> = nodes.iter().filter_map(label).collect();
+            Fail(format!(
+                "no node {node:?} in testnet {testnet:?}; nodes are {}",
+                known.join(", ")
+            ))
+        })
+}

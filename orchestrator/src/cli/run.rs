@@ -1,0 +1,93 @@
+//! `testnet run`: a scenario from up to report to down.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use super::{docker, testnet, Ctx, Fail, Interrupt};
+use crate::agent::HttpAgent;
+use crate::run::{RunError, RunOptions};
+use crate::scenario::Scenario;
+use crate::testnet::HttpProbe;
+
+#[derive(clap::Args)]
+pub struct Args {
+    /// A scenario file (see testnets/*.scenario.yaml).
+    file: PathBuf,
+    /// Where to write report.json, junit.xml, report.html (and debug/ on
+    /// failure). Default: testnet-report/<scenario>.
+    #[arg(long)]
+    report: Option<PathBuf>,
+    /// Leave the testnet running afterwards.
+    #[arg(long)]
+    keep: bool,
+    #[arg(long)]
+    image: Option<String>,
+    #[arg(long, env = "TESTNET_NODE_BINARY")]
+    node_binary: Option<PathBuf>,
+    #[arg(long, value_parser = humantime::parse_duration, default_value = "60s")]
+    timeout: Duration,
+}
+
+pub async fn exec(ctx: &Ctx, a: Args) -> Result<ExitCode, Fail> {
+    let engine = docker().await?;
+    let scenario = Scenario::load(&a.file)?;
+    let name = ctx.name_or(Some(&scenario.name));
+    let image = match a.image.or(scenario.testnet.image.clone()) {
+        Some(tag) => tag,
+        None => super::image::build(ctx, &engine, a.node_binary).await?,
+    };
+    let interrupt = Interrupt::listen("interrupted: healing and tearing down...");
+    let opts = RunOptions {
+        image,
+        report_dir: a
+            .report
+            .unwrap_or_else(|| PathBuf::from("testnet-report").join(&scenario.name)),
+        keep: a.keep,
+        readiness: a.timeout,
+    };
+    ctx.progress(&format!(
+        "scenario {}: {} validators, {} timeline steps",
+        scenario.name,
+        scenario.testnet.nodes,
+        scenario.timeline.len()
+    ));
+    let (probe, agent) = (HttpProbe::default(), HttpAgent::default());
+    let tn = testnet(&name, &engine, &probe);
+    let progress = |l: &str| ctx.progress(l);
+    let report =
+        match crate::run::run(&tn, &agent, &scenario, &opts, &progress, &interrupt.token).await {
+            Ok(report) => report,
+            Err(RunError::Interrupted) => {
+                eprintln!(
+                    "interrupted (report, if any, in {})",
+                    opts.report_dir.display()
+                );
+                return Ok(interrupt.exit_code());
+            }
+            Err(e) => {
+                return Err(Fail(format!(
+                    "{e} (report, if any, in {})",
+                    opts.report_dir.display()
+                )))
+            }
+        };
+    for v in &report.verdicts {
+        println!(
+            "{} {:<40} {}",
+            if v.passed { "PASS" } else { "FAIL" },
+            v.invariant,
+            v.summary
+        );
+    }
+    println!(
+        "scenario {}: {}; report in {}",
+        report.scenario,
+        if report.passed { "passed" } else { "FAILED" },
+        opts.report_dir.display()
+    );
+    Ok(match report.passed {
+        true => ExitCode::SUCCESS,
+        false => ExitCode::from(1),
+    })
+}

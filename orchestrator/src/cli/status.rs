@@ -1,0 +1,31 @@
+//! `testnet status`: every node's container, IP, URL, peers.
+
+use std::process::ExitCode;
+
+use super::{docker, print_json, testnet, Ctx, Fail};
+use crate::testnet::HttpProbe;
+
+#[derive(clap::Args)]
+pub struct Args {
+    #[arg(long)]
+    json: bool,
+}
+
+pub async fn exec(ctx: &Ctx, a: Args) -> Result<ExitCode, Fail> {
+    let engine = docker().await?;
+    let probe = HttpProbe::default();
+    let name = ctx.name();
+    let summary = testnet(&name, &engine, &probe).status().await?;
+    if summary.is_empty() {
+        return Err(Fail(format!(
+            "no testnet named {name:?} is running (`testnet up --name {name}`)"
+        )));
+    }
+    if a.json {
+        print_json(&summary);
+    } else {
+        super::up::print_table(&summary);
+        super::up::print_monitor(&engine, &name, None).await;
+    }
+    Ok(ExitCode::SUCCESS)
+}

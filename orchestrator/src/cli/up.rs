@@ -1,0 +1,141 @@
+//! `testnet up`: plan, build or find the image, create, wait for the mesh.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use super::{docker, print_json, testnet, Ctx, Fail, Interrupt};
+use crate::agent::HttpAgent;
+use crate::config::TestnetFile;
+use crate::engine::docker::DockerEngine;
+use crate::engine::Engine;
+use crate::lifecycle::{self, UpError, UpRequest};
+use crate::monitor::MonitorImages;
+use crate::testnet::{HttpProbe, NodeSummary};
+
+#[derive(clap::Args)]
+pub struct Args {
+    /// A testnet file (see testnets/).
+    file: Option<PathBuf>,
+    /// Number of validators (overrides the file).
+    #[arg(long)]
+    nodes: Option<usize>,
+    /// Remove a testnet of the same name first.
+    #[arg(long)]
+    replace: bool,
+    /// Use this image instead of building one.
+    #[arg(long)]
+    image: Option<String>,
+    /// Use this statically linked testnet-node instead of building it.
+    #[arg(long, env = "TESTNET_NODE_BINARY")]
+    node_binary: Option<PathBuf>,
+    /// How long to wait for every node to have a full mesh.
+    #[arg(long, value_parser = humantime::parse_duration, default_value = "60s")]
+    timeout: Duration,
+    /// Print the final summary as JSON.
+    #[arg(long)]
+    json: bool,
+    /// Also run Prometheus and Grafana with the dashboards of dashboards/
+    /// (or `monitor: true` in the file).
+    #[arg(long)]
+    monitor: bool,
+}
+
+pub async fn exec(ctx: &Ctx, a: Args) -> Result<ExitCode, Fail> {
+    let engine = docker().await?;
+    let mut tf = match &a.file {
+        Some(path) => TestnetFile::load(path)?,
+        None => TestnetFile::default_testnet(),
+    };
+    if let Some(n) = a.nodes {
+        tf.nodes = n;
+        // The same checks as a file's `nodes:`.
+        let text = serde_yaml_ng::to_string(&serde_json::json!({ "nodes": n })).unwrap_or_default();
+        TestnetFile::parse(&text, "--nodes")?;
+    }
+    let name = ctx.name_or(tf.name.as_deref());
+    ctx.progress(&format!(
+        "bringing up testnet {name:?}: {} validators",
+        tf.nodes
+    ));
+    let image = match a.image.or(tf.image.clone()) {
+        Some(tag) if !engine.image_exists(&tag).await? => {
+            return Err(Fail(format!(
+                "image {tag:?} does not exist (drop --image/image: to build one)"
+            )))
+        }
+        Some(tag) => tag,
+        None => super::image::build(ctx, &engine, a.node_binary).await?,
+    };
+    let monitor = match a.monitor || tf.monitor {
+        true => Some(crate::monitor::ensure_images(&engine, &|l: &str| ctx.progress(l)).await?),
+        false => None,
+    };
+    let interrupt = Interrupt::listen("interrupted: tearing down what was created...");
+    let (probe, agent) = (HttpProbe::default(), HttpAgent::default());
+    let tn = testnet(&name, &engine, &probe);
+    let req = UpRequest {
+        file: &tf,
+        image: &image,
+        readiness: a.timeout,
+        replace: a.replace,
+        monitor: monitor.as_ref(),
+        agent: &agent,
+    };
+    match lifecycle::up(&tn, req, &|l: &str| ctx.progress(l), &interrupt.token).await {
+        Ok(summary) if a.json => print_json(&summary),
+        Ok(summary) => {
+            print_table(&summary);
+            print_monitor(&engine, &name, monitor.as_ref()).await;
+            println!("\ntestnet {name:?} is up. Next: `testnet status --name {name}`, `testnet logs --name {name} n0`, `testnet load --name {name}`, `testnet down --name {name}`");
+        }
+        Err(UpError::Interrupted) => {
+            eprintln!("interrupted; nothing of testnet {name:?} is left");
+            return Ok(interrupt.exit_code());
+        }
+        Err(e @ UpError::Exists(_)) => return Err(Fail(e.to_string())),
+        Err(e) => {
+            return Err(Fail(format!(
+                "{e}\n(nothing of testnet {name:?} was left behind)"
+            )))
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+pub fn print_table(nodes: &[NodeSummary]) {
+    println!(
+        "{:<6} {:<22} {:<10} {:<14} {:<24} PEERS",
+        "NODE", "CONTAINER", "STATE", "IP", "HTTP"
+    );
+    for n in nodes {
+        let peers = match (n.peers, n.expected_peers) {
+            (Some(p), Some(e)) => format!("{p}/{e}"),
+            _ => "-".into(),
+        };
+        println!(
+            "{:<6} {:<22} {:<10} {:<14} {:<24} {}",
+            n.node,
+            n.container,
+            n.state,
+            n.ip.map(|i| i.to_string()).unwrap_or_else(|| "-".into()),
+            n.http_url.as_deref().unwrap_or("-"),
+            peers
+        );
+    }
+}
+
+/// The monitoring URLs under the node table, when the testnet has them.
+pub async fn print_monitor(engine: &DockerEngine, name: &str, images: Option<&MonitorImages>) {
+    let Ok(urls) = crate::monitor::urls(engine, name).await else {
+        return;
+    };
+    if let Some(p) = &urls.prometheus {
+        println!("\nprometheus  {p}");
+    }
+    if let Some(g) = &urls.grafana {
+        println!("grafana     {g}  (dashboards: testnet / Network overview, Consensus, Ledger agreement, Node drill-down)");
+    } else if let Some(note) = images.and_then(|i| i.grafana_note.as_ref()) {
+        println!("grafana     -  {note}");
+    }
+}

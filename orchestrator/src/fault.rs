@@ -1,0 +1,649 @@
+//! One fault vocabulary for the CLI (`testnet chaos ...`) and scenario files
+//! (`fault: {...}`), and what each fault plans to: pure, no I/O.
+//!
+//! A [`Fault`] names nodes; [`Fault::plan`] turns it, against a testnet's
+//! [`Plan`] (names, static IPs, zones), into a [`Planned`] change:
+//! - network faults become a [`Layer`] of per-node patches (the real drop sets
+//!   of a cut, the delays, losses, duplicates and caps per link) that
+//!   [`layers::Desired`] stacks over each node's baseline and renders to the
+//!   `FaultState` its agent applies;
+//! - a zone latency change moves the baseline;
+//! - process faults act on one node's process or container.
+//!
+//! Every planned change has an undo that restores what was there before it
+//! ([`Undo`]): a layer is removed (what other faults set stays), a zone's
+//! latency goes back to its previous value, a killed or stopped process starts
+//! again, a paused one resumes. [`window`] books when each fault was surely in
+//! place; [`quorum`] says whether a cut leaves any validator a quorum.
+
+pub mod layers;
+pub mod quorum;
+pub mod window;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::Ipv4Addr;
+
+use serde::{Deserialize, Serialize};
+use testnet_node::faults::{partition, shape, Delay, FaultState, Shape};
+
+use crate::plan::Plan;
+pub use layers::{Cut, Desired, Layer, NodePatch};
+pub use window::{FaultEvent, FaultKind, WindowBook, WindowId};
+
+/// A node name, or `random` in scenario files (chosen with the scenario's seed).
+pub type NodeSel = String;
+
+/// A fault, as the CLI and scenario files say it. Node lists name nodes; `to`
+/// empty means every other node. Percentages are 0-100; a rate of 0 (delay,
+/// loss, duplicate, bandwidth) clears that fault on those links.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", deny_unknown_fields)]
+pub enum Fault {
+    /// Groups that only talk within themselves; nodes in none are isolated.
+    Partition(Vec<Vec<NodeSel>>),
+    /// A Jepsen shape: halves, bridge, majorities-ring, isolate:NODE.
+    Shape(String),
+    /// Hold packets leaving `nodes` (towards `to`) this long.
+    Delay {
+        nodes: Vec<NodeSel>,
+        #[serde(default)]
+        to: Vec<NodeSel>,
+        ms: u32,
+        #[serde(default)]
+        jitter_ms: u32,
+        /// Share of packets that overtake the held ones (netem's reorder).
+        #[serde(default)]
+        reorder_percent: f64,
+    },
+    Loss {
+        nodes: Vec<NodeSel>,
+        #[serde(default)]
+        to: Vec<NodeSel>,
+        percent: f64,
+    },
+    Duplicate {
+        nodes: Vec<NodeSel>,
+        #[serde(default)]
+        to: Vec<NodeSel>,
+        percent: f64,
+    },
+    /// Cap the egress of `nodes` (0 removes the cap).
+    Bandwidth {
+        nodes: Vec<NodeSel>,
+        kbit: u32,
+    },
+    /// Zone-to-zone latency change (both ways unless `one_way`); it moves the
+    /// baseline a heal goes back to.
+    Latency {
+        from: String,
+        to: String,
+        ms: u32,
+        #[serde(default)]
+        one_way: bool,
+    },
+    /// Every network fault goes (back to the zones' baseline).
+    Heal,
+    /// The named nodes' faults and the links to them go; other faults stay.
+    HealNodes(Vec<NodeSel>),
+    Kill(NodeSel),
+    Start(NodeSel),
+    Restart(NodeSel),
+    Stop(NodeSel),
+    Pause(NodeSel),
+    Resume(NodeSel),
+    /// The container, not just the process (its faults are re-applied on start).
+    KillContainer(NodeSel),
+    StartContainer(NodeSel),
+    RestartContainer(NodeSel),
+    StopContainer(NodeSel),
+    PauseContainer(NodeSel),
+    ResumeContainer(NodeSel),
+}
+
+/// What a process fault does to a node's process (through its agent) or to its
+/// container (through the engine).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ProcessAction {
+    Kill,
+    Start,
+    Restart,
+    Stop,
+    Pause,
+    Resume,
+}
+
+impl ProcessAction {
+    pub fn name(self) -> &'static str {
+        match self {
+            ProcessAction::Kill => "kill",
+            ProcessAction::Start => "start",
+            ProcessAction::Restart => "restart",
+            ProcessAction::Stop => "stop",
+            ProcessAction::Pause => "pause",
+            ProcessAction::Resume => "resume",
+        }
+    }
+
+    /// The action that restores what this one changed (a restart changes
+    /// nothing that outlasts it).
+    pub fn undo(self) -> Option<ProcessAction> {
+        match self {
+            ProcessAction::Kill | ProcessAction::Stop => Some(ProcessAction::Start),
+            ProcessAction::Pause => Some(ProcessAction::Resume),
+            ProcessAction::Start | ProcessAction::Restart | ProcessAction::Resume => None,
+        }
+    }
+}
+
+/// What a fault changes, ready to apply.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Planned {
+    /// A layer of network faults stacked over the baseline.
+    Network(Layer),
+    /// Every layer goes (`None`), or the named nodes' patches and every link to them.
+    Heal(Option<Vec<String>>),
+    /// The zones' latency from `from` to `to` (and back unless `one_way`).
+    ZoneLatency {
+        from: String,
+        to: String,
+        ms: u32,
+        one_way: bool,
+    },
+    Process {
+        node: String,
+        action: ProcessAction,
+        container: bool,
+    },
+}
+
+/// How to take back an applied fault.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Undo {
+    /// Remove this layer (by id); what other layers set stays.
+    Layer(u64),
+    /// Put these one-way zone latencies back.
+    ZoneLatency(Vec<(String, String, u32)>),
+    Process {
+        node: String,
+        action: ProcessAction,
+        container: bool,
+    },
+    /// Nothing outlasts the fault (a restart, a heal).
+    Nothing,
+}
+
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum FaultError {
+    #[error("no node {node:?} in testnet {testnet:?}; nodes are {known}")]
+    UnknownNode {
+        node: String,
+        testnet: String,
+        known: String,
+    },
+    #[error("no zone {zone:?} in testnet {testnet:?}; zones are {known}")]
+    UnknownZone {
+        zone: String,
+        testnet: String,
+        known: String,
+    },
+    #[error("unknown shape {0:?}: use halves, bridge, majorities-ring or isolate:NODE")]
+    Shape(String),
+    #[error("{0}% is not between 0 and 100")]
+    Percent(f64),
+}
+
+/// A Jepsen shape as the CLI and scenarios write it: `halves`, `bridge`,
+/// `majorities-ring`, `isolate:nK`.
+pub fn parse_shape(s: &str) -> Option<Shape> {
+    match s {
+        "halves" => Some(Shape::Halves),
+        "bridge" => Some(Shape::Bridge),
+        "majorities-ring" => Some(Shape::MajoritiesRing),
+        other => other
+            .strip_prefix("isolate:n")
+            .and_then(|i| i.parse().ok())
+            .map(Shape::Isolate),
+    }
+}
+
+/// A percentage as per mille, if it is one (0 to 100).
+pub fn per_mille(percent: f64) -> Option<u32> {
+    (0.0..=100.0)
+        .contains(&percent)
+        .then(|| (percent * 10.0).round() as u32)
+}
+
+fn per_mille_of(percent: f64) -> Result<u32, FaultError> {
+    per_mille(percent).ok_or(FaultError::Percent(percent))
+}
+
+fn towards(to: &[String]) -> String {
+    if to.is_empty() {
+        "all".into()
+    } else {
+        to.join(",")
+    }
+}
+
+impl Fault {
+    /// The process action, node and whether it acts on the whole container.
+    pub fn process(&self) -> Option<(&String, ProcessAction, bool)> {
+        use ProcessAction as A;
+        let (n, a, c) = match self {
+            Fault::Kill(n) => (n, A::Kill, false),
+            Fault::Start(n) => (n, A::Start, false),
+            Fault::Restart(n) => (n, A::Restart, false),
+            Fault::Stop(n) => (n, A::Stop, false),
+            Fault::Pause(n) => (n, A::Pause, false),
+            Fault::Resume(n) => (n, A::Resume, false),
+            Fault::KillContainer(n) => (n, A::Kill, true),
+            Fault::StartContainer(n) => (n, A::Start, true),
+            Fault::RestartContainer(n) => (n, A::Restart, true),
+            Fault::StopContainer(n) => (n, A::Stop, true),
+            Fault::PauseContainer(n) => (n, A::Pause, true),
+            Fault::ResumeContainer(n) => (n, A::Resume, true),
+            _ => return None,
+        };
+        Some((n, a, c))
+    }
+
+    /// A process fault from its parts (the inverse of [`Fault::process`]).
+    pub fn of_process(node: String, action: ProcessAction, container: bool) -> Fault {
+        use ProcessAction as A;
+        match (action, container) {
+            (A::Kill, false) => Fault::Kill(node),
+            (A::Start, false) => Fault::Start(node),
+            (A::Restart, false) => Fault::Restart(node),
+            (A::Stop, false) => Fault::Stop(node),
+            (A::Pause, false) => Fault::Pause(node),
+            (A::Resume, false) => Fault::Resume(node),
+            (A::Kill, true) => Fault::KillContainer(node),
+            (A::Start, true) => Fault::StartContainer(node),
+            (A::Restart, true) => Fault::RestartContainer(node),
+            (A::Stop, true) => Fault::StopContainer(node),
+            (A::Pause, true) => Fault::PauseContainer(node),
+            (A::Resume, true) => Fault::ResumeContainer(node),
+        }
+    }
+
+    /// The same fault with every node name passed through `pick` (scenarios
+    /// choose `random` nodes this way).
+    pub fn map_nodes(&self, mut pick: impl FnMut(&String) -> String) -> Fault {
+        let mut list = |v: &[String]| v.iter().map(&mut pick).collect::<Vec<_>>();
+        match self {
+            Fault::Partition(groups) => Fault::Partition(groups.iter().map(|g| list(g)).collect()),
+            Fault::Delay {
+                nodes,
+                to,
+                ms,
+                jitter_ms,
+                reorder_percent,
+            } => Fault::Delay {
+                nodes: list(nodes),
+                to: list(to),
+                ms: *ms,
+                jitter_ms: *jitter_ms,
+                reorder_percent: *reorder_percent,
+            },
+            Fault::Loss { nodes, to, percent } => Fault::Loss {
+                nodes: list(nodes),
+                to: list(to),
+                percent: *percent,
+            },
+            Fault::Duplicate { nodes, to, percent } => Fault::Duplicate {
+                nodes: list(nodes),
+                to: list(to),
+                percent: *percent,
+            },
+            Fault::Bandwidth { nodes, kbit } => Fault::Bandwidth {
+                nodes: list(nodes),
+                kbit: *kbit,
+            },
+            Fault::HealNodes(nodes) => Fault::HealNodes(list(nodes)),
+            other => match other.process() {
+                Some((n, action, container)) => Fault::of_process(pick(n), action, container),
+                None => other.clone(),
+            },
+        }
+    }
+
+    /// Every node name the fault mentions (for validation).
+    pub fn named_nodes(&self) -> Vec<&String> {
+        match self {
+            Fault::Partition(groups) => groups.iter().flatten().collect(),
+            Fault::Delay { nodes, to, .. }
+            | Fault::Loss { nodes, to, .. }
+            | Fault::Duplicate { nodes, to, .. } => nodes.iter().chain(to).collect(),
+            Fault::Bandwidth { nodes, .. } | Fault::HealNodes(nodes) => nodes.iter().collect(),
+            other => other.process().map(|(n, _, _)| vec![n]).unwrap_or_default(),
+        }
+    }
+
+    /// The nodes a fault touches (resolved names), for the report and checks;
+    /// for process faults, the nodes allowed to go down.
+    pub fn nodes(&self, all: &[String]) -> Vec<String> {
+        match self {
+            Fault::Partition(groups) => groups.iter().flatten().cloned().collect(),
+            Fault::Delay { nodes, .. }
+            | Fault::Loss { nodes, .. }
+            | Fault::Duplicate { nodes, .. }
+            | Fault::Bandwidth { nodes, .. }
+            | Fault::HealNodes(nodes) => nodes.clone(),
+            Fault::Shape(_) | Fault::Latency { .. } | Fault::Heal => all.to_vec(),
+            other => other
+                .process()
+                .map(|(n, _, _)| vec![n.clone()])
+                .unwrap_or_default(),
+        }
+    }
+
+    /// What the fault's window is about, for the checkers and the report.
+    pub fn kind(&self) -> FaultKind {
+        match self {
+            Fault::Partition(_) | Fault::Shape(_) => FaultKind::Partition,
+            other if other.process().is_some() => FaultKind::Process,
+            _ => FaultKind::Link,
+        }
+    }
+
+    /// Is the fault undone by [`Fault::Heal`] (every network fault is)?
+    pub fn is_heal(&self) -> bool {
+        matches!(self, Fault::Heal | Fault::HealNodes(_))
+    }
+
+    pub fn label(&self) -> String {
+        match self {
+            Fault::Partition(groups) => format!(
+                "partition {}",
+                groups
+                    .iter()
+                    .map(|g| g.join(","))
+                    .collect::<Vec<_>>()
+                    .join(" | ")
+            ),
+            Fault::Shape(s) => format!("partition {s}"),
+            Fault::Delay {
+                nodes,
+                to,
+                ms,
+                jitter_ms,
+                ..
+            } => format!(
+                "delay {} -> {} {ms} ms +/- {jitter_ms}",
+                nodes.join(","),
+                towards(to)
+            ),
+            Fault::Loss { nodes, to, percent } => {
+                format!("loss {} -> {} {percent}%", nodes.join(","), towards(to))
+            }
+            Fault::Duplicate { nodes, to, percent } => {
+                format!(
+                    "duplicate {} -> {} {percent}%",
+                    nodes.join(","),
+                    towards(to)
+                )
+            }
+            Fault::Bandwidth { nodes, kbit } => {
+                format!("bandwidth {} {kbit} kbit/s", nodes.join(","))
+            }
+            Fault::Latency {
+                from,
+                to,
+                ms,
+                one_way,
+            } => format!(
+                "latency {from} {} {to} {ms} ms",
+                if *one_way { "->" } else { "<->" }
+            ),
+            Fault::Heal => "heal".into(),
+            Fault::HealNodes(nodes) => format!("heal {}", nodes.join(",")),
+            other => match other.process() {
+                Some((n, a, false)) => format!("{} {n}", a.name()),
+                Some((n, a, true)) => format!("{} container {n}", a.name()),
+                None => format!("{other:?}"),
+            },
+        }
+    }
+
+    /// Problems with this fault in a testnet of `names` and `zones`, each as
+    /// `key: message` (the caller prefixes the path). `random` is a node.
+    pub fn problems(&self, names: &[String], zones: &[&String]) -> Vec<String> {
+        let mut p = Vec::new();
+        match self {
+            Fault::Loss { percent, .. } | Fault::Duplicate { percent, .. }
+                if per_mille(*percent).is_none() =>
+            {
+                p.push(format!("percent: {percent} is not between 0 and 100"));
+            }
+            Fault::Delay {
+                reorder_percent, ..
+            } if per_mille(*reorder_percent).is_none() => {
+                p.push(format!(
+                    "reorder_percent: {reorder_percent} is not between 0 and 100"
+                ));
+            }
+            Fault::Shape(s) => {
+                let ok = match parse_shape(s) {
+                    Some(Shape::Isolate(k)) => k < names.len(),
+                    shape => shape.is_some(),
+                };
+                if !ok {
+                    p.push(format!(
+                        "shape: {s:?} is not halves, bridge, majorities-ring or isolate:NODE"
+                    ));
+                }
+            }
+            Fault::Latency { from, to, .. } => {
+                for z in [from, to].into_iter().filter(|z| !zones.contains(z)) {
+                    p.push(format!("latency: no zone {z:?} in the testnet"));
+                }
+            }
+            _ => {}
+        }
+        for n in self.named_nodes() {
+            if n != "random" && !names.contains(n) {
+                p.push(format!(
+                    "no node {n:?} (nodes are n0..n{}, or random)",
+                    names.len().saturating_sub(1)
+                ));
+            }
+        }
+        p
+    }
+
+    /// What this fault changes in testnet `plan`.
+    pub fn plan(&self, plan: &Plan) -> Result<Planned, FaultError> {
+        let ip = |n: &String| {
+            plan.ip_of(n).ok_or_else(|| FaultError::UnknownNode {
+                node: n.clone(),
+                testnet: plan.name.clone(),
+                known: plan.node_names().join(", "),
+            })
+        };
+        let ips = |v: &[String]| v.iter().map(ip).collect::<Result<Vec<_>, _>>();
+        let all: Vec<Ipv4Addr> = plan.nodes.iter().map(|n| n.ip).collect();
+        let layer = |patches| {
+            Ok(Planned::Network(Layer::new(
+                self.label(),
+                self.kind(),
+                patches,
+            )))
+        };
+        match self {
+            Fault::Partition(groups) => {
+                let groups = groups
+                    .iter()
+                    .map(|g| ips(g))
+                    .collect::<Result<Vec<_>, _>>()?;
+                layer(cut_patches(plan, partition(&groups, &all)))
+            }
+            Fault::Shape(s) => {
+                let kind = parse_shape(s).ok_or_else(|| FaultError::Shape(s.clone()))?;
+                if let Shape::Isolate(k) = kind {
+                    ip(&format!("n{k}"))?;
+                }
+                layer(cut_patches(plan, shape(kind, &all)))
+            }
+            Fault::Delay {
+                nodes,
+                to,
+                ms,
+                jitter_ms,
+                reorder_percent,
+            } => {
+                let delay = (*ms > 0).then_some(Delay {
+                    ms: *ms,
+                    jitter_ms: *jitter_ms,
+                    reorder_per_mille: per_mille_of(*reorder_percent)?,
+                });
+                // Held on the receiver's ingress, keyed by the sender.
+                let mut patches = BTreeMap::<String, NodePatch>::new();
+                for (sender, receiver) in links(plan, nodes, to)? {
+                    let p = patches.entry(receiver.name.clone()).or_default();
+                    p.delay_from.insert(sender.ip, delay);
+                }
+                layer(patches)
+            }
+            Fault::Loss { nodes, to, percent } | Fault::Duplicate { nodes, to, percent } => {
+                let rate = Some(per_mille_of(*percent)?).filter(|p| *p > 0);
+                let loss = matches!(self, Fault::Loss { .. });
+                let mut patches = BTreeMap::<String, NodePatch>::new();
+                for (sender, receiver) in links(plan, nodes, to)? {
+                    let p = patches.entry(sender.name.clone()).or_default();
+                    let map = if loss {
+                        &mut p.loss_to
+                    } else {
+                        &mut p.duplicate_to
+                    };
+                    map.insert(receiver.ip, rate);
+                }
+                layer(patches)
+            }
+            Fault::Bandwidth { nodes, kbit } => {
+                let mut patches = BTreeMap::new();
+                for n in nodes {
+                    ip(n)?;
+                    let cap = (*kbit > 0).then_some(*kbit);
+                    patches.insert(
+                        n.clone(),
+                        NodePatch {
+                            bandwidth: Some(cap),
+                            ..NodePatch::default()
+                        },
+                    );
+                }
+                layer(patches)
+            }
+            Fault::Latency {
+                from,
+                to,
+                ms,
+                one_way,
+            } => {
+                for z in [from, to] {
+                    if !plan.zones.zones.contains_key(z) {
+                        return Err(FaultError::UnknownZone {
+                            zone: z.clone(),
+                            testnet: plan.name.clone(),
+                            known: plan
+                                .zones
+                                .zones
+                                .keys()
+                                .cloned()
+                                .collect::<Vec<_>>()
+                                .join(", "),
+                        });
+                    }
+                }
+                Ok(Planned::ZoneLatency {
+                    from: from.clone(),
+                    to: to.clone(),
+                    ms: *ms,
+                    one_way: *one_way,
+                })
+            }
+            Fault::Heal => Ok(Planned::Heal(None)),
+            Fault::HealNodes(nodes) => {
+                ips(nodes)?;
+                Ok(Planned::Heal(Some(nodes.clone())))
+            }
+            other => {
+                let (node, action, container) =
+                    other.process().expect("the rest are process faults");
+                ip(node)?;
+                Ok(Planned::Process {
+                    node: node.clone(),
+                    action,
+                    container,
+                })
+            }
+        }
+    }
+}
+
+/// (sender, receiver) pairs from each of `from` to each of `to` (every other
+/// node when empty).
+fn links<'a>(
+    plan: &'a Plan,
+    from: &[String],
+    to: &[String],
+) -> Result<Vec<(&'a crate::plan::NodePlan, &'a crate::plan::NodePlan)>, FaultError> {
+    let find = |n: &String| {
+        plan.nodes
+            .iter()
+            .find(|p| &p.name == n)
+            .ok_or_else(|| FaultError::UnknownNode {
+                node: n.clone(),
+                testnet: plan.name.clone(),
+                known: plan.node_names().join(", "),
+            })
+    };
+    for n in to {
+        find(n)?;
+    }
+    let mut pairs = Vec::new();
+    for name in from {
+        let sender = find(name)?;
+        for receiver in plan
+            .nodes
+            .iter()
+            .filter(|o| o.name != *name && (to.is_empty() || to.contains(&o.name)))
+        {
+            pairs.push((sender, receiver));
+        }
+    }
+    Ok(pairs)
+}
+
+/// Each node's drop sets from a cut computed over IPs.
+fn cut_patches(plan: &Plan, cut: Vec<(Ipv4Addr, FaultState)>) -> BTreeMap<String, NodePatch> {
+    plan.nodes
+        .iter()
+        .map(|n| {
+            let (from, to) = cut
+                .iter()
+                .find(|(ip, _)| *ip == n.ip)
+                .map(|(_, s)| (s.drop_from.clone(), s.drop_to.clone()))
+                .unwrap_or_default();
+            let patch = NodePatch {
+                cut: Some(Cut { from, to }),
+                ..NodePatch::default()
+            };
+            (n.name.clone(), patch)
+        })
+        .collect()
+}
+
+/// Node names whose IPs are in `ips`, for messages.
+pub fn names_of(plan: &Plan, ips: &BTreeSet<Ipv4Addr>) -> Vec<String> {
+    plan.nodes
+        .iter()
+        .filter(|n| ips.contains(&n.ip))
+        .map(|n| n.name.clone())
+        .collect()
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,465 @@
+//! Bringing a testnet up and taking it down.
+//!
+//! `up` plans the testnet (subnet, static IPs, genesis and keys in the state
+//! dir), creates every container in parallel, waits for a full mesh, applies
+//! the latency zones and starts monitoring; it rolls back everything it created
+//! when anything fails, when readiness times out, and when it is cancelled.
+//! `down` removes every resource carrying the testnet's label, and is
+//! idempotent.
+
+use std::collections::BTreeMap;
+use std::net::{IpAddr, Ipv4Addr};
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use testnet_node::genesis::{Addressing, GeneratedGenesis, Genesis};
+use tokio_util::sync::CancellationToken;
+
+use crate::agent::AgentApi;
+use crate::chaos;
+use crate::config::TestnetFile;
+use crate::engine::{
+    ContainerSpec, Engine, EngineError, Label, LABEL_NODE, LABEL_ROLE, LABEL_TESTNET,
+};
+use crate::image::tar_of;
+use crate::plan::{
+    container_name, free_subnet, network_name, NodePlan, Plan, AGENT_PORT, CONFIG_DIR, HTTP_PORT,
+    P2P_PORT,
+};
+use crate::testnet::{NodeProbe, NodeSummary, Testnet};
+
+#[derive(Debug, thiserror::Error)]
+pub enum UpError {
+    #[error(
+        "testnet {0:?} already exists; run `testnet down --name {0}` first, or pass --replace"
+    )]
+    Exists(String),
+    #[error("no free /24 subnet in 10.77.0.0/16 for the testnet network; remove unused Docker networks (`docker network prune`)")]
+    NoSubnet,
+    #[error("a full mesh of {nodes} containers needs about {need} ARP entries, but this kernel keeps at most net.ipv4.neigh.default.gc_thresh3 = {limit} (the neighbour table is shared by every network namespace, so nodes would lose peers with \"neighbor table overflow\" in dmesg); raise it: `sudo sysctl -w net.ipv4.neigh.default.gc_thresh1={t1} net.ipv4.neigh.default.gc_thresh2={t2} net.ipv4.neigh.default.gc_thresh3={t3}`")]
+    NeighbourTable {
+        nodes: usize,
+        need: u64,
+        limit: u64,
+        t1: u64,
+        t2: u64,
+        t3: u64,
+    },
+    #[error("node {node} exited at start (code {code}); its last log lines:\n{logs}")]
+    Crashed {
+        node: String,
+        code: i64,
+        logs: String,
+    },
+    #[error("not every node had a full mesh within {deadline:?}:\n{report}")]
+    NotReady { deadline: Duration, report: String },
+    #[error("applying the latency zones failed: {0}")]
+    Zones(String),
+    #[error("interrupted; everything created was removed")]
+    Interrupted,
+    #[error("cannot write the testnet's files under {0}: {1}")]
+    State(PathBuf, std::io::Error),
+    #[error(transparent)]
+    Genesis(#[from] testnet_node::genesis::GenesisError),
+    #[error(transparent)]
+    Engine(#[from] EngineError),
+}
+
+pub struct UpRequest<'a> {
+    pub file: &'a TestnetFile,
+    pub image: &'a str,
+    pub readiness: Duration,
+    pub replace: bool,
+    /// Also run Prometheus (and Grafana) with these images.
+    pub monitor: Option<&'a crate::monitor::MonitorImages>,
+    /// Applies the latency zones' baseline.
+    pub agent: &'a dyn AgentApi,
+}
+
+/// The host's neighbour (ARP) table limit, where the engine is local.
+fn read_gc_thresh3() -> Option<u64> {
+    std::fs::read_to_string("/proc/sys/net/ipv4/neigh/default/gc_thresh3")
+        .ok()?
+        .trim()
+        .parse()
+        .ok()
+}
+
+/// A full mesh of `n` containers puts about n * (n + 1) entries in the kernel's
+/// neighbour table (each container knows every other and the gateway; the host
+/// knows each container), which all network namespaces share. Past
+/// `gc_thresh3` the kernel drops entries and the mesh never completes.
+pub fn neighbour_table_problem(n: usize, gc_thresh3: Option<u64>) -> Option<UpError> {
+    let limit = gc_thresh3?;
+    let need = (n as u64) * (n as u64 + 1) + 64;
+    (need > limit).then(|| {
+        let t3 = (need * 4).next_power_of_two();
+        UpError::NeighbourTable {
+            nodes: n,
+            need,
+            limit,
+            t1: t3 / 4,
+            t2: t3 / 2,
+            t3,
+        }
+    })
+}
+
+/// Brings testnet `tn` up and waits until every node has a full mesh. On any
+/// error or cancellation, removes everything it created before returning.
+pub async fn up<E: Engine, P: NodeProbe>(
+    tn: &Testnet<'_, E, P>,
+    req: UpRequest<'_>,
+    progress: &(impl Fn(&str) + Sync),
+    cancel: &CancellationToken,
+) -> Result<Vec<NodeSummary>, UpError> {
+    let name = tn.name.as_str();
+    let containers = req.file.nodes + if req.monitor.is_some() { 2 } else { 0 };
+    if let Some(e) = neighbour_table_problem(containers, read_gc_thresh3()) {
+        return Err(e);
+    }
+    let label = Label::testnet(Some(name));
+    let existing = !tn.engine.list_containers(label).await?.is_empty()
+        || !tn.engine.list_networks(Some(label)).await?.is_empty();
+    if existing {
+        if !req.replace {
+            return Err(UpError::Exists(name.to_owned()));
+        }
+        progress(&format!("--replace: removing the existing testnet {name}"));
+        down(tn.engine, Some(name)).await?;
+    }
+    match create_and_wait(tn, &req, progress, cancel).await {
+        Ok(summary) => Ok(summary),
+        // Another `up` of the same name won the race for the network: what exists
+        // is theirs, so nothing is rolled back.
+        Err(e @ UpError::Exists(_)) => Err(e),
+        Err(e) => {
+            progress("rolling back: removing what was created...");
+            if let Err(cleanup) = down(tn.engine, Some(name)).await {
+                progress(&format!("cleanup failed too: {cleanup}"));
+            }
+            Err(e)
+        }
+    }
+}
+
+async fn create_and_wait<E: Engine, P: NodeProbe>(
+    tn: &Testnet<'_, E, P>,
+    req: &UpRequest<'_>,
+    progress: &(impl Fn(&str) + Sync),
+    cancel: &CancellationToken,
+) -> Result<Vec<NodeSummary>, UpError> {
+    let check_cancel = || match cancel.is_cancelled() {
+        true => Err(UpError::Interrupted),
+        false => Ok(()),
+    };
+    let (subnet, prefix) = create_network(tn).await?;
+    progress(&format!(
+        "network {} ({subnet}) created",
+        network_name(&tn.name)
+    ));
+    let plan = plan(tn, req, subnet, prefix);
+    let genesis = write_state(tn, req, &plan)?;
+    check_cancel()?;
+    let start = Instant::now();
+    let created = plan
+        .nodes
+        .iter()
+        .map(|node| create_node(tn, &plan, node, &genesis));
+    for r in futures::future::join_all(created).await {
+        r?;
+    }
+    progress(&format!(
+        "{} containers created and started in parallel ({:.1}s)",
+        plan.nodes.len(),
+        start.elapsed().as_secs_f64()
+    ));
+    check_cancel()?;
+    wait_ready(tn, plan.nodes.len(), req.readiness, progress, cancel).await?;
+    if !plan.zones.is_empty() {
+        chaos::apply_baseline(tn, req.agent, &plan)
+            .await
+            .map_err(|e| UpError::Zones(e.to_string()))?;
+        let zones: Vec<String> = plan.zones.zones.keys().cloned().collect();
+        progress(&format!("latency zones applied ({})", zones.join(", ")));
+    }
+    if let Some(images) = req.monitor {
+        check_cancel()?;
+        crate::monitor::start(tn.engine, &plan, images, progress).await?;
+    }
+    Ok(tn.status().await?)
+}
+
+/// Creates the testnet's network on a free /24. Another `up` may take the
+/// subnet picked between the look and the create: then look again.
+async fn create_network<E: Engine, P: NodeProbe>(
+    tn: &Testnet<'_, E, P>,
+) -> Result<(String, [u8; 3]), UpError> {
+    let labels = BTreeMap::from([
+        (LABEL_TESTNET.to_owned(), tn.name.clone()),
+        (LABEL_ROLE.to_owned(), "network".to_owned()),
+    ]);
+    let mut attempts = 0;
+    loop {
+        let subnets: Vec<String> = tn
+            .engine
+            .list_networks(None)
+            .await?
+            .into_iter()
+            .filter_map(|n| n.subnet)
+            .collect();
+        let (subnet, prefix) = free_subnet(&subnets).ok_or(UpError::NoSubnet)?;
+        match tn
+            .engine
+            .create_network(&network_name(&tn.name), &subnet, labels.clone())
+            .await
+        {
+            Ok(()) => return Ok((subnet, prefix)),
+            Err(EngineError::Api { message, .. })
+                if message.contains("overlaps") && attempts < 10 =>
+            {
+                attempts += 1;
+                tokio::time::sleep(Duration::from_millis(50 * attempts)).await;
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
+}
+
+fn plan<E: Engine, P: NodeProbe>(
+    tn: &Testnet<'_, E, P>,
+    req: &UpRequest<'_>,
+    subnet: String,
+    prefix: [u8; 3],
+) -> Plan {
+    let nodes = req
+        .file
+        .node_names()
+        .into_iter()
+        .enumerate()
+        .map(|(i, n)| NodePlan {
+            container: container_name(&tn.name, &n),
+            ip: Ipv4Addr::new(prefix[0], prefix[1], prefix[2], 10 + i as u8),
+            bugs: req.file.bugs_of(&n),
+            name: n,
+        })
+        .collect();
+    Plan {
+        name: tn.name.clone(),
+        network: network_name(&tn.name),
+        subnet,
+        image: req.image.to_owned(),
+        nodes,
+        zones: req.file.zones(),
+    }
+}
+
+/// Genesis and keys for the plan's IPs, the plan itself, and no desired faults
+/// of an earlier testnet of this name. Returns genesis.json's bytes.
+fn write_state<E: Engine, P: NodeProbe>(
+    tn: &Testnet<'_, E, P>,
+    req: &UpRequest<'_>,
+    plan: &Plan,
+) -> Result<Vec<u8>, UpError> {
+    let ips: Vec<IpAddr> = plan.nodes.iter().map(|n| IpAddr::V4(n.ip)).collect();
+    let addressing = Addressing::Ips {
+        ips,
+        port: P2P_PORT,
+    };
+    let generated: GeneratedGenesis =
+        Genesis::generate(plan.nodes.len(), &addressing, req.file.seed.as_deref())?;
+    let dir = tn.state.path().to_owned();
+    generated
+        .write(&dir)
+        .map_err(|e| UpError::State(dir.clone(), std::io::Error::other(e.to_string())))?;
+    tn.state.forget_faults();
+    tn.state
+        .save_plan(plan)
+        .map_err(|e| UpError::State(e.path, e.source))?;
+    Ok(serde_json::to_vec_pretty(&generated.genesis).expect("genesis serializes"))
+}
+
+/// The agent is the container's main process and supervises the node, so
+/// process faults keep the network namespace.
+fn node_command(node: &NodePlan) -> Vec<String> {
+    let mut cmd: Vec<String> = [
+        "agent",
+        "--control",
+        &format!("0.0.0.0:{AGENT_PORT}"),
+        "--",
+        "/usr/local/bin/testnet-node",
+        "run",
+        "--genesis",
+        "/etc/testnet/genesis.json",
+        "--key",
+        "/etc/testnet/node.key",
+        "--data-dir",
+        "/var/lib/testnet",
+        "--listen",
+        &format!("0.0.0.0:{P2P_PORT}"),
+        "--http",
+        &format!("0.0.0.0:{HTTP_PORT}"),
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    for b in &node.bugs {
+        cmd.extend(["--simulate-bug".into(), b.name().into()]);
+    }
+    cmd
+}
+
+async fn create_node<E: Engine, P: NodeProbe>(
+    tn: &Testnet<'_, E, P>,
+    plan: &Plan,
+    node: &NodePlan,
+    genesis: &[u8],
+) -> Result<(), EngineError> {
+    let labels = BTreeMap::from([
+        (LABEL_TESTNET.to_owned(), tn.name.clone()),
+        (LABEL_NODE.to_owned(), node.name.clone()),
+        (LABEL_ROLE.to_owned(), "node".to_owned()),
+    ]);
+    let spec = ContainerSpec {
+        name: node.container.clone(),
+        image: plan.image.clone(),
+        cmd: node_command(node),
+        labels,
+        network: plan.network.clone(),
+        ip: node.ip,
+        publish: vec![HTTP_PORT, AGENT_PORT],
+        cap_add: vec!["NET_ADMIN".into()],
+        env: Vec::new(),
+        aliases: Vec::new(),
+    };
+    let key = std::fs::read(tn.state.node_key(&node.name)).unwrap_or_default();
+    let files = tar_of(&[("genesis.json", genesis, 0o644), ("node.key", &key, 0o600)]);
+    tn.engine.create_container(&spec).await?;
+    tn.engine.upload(&spec.name, CONFIG_DIR, files).await?;
+    tn.engine.start_container(&spec.name).await
+}
+
+/// Waits until every node reports `n - 1` peers. Fails fast when a container exits.
+async fn wait_ready<E: Engine, P: NodeProbe>(
+    tn: &Testnet<'_, E, P>,
+    n: usize,
+    deadline: Duration,
+    progress: &(impl Fn(&str) + Sync),
+    cancel: &CancellationToken,
+) -> Result<(), UpError> {
+    let start = Instant::now();
+    let mut last_ready = usize::MAX;
+    loop {
+        if cancel.is_cancelled() {
+            return Err(UpError::Interrupted);
+        }
+        let summary = tn.status().await?;
+        for s in &summary {
+            if let Some(code) = s.state.strip_prefix("exited ").and_then(|c| c.parse().ok()) {
+                let logs = tn.engine.logs(&s.container, 20).await.unwrap_or_default();
+                return Err(UpError::Crashed {
+                    node: s.node.clone(),
+                    code,
+                    logs,
+                });
+            }
+        }
+        let ready = summary.iter().filter(|s| s.peers == Some(n - 1)).count();
+        if ready != last_ready {
+            progress(&format!(
+                "waiting for a full mesh: {ready}/{n} nodes have {} peers ({:.1}s)",
+                n - 1,
+                start.elapsed().as_secs_f64()
+            ));
+            last_ready = ready;
+        }
+        if ready == n {
+            return Ok(());
+        }
+        if start.elapsed() > deadline {
+            let report = not_ready_report(tn, &summary, n).await;
+            return Err(UpError::NotReady { deadline, report });
+        }
+        tokio::select! {
+            _ = cancel.cancelled() => return Err(UpError::Interrupted),
+            _ = tokio::time::sleep(Duration::from_millis(200)) => {}
+        }
+    }
+}
+
+/// The nodes missing peers, each with its last log lines.
+async fn not_ready_report<E: Engine, P: NodeProbe>(
+    tn: &Testnet<'_, E, P>,
+    summary: &[NodeSummary],
+    n: usize,
+) -> String {
+    let mut report = String::new();
+    for s in summary.iter().filter(|s| s.peers != Some(n - 1)) {
+        let peers = match s.peers {
+            Some(p) => format!("{p} of {} peers", n - 1),
+            None => "HTTP API not answering".into(),
+        };
+        let logs = tn.engine.logs(&s.container, 5).await.unwrap_or_default();
+        report.push_str(&format!("  {} ({}): {peers}\n", s.node, s.state));
+        for line in logs.lines() {
+            report.push_str(&format!("    | {line}\n"));
+        }
+    }
+    report
+}
+
+/// What `down` removed.
+#[derive(Debug, Default, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Removed {
+    pub containers: Vec<String>,
+    pub networks: Vec<String>,
+    pub volumes: Vec<String>,
+}
+
+/// Removes every container, network and volume of testnet `name` (or of every
+/// testnet), by label, and the testnet's state dir. Idempotent.
+pub async fn down<E: Engine>(engine: &E, name: Option<&str>) -> Result<Removed, EngineError> {
+    let label = Label::testnet(name);
+    let mut removed = Removed::default();
+    // Keep going past a failure: remove all that can be, then report the first error.
+    let mut first_error = None;
+    let containers = engine.list_containers(label).await?;
+    let removals = containers.iter().map(|c| engine.remove_container(&c.name));
+    for (c, r) in containers
+        .iter()
+        .zip(futures::future::join_all(removals).await)
+    {
+        match r {
+            Ok(()) => removed.containers.push(c.name.clone()),
+            Err(e) => {
+                first_error.get_or_insert(e);
+            }
+        }
+    }
+    for n in engine.list_networks(Some(label)).await? {
+        match engine.remove_network(&n.name).await {
+            Ok(()) => removed.networks.push(n.name),
+            Err(e) => {
+                first_error.get_or_insert(e);
+            }
+        }
+    }
+    for v in engine.list_volumes(label).await? {
+        match engine.remove_volume(&v).await {
+            Ok(()) => removed.volumes.push(v),
+            Err(e) => {
+                first_error.get_or_insert(e);
+            }
+        }
+    }
+    if let Some(e) = first_error {
+        return Err(e);
+    }
+    if let Some(name) = name {
+        crate::state::StateDir::of(name).remove();
+    }
+    Ok(removed)
+}
+
+#[cfg(test)]
+mod tests;

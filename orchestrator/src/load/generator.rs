@@ -1,0 +1,584 @@
+//! The generator itself: wallets funded from the faucet, payments at a rate with a
+//! share of double spends, each followed to finality on every node.
+//!
+//! Wallets are keys derived from a seed. Their coins are discovered with
+//! `GET /utxos`; if they hold too few, the faucet's outputs are fanned out to them
+//! first. Each payment spends one coin whole (minus the fee) to another wallet; its
+//! output becomes a coin again once every node has finalized it. A double spend
+//! signs two payments of one coin and submits them to two nodes at once. Finality
+//! is followed by polling each node's `GET /finalized` (one request per node, not
+//! one per transaction). The report says what a safety and liveness check needs:
+//! what finalized where and how fast, conflicting pairs, digests and value.
+
+use std::collections::{BTreeMap, HashMap};
+use std::time::{Duration, Instant};
+
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+use sha2::{Digest, Sha256};
+use testnet_node::api::Refused;
+use testnet_node::genesis::Genesis;
+use testnet_node::identity::Keypair;
+use testnet_node::ledger::tx::{OutPoint, Transaction, TxId, TxOut};
+use testnet_node::ledger::Limits;
+use testnet_node::replica::now_ms;
+use tokio::task::JoinSet;
+
+use super::{LoadError, LoadReport, NodeClient, NodeSummary, Payment};
+
+/// Coins the wallets want before the load starts.
+const TARGET_COINS: usize = 1024;
+
+/// Most submissions awaiting an answer; past it, ticks are skipped.
+const MAX_INFLIGHT: usize = 256;
+
+#[derive(Debug, Clone)]
+pub struct LoadConfig {
+    /// Base URLs of node HTTP APIs, e.g. `http://127.0.0.1:8000`.
+    pub endpoints: Vec<String>,
+    pub genesis: Genesis,
+    pub faucet: Keypair,
+    /// Payments per second (a double spend counts as one).
+    pub tps: f64,
+    pub duration: Duration,
+    /// Share of payments sent as double spends (0.0..=1.0).
+    pub double_spend: f64,
+    pub wallets: usize,
+    pub seed: u64,
+    /// How long to wait after the load for every payment to be decided.
+    pub settle: Duration,
+}
+
+impl LoadConfig {
+    pub fn new(endpoints: Vec<String>, genesis: Genesis, faucet: Keypair) -> Self {
+        LoadConfig {
+            endpoints,
+            genesis,
+            faucet,
+            tps: 50.0,
+            duration: Duration::from_secs(10),
+            double_spend: 0.0,
+            wallets: 64,
+            seed: 1,
+            settle: Duration::from_secs(30),
+        }
+    }
+}
+
+/// Runs the load and reports. `progress` receives one line per phase.
+pub async fn run(cfg: LoadConfig, progress: impl Fn(&str)) -> Result<LoadReport, LoadError> {
+    let mut run = Run::connect(cfg).await?;
+    run.fund(&progress).await?;
+    let mut tally = Tally::default();
+    let load_secs = run.send(&mut tally, &progress).await;
+    run.settle(&tally.plain, &progress).await;
+    run.report(tally, load_secs).await
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Coin {
+    outpoint: OutPoint,
+    value: u64,
+    owner: usize,
+}
+
+struct Tracked {
+    submitted_ms: u64,
+    /// The coin it creates (for plain payments; twins' outputs are not reused).
+    creates: Option<Coin>,
+}
+
+fn wallet_keys(seed: u64, n: usize) -> Vec<Keypair> {
+    (0..n)
+        .map(|i| {
+            let d = Sha256::new()
+                .chain_update(b"testnet-load-wallet-v1\0")
+                .chain_update(seed.to_le_bytes())
+                .chain_update((i as u64).to_le_bytes())
+                .finalize();
+            Keypair::from_seed(d.into())
+        })
+        .collect()
+}
+
+fn percentile(sorted: &[f64], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return 0.0;
+    }
+    let idx = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[idx.min(sorted.len() - 1)]
+}
+
+/// What the load phase sent and how the nodes answered.
+#[derive(Default)]
+struct Tally {
+    /// Payments sent (a double spend counts as one).
+    submitted: u64,
+    /// Transactions accepted (each twin counts).
+    accepted: u64,
+    double_spend_pairs: u64,
+    refused: BTreeMap<String, u64>,
+    /// Accepted plain payments, in the order their acceptance came back.
+    plain: Vec<TxId>,
+    twins: Vec<(TxId, TxId)>,
+}
+
+type Answer = Result<Result<TxId, Refused>, LoadError>;
+
+/// A submission's outcome, from its task back to the generator.
+enum Submission {
+    Plain {
+        txid: TxId,
+        coin: Coin,
+        created: Coin,
+        result: Answer,
+        sent_ms: u64,
+    },
+    Twins {
+        a: (TxId, Answer),
+        b: (TxId, Answer),
+        sent_ms: u64,
+    },
+}
+
+/// The generator's state across phases.
+struct Run {
+    cfg: LoadConfig,
+    limits: Limits,
+    clients: Vec<NodeClient>,
+    wallets: Vec<Keypair>,
+    coins: Vec<Coin>,
+    tracked: HashMap<TxId, Tracked>,
+    /// When each node finalized each transaction seen in `/finalized`. Kept apart
+    /// from `tracked`: a node may report a payment before its submission returns.
+    observed: HashMap<TxId, Vec<Option<u64>>>,
+    cursors: Vec<usize>,
+    rng: StdRng,
+    memo: u64,
+}
+
+impl Run {
+    /// A client per endpoint, each polled from where its node is now: earlier
+    /// transactions are not ours.
+    async fn connect(cfg: LoadConfig) -> Result<Run, LoadError> {
+        if cfg.endpoints.is_empty() {
+            return Err(LoadError::NoEndpoints);
+        }
+        let clients: Vec<NodeClient> = cfg.endpoints.iter().map(|e| NodeClient::new(e)).collect();
+        let mut cursors = Vec::new();
+        for c in &clients {
+            cursors.push(c.status().await?.finalized_transactions as usize);
+        }
+        Ok(Run {
+            limits: Limits::default(),
+            wallets: wallet_keys(cfg.seed, cfg.wallets.max(2)),
+            rng: StdRng::seed_from_u64(cfg.seed),
+            clients,
+            coins: Vec::new(),
+            tracked: HashMap::new(),
+            observed: HashMap::new(),
+            cursors,
+            memo: cfg.seed.wrapping_mul(1_000_000_007),
+            cfg,
+        })
+    }
+
+    fn pay(&mut self, coin: Coin, to: usize) -> (Transaction, Coin) {
+        let fee = self.limits.min_fee_for(coin.value) + 1_000;
+        let value = coin.value - fee;
+        self.memo += 1;
+        let key = &self.wallets[coin.owner];
+        let tx = Transaction::signed(
+            &self.cfg.genesis.network_id,
+            &[coin.outpoint],
+            vec![TxOut {
+                owner: self.wallets[to].id(),
+                value,
+            }],
+            self.memo,
+            &[key],
+        );
+        let created = Coin {
+            outpoint: OutPoint {
+                txid: tx.id(),
+                vout: 0,
+            },
+            value,
+            owner: to,
+        };
+        (tx, created)
+    }
+
+    fn track(&mut self, txid: TxId, creates: Option<Coin>, submitted_ms: u64) {
+        let mut t = Tracked {
+            submitted_ms,
+            creates,
+        };
+        if self.final_everywhere(&txid) {
+            if let Some(c) = t.creates.take() {
+                self.coins.push(c);
+            }
+        }
+        self.tracked.insert(txid, t);
+    }
+
+    /// Reads every node's newly finalized transactions; frees the coins final
+    /// everywhere. A node that does not answer (restarting) is asked next time.
+    async fn poll(&mut self) {
+        let n = self.clients.len();
+        let mut pages = JoinSet::new();
+        for (i, c) in self.clients.iter().enumerate() {
+            let (c, after) = (c.clone(), self.cursors[i]);
+            pages.spawn(async move { (i, c.finalized(after).await) });
+        }
+        while let Some(joined) = pages.join_next().await {
+            let (i, page) = joined.expect("poll task does not panic");
+            let Ok(page) = page else { continue };
+            self.cursors[i] = page.next;
+            for e in page.entries {
+                let at = self.observed.entry(e.txid).or_insert_with(|| vec![None; n]);
+                if at[i].is_some() {
+                    continue;
+                }
+                at[i] = Some(e.at_ms);
+                if at.iter().all(|a| a.is_some()) {
+                    if let Some(c) = self.tracked.get_mut(&e.txid).and_then(|t| t.creates.take()) {
+                        self.coins.push(c);
+                    }
+                }
+            }
+        }
+    }
+
+    fn final_everywhere(&self, txid: &TxId) -> bool {
+        self.observed
+            .get(txid)
+            .is_some_and(|at| at.iter().all(|a| a.is_some()))
+    }
+
+    fn final_somewhere(&self, txid: &TxId) -> bool {
+        self.observed
+            .get(txid)
+            .is_some_and(|at| at.iter().any(|a| a.is_some()))
+    }
+
+    /// Discovers the wallets' coins; fans the faucet out to them if they are few.
+    async fn fund(&mut self, progress: &impl Fn(&str)) -> Result<(), LoadError> {
+        let c0 = self.clients[0].clone();
+        for (owner, key) in self.wallets.iter().enumerate() {
+            for u in c0.utxos(key).await? {
+                self.coins.push(Coin {
+                    outpoint: u.outpoint,
+                    value: u.value,
+                    owner,
+                });
+            }
+        }
+        if self.coins.len() >= TARGET_COINS / 2 {
+            progress(&format!("wallets hold {} coins", self.coins.len()));
+            return Ok(());
+        }
+        let faucet_coins = c0.utxos(&self.cfg.faucet).await?;
+        if faucet_coins.is_empty() {
+            return Err(LoadError::NoFunds {
+                have: self.coins.len(),
+            });
+        }
+        let per = (TARGET_COINS / faucet_coins.len()).clamp(1, self.limits.max_outputs);
+        progress(&format!(
+            "fanning {} faucet outputs out to {} wallets ({} coins)",
+            faucet_coins.len(),
+            self.wallets.len(),
+            per * faucet_coins.len()
+        ));
+        let mut fan_ids = Vec::new();
+        for (k, u) in faucet_coins.iter().enumerate() {
+            let fee = self.limits.min_fee_for(u.value) + 1_000;
+            let each = (u.value - fee) / per as u64;
+            let outputs: Vec<TxOut> = (0..per)
+                .map(|j| TxOut {
+                    owner: self.wallets[(k * per + j) % self.wallets.len()].id(),
+                    value: each,
+                })
+                .collect();
+            self.memo += 1;
+            let tx = Transaction::signed(
+                &self.cfg.genesis.network_id,
+                &[u.outpoint],
+                outputs,
+                self.memo,
+                &[&self.cfg.faucet],
+            );
+            let client = &self.clients[k % self.clients.len()];
+            let txid = match client.submit(&tx).await? {
+                Ok(id) => id,
+                Err(r) => {
+                    return Err(LoadError::Status {
+                        url: client.base().to_owned(),
+                        status: 422,
+                        body: r.error,
+                    })
+                }
+            };
+            for j in 0..per {
+                self.coins.push(Coin {
+                    outpoint: OutPoint {
+                        txid,
+                        vout: j as u32,
+                    },
+                    value: each,
+                    owner: (k * per + j) % self.wallets.len(),
+                });
+            }
+            self.track(txid, None, now_ms());
+            fan_ids.push(txid);
+        }
+        let deadline = Instant::now() + self.cfg.settle;
+        while !fan_ids.iter().all(|t| self.final_everywhere(t)) {
+            if Instant::now() > deadline {
+                return Err(LoadError::FanOutStalled(self.cfg.settle));
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            self.poll().await;
+        }
+        for t in fan_ids {
+            self.tracked.remove(&t);
+            self.observed.remove(&t);
+        }
+        Ok(())
+    }
+
+    /// The load phase: a payment per tick for the configured duration, answers
+    /// counted as they come, finality polled meanwhile. Returns its length in
+    /// seconds; every submission has been answered when it returns.
+    async fn send(&mut self, tally: &mut Tally, progress: &impl Fn(&str)) -> f64 {
+        let interval = Duration::from_secs_f64(1.0 / self.cfg.tps.max(0.1));
+        let mut ticker = tokio::time::interval(interval);
+        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
+        let mut poll = tokio::time::interval(Duration::from_millis(100));
+        let mut inflight: JoinSet<Submission> = JoinSet::new();
+        let start = Instant::now();
+        let mut last_report = Instant::now();
+        progress(&format!(
+            "load: {} tx/s for {:?} against {} nodes, {:.0}% double spends",
+            self.cfg.tps,
+            self.cfg.duration,
+            self.clients.len(),
+            self.cfg.double_spend * 100.0
+        ));
+        while start.elapsed() < self.cfg.duration {
+            tokio::select! {
+                _ = ticker.tick() => self.submit_next(&mut inflight, tally),
+                Some(done) = inflight.join_next() => {
+                    self.record(done.expect("submission task does not panic"), tally);
+                }
+                _ = poll.tick() => {
+                    self.poll().await;
+                    if last_report.elapsed() >= Duration::from_secs(5) {
+                        last_report = Instant::now();
+                        let done = tally.plain.iter().filter(|t| self.final_everywhere(t)).count();
+                        progress(&format!("  {:>4.0}s: {} submitted, {done} final everywhere, {} coins free", start.elapsed().as_secs_f64(), tally.submitted, self.coins.len()));
+                    }
+                }
+            }
+        }
+        let load_secs = start.elapsed().as_secs_f64();
+        while let Some(done) = inflight.join_next().await {
+            self.record(done.expect("submission task does not panic"), tally);
+        }
+        load_secs
+    }
+
+    /// Spends a random free coin to a random wallet through a random node, or,
+    /// with the double-spend share, twice through two nodes at once. Does nothing
+    /// when no coin is free or too many submissions are in flight.
+    fn submit_next(&mut self, inflight: &mut JoinSet<Submission>, tally: &mut Tally) {
+        if self.coins.is_empty() || inflight.len() >= MAX_INFLIGHT {
+            return;
+        }
+        let n = self.clients.len();
+        let k = self.rng.gen_range(0..self.coins.len());
+        let coin = self.coins.swap_remove(k);
+        let to = self.rng.gen_range(0..self.wallets.len());
+        let e1 = self.rng.gen_range(0..n);
+        tally.submitted += 1;
+        if n >= 2 && self.rng.gen_bool(self.cfg.double_spend.clamp(0.0, 1.0)) {
+            let (a, _) = self.pay(coin, to);
+            let (b, _) = self.pay(coin, (to + 1) % self.wallets.len());
+            let e2 = (e1 + 1 + self.rng.gen_range(0..n - 1)) % n;
+            let (ca, cb) = (self.clients[e1].clone(), self.clients[e2].clone());
+            tally.double_spend_pairs += 1;
+            inflight.spawn(async move {
+                let sent_ms = now_ms();
+                let (ra, rb) = tokio::join!(ca.submit(&a), cb.submit(&b));
+                Submission::Twins {
+                    a: (a.id(), ra),
+                    b: (b.id(), rb),
+                    sent_ms,
+                }
+            });
+        } else {
+            let (tx, created) = self.pay(coin, to);
+            let c = self.clients[e1].clone();
+            inflight.spawn(async move {
+                let sent_ms = now_ms();
+                let r = c.submit(&tx).await;
+                Submission::Plain {
+                    txid: tx.id(),
+                    coin,
+                    created,
+                    result: r,
+                    sent_ms,
+                }
+            });
+        }
+    }
+
+    /// Counts a finished submission. A node that could not be reached (restarting)
+    /// counts as a refusal `unreachable`, and a plain payment's coin is reused.
+    fn record(&mut self, done: Submission, tally: &mut Tally) {
+        let reason = |r: &Answer| match r {
+            Ok(Ok(_)) => None,
+            Ok(Err(refusal)) => Some(refusal.reason.clone()),
+            Err(_) => Some("unreachable".to_owned()),
+        };
+        match done {
+            Submission::Plain {
+                txid,
+                coin,
+                created,
+                result,
+                sent_ms,
+            } => match reason(&result) {
+                None => {
+                    tally.accepted += 1;
+                    self.track(txid, Some(created), sent_ms);
+                    tally.plain.push(txid);
+                }
+                Some(r) => {
+                    if r == "mempool_full" || r == "unreachable" {
+                        self.coins.push(coin);
+                    }
+                    *tally.refused.entry(r).or_default() += 1;
+                }
+            },
+            Submission::Twins { a, b, sent_ms } => {
+                for (txid, r) in [&a, &b] {
+                    match reason(r) {
+                        None => tally.accepted += 1,
+                        Some(r) => *tally.refused.entry(r).or_default() += 1,
+                    }
+                    self.track(*txid, None, sent_ms);
+                }
+                tally.twins.push((a.0, b.0));
+            }
+        }
+    }
+
+    /// Waits up to `settle` for every plain payment to be final everywhere.
+    async fn settle(&mut self, plain: &[TxId], progress: &impl Fn(&str)) {
+        progress(&format!(
+            "settling: waiting up to {:?} for every payment to be final everywhere",
+            self.cfg.settle
+        ));
+        let deadline = Instant::now() + self.cfg.settle;
+        loop {
+            self.poll().await;
+            let pending = plain.iter().filter(|t| !self.final_everywhere(t)).count();
+            if pending == 0 || Instant::now() > deadline {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        // Twins are decided within the same time; give a last poll for late ones.
+        self.poll().await;
+    }
+
+    /// Submission to finality at a node, in ms, over all (payment, node) pairs,
+    /// sorted.
+    fn latencies(&self, plain: &[TxId]) -> Vec<f64> {
+        let mut latencies: Vec<f64> = plain
+            .iter()
+            .filter_map(|t| Some((self.tracked.get(t)?.submitted_ms, self.observed.get(t)?)))
+            .flat_map(|(sent, at)| {
+                at.iter()
+                    .flatten()
+                    .map(move |a| a.saturating_sub(sent) as f64)
+            })
+            .collect();
+        latencies.sort_by(|a, b| a.partial_cmp(b).expect("latencies are finite"));
+        latencies
+    }
+
+    /// Every node's end state, read from `/status`.
+    async fn node_summaries(&self) -> Result<Vec<NodeSummary>, LoadError> {
+        let mut nodes = Vec::new();
+        for c in &self.clients {
+            let s = c.status().await?;
+            nodes.push(NodeSummary {
+                endpoint: c.base().to_owned(),
+                name: s.name,
+                finalized: s.finalized_transactions,
+                utxo_digest: s.utxo_digest,
+                total_value: s.total_value,
+                fees: s.fees,
+                conflicting_certificates: s.conflicting_certificates,
+            });
+        }
+        Ok(nodes)
+    }
+
+    async fn report(&self, tally: Tally, load_secs: f64) -> Result<LoadReport, LoadError> {
+        let plain = &tally.plain;
+        let finalized_everywhere = plain.iter().filter(|t| self.final_everywhere(t)).count() as u64;
+        let conflicting = tally
+            .twins
+            .iter()
+            .filter(|(a, b)| self.final_somewhere(a) && self.final_somewhere(b))
+            .count() as u64;
+        let latencies = self.latencies(plain);
+        let nodes = self.node_summaries().await?;
+        let supply = self.cfg.genesis.total_supply();
+        let n = self.clients.len();
+        Ok(LoadReport {
+            duration_secs: load_secs,
+            submitted: tally.submitted,
+            accepted: tally.accepted,
+            refused: tally.refused,
+            double_spend_pairs: tally.double_spend_pairs,
+            conflicting_pairs_finalized: conflicting,
+            finalized_everywhere,
+            not_finalized: plain.len() as u64 - finalized_everywhere,
+            not_finalized_examples: plain
+                .iter()
+                .filter(|t| !self.final_everywhere(t))
+                .take(10)
+                .copied()
+                .collect(),
+            latency_p50_ms: percentile(&latencies, 0.5),
+            latency_p99_ms: percentile(&latencies, 0.99),
+            latency_max_ms: latencies.last().copied().unwrap_or(0.0),
+            throughput_tps: finalized_everywhere as f64 / load_secs,
+            digests_agree: nodes
+                .windows(2)
+                .all(|w| w[0].utxo_digest == w[1].utxo_digest),
+            value_conserved: nodes
+                .iter()
+                .all(|n| n.total_value.checked_add(n.fees) == Some(supply)),
+            nodes,
+            payments: plain
+                .iter()
+                .filter_map(|t| {
+                    Some(Payment {
+                        sent_ms: self.tracked.get(t)?.submitted_ms,
+                        final_ms: self
+                            .observed
+                            .get(t)
+                            .cloned()
+                            .unwrap_or_else(|| vec![None; n]),
+                    })
+                })
+                .collect(),
+        })
+    }
+}

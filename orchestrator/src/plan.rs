@@ -1,0 +1,106 @@
+//! What a testnet is made of, decided before anything is created: its network,
+//! subnet, image, and each node's container name, static IP and seeded bugs.
+//! Saved as `plan.json` in the testnet's state dir (see [`crate::state`]) and
+//! read by faults (IPs and zones are fixed here, so faults plan without asking
+//! the engine), monitoring, and `export compose`.
+
+use std::collections::BTreeMap;
+use std::net::Ipv4Addr;
+
+use testnet_node::faults::FaultState;
+use testnet_node::SimulatedBug;
+
+use crate::zones::Zones;
+
+pub const P2P_PORT: u16 = 7000;
+pub const HTTP_PORT: u16 = 8000;
+/// The in-container agent's control API.
+pub const AGENT_PORT: u16 = 9000;
+/// Where genesis and the node's key are placed in the container.
+pub const CONFIG_DIR: &str = "/etc/testnet";
+
+/// One node of a plan.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct NodePlan {
+    pub name: String,
+    pub container: String,
+    pub ip: Ipv4Addr,
+    pub bugs: Vec<SimulatedBug>,
+}
+
+/// What `up` created, saved beside genesis and keys.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct Plan {
+    pub name: String,
+    pub network: String,
+    pub subnet: String,
+    pub image: String,
+    pub nodes: Vec<NodePlan>,
+    /// Latency zones, applied as each node's baseline delays (and restored by a heal).
+    #[serde(default)]
+    pub zones: Zones,
+}
+
+impl Plan {
+    /// Node names with their IPs, in plan order (n0, n1, ...).
+    pub fn roster(&self) -> Vec<(String, Ipv4Addr)> {
+        self.nodes.iter().map(|n| (n.name.clone(), n.ip)).collect()
+    }
+
+    pub fn ip_of(&self, node: &str) -> Option<Ipv4Addr> {
+        self.nodes.iter().find(|n| n.name == node).map(|n| n.ip)
+    }
+
+    pub fn node_names(&self) -> Vec<String> {
+        self.nodes.iter().map(|n| n.name.clone()).collect()
+    }
+
+    /// The address `.last` in the testnet's /24 (monitoring lives at .240 up).
+    pub fn host(&self, last: u8) -> Ipv4Addr {
+        let base: Ipv4Addr = self
+            .subnet
+            .split('/')
+            .next()
+            .and_then(|ip| ip.parse().ok())
+            .unwrap_or(Ipv4Addr::UNSPECIFIED);
+        let [a, b, c, _] = base.octets();
+        Ipv4Addr::new(a, b, c, last)
+    }
+
+    /// Each node's healed state: the delays of its latency zone, if any.
+    pub fn baseline(&self) -> BTreeMap<String, FaultState> {
+        self.zones.baseline(&self.roster())
+    }
+}
+
+pub fn container_name(testnet: &str, node: &str) -> String {
+    format!("{testnet}-{node}")
+}
+
+pub fn network_name(testnet: &str) -> String {
+    format!("testnet-{testnet}")
+}
+
+fn parse_cidr(s: &str) -> Option<(u32, u32)> {
+    let (ip, len) = s.split_once('/')?;
+    let ip: Ipv4Addr = ip.parse().ok()?;
+    let len: u32 = len.parse().ok()?;
+    let mask = if len == 0 {
+        0
+    } else {
+        u32::MAX << (32 - len.min(32))
+    };
+    Some((u32::from(ip) & mask, mask))
+}
+
+/// The first 10.77.X.0/24 that overlaps no existing network.
+pub fn free_subnet(existing: &[String]) -> Option<(String, [u8; 3])> {
+    let taken: Vec<(u32, u32)> = existing.iter().filter_map(|s| parse_cidr(s)).collect();
+    (0u8..=255).find_map(|x| {
+        let (net, mask) = parse_cidr(&format!("10.77.{x}.0/24"))?;
+        let overlaps = taken
+            .iter()
+            .any(|(t, tm)| (net & tm) == *t || (*t & mask) == net);
+        (!overlaps).then(|| (format!("10.77.{x}.0/24"), [10, 77, x]))
+    })
+}

@@ -1,0 +1,113 @@
+//! Test doubles around the handle: a scripted `/status` probe and a rig of
+//! fake engine, fake agent and an `up` testnet, for tests without Docker.
+
+use std::sync::Mutex;
+use std::time::Duration;
+
+use testnet_node::api::Status;
+use tokio_util::sync::CancellationToken;
+
+use super::{NodeProbe, Testnet};
+use crate::agent::fake::FakeAgent;
+use crate::config::TestnetFile;
+use crate::engine::fake::FakeEngine;
+use crate::lifecycle::{up, UpRequest};
+
+pub const IMAGE: &str = "testnet-node:test";
+
+/// Points the state dirs of this test process at a temporary directory.
+pub fn state_dir_for_tests() {
+    let dir = std::env::temp_dir().join(format!("testnet-state-tests-{}", std::process::id()));
+    std::env::set_var("TESTNET_STATE_DIR", dir);
+}
+
+/// Answers `/status` as if every node had `peers` peers, except `lagging` nodes
+/// (by URL port order) which report `lag_peers`.
+pub struct ScriptedProbe {
+    pub n: usize,
+    pub lagging: Vec<u16>,
+    pub lag_peers: usize,
+    pub asked: Mutex<usize>,
+}
+
+impl ScriptedProbe {
+    pub fn healthy(n: usize) -> Self {
+        ScriptedProbe {
+            n,
+            lagging: vec![],
+            lag_peers: 0,
+            asked: Mutex::new(0),
+        }
+    }
+}
+
+pub fn fake_status(peers: usize, expected: usize) -> Status {
+    serde_json::from_value(serde_json::json!({
+        "id": "00".repeat(32), "name": "x", "network_id": "net", "p2p_address": "10.77.0.10:7000",
+        "peers": peers, "peers_inbound": 0, "peers_outbound": peers, "expected_peers": expected,
+        "handshake_attempts": peers, "handshakes_completed": peers, "handshake_failures": 0,
+        "duplicate_connections_resolved": 0, "simulated_bugs": [], "utxo_count": 16,
+        "utxo_digest": "ab", "total_value": 1, "fees": 0, "genesis_supply": 1,
+        "finalized_transactions": 0, "mempool": 0, "conflicting_certificates": 0,
+        "uptime_secs": 1.0, "version": "0"
+    }))
+    .unwrap()
+}
+
+impl NodeProbe for ScriptedProbe {
+    async fn status(&self, url: &str) -> Option<Status> {
+        *self.asked.lock().unwrap() += 1;
+        let port: u16 = url.rsplit(':').next()?.parse().ok()?;
+        let peers = if self.lagging.contains(&port) {
+            self.lag_peers
+        } else {
+            self.n - 1
+        };
+        Some(fake_status(peers, self.n - 1))
+    }
+}
+
+/// A testnet that is up on the fake engine, with fake agents.
+pub struct Rig {
+    pub name: String,
+    pub engine: FakeEngine,
+    pub probe: ScriptedProbe,
+    pub agent: FakeAgent,
+}
+
+impl Rig {
+    /// Brings up testnet `name` from `file` on a fresh fake engine.
+    pub async fn up(name: &str, file: TestnetFile) -> Rig {
+        state_dir_for_tests();
+        let engine = FakeEngine::new();
+        engine.state().images.insert(IMAGE.into());
+        let rig = Rig {
+            name: name.to_owned(),
+            probe: ScriptedProbe::healthy(file.nodes),
+            agent: FakeAgent::new(&engine),
+            engine,
+        };
+        let req = UpRequest {
+            file: &file,
+            image: IMAGE,
+            readiness: Duration::from_secs(1),
+            replace: false,
+            monitor: None,
+            agent: &rig.agent,
+        };
+        up(&rig.tn(), req, &|_| {}, &CancellationToken::new())
+            .await
+            .expect("the fake testnet comes up");
+        rig
+    }
+
+    pub fn tn(&self) -> Testnet<'_, FakeEngine, ScriptedProbe> {
+        Testnet::new(&self.name, &self.engine, &self.probe)
+    }
+
+    /// What node `node`'s agent holds now (`None`: its container is down).
+    pub fn faults_of(&self, node: &str) -> Option<testnet_node::faults::FaultState> {
+        let container = crate::plan::container_name(&self.name, node);
+        self.agent.side(&container).map(|s| s.faults)
+    }
+}
