@@ -41,10 +41,6 @@ const DEV: &str = "eth0";
 
 mod delay;
 
-// TEMPORARY: the orchestrator still imports these from here; the lead removes this
-// line once it imports them from `testnet_node::api::agent`.
-pub use crate::api::agent::{FaultReport, ProcessReport, ProcessState};
-
 struct Supervised {
     command: Vec<String>,
     child: Option<Child>,

@@ -10,7 +10,7 @@ pub mod fake;
 use std::time::Duration;
 
 use futures::future::BoxFuture;
-use testnet_node::agent::{FaultReport, ProcessReport};
+use testnet_node::api::agent::{FaultReport, ProcessReport};
 use testnet_node::faults::FaultState;
 
 use crate::fault::ProcessAction;

@@ -13,7 +13,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
 
-use testnet_node::agent::FaultReport;
+use testnet_node::api::agent::FaultReport;
 use testnet_node::faults::FaultState;
 
 use crate::agent::{AgentApi, AgentError};

@@ -20,7 +20,7 @@ pub mod layers;
 pub mod quorum;
 pub mod window;
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::net::Ipv4Addr;
 
 use serde::{Deserialize, Serialize};
@@ -455,13 +455,7 @@ impl Fault {
 
     /// What this fault changes in testnet `plan`.
     pub fn plan(&self, plan: &Plan) -> Result<Planned, FaultError> {
-        let ip = |n: &String| {
-            plan.ip_of(n).ok_or_else(|| FaultError::UnknownNode {
-                node: n.clone(),
-                testnet: plan.name.clone(),
-                known: plan.node_names().join(", "),
-            })
-        };
+        let ip = |n: &String| plan.ip_of(n).ok_or_else(|| unknown(plan, n));
         let ips = |v: &[String]| v.iter().map(ip).collect::<Result<Vec<_>, _>>();
         let all: Vec<Ipv4Addr> = plan.nodes.iter().map(|n| n.ip).collect();
         let layer = |patches| {
@@ -486,56 +480,10 @@ impl Fault {
                 }
                 layer(cut_patches(plan, shape(kind, &all)))
             }
-            Fault::Delay {
-                nodes,
-                to,
-                ms,
-                jitter_ms,
-                reorder_percent,
-            } => {
-                let delay = (*ms > 0).then_some(Delay {
-                    ms: *ms,
-                    jitter_ms: *jitter_ms,
-                    reorder_per_mille: per_mille_of(*reorder_percent)?,
-                });
-                // Held on the receiver's ingress, keyed by the sender.
-                let mut patches = BTreeMap::<String, NodePatch>::new();
-                for (sender, receiver) in links(plan, nodes, to)? {
-                    let p = patches.entry(receiver.name.clone()).or_default();
-                    p.delay_from.insert(sender.ip, delay);
-                }
-                layer(patches)
-            }
-            Fault::Loss { nodes, to, percent } | Fault::Duplicate { nodes, to, percent } => {
-                let rate = Some(per_mille_of(*percent)?).filter(|p| *p > 0);
-                let loss = matches!(self, Fault::Loss { .. });
-                let mut patches = BTreeMap::<String, NodePatch>::new();
-                for (sender, receiver) in links(plan, nodes, to)? {
-                    let p = patches.entry(sender.name.clone()).or_default();
-                    let map = if loss {
-                        &mut p.loss_to
-                    } else {
-                        &mut p.duplicate_to
-                    };
-                    map.insert(receiver.ip, rate);
-                }
-                layer(patches)
-            }
-            Fault::Bandwidth { nodes, kbit } => {
-                let mut patches = BTreeMap::new();
-                for n in nodes {
-                    ip(n)?;
-                    let cap = (*kbit > 0).then_some(*kbit);
-                    patches.insert(
-                        n.clone(),
-                        NodePatch {
-                            bandwidth: Some(cap),
-                            ..NodePatch::default()
-                        },
-                    );
-                }
-                layer(patches)
-            }
+            Fault::Delay { .. }
+            | Fault::Loss { .. }
+            | Fault::Duplicate { .. }
+            | Fault::Bandwidth { .. } => layer(self.link_patches(plan)?),
             Fault::Latency {
                 from,
                 to,
@@ -581,6 +529,72 @@ impl Fault {
             }
         }
     }
+
+    /// The per-node patches of a delay, loss, duplicate or bandwidth fault.
+    fn link_patches(&self, plan: &Plan) -> Result<BTreeMap<String, NodePatch>, FaultError> {
+        let patches = match self {
+            Fault::Delay {
+                nodes,
+                to,
+                ms,
+                jitter_ms,
+                reorder_percent,
+            } => {
+                let delay = (*ms > 0).then_some(Delay {
+                    ms: *ms,
+                    jitter_ms: *jitter_ms,
+                    reorder_per_mille: per_mille_of(*reorder_percent)?,
+                });
+                // Held on the receiver's ingress, keyed by the sender.
+                let mut patches = BTreeMap::<String, NodePatch>::new();
+                for (sender, receiver) in links(plan, nodes, to)? {
+                    let p = patches.entry(receiver.name.clone()).or_default();
+                    p.delay_from.insert(sender.ip, delay);
+                }
+                patches
+            }
+            Fault::Loss { nodes, to, percent } | Fault::Duplicate { nodes, to, percent } => {
+                let rate = Some(per_mille_of(*percent)?).filter(|p| *p > 0);
+                let loss = matches!(self, Fault::Loss { .. });
+                let mut patches = BTreeMap::<String, NodePatch>::new();
+                for (sender, receiver) in links(plan, nodes, to)? {
+                    let p = patches.entry(sender.name.clone()).or_default();
+                    let map = if loss {
+                        &mut p.loss_to
+                    } else {
+                        &mut p.duplicate_to
+                    };
+                    map.insert(receiver.ip, rate);
+                }
+                patches
+            }
+            Fault::Bandwidth { nodes, kbit } => {
+                let mut patches = BTreeMap::new();
+                for n in nodes {
+                    plan.ip_of(n).ok_or_else(|| unknown(plan, n))?;
+                    let cap = (*kbit > 0).then_some(*kbit);
+                    patches.insert(
+                        n.clone(),
+                        NodePatch {
+                            bandwidth: Some(cap),
+                            ..NodePatch::default()
+                        },
+                    );
+                }
+                patches
+            }
+            _ => BTreeMap::new(),
+        };
+        Ok(patches)
+    }
+}
+
+fn unknown(plan: &Plan, node: &str) -> FaultError {
+    FaultError::UnknownNode {
+        node: node.to_owned(),
+        testnet: plan.name.clone(),
+        known: plan.node_names().join(", "),
+    }
 }
 
 /// (sender, receiver) pairs from each of `from` to each of `to` (every other
@@ -594,11 +608,7 @@ fn links<'a>(
         plan.nodes
             .iter()
             .find(|p| &p.name == n)
-            .ok_or_else(|| FaultError::UnknownNode {
-                node: n.clone(),
-                testnet: plan.name.clone(),
-                known: plan.node_names().join(", "),
-            })
+            .ok_or_else(|| unknown(plan, n))
     };
     for n in to {
         find(n)?;
@@ -633,15 +643,6 @@ fn cut_patches(plan: &Plan, cut: Vec<(Ipv4Addr, FaultState)>) -> BTreeMap<String
             };
             (n.name.clone(), patch)
         })
-        .collect()
-}
-
-/// Node names whose IPs are in `ips`, for messages.
-pub fn names_of(plan: &Plan, ips: &BTreeSet<Ipv4Addr>) -> Vec<String> {
-    plan.nodes
-        .iter()
-        .filter(|n| ips.contains(&n.ip))
-        .map(|n| n.name.clone())
         .collect()
 }
 

@@ -16,6 +16,8 @@
 //!   re-applying them to a container that comes back.
 //! - [`monitor`]: `up --monitor`, Prometheus and Grafana with our dashboards.
 //! - [`lifecycle`]: `up` and `down`; [`compose`]: `export compose`.
+//! - [`load`]: the load generator (payments, double spends, finality at every
+//!   node) behind `testnet load` and a scenario's workload.
 //! - [`scenario`], [`observe`], [`checks`], [`run`], [`report`]: `testnet run`
 //!   and `testnet check`.
 //! - [`load`]: the load generator (payments, double spends, finality on every

@@ -462,4 +462,6 @@ pub async fn down<E: Engine>(engine: &E, name: Option<&str>) -> Result<Removed, 
 }
 
 #[cfg(test)]
+pub mod rig;
+#[cfg(test)]
 mod tests;

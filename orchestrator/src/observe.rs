@@ -8,7 +8,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use crate::load::LoadReport;
 use serde::{Deserialize, Serialize};
-use testnet_node::agent::ProcessReport;
+use testnet_node::api::agent::ProcessReport;
 use testnet_node::api::Status;
 
 pub use crate::fault::{FaultEvent, FaultKind};

@@ -1,6 +1,6 @@
 //! What a testnet is made of, decided before anything is created: its network,
 //! subnet, image, and each node's container name, static IP and seeded bugs.
-//! Saved as `plan.json` in the testnet's state dir (see [`crate::state`]) and
+//! Saved as `plan.json` in the testnet's state dir and
 //! read by faults (IPs and zones are fixed here, so faults plan without asking
 //! the engine), monitoring, and `export compose`.
 

@@ -1,6 +1,5 @@
 //! A testnet as a handle: its name, its state dir on the host, the engine it
-//! runs on and how its nodes' HTTP APIs are read. `up` (see [`crate::lifecycle`])
-//! fills it; chaos, run, check and monitoring take it. Generic over the
+//! runs on and how its nodes' HTTP APIs are read. `up` fills it; chaos, run, check and monitoring take it. Generic over the
 //! [`Engine`] and the [`NodeProbe`], so the logic runs against the fake engine
 //! in unit tests and against Docker for real.
 
@@ -213,6 +212,3 @@ fn state_name(state: ContainerState) -> String {
         ContainerState::Other => "other".into(),
     }
 }
-
-#[cfg(test)]
-pub mod scripted;

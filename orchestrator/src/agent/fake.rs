@@ -11,7 +11,7 @@ use std::sync::{Mutex, MutexGuard};
 use std::time::Duration;
 
 use futures::future::BoxFuture;
-use testnet_node::agent::{FaultReport, ProcessReport, ProcessState};
+use testnet_node::api::agent::{FaultReport, ProcessReport, ProcessState};
 use testnet_node::faults::FaultState;
 
 use super::{AgentApi, AgentError};

@@ -6,7 +6,7 @@ use std::net::Ipv4Addr;
 
 use super::*;
 use crate::config::TestnetFile;
-use crate::testnet::scripted::Rig;
+use crate::lifecycle::rig::Rig;
 
 fn ip(i: u8) -> Ipv4Addr {
     // The fake engine's first free subnet is 10.77.0.0/24; nodes from .10.

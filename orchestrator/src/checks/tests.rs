@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use crate::load::{LoadReport, Payment};
-use testnet_node::agent::{ProcessReport, ProcessState};
+use testnet_node::api::agent::{ProcessReport, ProcessState};
 use testnet_node::api::Status;
 
 use super::*;

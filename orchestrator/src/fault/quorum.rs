@@ -112,22 +112,28 @@ mod tests {
         // n2 and n3 do not hear n0 and n1, but n0 hears everyone: n0 certifies.
         let mut states = BTreeMap::new();
         for deaf in ["n2", "n3"] {
-            let mut s = FaultState::default();
-            s.drop_from = ips(&[0, 1]);
+            let s = FaultState {
+                drop_from: ips(&[0, 1]),
+                ..FaultState::default()
+            };
             states.insert(deaf.to_owned(), s);
         }
         assert!(quorum_possible(&nodes, &states));
         // Now n0 and n1 do not hear n2 and n3 either: everyone hears two.
         for deaf in ["n0", "n1"] {
-            let mut s = FaultState::default();
-            s.drop_from = ips(&[2, 3]);
+            let s = FaultState {
+                drop_from: ips(&[2, 3]),
+                ..FaultState::default()
+            };
             states.insert(deaf.to_owned(), s);
         }
         assert!(!quorum_possible(&nodes, &states));
         // The same from the senders' side: n2 drops to n0 and n1.
         let mut states = BTreeMap::new();
-        let mut s = FaultState::default();
-        s.drop_to = ips(&[0, 1]);
+        let s = FaultState {
+            drop_to: ips(&[0, 1]),
+            ..FaultState::default()
+        };
         states.insert("n2".to_owned(), s);
         assert!(quorum_possible(&nodes, &states), "n2 and n3 still hear all");
     }

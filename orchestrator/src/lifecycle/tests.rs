@@ -5,13 +5,13 @@ use std::sync::Mutex;
 use super::*;
 use crate::agent::fake::FakeAgent;
 use crate::engine::fake::FakeEngine;
+use crate::lifecycle::rig::{self, ScriptedProbe};
 use crate::plan::free_subnet;
-use crate::testnet::scripted::{self, ScriptedProbe};
 
 const IMAGE: &str = "testnet-node:test";
 
 fn setup() -> (FakeEngine, TestnetFile) {
-    scripted::state_dir_for_tests();
+    rig::state_dir_for_tests();
     let engine = FakeEngine::new();
     engine.state().images.insert(IMAGE.into());
     (engine, TestnetFile::default_testnet())

@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use testnet_node::agent::{ProcessReport, ProcessState};
+use testnet_node::api::agent::{ProcessReport, ProcessState};
 use testnet_node::api::Status;
 
 use super::*;

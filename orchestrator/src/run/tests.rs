@@ -1,1 +1,151 @@
+//! The runner on the fake engine and fake agents: the timeline at its
+//! offsets, the windows it books, undo of every kind, a whole run.
 
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use super::timeline::execute;
+use super::*;
+use crate::fault::{FaultEvent, FaultKind};
+use crate::lifecycle::rig::{Rig, IMAGE};
+use crate::scenario::Scenario;
+
+fn scenario(timeline: &str) -> Scenario {
+    let text = format!(
+        "name: fake\ntestnet: {{ nodes: 4, zones: {{ a: [n0, n1], b: [n2, n3] }}, latency: {{ a: {{ b: 10 }} }} }}\ntimeline:\n{timeline}"
+    );
+    Scenario::parse(&text, "fake.scenario.yaml").unwrap()
+}
+
+async fn windows(rig: &Rig, s: &Scenario) -> Vec<FaultEvent> {
+    let book = Mutex::new(WindowBook::default());
+    let started = unix_now();
+    execute(
+        &rig.tn(),
+        &rig.agent,
+        &s.resolve(),
+        &book,
+        Instant::now(),
+        None,
+        &|_| {},
+    )
+    .await
+    .unwrap();
+    let mut w = book.into_inner().unwrap().into_events();
+    for e in &mut w {
+        e.start -= started;
+        e.end = e.end.map(|end| end - started);
+    }
+    w
+}
+
+#[tokio::test]
+async fn the_timeline_books_each_window_from_apply_to_undo() {
+    let s = scenario(
+        "  - { at: 0ms, for: 300ms, fault: { partition: [[n0, n1], [n2, n3]] } }\n\
+         \x20 - { at: 100ms, for: 300ms, fault: { pause: n3 } }\n\
+         \x20 - { at: 150ms, fault: { restart_container: n1 } }\n\
+         \x20 - { at: 500ms, for: 100ms, fault: { shape: isolate:n2 } }\n",
+    );
+    let rig = Rig::up("run-windows", s.testnet.clone()).await;
+    let w = windows(&rig, &s).await;
+    let labels: Vec<&str> = w.iter().map(|e| e.label.as_str()).collect();
+    assert_eq!(
+        labels,
+        [
+            "partition n0,n1 | n2,n3",
+            "pause n3",
+            "restart container n1",
+            "partition isolate:n2"
+        ]
+    );
+    let (cut, pause, restart, isolate) = (&w[0], &w[1], &w[2], &w[3]);
+    assert!(cut.no_quorum, "2 | 2 leaves nobody a quorum");
+    assert!(!isolate.no_quorum, "n0, n1, n3 still hear each other");
+    assert_eq!(cut.kind, FaultKind::Partition);
+    assert_eq!(pause.kind, FaultKind::Process);
+    assert_eq!(pause.nodes, ["n3"]);
+    let near = |got: f64, want: f64| (got - want).abs() < 0.08;
+    assert!(
+        near(cut.start, 0.0) && near(cut.end.unwrap(), 0.3),
+        "{cut:?}"
+    );
+    assert!(
+        near(pause.start, 0.1) && near(pause.end.unwrap(), 0.4),
+        "{pause:?}"
+    );
+    assert_eq!(
+        restart.end.map(|e| e >= restart.start),
+        Some(true),
+        "a restart is instant"
+    );
+    assert!(near(isolate.end.unwrap(), 0.6), "{isolate:?}");
+    // Every fault was undone: nothing is held, the paused process runs again.
+    for n in ["n0", "n1", "n2", "n3"] {
+        let f = rig.faults_of(n).unwrap();
+        assert!(f.drop_to.is_empty() && f.drop_from.is_empty(), "{n}: {f:?}");
+    }
+    let calls = rig.agent.calls();
+    assert!(calls.iter().any(|c| c == "pause n3") && calls.iter().any(|c| c == "resume n3"));
+}
+
+#[tokio::test]
+async fn a_latency_step_is_undone_and_a_heal_closes_the_network_windows() {
+    let s = scenario(
+        "  - { at: 0ms, for: 150ms, fault: { latency: { from: a, to: b, ms: 90 } } }\n\
+         \x20 - { at: 50ms, fault: { loss: { nodes: [n0], percent: 10 } } }\n\
+         \x20 - { at: 60ms, fault: { kill: n2 } }\n\
+         \x20 - { at: 100ms, fault: heal }\n",
+    );
+    let rig = Rig::up("run-heal", s.testnet.clone()).await;
+    let w = windows(&rig, &s).await;
+    let (latency, loss, kill) = (&w[0], &w[1], &w[2]);
+    let near = |got: f64, want: f64| (got - want).abs() < 0.08;
+    assert!(
+        near(latency.end.unwrap(), 0.1),
+        "the heal closed it: {latency:?}"
+    );
+    assert!(near(loss.end.unwrap(), 0.1), "{loss:?}");
+    assert_eq!(kill.end, None, "a heal leaves processes down");
+    // The heal kept the changed latency (the baseline); the undo put 10 ms back.
+    assert_eq!(rig.tn().plan().unwrap().zones.one_way_ms("a", "b"), 10);
+    let ip0 = rig.tn().plan().unwrap().ip_of("n0").unwrap();
+    assert_eq!(rig.faults_of("n2").unwrap().delay_from[&ip0].ms, 10);
+    assert!(rig.faults_of("n0").unwrap().loss_per_mille.is_empty());
+}
+
+#[tokio::test]
+async fn a_whole_run_on_fakes_reports_its_windows_and_leaves_nothing() {
+    crate::lifecycle::rig::state_dir_for_tests();
+    let s = Scenario::parse(
+        "name: fake-run\ntestnet: { nodes: 4 }\ntimeline:\n  - { at: 0ms, for: 200ms, fault: { partition: [[n0, n1, n2], [n3]] } }\n  - { at: 100ms, fault: { kill: n1 } }\ninvariants: { safety: {} }\n",
+        "fake-run.scenario.yaml",
+    )
+    .unwrap();
+    let engine = crate::engine::fake::FakeEngine::new();
+    engine.state().images.insert(IMAGE.into());
+    let probe = crate::lifecycle::rig::ScriptedProbe::healthy(4);
+    let agent = crate::agent::fake::FakeAgent::new(&engine);
+    let tn = Testnet::new("fake-run", &engine, &probe);
+    let dir = tempfile::tempdir().unwrap();
+    let opts = RunOptions {
+        image: IMAGE.into(),
+        report_dir: dir.path().to_owned(),
+        keep: false,
+        readiness: Duration::from_secs(1),
+    };
+    let report = run(&tn, &agent, &s, &opts, &|_| {}, &CancellationToken::new())
+        .await
+        .unwrap();
+    let faults = &report.observations.faults;
+    assert_eq!(faults.len(), 2, "{faults:?}");
+    assert!(faults[0].end.is_some(), "the cut was undone");
+    assert_eq!(faults[1].end, None, "n1 stays killed to the end");
+    assert_eq!(report.verdicts.len(), 1, "only what the scenario lists");
+    assert!(dir.path().join("report.json").exists());
+    let left = engine.state();
+    assert!(
+        left.containers.is_empty() && left.networks.is_empty(),
+        "down at the end"
+    );
+}

@@ -7,11 +7,11 @@ use std::time::Duration;
 use testnet_node::api::Status;
 use tokio_util::sync::CancellationToken;
 
-use super::{NodeProbe, Testnet};
+use super::{up, UpRequest};
 use crate::agent::fake::FakeAgent;
 use crate::config::TestnetFile;
 use crate::engine::fake::FakeEngine;
-use crate::lifecycle::{up, UpRequest};
+use crate::testnet::{NodeProbe, Testnet};
 
 pub const IMAGE: &str = "testnet-node:test";
 
