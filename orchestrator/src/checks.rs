@@ -5,6 +5,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::fault::window;
 use crate::observe::{split_series, FaultKind, Observations, Sample};
 use crate::scenario::{Invariants, MetricAssertion};
 
@@ -182,17 +183,12 @@ pub fn connectivity(obs: &Observations, within: f64) -> Verdict {
         }
     }
     let active_at = |t: f64| {
-        obs.faults
-            .iter()
-            .any(|f| f.start <= t && t < f.end.unwrap_or(obs.ended))
+        window::active_at(&obs.faults, t, obs.ended)
+            .next()
+            .is_some()
     };
     let mut heals: Vec<f64> = vec![obs.started];
-    heals.extend(
-        obs.faults
-            .iter()
-            .filter_map(|f| f.end)
-            .filter(|&e| !active_at(e)),
-    );
+    heals.extend(window::heals(&obs.faults, obs.ended));
     for h in heals {
         let meshed = |node: &String| {
             obs.of(node).any(|s| {
