@@ -40,6 +40,10 @@ pub struct Status {
     pub fees: u64,
     pub genesis_supply: u64,
     pub finalized_transactions: u64,
+    /// Order-independent digest of the finalized set (hex): equal on nodes
+    /// that finalized the same transactions.
+    #[serde(default)]
+    pub finalized_digest: String,
     /// Transactions seen but neither finalized nor rejected.
     pub mempool: usize,
     /// Certificates that spent outputs already spent (a safety violation seen here).

@@ -136,6 +136,12 @@ impl Engine {
         &self.finalized
     }
 
+    /// Order-independent digest of the finalized set: equal on nodes that
+    /// finalized the same transactions, whatever the order.
+    pub fn finalized_digest(&self) -> TxId {
+        self.finalized_set.digest()
+    }
+
     pub fn certificate(&self, txid: &TxId) -> Option<&Certificate> {
         self.certificates.get(txid)
     }
@@ -169,6 +175,9 @@ impl Engine {
         self.metrics
             .utxo_digest_prefix
             .set(self.ledger.digest().prefix48() as i64);
+        let d = self.finalized_set.digest().0;
+        let prefix = u64::from_be_bytes([0, 0, d[0], d[1], d[2], d[3], d[4], d[5]]);
+        self.metrics.finalized_digest_prefix.set(prefix as i64);
         self.metrics.mempool.set(self.mempool as i64);
     }
 

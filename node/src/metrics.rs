@@ -219,6 +219,9 @@ pub struct FinalityMetrics {
     /// The first 48 bits of the UTXO digest as a number: equal on nodes whose
     /// ledgers agree, so Prometheus can count distinct ledgers.
     pub utxo_digest_prefix: IntGauge,
+    /// The first 48 bits of the finalized-set digest: equal on nodes that
+    /// finalized the same transactions.
+    pub finalized_digest_prefix: IntGauge,
     pub mempool: IntGauge,
     /// Certificates obtained through catch-up (inventory reconciliation).
     pub caught_up: IntCounter,
@@ -283,6 +286,10 @@ impl FinalityMetrics {
             utxo_digest_prefix: gauge(
                 "testnet_utxo_digest_prefix",
                 "First 48 bits of the UTXO digest: equal on nodes that agree.",
+            ),
+            finalized_digest_prefix: gauge(
+                "testnet_finalized_digest_prefix",
+                "First 48 bits of the finalized-set digest: equal on nodes that finalized the same transactions.",
             ),
             mempool: gauge(
                 "testnet_mempool_transactions",
@@ -387,6 +394,7 @@ mod tests {
             "testnet_transactions_rejected_total{reason=\"fee_too_low\"} 0",
             "testnet_utxo_set_size 0",
             "testnet_utxo_digest_prefix 0",
+            "testnet_finalized_digest_prefix 0",
             "testnet_expected_peers 0",
             "testnet_mempool_transactions 0",
         ] {

@@ -60,6 +60,7 @@ impl NodeState {
             fees: ledger.fees(),
             genesis_supply: self.genesis_supply,
             finalized_transactions: engine.finalized().len() as u64,
+            finalized_digest: hex::encode(engine.finalized_digest().0),
             mempool: engine.mempool_len(),
             conflicting_certificates: engine.conflicts().len() as u64,
             uptime_secs: self.started.elapsed().as_secs_f64(),

@@ -28,7 +28,7 @@ use testnet_node::faults::{partition, shape, Delay, FaultState, Shape};
 
 use crate::plan::Plan;
 pub use layers::{Cut, Desired, Layer, NodePatch};
-pub use window::{FaultEvent, FaultKind, WindowBook, WindowId};
+pub use window::{FaultEvent, FaultKind, QuorumGap, WindowBook, WindowId};
 
 /// A node name, or `random` in scenario files (chosen with the scenario's seed).
 pub type NodeSel = String;

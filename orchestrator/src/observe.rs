@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 use testnet_node::api::agent::ProcessReport;
 use testnet_node::api::Status;
 
-pub use crate::fault::{FaultEvent, FaultKind};
+pub use crate::fault::{FaultEvent, FaultKind, QuorumGap};
 use crate::testnet::NodeSummary;
 
 pub fn unix_now() -> f64 {
@@ -46,7 +46,32 @@ pub struct Observations {
     pub ended: f64,
     pub samples: Vec<Sample>,
     pub faults: Vec<FaultEvent>,
+    /// Spans with no quorum anywhere (cuts and down validators together).
+    #[serde(default)]
+    pub quorum_gaps: Vec<QuorumGap>,
+    /// Unix seconds the timeline's last event happened: a fault still open
+    /// then counts as ending there when finality deadlines are pushed.
+    #[serde(default)]
+    pub timeline_end: Option<f64>,
+    /// Whether the testnet settled after the run (`None`: not waited for).
+    #[serde(default)]
+    pub quiescence: Option<Quiescence>,
+    /// Each node's finalized transactions (hex txids, in its order), fetched
+    /// at the end when the nodes' finalized-set digests differ.
+    #[serde(default)]
+    pub finalized: BTreeMap<String, Vec<String>>,
     pub load: Option<LoadReport>,
+}
+
+/// The wait for a quiet testnet at the end of a run.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Quiescence {
+    /// Every node answered with the same finalized set and an empty mempool,
+    /// twice in a row.
+    pub reached: bool,
+    pub waited_secs: f64,
+    /// What the nodes said last (when not reached: why).
+    pub detail: String,
 }
 
 impl Observations {
@@ -58,6 +83,22 @@ impl Observations {
     /// The last sample of `node` whose API answered.
     pub fn last_status<'a>(&'a self, node: &'a str) -> Option<&'a Status> {
         self.of(node).filter_map(|s| s.status.as_ref()).last()
+    }
+
+    /// `node`'s status at the end of the run: its last sample must have
+    /// answered, else the reason (never answered, or silent since when).
+    pub fn status_at_end<'a>(&'a self, node: &'a str) -> Result<&'a Status, String> {
+        let last = self.of(node).last();
+        if let Some(st) = last.and_then(|s| s.status.as_ref()) {
+            return Ok(st);
+        }
+        match self.of(node).filter(|s| s.status.is_some()).last() {
+            Some(s) => Err(format!(
+                "{node} did not answer after +{:.1}s",
+                s.t - self.started
+            )),
+            None => Err(format!("{node} never answered /status during the run")),
+        }
     }
 }
 

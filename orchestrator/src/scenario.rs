@@ -146,6 +146,22 @@ pub struct Invariants {
     pub metrics: Vec<MetricAssertion>,
 }
 
+impl Invariants {
+    /// Why a list that checks nothing is refused.
+    pub const NOTHING: &'static str = "`invariants:` lists no invariant, so the run would check nothing; omit the key to check all of them with default bounds, or name the ones to check (e.g. `invariants: { safety: {} }`)";
+
+    /// Does it check nothing at all?
+    pub fn is_empty(&self) -> bool {
+        self.handshake_success.is_none()
+            && self.connectivity.is_none()
+            && self.utxo_agreement.is_none()
+            && self.finality.is_none()
+            && self.safety.is_none()
+            && self.processes.is_none()
+            && self.metrics.is_empty()
+    }
+}
+
 impl Default for Invariants {
     fn default() -> Self {
         Invariants {
@@ -218,6 +234,9 @@ pub struct MetricAssertion {
     pub within: Option<Duration>,
     #[serde(default)]
     pub per_node: bool,
+    /// A metric that no scrape shows counts as 0 (else: a failure).
+    #[serde(default)]
+    pub allow_absent: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -327,6 +346,9 @@ impl Scenario {
             if lasting && step.duration.is_some() {
                 p.push(format!("{at}: `for` means nothing for {:?}", step.fault));
             }
+        }
+        if self.invariants.is_empty() {
+            p.push(format!("invariants: {}", Invariants::NOTHING));
         }
         for (i, m) in self.invariants.metrics.iter().enumerate() {
             if !m.metric.starts_with("testnet_") {

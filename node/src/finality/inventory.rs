@@ -22,6 +22,8 @@ pub struct FinalizedSet {
     digests: Vec<[u8; 32]>,
     members: Vec<Vec<TxId>>,
     count: u64,
+    /// XOR of every txid: equal on two nodes with the same finalized set.
+    whole: [u8; 32],
 }
 
 impl Default for FinalizedSet {
@@ -30,6 +32,7 @@ impl Default for FinalizedSet {
             digests: vec![[0; 32]; BUCKETS],
             members: vec![Vec::new(); BUCKETS],
             count: 0,
+            whole: [0; 32],
         }
     }
 }
@@ -40,8 +43,17 @@ impl FinalizedSet {
         for (d, x) in self.digests[b].iter_mut().zip(txid.0) {
             *d ^= x;
         }
+        for (d, x) in self.whole.iter_mut().zip(txid.0) {
+            *d ^= x;
+        }
         self.members[b].push(txid);
         self.count += 1;
+    }
+
+    /// An order-independent digest of the whole set (XOR of the txids, each
+    /// a SHA-256: a set, finalized once each, never a multiset).
+    pub fn digest(&self) -> TxId {
+        TxId(self.whole)
     }
 
     pub fn inventory(&self) -> Inventory {
@@ -100,9 +112,12 @@ mod tests {
         }
         // Only the differing buckets are sent, not the whole set.
         assert!(offered.len() < 30, "{}", offered.len());
+        assert_ne!(a.digest(), b.digest());
         for id in &ids[597..] {
             b.insert(*id);
         }
         assert_eq!(a.inventory(), b.inventory());
+        assert_eq!(a.digest(), b.digest(), "the same set in another order");
+        assert_ne!(a.digest(), FinalizedSet::default().digest());
     }
 }

@@ -49,6 +49,7 @@ fn status(node: &str, l: &Look) -> Status {
         "handshake_failures": l.attempts - l.completed, "duplicate_connections_resolved": 0,
         "simulated_bugs": [], "utxo_count": 5, "utxo_digest": l.digest, "total_value": l.value,
         "fees": 0, "genesis_supply": 1000, "finalized_transactions": l.finalized, "mempool": 0,
+        "finalized_digest": format!("f{}", l.finalized),
         "conflicting_certificates": l.conflicting, "uptime_secs": l.uptime, "version": "t"
     }))
     .unwrap()
@@ -106,11 +107,13 @@ fn healthy() -> Observations {
         samples,
         faults: vec![],
         load: Some(load(vec![payment(1.0, [1.1, 1.2, 1.1, 1.3])])),
+        ..Observations::default()
     }
 }
 
 fn payment(sent: f64, at: [f64; 4]) -> Payment {
     Payment {
+        submitted_to: None,
         sent_ms: ((T0 + sent) * 1000.0) as u64,
         final_ms: at
             .iter()
@@ -171,6 +174,7 @@ fn partition(start: f64, end: f64, no_quorum: bool) -> FaultEvent {
         label: "partition n0,n1 | n2,n3".into(),
         nodes: NODES.iter().map(|s| s.to_string()).collect(),
         no_quorum,
+        cut_off: vec![],
     }
 }
 
@@ -328,12 +332,15 @@ fn safety_catches_conflicting_certificates_and_diverging_sets() {
     let mut obs = healthy();
     obs.load.as_mut().unwrap().conflicting_pairs_finalized = 1;
     edit(&mut obs, "n0", 15.0, |s| {
-        s.status.as_mut().unwrap().finalized_transactions = 11
+        let st = s.status.as_mut().unwrap();
+        st.finalized_transactions = 11;
+        st.finalized_digest = "f11".into();
     });
     let v = safety(&obs);
     let all = v.details.join("\n");
     assert!(
-        all.contains("1 of 2 double-spend pairs") && all.contains("n0=11, n1=10"),
+        all.contains("1 of 2 double-spend pairs")
+            && all.contains("11 (f11) on n0; 10 (f10) on n1,n2,n3"),
         "{all}"
     );
 }
@@ -361,6 +368,7 @@ fn processes_allow_timeline_restarts_only() {
         label: "restart n1".into(),
         nodes: vec!["n1".into()],
         no_quorum: false,
+        cut_off: vec![],
     });
     assert!(processes(&obs).passed, "{:?}", processes(&obs));
     // A restart seen only by the agent's count is caught too.
@@ -385,6 +393,7 @@ fn metric_assertions_sum_filter_and_skip_failed_scrapes() {
             value,
             within: None,
             per_node,
+            allow_absent: false,
         }
     };
     assert!(metric(&obs, &m("testnet_peers", &[], Op::Eq, 12.0, false)).passed);
@@ -429,5 +438,263 @@ fn metric_assertions_sum_filter_and_skip_failed_scrapes() {
     // A node never scraped fails the assertion.
     edit(&mut obs, "n2", 0.0, |s| s.metrics.clear());
     let v = metric(&obs, &m("testnet_peers", &[], Op::Ge, 0.0, false));
-    assert!(!v.passed && v.summary.contains("only 3 of 4"), "{v:?}");
+    assert!(
+        !v.passed && v.summary.contains("n2: never scraped"),
+        "{v:?}"
+    );
+}
+
+// Issue 11: each point of "verdicts that cannot lie" on a recorded run.
+
+/// Point 1: a list of invariants that checks nothing fails, and such a
+/// scenario is refused at load with the fix.
+#[test]
+fn an_empty_invariant_list_fails_and_is_refused_at_load() {
+    let v = check_all(&crate::scenario::Invariants { ..none() }, &healthy());
+    assert_eq!(v.len(), 1);
+    assert!(
+        !v[0].passed && v[0].summary.contains("check nothing"),
+        "{v:?}"
+    );
+    let err = crate::scenario::Scenario::parse(
+        "name: x\ntestnet: { nodes: 4 }\ninvariants: {}\n",
+        "x.yaml",
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(
+        err.contains("invariants:") && err.contains("omit the key"),
+        "{err}"
+    );
+}
+
+fn none() -> crate::scenario::Invariants {
+    crate::scenario::Invariants {
+        handshake_success: None,
+        connectivity: None,
+        utxo_agreement: None,
+        finality: None,
+        safety: None,
+        processes: None,
+        metrics: vec![],
+    }
+}
+
+fn window(kind: FaultKind, start: f64, end: Option<f64>, label: &str) -> FaultEvent {
+    FaultEvent {
+        start: T0 + start,
+        end: end.map(|e| T0 + e),
+        kind,
+        label: label.into(),
+        nodes: vec!["n2".into()],
+        no_quorum: false,
+        cut_off: vec![],
+    }
+}
+
+/// Point 2: a fault that leaves a quorum (an open-ended delay) pushes no
+/// deadline; one that takes the quorum pushes it to its end, and an open one
+/// ends with the timeline.
+#[test]
+fn only_what_keeps_a_payment_from_a_quorum_pushes_its_deadline() {
+    let mut obs = healthy();
+    obs.faults.push(window(
+        FaultKind::Link,
+        2.0,
+        None,
+        "delay n2 -> all 3000 ms",
+    ));
+    obs.load = Some(load(vec![payment(3.0, [6.1, 6.1, 6.2, 6.1])]));
+    let v = finality(&obs, 2.0);
+    assert!(!v.passed && v.summary.contains("due by +5.0s"), "{v:?}");
+    // n3 cut off from +2, never healed by the timeline, which ended at +8:
+    // n3's payments are due 2 s after that, not 2 s after the end of the run.
+    obs.faults[0].cut_off = vec!["n3".into()];
+    obs.timeline_end = Some(T0 + 8.0);
+    obs.load = Some(load(vec![payment(3.0, [3.5, 3.5, 3.5, 9.5])]));
+    assert!(finality(&obs, 2.0).passed, "{:?}", finality(&obs, 2.0));
+    obs.load = Some(load(vec![payment(3.0, [3.5, 3.5, 3.5, 10.5])]));
+    let v = finality(&obs, 2.0);
+    assert!(!v.passed && v.summary.contains("due by +10.0s"), "{v:?}");
+}
+
+/// Point 2 too: a node that is down or cut off has its own deadline pushed,
+/// and so does every node for a payment that node accepted.
+#[test]
+fn a_node_down_or_cut_off_pushes_only_its_payments() {
+    let mut obs = healthy();
+    let mut kill = window(FaultKind::Process, 2.0, Some(8.0), "kill n2");
+    kill.nodes = vec!["n2".into()];
+    obs.faults.push(kill);
+    let mut late = payment(3.0, [3.5, 3.5, 9.0, 3.5]);
+    obs.load = Some(load(vec![late.clone()]));
+    assert!(finality(&obs, 2.0).passed, "n2 back at +8, due +10");
+    late.final_ms[0] = Some(((T0 + 9.0) * 1000.0) as u64);
+    obs.load = Some(load(vec![late.clone()]));
+    assert!(!finality(&obs, 2.0).passed, "n0 was not held");
+    late.submitted_to = Some(2);
+    obs.load = Some(load(vec![late]));
+    assert!(
+        finality(&obs, 2.0).passed,
+        "accepted by n2: held everywhere"
+    );
+    let mut obs = healthy();
+    let mut cut = window(FaultKind::Partition, 2.0, Some(8.0), "isolate n3");
+    cut.cut_off = vec!["n3".into()];
+    obs.faults.push(cut);
+    obs.load = Some(load(vec![payment(3.0, [3.5, 3.5, 3.5, 9.0])]));
+    assert!(finality(&obs, 2.0).passed, "{:?}", finality(&obs, 2.0));
+}
+
+/// Point 4: safety compares sets, not counts, and names the first difference.
+#[test]
+fn safety_compares_finalized_sets_not_counts() {
+    let mut obs = healthy();
+    edit(&mut obs, "n1", 15.0, |s| {
+        s.status.as_mut().unwrap().finalized_digest = "twin-b".into()
+    });
+    obs.finalized = BTreeMap::from([
+        ("n0".to_owned(), vec!["a1".to_owned(), "twin-a".to_owned()]),
+        ("n1".to_owned(), vec!["a1".to_owned(), "twin-b".to_owned()]),
+    ]);
+    let v = safety(&obs);
+    assert!(!v.passed, "{v:?}");
+    assert!(
+        v.summary.contains("10 (twin-b) on n1")
+            && v.summary
+                .contains("first difference: twin-a final on n0, not on n1"),
+        "{v:?}"
+    );
+}
+
+/// Point 5: the duplicate counter counts, across a restart.
+#[test]
+fn connectivity_reads_the_duplicate_counter_across_restarts() {
+    let mut obs = healthy();
+    edit(&mut obs, "n2", 5.0, |s| {
+        let st = s.status.as_mut().unwrap();
+        st.duplicate_connections_resolved = if s.t < T0 + 10.0 { 1 } else { 0 };
+        if s.t >= T0 + 10.0 {
+            st.uptime_secs = s.t - T0 - 10.0;
+        }
+    });
+    let v = connectivity(&obs, 5.0);
+    assert!(
+        !v.passed && v.summary.contains("n2 resolved 1 duplicate"),
+        "{v:?}"
+    );
+}
+
+/// Points 6 and 9: a node silent at the end fails connectivity, UTXO
+/// agreement and safety instead of being judged on its stale status.
+#[test]
+fn a_node_silent_at_the_end_is_not_judged_on_its_last_answer() {
+    let mut obs = healthy();
+    edit(&mut obs, "n3", 12.0, |s| s.status = None);
+    for v in [connectivity(&obs, 5.0), utxo_agreement(&obs), safety(&obs)] {
+        assert!(
+            !v.passed && v.summary.contains("n3 did not answer after +11.0s"),
+            "{v:?}"
+        );
+    }
+}
+
+/// Point 7: `testnet check` judges the mesh over the span it sampled.
+#[test]
+fn check_judges_the_mesh_over_its_own_span() {
+    let mut obs = healthy();
+    obs.ended = T0 + 2.0;
+    obs.samples.retain(|s| s.t <= T0 + 2.0);
+    obs.load = None;
+    edit(&mut obs, "n1", 0.0, |s| {
+        s.status.as_mut().unwrap().peers = 2
+    });
+    edit(&mut obs, "n1", 2.0, |s| s.status = None);
+    let v = check_all(&crate::run::check_invariants(&obs), &obs);
+    let c = v.iter().find(|v| v.invariant == "connectivity").unwrap();
+    assert!(!c.passed && c.summary.contains("(start): n1"), "{c:?}");
+}
+
+/// Point 8: counters add up across restarts; an absent metric is a failure
+/// unless allowed.
+#[test]
+fn metric_counters_add_up_across_restarts_and_absent_metrics_fail() {
+    let mut obs = healthy();
+    for n in NODES {
+        edit(&mut obs, n, 0.0, |s| {
+            let restarted = n == "n0" && s.t >= T0 + 10.0;
+            let v = if restarted { 2.0 } else { 5.0 };
+            s.metrics.insert("testnet_votes_total".into(), v);
+            if restarted {
+                s.status.as_mut().unwrap().uptime_secs = s.t - T0 - 10.0;
+            }
+        });
+    }
+    let m = |metric: &str, op, value, allow_absent| MetricAssertion {
+        metric: metric.into(),
+        labels: BTreeMap::new(),
+        op,
+        value,
+        within: None,
+        per_node: false,
+        allow_absent,
+    };
+    let v = metric(&obs, &m("testnet_votes_total", Op::Eq, 22.0, false));
+    assert!(
+        v.passed,
+        "5 + 2 on n0 after its restart, 5 on each other: {v:?}"
+    );
+    let v = metric(&obs, &m("testnet_never_exported_total", Op::Eq, 0.0, false));
+    assert!(
+        !v.passed
+            && v.summary
+                .contains("no scrape showed testnet_never_exported_total"),
+        "{v:?}"
+    );
+    assert!(metric(&obs, &m("testnet_never_exported_total", Op::Eq, 0.0, true)).passed);
+}
+
+/// Point 11: a testnet that did not settle fails the checks made at quiescence.
+#[test]
+fn an_unsettled_testnet_fails_the_end_checks_with_the_reason() {
+    let mut obs = healthy();
+    obs.quiescence = Some(crate::observe::Quiescence {
+        reached: false,
+        waited_secs: 30.0,
+        detail: "n1 mempool 3".into(),
+    });
+    for v in [utxo_agreement(&obs), safety(&obs)] {
+        assert!(
+            !v.passed
+                && v.summary
+                    .contains("did not settle within 30s of the end: n1 mempool 3"),
+            "{v:?}"
+        );
+    }
+    obs.quiescence.as_mut().unwrap().reached = true;
+    assert!(utxo_agreement(&obs).passed);
+}
+
+/// Point 12: false finality is judged on the quorum gaps (any cause, any
+/// overlap), not on the kind of one fault.
+#[test]
+fn false_finality_is_judged_on_the_quorum_gaps() {
+    let mut obs = healthy();
+    obs.quorum_gaps.push(crate::fault::QuorumGap {
+        start: T0 + 4.0,
+        end: Some(T0 + 9.0),
+        why: "n0 down; n1 down".into(),
+    });
+    obs.load = Some(load(vec![payment(3.0, [6.0, 9.5, 9.5, 9.5])]));
+    let v = finality(&obs, 2.0);
+    assert!(
+        !v.passed
+            && v.details
+                .iter()
+                .any(|d| d.contains("n0 down; n1 down") && d.contains("false finality")),
+        "{v:?}"
+    );
+    // Final after the gap: fine, the deadline moved to its end.
+    obs.load = Some(load(vec![payment(3.0, [9.5, 9.5, 9.5, 10.9])]));
+    assert!(finality(&obs, 2.0).passed, "{:?}", finality(&obs, 2.0));
 }

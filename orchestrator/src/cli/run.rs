@@ -45,6 +45,7 @@ pub async fn exec(ctx: &Ctx, a: Args) -> Result<ExitCode, Fail> {
             .unwrap_or_else(|| PathBuf::from("testnet-report").join(&scenario.name)),
         keep: a.keep,
         readiness: a.timeout,
+        quiescence: crate::run::QUIESCENCE,
     };
     ctx.progress(&format!(
         "scenario {}: {} validators, {} timeline steps",

@@ -33,9 +33,24 @@ pub struct FaultEvent {
     pub label: String,
     /// Nodes it touches (for process faults: the nodes allowed to go down).
     pub nodes: Vec<String>,
-    /// While it lasts, no validator can gather a quorum (> 2/3 of validators):
-    /// nothing may finalize.
+    /// Right after it was applied, no validator could gather a quorum (> 2/3
+    /// of validators): nothing may finalize (see [`QuorumGap`] for the spans).
     pub no_quorum: bool,
+    /// Nodes that, while it lasts, hear no validator that can gather a quorum
+    /// (they cannot finalize anything until it ends).
+    #[serde(default)]
+    pub cut_off: Vec<String>,
+}
+
+/// A span with no quorum anywhere: the union of the cuts in place and the
+/// validators down, stopped or paused left no validator hearing > 2/3.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct QuorumGap {
+    pub start: f64,
+    /// `None`: until the end of the run.
+    pub end: Option<f64>,
+    /// What was in place when it began.
+    pub why: String,
 }
 
 /// A window's place in the book.
@@ -46,6 +61,7 @@ pub struct WindowId(usize);
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct WindowBook {
     windows: Vec<FaultEvent>,
+    gaps: Vec<QuorumGap>,
 }
 
 impl WindowBook {
@@ -79,6 +95,25 @@ impl WindowBook {
         }
     }
 
+    /// Records whether some validator can gather a quorum from `at` on:
+    /// opens a gap when it cannot (with `why`), closes the open one when it can.
+    pub fn quorum(&mut self, at: f64, possible: bool, why: impl FnOnce() -> String) {
+        let open = self.gaps.last_mut().filter(|g| g.end.is_none());
+        match (open, possible) {
+            (Some(gap), true) => gap.end = Some(at),
+            (None, false) => self.gaps.push(QuorumGap {
+                start: at,
+                end: None,
+                why: why(),
+            }),
+            _ => {}
+        }
+    }
+
+    pub fn gaps(&self) -> &[QuorumGap] {
+        &self.gaps
+    }
+
     pub fn any_open(&self) -> bool {
         self.windows.iter().any(|w| w.end.is_none())
     }
@@ -89,6 +124,11 @@ impl WindowBook {
 
     pub fn into_events(self) -> Vec<FaultEvent> {
         self.windows
+    }
+
+    /// The windows and the quorum gaps.
+    pub fn into_parts(self) -> (Vec<FaultEvent>, Vec<QuorumGap>) {
+        (self.windows, self.gaps)
     }
 }
 
@@ -125,6 +165,7 @@ mod tests {
             label: label.into(),
             nodes: vec![],
             no_quorum: false,
+            cut_off: vec![],
         }
     }
 
@@ -179,5 +220,21 @@ mod tests {
             vec![18.0],
             "15 is not a heal: b is still in place"
         );
+    }
+
+    #[test]
+    fn quorum_gaps_open_when_lost_and_close_when_back() {
+        let mut book = WindowBook::default();
+        book.quorum(1.0, true, || "unused".into());
+        assert!(book.gaps().is_empty());
+        book.quorum(2.0, false, || "kill n0, kill n1".into());
+        book.quorum(3.0, false, || "still".into());
+        book.quorum(4.0, true, || "unused".into());
+        book.quorum(5.0, false, || "partition".into());
+        let (_, gaps) = book.into_parts();
+        assert_eq!(gaps.len(), 2);
+        assert_eq!((gaps[0].start, gaps[0].end), (2.0, Some(4.0)));
+        assert_eq!(gaps[0].why, "kill n0, kill n1", "the reason when it began");
+        assert_eq!((gaps[1].start, gaps[1].end), (5.0, None));
     }
 }

@@ -84,6 +84,8 @@ struct Coin {
 
 struct Tracked {
     submitted_ms: u64,
+    /// The endpoint (by index) that accepted it, for plain payments.
+    endpoint: Option<usize>,
     /// The coin it creates (for plain payments; twins' outputs are not reused).
     creates: Option<Coin>,
 }
@@ -133,6 +135,7 @@ enum Submission {
         created: Coin,
         result: Answer,
         sent_ms: u64,
+        endpoint: usize,
     },
     Twins {
         a: (TxId, Answer),
@@ -209,9 +212,16 @@ impl Run {
         (tx, created)
     }
 
-    fn track(&mut self, txid: TxId, creates: Option<Coin>, submitted_ms: u64) {
+    fn track(
+        &mut self,
+        txid: TxId,
+        creates: Option<Coin>,
+        submitted_ms: u64,
+        endpoint: Option<usize>,
+    ) {
         let mut t = Tracked {
             submitted_ms,
+            endpoint,
             creates,
         };
         if self.final_everywhere(&txid) {
@@ -330,7 +340,7 @@ impl Run {
                     owner: (k * per + j) % self.wallets.len(),
                 });
             }
-            self.track(txid, None, now_ms());
+            self.track(txid, None, now_ms(), None);
             fan_ids.push(txid);
         }
         let deadline = Instant::now() + self.cfg.settle;
@@ -429,6 +439,7 @@ impl Run {
                     created,
                     result: r,
                     sent_ms,
+                    endpoint: e1,
                 }
             });
         }
@@ -449,10 +460,11 @@ impl Run {
                 created,
                 result,
                 sent_ms,
+                endpoint,
             } => match reason(&result) {
                 None => {
                     tally.accepted += 1;
-                    self.track(txid, Some(created), sent_ms);
+                    self.track(txid, Some(created), sent_ms, Some(endpoint));
                     tally.plain.push(txid);
                 }
                 Some(r) => {
@@ -468,7 +480,7 @@ impl Run {
                         None => tally.accepted += 1,
                         Some(r) => *tally.refused.entry(r).or_default() += 1,
                     }
-                    self.track(*txid, None, sent_ms);
+                    self.track(*txid, None, sent_ms, None);
                 }
                 tally.twins.push((a.0, b.0));
             }
@@ -571,6 +583,7 @@ impl Run {
                 .filter_map(|t| {
                     Some(Payment {
                         sent_ms: self.tracked.get(t)?.submitted_ms,
+                        submitted_to: self.tracked.get(t)?.endpoint,
                         final_ms: self
                             .observed
                             .get(t)

@@ -23,6 +23,9 @@ pub struct NodeSummary {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Payment {
     pub sent_ms: u64,
+    /// The node (in endpoint order) that accepted it.
+    #[serde(default)]
+    pub submitted_to: Option<usize>,
     pub final_ms: Vec<Option<u64>>,
 }
 

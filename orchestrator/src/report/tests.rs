@@ -81,6 +81,7 @@ fn observations(with_load: bool) -> Observations {
             label: "partition n0,n1 | n2,n3".into(),
             nodes: NODES.iter().map(|n| (*n).to_owned()).collect(),
             no_quorum: true,
+            cut_off: vec![],
         },
         FaultEvent {
             start: T0 + 22.0,
@@ -89,6 +90,7 @@ fn observations(with_load: bool) -> Observations {
             label: "restart n2 <&>".into(),
             nodes: vec!["n2".into()],
             no_quorum: false,
+            cut_off: vec![],
         },
     ];
     Observations {
@@ -99,6 +101,7 @@ fn observations(with_load: bool) -> Observations {
         samples,
         faults,
         load: with_load.then(load),
+        ..Observations::default()
     }
 }
 
@@ -125,6 +128,7 @@ fn load() -> LoadReport {
             })
             .collect();
         payments.push(Payment {
+            submitted_to: None,
             sent_ms: sent,
             final_ms,
         });
@@ -474,6 +478,7 @@ fn long_series_are_downsampled_keeping_extremes() {
         .map(|i| {
             let p = &base[i % base.len()];
             Payment {
+                submitted_to: None,
                 sent_ms: p.sent_ms + (i / base.len()) as u64,
                 final_ms: p.final_ms.clone(),
             }

@@ -133,6 +133,7 @@ async fn a_whole_run_on_fakes_reports_its_windows_and_leaves_nothing() {
         report_dir: dir.path().to_owned(),
         keep: false,
         readiness: Duration::from_secs(1),
+        quiescence: Duration::from_millis(600),
     };
     let report = run(&tn, &agent, &s, &opts, &|_| {}, &CancellationToken::new())
         .await
@@ -148,4 +149,78 @@ async fn a_whole_run_on_fakes_reports_its_windows_and_leaves_nothing() {
         left.containers.is_empty() && left.networks.is_empty(),
         "down at the end"
     );
+}
+
+/// Issue 11, point 12: the book learns the quorum from the validators the
+/// timeline took down and the cuts in place together, whatever their kinds.
+#[tokio::test]
+async fn overlapping_process_faults_take_the_quorum() {
+    let s = scenario(
+        "  - { at: 0ms, for: 300ms, fault: { kill: n0 } }\n\
+         \x20 - { at: 100ms, for: 100ms, fault: { pause_container: n1 } }\n\
+         \x20 - { at: 400ms, for: 100ms, fault: { shape: isolate:n3 } }\n",
+    );
+    let rig = Rig::up("run-quorum", s.testnet.clone()).await;
+    let book = Mutex::new(WindowBook::default());
+    let started = unix_now();
+    execute(
+        &rig.tn(),
+        &rig.agent,
+        &s.resolve(),
+        &book,
+        Instant::now(),
+        None,
+        &|_| {},
+    )
+    .await
+    .unwrap();
+    let (windows, gaps) = book.into_inner().unwrap().into_parts();
+    assert_eq!(gaps.len(), 1, "{gaps:?}");
+    let gap = &gaps[0];
+    let near = |got: f64, want: f64| (got - started - want).abs() < 0.08;
+    assert!(
+        near(gap.start, 0.1) && near(gap.end.unwrap(), 0.2),
+        "{gap:?}"
+    );
+    assert!(
+        gap.why.contains("n0 down") && gap.why.contains("n1 down"),
+        "{gap:?}"
+    );
+    assert!(
+        !windows[0].no_quorum,
+        "one validator down of four leaves a quorum"
+    );
+    assert!(windows[1].no_quorum, "the second one takes it");
+    assert_eq!(windows[2].cut_off, ["n3"], "{:?}", windows[2]);
+    assert!(!windows[2].no_quorum);
+}
+
+/// Issue 11, point 11: quiescence wants every node answering, one finalized
+/// set and empty mempools, and says what it saw.
+#[test]
+fn quiescence_wants_one_finalized_set_and_empty_mempools() {
+    let look = |node: &str, finalized: u64, digest: &str, mempool: usize| {
+        let mut st = crate::lifecycle::rig::fake_status(3, 3);
+        st.finalized_transactions = finalized;
+        st.finalized_digest = digest.into();
+        st.mempool = mempool;
+        crate::observe::Sample {
+            t: 0.0,
+            node: node.into(),
+            status: Some(st),
+            process: None,
+            metrics: Default::default(),
+        }
+    };
+    let quiet = [look("n0", 5, "d", 0), look("n1", 5, "d", 0)];
+    assert!(settled(&quiet).0, "{}", settled(&quiet).1);
+    let (q, why) = settled(&[look("n0", 5, "d", 0), look("n1", 5, "e", 0)]);
+    assert!(!q && why.contains("finalized sets differ"), "{why}");
+    let (q, why) = settled(&[look("n0", 5, "d", 2), look("n1", 5, "d", 0)]);
+    assert!(!q && why.contains("n0 mempool 2"), "{why}");
+    let mut silent = look("n1", 5, "d", 0);
+    silent.status = None;
+    let (q, why) = settled(&[look("n0", 5, "d", 0), silent]);
+    assert!(!q && why.contains("not answering: n1"), "{why}");
+    assert!(!settled(&[]).0);
 }

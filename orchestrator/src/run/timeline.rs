@@ -2,20 +2,23 @@
 //! applied or undone through [`chaos`], and the [`WindowBook`] records when
 //! each fault was surely in place.
 
+use std::collections::BTreeSet;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use crate::agent::AgentApi;
 use crate::chaos::{self, ChaosError};
 use crate::engine::Engine;
-use crate::fault::quorum::quorum_possible;
-use crate::fault::{FaultEvent, FaultKind, Undo, WindowBook, WindowId};
+use crate::fault::quorum::{cut_off, quorum_possible};
+use crate::fault::{FaultEvent, FaultKind, ProcessAction, Undo, WindowBook, WindowId};
 use crate::observe::unix_now;
 use crate::scenario::{Action, Event};
 use crate::testnet::{NodeProbe, Testnet};
 
 /// Runs `events` (sorted by offset) from `start`. `lease` goes with every
-/// network fault, so they expire by themselves if this process dies.
+/// network fault, so they expire by themselves if this process dies. After
+/// each event the book learns whether a quorum is possible (from the desired
+/// cuts and the validators the timeline took down).
 pub async fn execute<E: Engine, P: NodeProbe>(
     tn: &Testnet<'_, E, P>,
     agent: &dyn AgentApi,
@@ -28,6 +31,7 @@ pub async fn execute<E: Engine, P: NodeProbe>(
     let all = tn.plan()?.node_names();
     // Per window of the scenario: its place in the book and how to undo it.
     let mut windows: Vec<Option<(WindowId, Undo)>> = Vec::new();
+    let mut down = BTreeSet::new();
     for event in events {
         tokio::time::sleep_until((start + event.at).into()).await;
         if windows.len() <= event.window {
@@ -51,11 +55,19 @@ pub async fn execute<E: Engine, P: NodeProbe>(
             if let Some((id, how)) = windows[event.window].take() {
                 chaos::undo(tn, agent, &how, lease).await?;
                 lock(book).close(id, before);
+                if let Undo::Process { node, action, .. } = &how {
+                    track_down(&mut down, node, *action);
+                }
             }
+            record_quorum(tn, book, &down, before)?;
             continue;
         }
         let applied = chaos::apply(tn, agent, fault, lease).await?;
         let now = unix_now();
+        if let Some((node, action, _)) = fault.process() {
+            track_down(&mut down, node, action);
+        }
+        let (possible, cut_off) = record_quorum(tn, book, &down, before)?;
         if fault.is_heal() {
             // A heal of some nodes leaves the other faults: their windows stay.
             if matches!(fault, crate::fault::Fault::Heal) {
@@ -64,7 +76,6 @@ pub async fn execute<E: Engine, P: NodeProbe>(
             continue;
         }
         let kind = fault.kind();
-        let no_quorum = kind == FaultKind::Partition && !quorum_now(tn)?;
         // A restart is over when it returns; the checkers allow time to come back.
         let instant = matches!(fault.process(), Some((_, a, _)) if a.undo().is_none());
         let id = lock(book).open(FaultEvent {
@@ -77,17 +88,47 @@ pub async fn execute<E: Engine, P: NodeProbe>(
             kind,
             label: fault.label(),
             nodes: fault.nodes(&all),
-            no_quorum,
+            no_quorum: !possible,
+            cut_off,
         });
         windows[event.window] = Some((id, applied.undo));
     }
     Ok(())
 }
 
-/// Can some validator gather a quorum under the faults desired now?
-fn quorum_now<E: Engine, P: NodeProbe>(tn: &Testnet<'_, E, P>) -> Result<bool, ChaosError> {
-    let plan = tn.plan()?;
-    Ok(quorum_possible(&plan.roster(), &chaos::desired_states(tn)?))
+/// Keeps the set of nodes whose process the timeline has taken down.
+fn track_down(down: &mut BTreeSet<String>, node: &str, action: ProcessAction) {
+    match action {
+        ProcessAction::Kill | ProcessAction::Stop | ProcessAction::Pause => {
+            down.insert(node.to_owned());
+        }
+        ProcessAction::Start | ProcessAction::Resume => {
+            down.remove(node);
+        }
+        ProcessAction::Restart => {}
+    }
+}
+
+/// Whether a quorum is possible from `at` on under the desired cuts with
+/// `down` not running, recorded in the book; and the nodes cut off from any.
+fn record_quorum<E: Engine, P: NodeProbe>(
+    tn: &Testnet<'_, E, P>,
+    book: &Mutex<WindowBook>,
+    down: &BTreeSet<String>,
+    at: f64,
+) -> Result<(bool, Vec<String>), ChaosError> {
+    let roster = tn.plan()?.roster();
+    let states = chaos::desired_states(tn)?;
+    let possible = quorum_possible(&roster, down, &states);
+    let cut = cut_off(&roster, down, &states);
+    lock(book).quorum(at, possible, || {
+        let mut why: Vec<String> = down.iter().map(|n| format!("{n} down")).collect();
+        if !cut.is_empty() {
+            why.push(format!("cut off: {}", cut.join(",")));
+        }
+        why.join("; ")
+    });
+    Ok((possible, cut))
 }
 
 fn lock(book: &Mutex<WindowBook>) -> std::sync::MutexGuard<'_, WindowBook> {

@@ -1,0 +1,50 @@
+//! No node went down or restarted unless a process fault of the timeline did it.
+
+use super::{never_answered, Verdict};
+use crate::observe::{FaultKind, Observations, Sample};
+
+/// How long a node restarted by the timeline may take to answer again.
+const COME_BACK_SECS: f64 = 20.0;
+
+pub fn processes(obs: &Observations) -> Verdict {
+    let mut problems = Vec::new();
+    let allowed = |node: &str, t: f64| {
+        obs.faults.iter().any(|f| {
+            f.kind == FaultKind::Process
+                && f.nodes.iter().any(|n| n == node)
+                && t >= f.start
+                && t <= f.end.map_or(f64::INFINITY, |e| e + COME_BACK_SECS)
+        })
+    };
+    for node in &obs.nodes {
+        if let Some(p) = never_answered(obs, node) {
+            problems.push(p);
+            continue;
+        }
+        let mut prev: Option<&Sample> = None;
+        for s in obs.of(node) {
+            let down = s.status.is_none();
+            let restarted = match (prev.and_then(|p| p.status.as_ref()), s.status.as_ref()) {
+                (Some(a), Some(b)) => b.uptime_secs + 0.5 < a.uptime_secs,
+                _ => false,
+            } || match (prev.and_then(|p| p.process.as_ref()), s.process.as_ref()) {
+                (Some(a), Some(b)) => b.restarts > a.restarts,
+                _ => false,
+            };
+            if (down || restarted) && !allowed(node, s.t) {
+                problems.push(format!(
+                    "{node} {} at +{:.1}s with no process fault in the timeline",
+                    if down { "was down" } else { "restarted" },
+                    s.t - obs.started
+                ));
+                break;
+            }
+            prev = Some(s);
+        }
+    }
+    Verdict::new(
+        "processes",
+        problems,
+        "no node crashed or restarted outside the timeline".into(),
+    )
+}
