@@ -590,5 +590,68 @@ mod tests {
             let hex = l.digest().to_hex();
             prop_assert_eq!(l.digest().prefix48(), u64::from_str_radix(&hex[..12], 16).unwrap());
         }
+
+        /// Two ledgers given the same transactions in two different orders
+        /// (any interleaving of independent chains of payments) end with the
+        /// same UTXO digest, the same total value and the same fees.
+        #[test]
+        fn the_same_transactions_in_two_orders_give_the_same_digest(
+            chains in proptest::collection::vec(1usize..4, 2..8),
+            seed in any::<u64>(),
+        ) {
+            let (mut a, faucet) = setup();
+            let mut b = a.clone();
+            let keys: Vec<Keypair> = (0..chains.len()).map(|i| Keypair::from_seed([i as u8 + 40; 32])).collect();
+            // One coin per chain, from the faucet.
+            let (prev, out) = a.outputs_of(&faucet.id())[0];
+            let each = 1_000_000u64;
+            let fee = a.limits.min_fee_for(each * keys.len() as u64) + 1_000;
+            let mut outputs: Vec<TxOut> = keys.iter().map(|k| TxOut { owner: k.id(), value: each }).collect();
+            outputs.push(TxOut { owner: faucet.id(), value: out.value - each * keys.len() as u64 - fee });
+            let fan = Transaction::signed(&a.network_id, &[prev], outputs, 0, &[&faucet]);
+            prop_assert!(a.check(&fan).is_ok(), "{:?}", a.check(&fan));
+            a.apply(&fan, true);
+            b.apply(&fan, true);
+            // Each chain passes its coin on, key to key, paying a fee each hop.
+            let mut txs: Vec<Vec<Transaction>> = Vec::new();
+            for (c, len) in chains.iter().enumerate() {
+                let mut chain = Vec::new();
+                let mut coin = (OutPoint { txid: fan.id(), vout: c as u32 }, each, &keys[c]);
+                for hop in 0..*len {
+                    let to = &keys[(c + hop + 1) % keys.len()];
+                    let fee = a.limits.min_fee_for(coin.1) + 1_000;
+                    let tx = Transaction::signed(&a.network_id, &[coin.0],
+                        vec![TxOut { owner: to.id(), value: coin.1 - fee }], hop as u64, &[coin.2]);
+                    coin = (OutPoint { txid: tx.id(), vout: 0 }, coin.1 - fee, to);
+                    chain.push(tx);
+                }
+                txs.push(chain);
+            }
+            // Order 1: chain after chain. Order 2: a seeded interleaving that
+            // keeps each chain's own order (parents before children).
+            for chain in &txs {
+                for tx in chain {
+                    prop_assert!(a.check(tx).is_ok(), "{:?}", a.check(tx));
+                    a.apply(tx, true);
+                }
+            }
+            let mut slots: Vec<usize> = txs.iter().enumerate().flat_map(|(c, ch)| vec![c; ch.len()]).collect();
+            let mut x = seed | 1;
+            for i in (1..slots.len()).rev() {
+                x ^= x << 13; x ^= x >> 7; x ^= x << 17;
+                slots.swap(i, (x % (i as u64 + 1)) as usize);
+            }
+            let mut next = vec![0usize; txs.len()];
+            for c in slots {
+                let tx = &txs[c][next[c]];
+                next[c] += 1;
+                prop_assert!(b.check(tx).is_ok(), "{:?}", b.check(tx));
+                b.apply(tx, true);
+            }
+            prop_assert_eq!(a.digest(), b.digest());
+            prop_assert_eq!(a.total_value(), b.total_value());
+            prop_assert_eq!(a.fees(), b.fees());
+            prop_assert_ne!(a.digest(), setup().0.digest(), "the payments changed the set");
+        }
     }
 }

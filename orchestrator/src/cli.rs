@@ -203,7 +203,14 @@ async fn load_exec(ctx: &Ctx, mut args: crate::load::LoadArgs) -> Result<ExitCod
         args.genesis.get_or_insert(tn.state.genesis());
         args.faucet_key.get_or_insert(tn.state.faucet_key());
     }
-    let report = crate::load::run(&args).await?;
+    let report = match crate::load::run(&args).await {
+        Ok(report) => report,
+        Err(crate::load::LoadCommandError::Load(e @ crate::load::LoadError::Refused { .. })) => {
+            eprintln!("testnet load: {e}");
+            return Ok(ExitCode::from(1));
+        }
+        Err(e) => return Err(e.into()),
+    };
     if args.json {
         print_json(&report);
     } else {
@@ -211,6 +218,12 @@ async fn load_exec(ctx: &Ctx, mut args: crate::load::LoadArgs) -> Result<ExitCod
     }
     if report.healthy() {
         return Ok(ExitCode::SUCCESS);
+    }
+    if report.accepted == 0 {
+        eprintln!(
+            "testnet load: no payment was accepted; refusals by reason: {:?}",
+            report.refused
+        );
     }
     eprintln!("testnet load: invariants violated (see the report above)");
     Ok(ExitCode::from(1))

@@ -42,6 +42,10 @@ pub enum LoadError {
     NoFunds { have: usize },
     #[error("fan-out transactions were not final on every node within {0:?}")]
     FanOutStalled(Duration),
+    /// The network under test refused a valid payment outright (before the
+    /// load could start): a finding about the nodes, not a tool error.
+    #[error("{url} refused a valid payment from the faucet: {reason}")]
+    Refused { url: String, reason: String },
 }
 
 #[derive(Debug, clap::Args)]

@@ -12,6 +12,11 @@ const BIN: &str = env!("CARGO_BIN_EXE_testnet");
 /// Starts `n` validators in this process; returns them with the directory holding
 /// genesis.json and faucet.key.
 async fn nodes(n: usize) -> (Vec<Node>, tempfile::TempDir) {
+    nodes_with(n, |_| {}).await
+}
+
+/// [`nodes`], each set up through `tweak` first.
+async fn nodes_with(n: usize, tweak: impl Fn(&mut NodeSetup)) -> (Vec<Node>, tempfile::TempDir) {
     let dir = tempfile::tempdir().unwrap();
     let mut p2p = Vec::new();
     for _ in 0..n {
@@ -28,12 +33,13 @@ async fn nodes(n: usize) -> (Vec<Node>, tempfile::TempDir) {
     generated.write(dir.path()).unwrap();
     let mut nodes = Vec::new();
     for (i, l) in p2p.into_iter().enumerate() {
-        let setup = NodeSetup::new(
+        let mut setup = NodeSetup::new(
             generated.genesis.clone(),
             generated.validator_keys[i].clone(),
             dir.path().join(format!("data-n{i}")),
             l.local_addr().unwrap(),
         );
+        tweak(&mut setup);
         let http = TcpListener::bind("127.0.0.1:0").await.unwrap();
         nodes.push(Node::start(setup, l, http).await.unwrap());
     }
@@ -80,6 +86,27 @@ async fn load_against_healthy_nodes_reports_and_exits_0() {
         "{report}"
     );
     assert_eq!(report["nodes"].as_array().unwrap().len(), 4);
+    for n in nodes {
+        n.shutdown().await;
+    }
+}
+
+/// Nodes that refuse every payment (their minimum fee is beyond any value):
+/// a finding about the network, exit 1, with the reason.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn load_against_nodes_that_refuse_every_payment_exits_1_with_the_reason() {
+    let (nodes, dir) = nodes_with(4, |s| s.limits.min_fee = u64::MAX / 4).await;
+    let mut cmd = load_cmd(&nodes, &dir);
+    cmd.args(["--tps", "20", "--duration", "1s"]);
+    let out = tokio::task::spawn_blocking(move || cmd.output().unwrap())
+        .await
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "stderr: {stderr}");
+    assert!(
+        stderr.contains("refused a valid payment") && stderr.contains("fee_too_low"),
+        "{stderr}"
+    );
     for n in nodes {
         n.shutdown().await;
     }

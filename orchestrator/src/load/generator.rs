@@ -323,10 +323,9 @@ impl Run {
             let txid = match client.submit(&tx).await? {
                 Ok(id) => id,
                 Err(r) => {
-                    return Err(LoadError::Status {
+                    return Err(LoadError::Refused {
                         url: client.base().to_owned(),
-                        status: 422,
-                        body: r.error,
+                        reason: format!("{} ({})", r.reason, r.error),
                     })
                 }
             };

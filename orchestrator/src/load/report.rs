@@ -61,9 +61,11 @@ pub struct LoadReport {
 }
 
 impl LoadReport {
-    /// Every valid payment final everywhere, no conflicting pair, equal ledgers.
+    /// Some payment accepted, every valid payment final everywhere, no
+    /// conflicting pair, equal ledgers.
     pub fn healthy(&self) -> bool {
-        self.not_finalized == 0
+        self.accepted > 0
+            && self.not_finalized == 0
             && self.conflicting_pairs_finalized == 0
             && self.digests_agree
             && self.value_conserved
