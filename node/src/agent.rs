@@ -34,7 +34,9 @@ use tracing::{info, warn};
 // re-export below can go without touching this line.
 use crate::api::agent::*;
 use crate::api::{ApiError, Health};
-use crate::faults::{parse_tbf_rate, read_back_with, render, tbf_args, FaultState, Installed};
+use crate::faults::{
+    counters, parse_tbf_rate, read_back_with, render, tbf_args, FaultState, Installed,
+};
 
 /// The interface of the testnet's network inside a node's container.
 const DEV: &str = "eth0";
@@ -98,14 +100,19 @@ fn error(status: StatusCode, e: impl std::fmt::Display) -> Response {
 }
 
 async fn run_iptables_save() -> Result<String, String> {
+    run_iptables(&["-S"]).await
+}
+
+async fn run_iptables(args: &[&str]) -> Result<String, String> {
     let out = Command::new("iptables")
-        .args(["-S"])
+        .args(args)
         .output()
         .await
         .map_err(|e| format!("cannot run iptables: {e}"))?;
     if !out.status.success() {
         return Err(format!(
-            "iptables -S failed: {}",
+            "iptables {} failed: {}",
+            args.join(" "),
             String::from_utf8_lossy(&out.stderr)
         ));
     }
@@ -217,17 +224,50 @@ async fn get_faults(State(agent): State<Arc<Agent>>) -> Response {
 /// `GET /metrics`: the faults this node carries now, read back from the kernel,
 /// as `testnet_fault_rules{kind}` (Prometheus marks fault windows with it).
 async fn fault_metrics(State(agent): State<Arc<Agent>>) -> Response {
-    match current_faults(&agent).await {
-        Ok(r) => (
+    let read = async {
+        let state = current_faults(&agent).await?.state;
+        let rules = run_iptables(&["-S", "-v"]).await?;
+        let tc_stats = tc(&[
+            "-s".into(),
+            "qdisc".into(),
+            "show".into(),
+            "dev".into(),
+            DEV.into(),
+        ])
+        .await?;
+        Ok::<_, String>((state, rules, tc_stats))
+    };
+    match read.await {
+        Ok((state, rules, tc_stats)) => (
             [(
                 axum::http::header::CONTENT_TYPE,
                 "text/plain; version=0.0.4; charset=utf-8",
             )],
-            render_fault_metrics(&r.state),
+            render_fault_metrics(&state) + &render_fault_effects(&rules, &tc_stats),
         )
             .into_response(),
         Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, e),
     }
+}
+
+/// What the rules in place have done, so a run can tell that a fault bit.
+fn render_fault_effects(iptables_s_v: &str, tc_s_show: &str) -> String {
+    let mut out = String::from(
+        "# HELP testnet_fault_matched_packets Packets matched by the fault rules in place, by kind (restarts when the rules are replaced).\n\
+         # TYPE testnet_fault_matched_packets gauge\n",
+    );
+    for (kind, n) in counters::rule_packets(iptables_s_v) {
+        out.push_str(&format!(
+            "testnet_fault_matched_packets{{kind=\"{kind}\"}} {n}\n"
+        ));
+    }
+    out.push_str(
+        "# HELP testnet_fault_bandwidth_overlimits Packets the bandwidth cap in place had to hold back.\n\
+         # TYPE testnet_fault_bandwidth_overlimits gauge\n",
+    );
+    let held = counters::tbf_overlimits(tc_s_show).unwrap_or(0);
+    out.push_str(&format!("testnet_fault_bandwidth_overlimits {held}\n"));
+    out
 }
 
 fn render_fault_metrics(state: &FaultState) -> String {
@@ -582,6 +622,23 @@ async fn forward_and_wait(agent: &Agent) -> i32 {
 mod tests {
     use super::*;
     use crate::faults::Delay;
+
+    #[test]
+    fn fault_effects_are_rendered_as_metrics() {
+        let text = render_fault_effects(
+            "-A TESTNET-OUT -d 10.77.0.11/32 -c 5 300 -j DROP\n",
+            "qdisc tbf 8001: root refcnt 2 rate 512Kbit burst 32Kb lat 50ms\n Sent 1 bytes 1 pkt (dropped 0, overlimits 4 requeues 0)\n",
+        );
+        for line in [
+            "# TYPE testnet_fault_matched_packets gauge",
+            "testnet_fault_matched_packets{kind=\"drop\"} 5",
+            "testnet_fault_matched_packets{kind=\"loss\"} 0",
+            "# TYPE testnet_fault_bandwidth_overlimits gauge",
+            "testnet_fault_bandwidth_overlimits 4",
+        ] {
+            assert!(text.lines().any(|l| l == line), "{line} in\n{text}");
+        }
+    }
 
     #[test]
     fn fault_metrics_count_rules_by_kind() {

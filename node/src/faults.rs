@@ -5,6 +5,8 @@
 //! `iptables -S`. Only the chains [`CHAIN_IN`] and [`CHAIN_OUT`] and the two jumps to
 //! them are ever written or removed: rules of anyone else are never touched.
 
+pub mod counters;
+
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::Ipv4Addr;
 

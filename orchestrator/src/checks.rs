@@ -9,8 +9,10 @@
 //! - [`finality`]: every payment final everywhere within its bound, nothing
 //!   final while no validator can gather a quorum.
 //! - [`process`]: no crash or restart outside the timeline.
+//! - [`effect`]: every fault of the timeline was seen to bite.
 //! - [`metric`]: custom metric assertions.
 
+pub mod effect;
 mod finality;
 mod ledger;
 mod metric;
@@ -19,6 +21,7 @@ mod process;
 
 use serde::{Deserialize, Serialize};
 
+pub use effect::faults_took_effect;
 pub use finality::finality;
 pub use ledger::{safety, utxo_agreement};
 pub use metric::metric;
@@ -76,6 +79,9 @@ pub fn check_all(inv: &Invariants, obs: &Observations) -> Vec<Verdict> {
     }
     if inv.processes.is_some() {
         out.push(processes(obs));
+    }
+    if inv.faults_took_effect.is_some() {
+        out.push(faults_took_effect(obs));
     }
     for m in &inv.metrics {
         out.push(metric(obs, m));

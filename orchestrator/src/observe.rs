@@ -34,6 +34,10 @@ pub struct Sample {
     /// Metric series (`name{label="v",...}` as in the exposition) -> value, for
     /// the `testnet_` series; empty when the scrape failed.
     pub metrics: BTreeMap<String, f64>,
+    /// The agent's metrics (what the fault rules in place did); empty when
+    /// its scrape failed.
+    #[serde(default)]
+    pub agent_metrics: BTreeMap<String, f64>,
 }
 
 /// Everything a run observed.
@@ -165,10 +169,11 @@ pub async fn sample_all(http: &reqwest::Client, nodes: &[NodeSummary]) -> Vec<Sa
                     r.bytes().await.ok()
                 }
             };
-            let (status, metrics, process) = tokio::join!(
+            let (status, metrics, process, agent_metrics) = tokio::join!(
                 get(n.http_url.clone(), "/status"),
                 get(n.http_url.clone(), "/metrics"),
                 get(n.agent_url.clone(), "/process"),
+                get(n.agent_url.clone(), "/metrics"),
             );
             Sample {
                 t: unix_now(),
@@ -176,6 +181,9 @@ pub async fn sample_all(http: &reqwest::Client, nodes: &[NodeSummary]) -> Vec<Sa
                 status: status.and_then(|b| serde_json::from_slice(&b).ok()),
                 process: process.and_then(|b| serde_json::from_slice(&b).ok()),
                 metrics: metrics
+                    .map(|b| parse_metrics(&String::from_utf8_lossy(&b)))
+                    .unwrap_or_default(),
+                agent_metrics: agent_metrics
                     .map(|b| parse_metrics(&String::from_utf8_lossy(&b)))
                     .unwrap_or_default(),
             }

@@ -347,53 +347,79 @@ async fn workload<E: Engine, P: NodeProbe>(
         .map_err(|e| RunError::Load(e.to_string()))
 }
 
-/// Waits (up to `limit`) until every node answers with the same
-/// finalized set and an empty mempool, twice in a row; says what it saw.
+/// Waits (up to `limit`) until every node answers with the same finalized
+/// set and an empty mempool, twice in a row; stops early once nothing has
+/// changed for [`STILL`] (a node that will not catch up, a transaction no
+/// node can decide any more). Says what it saw.
 async fn quiescence<E: Engine, P: NodeProbe>(
     tn: &Testnet<'_, E, P>,
     limit: Duration,
 ) -> Quiescence {
     let start = Instant::now();
     let http = reqwest::Client::new();
-    let mut calm = 0;
-    let mut detail = "no node answered".to_owned();
-    while start.elapsed() < limit && calm < 2 {
+    let (mut calm, mut still_since, mut last) = (0, Instant::now(), None);
+    let mut seen = Settled::default();
+    while start.elapsed() < limit {
         tokio::time::sleep(Duration::from_millis(500)).await;
         let Ok(nodes) = tn.endpoints().await else {
             continue;
         };
-        let looks = sample_all(&http, &nodes).await;
-        let (quiet, what) = settled(&looks);
-        detail = what;
-        calm = if quiet { calm + 1 } else { 0 };
+        seen = settled(&sample_all(&http, &nodes).await);
+        if last.as_ref() != Some(&seen.key) {
+            still_since = Instant::now();
+            last = Some(seen.key.clone());
+        }
+        calm = if seen.quiet { calm + 1 } else { 0 };
+        if calm >= 2 {
+            break;
+        }
+        if still_since.elapsed() >= STILL {
+            seen.detail
+                .push_str(&format!(" (no change for {}s)", STILL.as_secs()));
+            break;
+        }
     }
     Quiescence {
-        reached: calm >= 2,
+        reached: seen.agree,
         waited_secs: start.elapsed().as_secs_f64(),
-        detail,
+        detail: seen.detail,
     }
 }
 
-/// Do these looks show a quiet testnet (every node answered, one finalized
-/// set, empty mempools)? And a line saying what they show.
-fn settled(looks: &[crate::observe::Sample]) -> (bool, String) {
+/// How long nothing may change before quiescence stops waiting.
+const STILL: Duration = Duration::from_secs(8);
+
+/// One look at every node at the end.
+#[derive(Debug, Default)]
+struct Settled {
+    /// Every node answered, with the same finalized set.
+    agree: bool,
+    /// And every mempool is empty.
+    quiet: bool,
+    detail: String,
+    /// What changes while the testnet is still settling.
+    key: Vec<(String, Option<(String, u64, usize)>)>,
+}
+
+fn settled(looks: &[crate::observe::Sample]) -> Settled {
     let mut silent = Vec::new();
-    let mut what = Vec::new();
+    let mut busy = Vec::new();
     let mut sets = BTreeMap::<(&str, u64), Vec<&str>>::new();
     for l in looks {
         match &l.status {
             None => silent.push(l.node.as_str()),
             Some(st) => {
                 if st.mempool > 0 {
-                    what.push(format!("{} mempool {}", l.node, st.mempool));
+                    busy.push(format!("{} mempool {}", l.node, st.mempool));
                 }
                 let key = (st.finalized_digest.as_str(), st.finalized_transactions);
                 sets.entry(key).or_default().push(&l.node);
             }
         }
     }
+    let mut what = Vec::new();
     if !silent.is_empty() {
-        what.insert(0, format!("not answering: {}", silent.join(",")));
+        what.push(format!("not answering: {}", silent.join(",")));
     }
     if sets.len() > 1 {
         let shown: Vec<String> = sets
@@ -402,15 +428,33 @@ fn settled(looks: &[crate::observe::Sample]) -> (bool, String) {
             .collect();
         what.push(format!("finalized sets differ: {}", shown.join("; ")));
     }
-    if !what.is_empty() || looks.is_empty() {
-        return (false, what.join("; "));
+    let agree = what.is_empty() && !looks.is_empty();
+    if agree {
+        let count = sets.keys().next().map(|k| k.1).unwrap_or(0);
+        what.push(format!("{} nodes agree on {count} finalized", looks.len()));
     }
-    let count = sets.keys().next().map(|k| k.1).unwrap_or(0);
-    let line = format!(
-        "{} nodes agree on {count} finalized, mempools empty",
-        looks.len()
-    );
-    (true, line)
+    let quiet = agree && busy.is_empty();
+    what.extend(busy);
+    let key = looks
+        .iter()
+        .map(|l| {
+            let st = l.status.as_ref();
+            let v = st.map(|s| {
+                (
+                    s.finalized_digest.clone(),
+                    s.finalized_transactions,
+                    s.mempool,
+                )
+            });
+            (l.node.clone(), v)
+        })
+        .collect();
+    Settled {
+        agree,
+        quiet,
+        detail: what.join("; "),
+        key,
+    }
 }
 
 /// `testnet check`: samples the running testnet a few times and runs the

@@ -142,6 +142,9 @@ pub struct Invariants {
     pub safety: Option<Empty>,
     #[serde(default)]
     pub processes: Option<Empty>,
+    /// Every fault of the timeline must be seen to bite.
+    #[serde(default)]
+    pub faults_took_effect: Option<Empty>,
     #[serde(default)]
     pub metrics: Vec<MetricAssertion>,
 }
@@ -158,6 +161,7 @@ impl Invariants {
             && self.finality.is_none()
             && self.safety.is_none()
             && self.processes.is_none()
+            && self.faults_took_effect.is_none()
             && self.metrics.is_empty()
     }
 }
@@ -171,6 +175,7 @@ impl Default for Invariants {
             finality: Some(Within::default()),
             safety: Some(Empty {}),
             processes: Some(Empty {}),
+            faults_took_effect: Some(Empty {}),
             metrics: Vec::new(),
         }
     }

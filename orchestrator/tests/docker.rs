@@ -957,15 +957,24 @@ async fn bandwidth_and_loss_are_measurable() {
 
 /// Runs one shipped scenario; returns its exit code and report.json.
 async fn run_scenario(image: &str, file: &str) -> (Option<i32>, Value, std::path::PathBuf) {
+    let path = format!("{}/../testnets/{file}", env!("CARGO_MANIFEST_DIR"));
+    run_scenario_at(image, std::path::Path::new(&path)).await
+}
+
+/// Runs the scenario file at `path` (named after its file).
+async fn run_scenario_at(
+    image: &str,
+    path: &std::path::Path,
+) -> (Option<i32>, Value, std::path::PathBuf) {
+    let file = path.file_name().unwrap().to_string_lossy().to_string();
     let stem = file.trim_end_matches(".scenario.yaml");
     let name = format!("e2e-{stem}");
     let report = std::env::temp_dir().join(format!("testnet-e2e-report-{stem}"));
     let _ = std::fs::remove_dir_all(&report);
-    let path = format!("{}/../testnets/{file}", env!("CARGO_MANIFEST_DIR"));
     let started = std::time::Instant::now();
     let out = run(&[
         "run",
-        &path,
+        path.to_str().unwrap(),
         "--name",
         &name,
         "--image",
@@ -994,6 +1003,19 @@ async fn run_scenario(image: &str, file: &str) -> (Option<i32>, Value, std::path
     (out.status.code(), json, report)
 }
 
+/// The scenario of `file` without its seeded bugs, written to a temporary file.
+fn twin_of(file: &str) -> (tempfile::TempDir, std::path::PathBuf, Vec<String>) {
+    let path = format!("{}/../testnets/{file}", env!("CARGO_MANIFEST_DIR"));
+    let mut s = testnet::scenario::Scenario::load(std::path::Path::new(&path)).unwrap();
+    let buggy: Vec<String> = s.testnet.node_options.keys().cloned().collect();
+    s.testnet.node_options.clear();
+    s.name = format!("{}-twin", s.name);
+    let dir = tempfile::tempdir().unwrap();
+    let twin = dir.path().join(format!("{}.scenario.yaml", s.name));
+    std::fs::write(&twin, serde_yaml_ng::to_string(&s).unwrap()).unwrap();
+    (dir, twin, buggy)
+}
+
 /// Every shipped scenario without a seeded bug passes, with its three reports.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn shipped_scenarios_pass() {
@@ -1018,7 +1040,9 @@ async fn shipped_scenarios_pass() {
 }
 
 /// Each seeded bug of the node turns its scenario red, and the report names the
-/// invariant that caught it (with a debug bundle).
+/// invariant that caught it and a node that runs the bug (with a debug bundle);
+/// the same scenario without the bug passes, so the verdict is the bug's and
+/// not the schedule's.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_seeded_bug_is_caught() {
     let image = image().await;
@@ -1029,9 +1053,8 @@ async fn every_seeded_bug_is_caught() {
         ("bug-passive-catchup.scenario.yaml", "finality"),
         ("bug-no-lock-persist.scenario.yaml", "safety"),
     ] {
-        let _guard = Guard(Box::leak(
-            format!("e2e-{}", file.trim_end_matches(".scenario.yaml")).into_boxed_str(),
-        ));
+        let stem = file.trim_end_matches(".scenario.yaml");
+        let _guard = Guard(Box::leak(format!("e2e-{stem}").into_boxed_str()));
         let (code, report, dir) = run_scenario(&image, file).await;
         let verdicts = report["verdicts"].as_array().cloned().unwrap_or_default();
         let caught = verdicts
@@ -1041,9 +1064,25 @@ async fn every_seeded_bug_is_caught() {
         assert_eq!(code, Some(1), "{file}: {verdicts:?}");
         assert_eq!(caught["passed"], false, "{file} not caught: {caught}");
         eprintln!("{file}: {invariant} caught it: {}", caught["summary"]);
+        let (_tmp, twin, buggy) = twin_of(file);
+        let reason = caught["details"].to_string();
+        assert!(
+            buggy.iter().any(|n| reason.contains(&format!("{n}:"))
+                || reason.contains(&format!("{n} "))
+                || reason.contains(&format!("on {n}"))),
+            "{file}: the reason names none of the bug's nodes {buggy:?}: {reason}"
+        );
         let junit = std::fs::read_to_string(dir.join("junit.xml")).unwrap();
         assert!(junit.contains("<failure"), "{file}: {junit}");
         assert!(dir.join("debug/n0.log").exists(), "{file}: no debug bundle");
+        let _twin_guard = Guard(Box::leak(format!("e2e-{stem}-twin").into_boxed_str()));
+        let (code, report, _) = run_scenario_at(&image, &twin).await;
+        assert_eq!(
+            code,
+            Some(0),
+            "{file} without its bug failed: {}",
+            serde_json::to_string_pretty(&report["verdicts"]).unwrap()
+        );
     }
 }
 

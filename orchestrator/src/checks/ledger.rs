@@ -11,7 +11,7 @@ use crate::observe::Observations;
 /// At the end (quiescence): equal UTXO digests, and on every node
 /// `total_value + fees == genesis_supply`.
 pub fn utxo_agreement(obs: &Observations) -> Verdict {
-    let mut problems: Vec<String> = unsettled(obs).into_iter().collect();
+    let mut problems = Vec::new();
     let mut digests: Vec<(String, String)> = Vec::new();
     for node in &obs.nodes {
         let st = match obs.status_at_end(node) {
@@ -37,6 +37,7 @@ pub fn utxo_agreement(obs: &Observations) -> Verdict {
     if groups.len() > 1 {
         problems.push(format!("UTXO digests disagree: {}", shown(&groups)));
     }
+    problems.extend(unsettled(obs));
     Verdict::new(
         "utxo_agreement",
         problems,
@@ -51,7 +52,7 @@ pub fn utxo_agreement(obs: &Observations) -> Verdict {
 /// node's own count of conflicting certificates); every node finalized the same
 /// set of transactions (compared by each node's finalized-set digest).
 pub fn safety(obs: &Observations) -> Verdict {
-    let mut problems: Vec<String> = unsettled(obs).into_iter().collect();
+    let mut problems = Vec::new();
     if let Some(load) = &obs.load {
         if load.conflicting_pairs_finalized > 0 {
             problems.push(format!(
@@ -94,6 +95,7 @@ pub fn safety(obs: &Observations) -> Verdict {
                 .unwrap_or_default()
         ));
     }
+    problems.extend(unsettled(obs));
     Verdict::new(
         "safety",
         problems,

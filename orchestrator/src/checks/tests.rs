@@ -9,6 +9,7 @@ use testnet_node::api::agent::{ProcessReport, ProcessState};
 use testnet_node::api::Status;
 
 use super::*;
+use crate::fault::Fault;
 use crate::observe::{FaultEvent, FaultKind, Observations, Sample};
 use crate::scenario::{MetricAssertion, Op};
 
@@ -79,6 +80,7 @@ fn sample(t: f64, node: &str, look: Option<&Look>) -> Sample {
                 ])
             })
             .unwrap_or_default(),
+        agent_metrics: BTreeMap::new(),
     }
 }
 
@@ -175,13 +177,15 @@ fn partition(start: f64, end: f64, no_quorum: bool) -> FaultEvent {
         nodes: NODES.iter().map(|s| s.to_string()).collect(),
         no_quorum,
         cut_off: vec![],
+        fault: None,
+        applied: None,
     }
 }
 
 #[test]
 fn a_healthy_record_passes_everything() {
     let v = check_all(&crate::scenario::Invariants::default(), &healthy());
-    assert_eq!(v.len(), 6);
+    assert_eq!(v.len(), 7);
     for verdict in &v {
         assert!(verdict.passed, "{verdict:?}");
     }
@@ -369,6 +373,8 @@ fn processes_allow_timeline_restarts_only() {
         nodes: vec!["n1".into()],
         no_quorum: false,
         cut_off: vec![],
+        fault: None,
+        applied: None,
     });
     assert!(processes(&obs).passed, "{:?}", processes(&obs));
     // A restart seen only by the agent's count is caught too.
@@ -476,6 +482,7 @@ fn none() -> crate::scenario::Invariants {
         finality: None,
         safety: None,
         processes: None,
+        faults_took_effect: None,
         metrics: vec![],
     }
 }
@@ -489,6 +496,8 @@ fn window(kind: FaultKind, start: f64, end: Option<f64>, label: &str) -> FaultEv
         nodes: vec!["n2".into()],
         no_quorum: false,
         cut_off: vec![],
+        fault: None,
+        applied: None,
     }
 }
 
@@ -697,4 +706,172 @@ fn false_finality_is_judged_on_the_quorum_gaps() {
     // Final after the gap: fine, the deadline moved to its end.
     obs.load = Some(load(vec![payment(3.0, [9.5, 9.5, 9.5, 10.9])]));
     assert!(finality(&obs, 2.0).passed, "{:?}", finality(&obs, 2.0));
+}
+
+// faults_took_effect: each kind of fault, seen to bite and not.
+
+fn with_fault(fault: Fault, start: f64, end: f64) -> Observations {
+    let mut obs = healthy();
+    let nodes = match fault.process() {
+        Some((n, _, _)) => vec![n.clone()],
+        None => fault.nodes(&NODES.iter().map(|s| s.to_string()).collect::<Vec<_>>()),
+    };
+    obs.faults.push(FaultEvent {
+        start: T0 + start,
+        end: Some(T0 + end),
+        kind: fault.kind(),
+        label: fault.label(),
+        nodes,
+        no_quorum: false,
+        cut_off: vec![],
+        fault: Some(fault),
+        applied: Some("applied".into()),
+    });
+    obs
+}
+
+fn bites(obs: &Observations) -> Verdict {
+    faults_took_effect(obs)
+}
+
+#[test]
+fn a_cut_is_seen_by_its_dropped_packets_or_lost_peers() {
+    let cut = Fault::Partition(vec![
+        vec!["n0".into(), "n1".into()],
+        vec!["n2".into(), "n3".into()],
+    ]);
+    let mut obs = with_fault(cut, 5.0, 9.0);
+    let v = bites(&obs);
+    assert!(
+        !v.passed && v.summary.contains("dropped no packet"),
+        "{v:?}"
+    );
+    edit(&mut obs, "n1", 6.0, |s| {
+        s.agent_metrics
+            .insert("testnet_fault_matched_packets{kind=\"drop\"}".into(), 37.0);
+    });
+    let w = &obs.faults[0];
+    assert_eq!(
+        effect::effect(&obs, w).unwrap(),
+        "n1's rules dropped 37 packets"
+    );
+    let mut obs = with_fault(obs.faults[0].fault.clone().unwrap(), 5.0, 9.0);
+    edit(&mut obs, "n3", 7.0, |s| {
+        s.status.as_mut().unwrap().peers = 1
+    });
+    assert!(bites(&obs).passed, "{:?}", bites(&obs));
+}
+
+#[test]
+fn a_delay_is_seen_in_pings_slower_than_half_of_it() {
+    let delay = Fault::Delay {
+        nodes: vec!["n2".into()],
+        to: vec![],
+        ms: 100,
+        jitter_ms: 0,
+        reorder_percent: 0.0,
+    };
+    let mut obs = with_fault(delay, 5.0, 9.0);
+    // Every node: 10 pings so far, all under 1 ms; during the delay n0 gets 3
+    // more, all of them slow.
+    for n in NODES {
+        edit(&mut obs, n, 0.0, |s| {
+            s.metrics
+                .insert("testnet_ping_rtt_seconds_count".into(), 10.0);
+            s.metrics
+                .insert("testnet_ping_rtt_seconds_bucket{le=\"0.001\"}".into(), 10.0);
+            s.metrics
+                .insert("testnet_ping_rtt_seconds_bucket{le=\"0.05\"}".into(), 10.0);
+        });
+    }
+    let v = bites(&obs);
+    assert!(
+        !v.passed && v.summary.contains("slower than 50 ms"),
+        "{v:?}"
+    );
+    edit(&mut obs, "n0", 7.0, |s| {
+        s.metrics
+            .insert("testnet_ping_rtt_seconds_count".into(), 13.0);
+    });
+    let w = &obs.faults[0];
+    assert_eq!(
+        effect::effect(&obs, w).unwrap(),
+        "n0 measured 3 pings slower than 50 ms"
+    );
+}
+
+#[test]
+fn loss_duplicate_and_caps_are_seen_in_the_agents_counters() {
+    for (fault, series) in [
+        (
+            Fault::Loss {
+                nodes: vec!["n1".into()],
+                to: vec![],
+                percent: 5.0,
+            },
+            "testnet_fault_matched_packets{kind=\"loss\"}",
+        ),
+        (
+            Fault::Duplicate {
+                nodes: vec!["n1".into()],
+                to: vec![],
+                percent: 5.0,
+            },
+            "testnet_fault_matched_packets{kind=\"duplicate\"}",
+        ),
+        (
+            Fault::Bandwidth {
+                nodes: vec!["n1".into()],
+                kbit: 256,
+            },
+            "testnet_fault_bandwidth_overlimits",
+        ),
+    ] {
+        let mut obs = with_fault(fault.clone(), 5.0, 9.0);
+        assert!(!bites(&obs).passed, "{fault:?}");
+        // Counted on another node: not this fault's.
+        edit(&mut obs, "n2", 6.0, |s| {
+            s.agent_metrics.insert(series.into(), 4.0);
+        });
+        assert!(!bites(&obs).passed, "{fault:?}");
+        edit(&mut obs, "n1", 6.0, |s| {
+            s.agent_metrics.insert(series.into(), 4.0);
+        });
+        assert!(bites(&obs).passed, "{fault:?}: {:?}", bites(&obs));
+    }
+    // A rate of 0 clears: nothing to see, nothing wrong.
+    let clear = Fault::Loss {
+        nodes: vec!["n1".into()],
+        to: vec![],
+        percent: 0.0,
+    };
+    assert!(bites(&with_fault(clear, 5.0, 9.0)).passed);
+}
+
+#[test]
+fn process_faults_are_seen_down_or_reported_and_restarts_by_their_uptime() {
+    let mut obs = with_fault(Fault::Kill("n1".into()), 5.0, 9.0);
+    let v = bites(&obs);
+    assert!(!v.passed && v.summary.contains("never seen down"), "{v:?}");
+    edit(&mut obs, "n1", 6.0, |s| {
+        if s.t < T0 + 9.0 {
+            s.status = None;
+        }
+    });
+    assert!(bites(&obs).passed, "{:?}", bites(&obs));
+    // Too short to sample: the agent's own report counts.
+    let mut obs = with_fault(Fault::Pause("n1".into()), 5.0, 5.2);
+    obs.faults[0].applied = Some("{\"state\":\"paused\",\"pid\":7,\"restarts\":0}".into());
+    assert!(bites(&obs).passed, "{:?}", bites(&obs));
+    // A restart: the node must come back with a fresh uptime.
+    let mut obs = with_fault(Fault::Restart("n2".into()), 5.0, 5.0);
+    assert!(!bites(&obs).passed);
+    edit(&mut obs, "n2", 6.0, |s| {
+        s.status.as_mut().unwrap().uptime_secs = s.t - T0 - 5.5;
+    });
+    assert!(bites(&obs).passed, "{:?}", bites(&obs));
+    // A window with no record of its fault cannot be judged.
+    let mut obs = with_fault(Fault::Kill("n1".into()), 5.0, 9.0);
+    obs.faults[0].fault = None;
+    assert!(!bites(&obs).passed);
 }

@@ -40,6 +40,13 @@ pub struct FaultEvent {
     /// (they cannot finalize anything until it ends).
     #[serde(default)]
     pub cut_off: Vec<String>,
+    /// The fault itself (resolved), to judge its effect.
+    #[serde(default)]
+    pub fault: Option<super::Fault>,
+    /// What the apply reported (a process report, what a container went
+    /// through).
+    #[serde(default)]
+    pub applied: Option<String>,
 }
 
 /// A span with no quorum anywhere: the union of the cuts in place and the
@@ -166,6 +173,8 @@ mod tests {
             nodes: vec![],
             no_quorum: false,
             cut_off: vec![],
+            fault: None,
+            applied: None,
         }
     }
 

@@ -164,18 +164,22 @@ fn faults(h: &mut String, obs: &Observations) {
     }
     h.push_str(
         "<table>\n<thead><tr><th class=\"num\">Start</th><th class=\"num\">End</th><th>Kind</th>\
-         <th>Fault</th><th>Nodes</th><th>Quorum</th></tr></thead>\n<tbody>\n",
+         <th>Fault</th><th>Nodes</th><th>Quorum</th><th>Observed effect</th></tr></thead>\n<tbody>\n",
     );
     for f in &obs.faults {
         let end = match f.end {
             Some(e) => rel(e - obs.started),
             None => "until the end".to_owned(),
         };
+        let effect = match crate::checks::effect::effect(obs, f) {
+            Ok(seen) => esc(&seen),
+            Err(why) => format!("<span class=\"bad\">none: {}</span>", esc(&why)),
+        };
         let _ = writeln!(
             h,
             "<tr><td class=\"num\">{}</td><td class=\"num\">{end}</td>\
              <td class=\"kinds\"><span style=\"background:{};opacity:.6\"></span>{}</td>\
-             <td><code>{}</code></td><td>{}</td><td>{}</td></tr>",
+             <td><code>{}</code></td><td>{}</td><td>{}</td><td>{effect}</td></tr>",
             rel(f.start - obs.started),
             kind_colour(f.kind),
             kind_name(f.kind),

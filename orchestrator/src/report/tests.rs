@@ -69,6 +69,7 @@ fn observations(with_load: bool) -> Observations {
                     restarts: u64::from(restarted_at.is_some()),
                 }),
                 metrics: BTreeMap::new(),
+                agent_metrics: BTreeMap::new(),
             });
         }
     }
@@ -82,6 +83,8 @@ fn observations(with_load: bool) -> Observations {
             nodes: NODES.iter().map(|n| (*n).to_owned()).collect(),
             no_quorum: true,
             cut_off: vec![],
+            fault: None,
+            applied: None,
         },
         FaultEvent {
             start: T0 + 22.0,
@@ -91,6 +94,8 @@ fn observations(with_load: bool) -> Observations {
             nodes: vec!["n2".into()],
             no_quorum: false,
             cut_off: vec![],
+            fault: None,
+            applied: None,
         },
     ];
     Observations {

@@ -195,8 +195,8 @@ async fn overlapping_process_faults_take_the_quorum() {
     assert!(!windows[2].no_quorum);
 }
 
-/// Issue 11, point 11: quiescence wants every node answering, one finalized
-/// set and empty mempools, and says what it saw.
+/// Issue 11, point 11: quiescence wants every node answering with one
+/// finalized set, looks at the mempools, and says what it saw.
 #[test]
 fn quiescence_wants_one_finalized_set_and_empty_mempools() {
     let look = |node: &str, finalized: u64, digest: &str, mempool: usize| {
@@ -210,17 +210,32 @@ fn quiescence_wants_one_finalized_set_and_empty_mempools() {
             status: Some(st),
             process: None,
             metrics: Default::default(),
+            agent_metrics: Default::default(),
         }
     };
-    let quiet = [look("n0", 5, "d", 0), look("n1", 5, "d", 0)];
-    assert!(settled(&quiet).0, "{}", settled(&quiet).1);
-    let (q, why) = settled(&[look("n0", 5, "d", 0), look("n1", 5, "e", 0)]);
-    assert!(!q && why.contains("finalized sets differ"), "{why}");
-    let (q, why) = settled(&[look("n0", 5, "d", 2), look("n1", 5, "d", 0)]);
-    assert!(!q && why.contains("n0 mempool 2"), "{why}");
+    let s = settled(&[look("n0", 5, "d", 0), look("n1", 5, "d", 0)]);
+    assert!(s.agree && s.quiet, "{}", s.detail);
+    let s = settled(&[look("n0", 5, "d", 0), look("n1", 5, "e", 0)]);
+    assert!(
+        !s.agree && s.detail.contains("finalized sets differ"),
+        "{}",
+        s.detail
+    );
+    // The same set with a transaction nobody can decide any more: they agree,
+    // but it is not quiet (quiescence waits for it, then says so).
+    let s = settled(&[look("n0", 5, "d", 2), look("n1", 5, "d", 0)]);
+    assert!(
+        s.agree && !s.quiet && s.detail.contains("n0 mempool 2"),
+        "{}",
+        s.detail
+    );
     let mut silent = look("n1", 5, "d", 0);
     silent.status = None;
-    let (q, why) = settled(&[look("n0", 5, "d", 0), silent]);
-    assert!(!q && why.contains("not answering: n1"), "{why}");
-    assert!(!settled(&[]).0);
+    let s = settled(&[look("n0", 5, "d", 0), silent]);
+    assert!(
+        !s.agree && s.detail.contains("not answering: n1"),
+        "{}",
+        s.detail
+    );
+    assert!(!settled(&[]).agree);
 }

@@ -90,6 +90,8 @@ pub async fn execute<E: Engine, P: NodeProbe>(
             nodes: fault.nodes(&all),
             no_quorum: !possible,
             cut_off,
+            fault: Some(fault.clone()),
+            applied: Some(applied.detail.clone()),
         });
         windows[event.window] = Some((id, applied.undo));
     }

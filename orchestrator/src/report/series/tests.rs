@@ -27,6 +27,7 @@ fn sample(node: &str, t: f64, status: Option<Status>) -> Sample {
         status,
         process: None,
         metrics: BTreeMap::new(),
+        agent_metrics: BTreeMap::new(),
     }
 }
 
@@ -66,6 +67,8 @@ fn fault(start: f64, end: Option<f64>, kind: FaultKind, label: &str) -> FaultEve
         nodes: vec![],
         no_quorum: false,
         cut_off: vec![],
+        fault: None,
+        applied: None,
     }
 }
 
