@@ -80,18 +80,18 @@ pub fn check_all(inv: &Invariants, obs: &Observations) -> Vec<Verdict> {
     if inv.processes.is_some() {
         out.push(processes(obs));
     }
-    if inv.faults_took_effect.is_some() {
-        out.push(faults_took_effect(obs));
-    }
     for m in &inv.metrics {
         out.push(metric(obs, m));
     }
-    if out.is_empty() {
+    if inv.is_empty() {
         out.push(Verdict::new(
             "invariants",
             vec![Invariants::NOTHING.into()],
             String::new(),
         ));
+    }
+    if inv.faults_took_effect {
+        out.push(faults_took_effect(obs));
     }
     out
 }

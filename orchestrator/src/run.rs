@@ -398,8 +398,11 @@ struct Settled {
     quiet: bool,
     detail: String,
     /// What changes while the testnet is still settling.
-    key: Vec<(String, Option<(String, u64, usize)>)>,
+    key: Vec<(String, Option<NodeLedger>)>,
 }
+
+/// A node's finalized set (digest, count) and mempool size.
+type NodeLedger = (String, u64, usize);
 
 fn settled(looks: &[crate::observe::Sample]) -> Settled {
     let mut silent = Vec::new();

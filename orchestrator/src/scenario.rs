@@ -113,12 +113,18 @@ pub struct Step {
         rename = "for",
         default,
         deserialize_with = "opt_dur",
-        serialize_with = "ser_opt_dur"
+        serialize_with = "ser_opt_dur",
+        skip_serializing_if = "Option::is_none"
     )]
     pub duration: Option<Duration>,
-    #[serde(default, deserialize_with = "opt_dur", serialize_with = "ser_opt_dur")]
+    #[serde(
+        default,
+        deserialize_with = "opt_dur",
+        serialize_with = "ser_opt_dur",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub every: Option<Duration>,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub count: Option<u32>,
     /// `{ partition: [...] }`: a one-key map, not a YAML tag.
     #[serde(with = "serde_yaml_ng::with::singleton_map")]
@@ -142,9 +148,11 @@ pub struct Invariants {
     pub safety: Option<Empty>,
     #[serde(default)]
     pub processes: Option<Empty>,
-    /// Every fault of the timeline must be seen to bite.
-    #[serde(default)]
-    pub faults_took_effect: Option<Empty>,
+    /// Every fault of the timeline must be seen to bite: on unless the
+    /// scenario says `faults_took_effect: false` (then every verdict about a
+    /// fault may be vacuous).
+    #[serde(default = "on")]
+    pub faults_took_effect: bool,
     #[serde(default)]
     pub metrics: Vec<MetricAssertion>,
 }
@@ -153,7 +161,7 @@ impl Invariants {
     /// Why a list that checks nothing is refused.
     pub const NOTHING: &'static str = "`invariants:` lists no invariant, so the run would check nothing; omit the key to check all of them with default bounds, or name the ones to check (e.g. `invariants: { safety: {} }`)";
 
-    /// Does it check nothing at all?
+    /// Does it check nothing at all (beyond the faults' effects)?
     pub fn is_empty(&self) -> bool {
         self.handshake_success.is_none()
             && self.connectivity.is_none()
@@ -161,7 +169,6 @@ impl Invariants {
             && self.finality.is_none()
             && self.safety.is_none()
             && self.processes.is_none()
-            && self.faults_took_effect.is_none()
             && self.metrics.is_empty()
     }
 }
@@ -175,7 +182,7 @@ impl Default for Invariants {
             finality: Some(Within::default()),
             safety: Some(Empty {}),
             processes: Some(Empty {}),
-            faults_took_effect: Some(Empty {}),
+            faults_took_effect: true,
             metrics: Vec::new(),
         }
     }
@@ -190,6 +197,10 @@ pub struct Empty {}
 pub struct HandshakeSuccess {
     #[serde(default = "min_rate")]
     pub min_rate: f64,
+}
+
+fn on() -> bool {
+    true
 }
 
 fn min_rate() -> f64 {
@@ -235,7 +246,12 @@ pub struct MetricAssertion {
     pub op: Op,
     pub value: f64,
     /// Must hold at some point within this long of the start (else: at the end).
-    #[serde(default, deserialize_with = "opt_dur", serialize_with = "ser_opt_dur")]
+    #[serde(
+        default,
+        deserialize_with = "opt_dur",
+        serialize_with = "ser_opt_dur",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub within: Option<Duration>,
     #[serde(default)]
     pub per_node: bool,
@@ -493,6 +509,23 @@ invariants:
             .unwrap_err()
             .to_string();
         assert!(err.contains("invariants.metrics[0].op"), "{err}");
+    }
+
+    #[test]
+    fn a_scenario_written_back_reads_the_same() {
+        let s = Scenario::parse(EXAMPLE, "s.yaml").unwrap();
+        let text = serde_yaml_ng::to_string(&s).unwrap();
+        assert_eq!(Scenario::parse(&text, "again.yaml").unwrap(), s, "{text}");
+        let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../testnets");
+        for entry in std::fs::read_dir(dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.to_string_lossy().ends_with(".scenario.yaml") {
+                let s = Scenario::load(&path).unwrap();
+                let text = serde_yaml_ng::to_string(&s).unwrap();
+                let again = Scenario::parse(&text, "again.yaml");
+                assert_eq!(again.as_ref().ok(), Some(&s), "{}: {text}", path.display());
+            }
+        }
     }
 
     #[test]

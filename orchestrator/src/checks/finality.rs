@@ -33,9 +33,12 @@ fn holds(obs: &Observations) -> Vec<Hold<'_>> {
             nodes: None,
         });
     }
+    // A record with quorum gaps has them exact; a window's flag only says the
+    // quorum was gone when it began (older records have nothing else).
+    let legacy = obs.quorum_gaps.is_empty();
     for f in &obs.faults {
         let end = f.end.unwrap_or(open_end);
-        if f.no_quorum {
+        if legacy && f.no_quorum {
             out.push(Hold {
                 start: f.start,
                 end,
@@ -162,6 +165,9 @@ fn no_quorum_at(obs: &Observations, t: f64) -> Option<String> {
     };
     if let Some(g) = obs.quorum_gaps.iter().find(|g| inside(g.start, g.end)) {
         return Some(format!("no validator could gather a quorum ({})", g.why));
+    }
+    if !obs.quorum_gaps.is_empty() {
+        return None;
     }
     obs.faults
         .iter()

@@ -482,7 +482,7 @@ fn none() -> crate::scenario::Invariants {
         finality: None,
         safety: None,
         processes: None,
-        faults_took_effect: None,
+        faults_took_effect: false,
         metrics: vec![],
     }
 }
@@ -705,6 +705,14 @@ fn false_finality_is_judged_on_the_quorum_gaps() {
     );
     // Final after the gap: fine, the deadline moved to its end.
     obs.load = Some(load(vec![payment(3.0, [9.5, 9.5, 9.5, 10.9])]));
+    assert!(finality(&obs, 2.0).passed, "{:?}", finality(&obs, 2.0));
+    // A window that began without a quorum (n1 was down too) but outlived the
+    // gap does not make what is final after the gap false finality.
+    let mut kill = window(FaultKind::Process, 4.0, Some(15.0), "kill n0");
+    kill.no_quorum = true;
+    kill.nodes = vec!["n0".into()];
+    obs.faults.push(kill);
+    obs.load = Some(load(vec![payment(10.0, [16.0, 10.5, 10.5, 10.5])]));
     assert!(finality(&obs, 2.0).passed, "{:?}", finality(&obs, 2.0));
 }
 

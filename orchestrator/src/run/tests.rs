@@ -142,7 +142,16 @@ async fn a_whole_run_on_fakes_reports_its_windows_and_leaves_nothing() {
     assert_eq!(faults.len(), 2, "{faults:?}");
     assert!(faults[0].end.is_some(), "the cut was undone");
     assert_eq!(faults[1].end, None, "n1 stays killed to the end");
-    assert_eq!(report.verdicts.len(), 1, "only what the scenario lists");
+    let names: Vec<&str> = report
+        .verdicts
+        .iter()
+        .map(|v| v.invariant.as_str())
+        .collect();
+    assert_eq!(
+        names,
+        ["safety", "faults_took_effect"],
+        "what the scenario lists, and the effects"
+    );
     assert!(dir.path().join("report.json").exists());
     let left = engine.state();
     assert!(
