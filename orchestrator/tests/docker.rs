@@ -1086,6 +1086,40 @@ async fn every_seeded_bug_is_caught() {
     }
 }
 
+/// Issue 11's acceptance: an open-ended 3 s delay on one node leaves a quorum,
+/// so it pushes no finality deadline: with `within: 2s` the run exits 1 on
+/// finality; and the delay is seen to bite.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_open_ended_delay_fails_a_tight_finality_bound() {
+    let image = image().await;
+    let _guard = Guard("e2e-slow-n2");
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("slow-n2.scenario.yaml");
+    std::fs::write(
+        &path,
+        "name: slow-n2\ntestnet: { nodes: 4 }\nworkload: { tps: 10, duration: 12s, settle: 15s }\n\
+         timeline:\n  - { at: 2s, fault: { delay: { nodes: [n2], ms: 3000 } } }\n\
+         invariants: { finality: { within: 2s } }\n",
+    )
+    .unwrap();
+    let (code, report, _) = run_scenario_at(&image, &path).await;
+    let verdict = |name: &str| {
+        report["verdicts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|v| v["invariant"] == name)
+            .cloned()
+            .unwrap_or_else(|| panic!("no {name} verdict: {report}"))
+    };
+    assert_eq!(code, Some(1), "{report}");
+    let finality = verdict("finality");
+    assert_eq!(finality["passed"], false, "{finality}");
+    assert!(finality["summary"].to_string().contains("due by"), "{finality}");
+    let effect = verdict("faults_took_effect");
+    assert_eq!(effect["passed"], true, "the delay bit: {effect}");
+}
+
 /// `up --monitor`: Prometheus scrapes every node and agent; every PromQL
 /// expression of every dashboard panel, annotation and alert rule is evaluated
 /// against it and returns data; promtool checks the rules, runs their unit tests
