@@ -225,64 +225,80 @@ pub async fn start<E: Engine>(
         nodes.len()
     ));
     if let Some(image) = &images.grafana {
-        let graf = ContainerSpec {
-            name: format!("{testnet}-grafana"),
-            image: image.clone(),
-            cmd: vec![],
-            labels: labels("grafana"),
-            network: network.to_owned(),
-            ip: ip(241),
-            publish: vec![GRAFANA_PORT],
-            cap_add: vec![],
-            env: [
-                "GF_AUTH_ANONYMOUS_ENABLED=true",
-                "GF_AUTH_ANONYMOUS_ORG_ROLE=Admin",
-                "GF_AUTH_DISABLE_LOGIN_FORM=true",
-                "GF_ANALYTICS_REPORTING_ENABLED=false",
-                "GF_ANALYTICS_CHECK_FOR_UPDATES=false",
-            ]
-            .iter()
-            .map(|s| s.to_string())
-            .collect(),
-            aliases: vec!["grafana".into()],
-        };
-        engine.create_container(&graf).await?;
-        // Provisioning under /etc/grafana, dashboards where the provider looks.
-        let provisioning = tar_of(&[
-            (
-                "provisioning/datasources/prometheus.yaml",
-                DATASOURCE.as_bytes(),
-                0o644,
-            ),
-            (
-                "provisioning/dashboards/testnet.yaml",
-                DASHBOARD_PROVIDER.as_bytes(),
-                0o644,
-            ),
-        ]);
-        let paths: Vec<String> = DASHBOARDS
-            .iter()
-            .map(|(n, _)| format!("dashboards/{n}"))
-            .collect();
-        let dashboards: Vec<(&str, &[u8], u32)> = paths
-            .iter()
-            .zip(DASHBOARDS)
-            .map(|(p, (_, json))| (p.as_str(), json.as_bytes(), 0o644))
-            .collect();
-        engine
-            .upload(&graf.name, "/etc/grafana", provisioning)
-            .await?;
-        engine
-            .upload(&graf.name, "/var/lib/grafana", tar_of(&dashboards))
-            .await?;
-        engine.start_container(&graf.name).await?;
-        urls.grafana = wait_http(engine, testnet, "grafana", GRAFANA_PORT, "/api/health").await?;
-        progress(&format!(
-            "grafana ready at {} (anonymous admin; dashboards under testnet/)",
-            urls.grafana.as_deref().unwrap_or("?")
-        ));
+        urls.grafana = start_grafana(engine, plan, image, progress).await?;
     }
     Ok(urls)
+}
+
+/// Grafana with the datasource and our dashboards provisioned; its URL once
+/// it answers.
+async fn start_grafana<E: Engine>(
+    engine: &E,
+    plan: &Plan,
+    image: &str,
+    progress: &(impl Fn(&str) + Sync),
+) -> Result<Option<String>, EngineError> {
+    let testnet = plan.name.as_str();
+    let graf = ContainerSpec {
+        name: format!("{testnet}-grafana"),
+        image: image.to_owned(),
+        cmd: vec![],
+        labels: BTreeMap::from([
+            (LABEL_TESTNET.to_owned(), testnet.to_owned()),
+            (LABEL_ROLE.to_owned(), "grafana".to_owned()),
+        ]),
+        network: plan.network.clone(),
+        ip: plan.host(241),
+        publish: vec![GRAFANA_PORT],
+        cap_add: vec![],
+        env: [
+            "GF_AUTH_ANONYMOUS_ENABLED=true",
+            "GF_AUTH_ANONYMOUS_ORG_ROLE=Admin",
+            "GF_AUTH_DISABLE_LOGIN_FORM=true",
+            "GF_ANALYTICS_REPORTING_ENABLED=false",
+            "GF_ANALYTICS_CHECK_FOR_UPDATES=false",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect(),
+        aliases: vec!["grafana".into()],
+    };
+    engine.create_container(&graf).await?;
+    // Provisioning under /etc/grafana, dashboards where the provider looks.
+    let provisioning = tar_of(&[
+        (
+            "provisioning/datasources/prometheus.yaml",
+            DATASOURCE.as_bytes(),
+            0o644,
+        ),
+        (
+            "provisioning/dashboards/testnet.yaml",
+            DASHBOARD_PROVIDER.as_bytes(),
+            0o644,
+        ),
+    ]);
+    let paths: Vec<String> = DASHBOARDS
+        .iter()
+        .map(|(n, _)| format!("dashboards/{n}"))
+        .collect();
+    let dashboards: Vec<(&str, &[u8], u32)> = paths
+        .iter()
+        .zip(DASHBOARDS)
+        .map(|(p, (_, json))| (p.as_str(), json.as_bytes(), 0o644))
+        .collect();
+    engine
+        .upload(&graf.name, "/etc/grafana", provisioning)
+        .await?;
+    engine
+        .upload(&graf.name, "/var/lib/grafana", tar_of(&dashboards))
+        .await?;
+    engine.start_container(&graf.name).await?;
+    let url = wait_http(engine, testnet, "grafana", GRAFANA_PORT, "/api/health").await?;
+    progress(&format!(
+        "grafana ready at {} (anonymous admin; dashboards under testnet/)",
+        url.as_deref().unwrap_or("?")
+    ));
+    Ok(url)
 }
 
 /// The monitoring URLs of a running testnet (for `status`).

@@ -1115,7 +1115,10 @@ async fn an_open_ended_delay_fails_a_tight_finality_bound() {
     assert_eq!(code, Some(1), "{report}");
     let finality = verdict("finality");
     assert_eq!(finality["passed"], false, "{finality}");
-    assert!(finality["summary"].to_string().contains("due by"), "{finality}");
+    assert!(
+        finality["summary"].to_string().contains("due by"),
+        "{finality}"
+    );
     let effect = verdict("faults_took_effect");
     assert_eq!(effect["passed"], true, "the delay bit: {effect}");
 }
