@@ -883,3 +883,51 @@ fn process_faults_are_seen_down_or_reported_and_restarts_by_their_uptime() {
     obs.faults[0].fault = None;
     assert!(!bites(&obs).passed);
 }
+
+/// Mutation tests found these gaps: a hold that begins after a payment's
+/// deadline does not move it; a payment final exactly at its bound is in time;
+/// the summary's slowest payment is its latency.
+#[test]
+fn a_hold_after_the_deadline_moves_nothing_and_the_bound_is_inclusive() {
+    let mut obs = healthy();
+    let mut late_cut = window(FaultKind::Partition, 8.0, Some(12.0), "isolate n3");
+    late_cut.cut_off = vec!["n3".into()];
+    obs.faults.push(late_cut);
+    // Sent at +3, due at +5; the cut of n3 only begins at +8.
+    obs.load = Some(load(vec![payment(3.0, [3.5, 3.5, 3.5, 9.0])]));
+    let v = finality(&obs, 2.0);
+    assert!(!v.passed && v.summary.contains("due by +5.0s"), "{v:?}");
+    // Exactly at the bound: in time.
+    obs.load = Some(load(vec![payment(3.0, [3.5, 3.5, 3.5, 5.0])]));
+    let v = finality(&obs, 2.0);
+    assert!(v.passed, "{v:?}");
+    assert!(v.summary.contains("slowest 2.00s"), "{v:?}");
+}
+
+/// Mutation tests again: certificates formed just before a gap may land
+/// within a second of its start; the gap's edges are exclusive.
+#[test]
+fn false_finality_allows_the_grace_and_ends_with_the_gap() {
+    let mut obs = healthy();
+    obs.quorum_gaps.push(crate::fault::QuorumGap {
+        start: T0 + 4.0,
+        end: Some(T0 + 9.0),
+        why: "n0 down; n1 down".into(),
+    });
+    let false_finality = |obs: &Observations| {
+        finality(obs, 20.0)
+            .details
+            .iter()
+            .any(|d| d.contains("false finality"))
+    };
+    for (at, flagged) in [
+        (4.5, false),
+        (5.0, false),
+        (5.5, true),
+        (8.9, true),
+        (9.0, false),
+    ] {
+        obs.load = Some(load(vec![payment(3.0, [at, 3.5, 3.5, 3.5])]));
+        assert_eq!(false_finality(&obs), flagged, "final at +{at}");
+    }
+}

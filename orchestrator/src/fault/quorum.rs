@@ -183,6 +183,11 @@ mod tests {
         assert!(has_quorum([3, 1], 4));
         assert!(!has_quorum([3, 2], 5));
         assert!(has_quorum([4, 1], 5));
+        // Exactly 2/3 is not more than 2/3.
+        assert!(!has_quorum([2, 1], 3));
+        assert!(!has_quorum([4, 2], 6));
+        assert!(has_quorum([5, 1], 6));
+        assert!(!is_quorum(2, 3) && is_quorum(3, 3));
     }
 
     #[test]
