@@ -117,10 +117,6 @@ impl WindowBook {
         }
     }
 
-    pub fn gaps(&self) -> &[QuorumGap] {
-        &self.gaps
-    }
-
     pub fn any_open(&self) -> bool {
         self.windows.iter().any(|w| w.end.is_none())
     }
