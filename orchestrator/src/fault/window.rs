@@ -117,6 +117,10 @@ impl WindowBook {
         }
     }
 
+    pub fn gaps(&self) -> &[QuorumGap] {
+        &self.gaps
+    }
+
     pub fn any_open(&self) -> bool {
         self.windows.iter().any(|w| w.end.is_none())
     }
@@ -233,6 +237,7 @@ mod tests {
         book.quorum(1.0, true, || "unused".into());
         assert!(book.gaps().is_empty());
         book.quorum(2.0, false, || "kill n0, kill n1".into());
+        assert_eq!(book.gaps().len(), 1, "open from +2");
         book.quorum(3.0, false, || "still".into());
         book.quorum(4.0, true, || "unused".into());
         book.quorum(5.0, false, || "partition".into());
