@@ -931,3 +931,21 @@ fn false_finality_allows_the_grace_and_ends_with_the_gap() {
         assert_eq!(false_finality(&obs), flagged, "final at +{at}");
     }
 }
+
+/// Mutation tests: an effect may show up to two seconds after its window ends
+/// (the next samples), not later; the summary counts the faults seen.
+#[test]
+fn an_effect_counts_within_the_slack_after_its_window_only() {
+    let cut = Fault::Partition(vec![vec!["n0".into(), "n1".into()], vec!["n2".into(), "n3".into()]]);
+    let mut obs = with_fault(cut.clone(), 5.0, 9.0);
+    edit(&mut obs, "n3", 10.0, |s| {
+        if s.t <= T0 + 10.0 {
+            s.status.as_mut().unwrap().peers = 1
+        }
+    });
+    let v = bites(&obs);
+    assert!(v.passed && v.summary.ends_with("(1)"), "{v:?}");
+    let mut obs = with_fault(cut, 5.0, 9.0);
+    edit(&mut obs, "n3", 15.0, |s| s.status.as_mut().unwrap().peers = 1);
+    assert!(!bites(&obs).passed, "seen only at +15: not this fault's");
+}
