@@ -790,6 +790,8 @@ fn a_delay_is_seen_in_pings_slower_than_half_of_it() {
                 .insert("testnet_ping_rtt_seconds_bucket{le=\"0.001\"}".into(), 10.0);
             s.metrics
                 .insert("testnet_ping_rtt_seconds_bucket{le=\"0.05\"}".into(), 10.0);
+            s.metrics
+                .insert("testnet_ping_rtt_seconds_bucket{le=\"0.1\"}".into(), 10.0);
         });
     }
     let v = bites(&obs);
@@ -797,9 +799,12 @@ fn a_delay_is_seen_in_pings_slower_than_half_of_it() {
         !v.passed && v.summary.contains("slower than 50 ms"),
         "{v:?}"
     );
+    // Three pings between 50 and 100 ms: slower than half of the 100 ms.
     edit(&mut obs, "n0", 7.0, |s| {
         s.metrics
             .insert("testnet_ping_rtt_seconds_count".into(), 13.0);
+        s.metrics
+            .insert("testnet_ping_rtt_seconds_bucket{le=\"0.1\"}".into(), 13.0);
     });
     let w = &obs.faults[0];
     assert_eq!(
@@ -936,7 +941,10 @@ fn false_finality_allows_the_grace_and_ends_with_the_gap() {
 /// (the next samples), not later; the summary counts the faults seen.
 #[test]
 fn an_effect_counts_within_the_slack_after_its_window_only() {
-    let cut = Fault::Partition(vec![vec!["n0".into(), "n1".into()], vec!["n2".into(), "n3".into()]]);
+    let cut = Fault::Partition(vec![
+        vec!["n0".into(), "n1".into()],
+        vec!["n2".into(), "n3".into()],
+    ]);
     let mut obs = with_fault(cut.clone(), 5.0, 9.0);
     edit(&mut obs, "n3", 10.0, |s| {
         if s.t <= T0 + 10.0 {
@@ -946,6 +954,8 @@ fn an_effect_counts_within_the_slack_after_its_window_only() {
     let v = bites(&obs);
     assert!(v.passed && v.summary.ends_with("(1)"), "{v:?}");
     let mut obs = with_fault(cut, 5.0, 9.0);
-    edit(&mut obs, "n3", 15.0, |s| s.status.as_mut().unwrap().peers = 1);
+    edit(&mut obs, "n3", 15.0, |s| {
+        s.status.as_mut().unwrap().peers = 1
+    });
     assert!(!bites(&obs).passed, "seen only at +15: not this fault's");
 }
