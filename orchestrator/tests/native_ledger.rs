@@ -3,13 +3,17 @@
 //! through HTTP.
 
 mod support {
+    // The node's own native-process harness, shared rather than copied.
+    #[path = "../../../node/tests/support/native.rs"]
     pub mod native;
+    pub mod node_bin;
 }
 
 use std::collections::HashSet;
 use std::time::{Duration, Instant};
 
-use support::native::{node_bin, NativeNet};
+use support::native::NativeNet;
+use support::node_bin::node_bin;
 use testnet::load::{generator, LoadConfig, LoadReport};
 use testnet_node::api::FinalizedPage;
 use testnet_node::genesis::Genesis;
@@ -52,9 +56,9 @@ fn load_config(net: &NativeNet) -> LoadConfig {
 }
 
 async fn started(n: usize) -> NativeNet {
-    let mut net = NativeNet::genesis(node_bin(), n);
+    let mut net = NativeNet::genesis(node_bin().to_str().expect("a UTF-8 path"), n);
     let start = Instant::now();
-    net.spawn_all();
+    net.spawn_all(|_| vec![]);
     net.wait_full_mesh(start, Duration::from_secs(10)).await;
     net
 }
@@ -166,7 +170,7 @@ async fn sigkill_and_restart_mid_run_loses_nothing() {
         .await
         .expect("n3 died");
     eprintln!("n3 SIGKILLed with {} finalized transactions", before.0);
-    let mut cmd = net.command(3);
+    let mut cmd = net.command(3, &[]);
     net.children[3] = Some(cmd.spawn().unwrap());
     let restarted = Instant::now();
     while net.status(3).await.is_none() {
