@@ -811,6 +811,17 @@ fn a_delay_is_seen_in_pings_slower_than_half_of_it() {
         effect::effect(&obs, w).unwrap(),
         "n0 measured 3 pings slower than 50 ms"
     );
+    // Slow pings only long after the window (+15): not this delay's.
+    let mut later = obs.clone();
+    edit(&mut later, "n0", 7.0, |s| {
+        if s.t < T0 + 15.0 {
+            s.metrics
+                .insert("testnet_ping_rtt_seconds_count".into(), 10.0);
+            s.metrics
+                .insert("testnet_ping_rtt_seconds_bucket{le=\"0.1\"}".into(), 10.0);
+        }
+    });
+    assert!(!bites(&later).passed, "{:?}", bites(&later));
 }
 
 #[test]
