@@ -203,19 +203,16 @@ fn process_effect(
             if let Some(s) = samples.iter().find(|s| s.t <= until && s.status.is_none()) {
                 return Ok(format!("{node} did not answer at {}", at(s)));
             }
-            let word = if action == ProcessAction::Pause {
-                "paused"
-            } else {
-                "stopped"
-            };
-            let engine = ["killed", "stopped", "paused"];
-            if applied.contains(&format!("\"{word}\""))
-                || engine.iter().any(|e| applied.contains(e))
+            // The agent's report ("stopped", "paused") or the engine's
+            // ("killed, ...", "stopped", "paused").
+            if ["killed", "stopped", "paused"]
+                .iter()
+                .any(|e| applied.contains(e))
             {
                 return Ok(format!("{node}: {}", applied.trim()));
             }
             Err(format!(
-                "{node} was never seen down and nothing reported it {word}"
+                "{node} was never seen down and nothing reported it stopped or paused"
             ))
         }
         ProcessAction::Restart => samples

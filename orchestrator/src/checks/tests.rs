@@ -877,6 +877,17 @@ fn process_faults_are_seen_down_or_reported_and_restarts_by_their_uptime() {
     let mut obs = with_fault(Fault::Kill("n1".into()), 5.0, 9.0);
     let v = bites(&obs);
     assert!(!v.passed && v.summary.contains("never seen down"), "{v:?}");
+    // Down only in the two seconds after the window: seen; only long after: not.
+    let mut slack = obs.clone();
+    edit(&mut slack, "n1", 10.0, |s| {
+        if s.t <= T0 + 10.0 {
+            s.status = None;
+        }
+    });
+    assert!(bites(&slack).passed, "{:?}", bites(&slack));
+    let mut late = obs.clone();
+    edit(&mut late, "n1", 15.0, |s| s.status = None);
+    assert!(!bites(&late).passed);
     edit(&mut obs, "n1", 6.0, |s| {
         if s.t < T0 + 9.0 {
             s.status = None;
@@ -969,4 +980,64 @@ fn an_effect_counts_within_the_slack_after_its_window_only() {
         s.status.as_mut().unwrap().peers = 1
     });
     assert!(!bites(&obs).passed, "seen only at +15: not this fault's");
+}
+
+/// Mutation tests: restarts and starts are judged within 20 s of the fault,
+/// with a second of slack on the uptime; a histogram's other buckets do not
+/// count as ping buckets.
+#[test]
+fn restarts_and_starts_are_judged_within_their_come_back_time() {
+    let fresh = |obs: &mut Observations, node: &str, from: f64, lag: f64| {
+        edit(obs, node, from, |s| {
+            s.status.as_mut().unwrap().uptime_secs = s.t - T0 - from + lag
+        });
+    };
+    // Restarted at +5, answering from +8 with 3.5 s of uptime: within a second.
+    let mut obs = with_fault(Fault::Restart("n2".into()), 5.0, 5.0);
+    fresh(&mut obs, "n2", 8.0, 3.5);
+    assert!(bites(&obs).passed, "{:?}", bites(&obs));
+    let mut obs = with_fault(Fault::Restart("n2".into()), 5.0, 5.0);
+    fresh(&mut obs, "n2", 8.0, 4.5);
+    assert!(!bites(&obs).passed, "an uptime from before the restart");
+    // A restart (and a start) 25 s before the record: too long ago to judge by.
+    for fault in [Fault::Restart("n2".into()), Fault::Start("n2".into())] {
+        let mut obs = with_fault(fault.clone(), -25.0, -25.0);
+        fresh(&mut obs, "n2", 0.0, 0.0);
+        assert!(!bites(&obs).passed, "{fault:?}");
+    }
+    // A start at +5, the node answering at +6: seen.
+    let mut obs = with_fault(Fault::Start("n2".into()), 5.0, 5.0);
+    assert!(bites(&obs).passed, "{:?}", bites(&obs));
+    edit(&mut obs, "n2", 0.0, |s| s.status = None);
+    assert!(!bites(&obs).passed);
+}
+
+#[test]
+fn only_ping_buckets_count_and_fast_pings_are_no_effect() {
+    let delay = Fault::Delay {
+        nodes: vec!["n2".into()],
+        to: vec![],
+        ms: 100,
+        jitter_ms: 0,
+        reorder_percent: 0.0,
+    };
+    let mut obs = with_fault(delay, 5.0, 9.0);
+    for n in NODES {
+        edit(&mut obs, n, 0.0, |s| {
+            // Fast pings keep coming: 10 before, 13 during, all under 50 ms.
+            let pings = if s.t >= T0 + 6.0 { 13.0 } else { 10.0 };
+            for series in [
+                "testnet_ping_rtt_seconds_count",
+                "testnet_ping_rtt_seconds_bucket{le=\"0.05\"}",
+                "testnet_ping_rtt_seconds_bucket{le=\"0.1\"}",
+            ] {
+                s.metrics.insert(series.into(), pings);
+            }
+            s.metrics.insert(
+                "testnet_finality_latency_seconds_bucket{le=\"0.05\"}".into(),
+                500.0,
+            );
+        });
+    }
+    assert!(!bites(&obs).passed, "{:?}", bites(&obs));
 }
