@@ -1041,3 +1041,20 @@ fn only_ping_buckets_count_and_fast_pings_are_no_effect() {
     }
     assert!(!bites(&obs).passed, "{:?}", bites(&obs));
 }
+
+/// Mutation tests: nodes that report no finalized-set digest cannot be
+/// compared, even when their counts agree.
+#[test]
+fn safety_fails_when_nodes_report_no_finalized_digest() {
+    let mut obs = healthy();
+    for n in NODES {
+        edit(&mut obs, n, 0.0, |s| {
+            s.status.as_mut().unwrap().finalized_digest = String::new()
+        });
+    }
+    let v = safety(&obs);
+    assert!(
+        !v.passed && v.summary.contains("n0 reports no finalized_digest"),
+        "{v:?}"
+    );
+}
