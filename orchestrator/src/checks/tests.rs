@@ -1058,3 +1058,19 @@ fn safety_fails_when_nodes_report_no_finalized_digest() {
         "{v:?}"
     );
 }
+
+/// Mutation tests: the rate is a floor per node (exactly at it passes), and a
+/// passing verdict says the overall rate.
+#[test]
+fn handshake_rate_is_a_per_node_floor_and_the_summary_says_the_overall_rate() {
+    let mut obs = healthy();
+    edit(&mut obs, "n2", 5.0, |s| {
+        let st = s.status.as_mut().unwrap();
+        st.handshake_attempts = 12;
+        st.handshakes_completed = 6;
+    });
+    let v = handshake_success(&obs, 0.5);
+    assert!(v.passed, "{v:?}");
+    assert_eq!(v.summary, "15 of 21 handshakes completed (71.43%)");
+    assert!(!handshake_success(&obs, 0.51).passed);
+}
