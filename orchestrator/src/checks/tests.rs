@@ -205,7 +205,7 @@ fn handshake_race_fails_the_success_rate_and_a_restart_does_not_fool_it() {
     let v = handshake_success(&obs, 0.99);
     assert!(!v.passed);
     assert!(
-        v.summary.contains("n2: 3 of 12") && v.summary.contains("duplicate=6"),
+        v.summary.contains("n2: 3 of 12") && v.summary.ends_with("failures by reason: duplicate=6"),
         "{v:?}"
     );
 
@@ -1073,4 +1073,79 @@ fn handshake_rate_is_a_per_node_floor_and_the_summary_says_the_overall_rate() {
     assert!(v.passed, "{v:?}");
     assert_eq!(v.summary, "15 of 21 handshakes completed (71.43%)");
     assert!(!handshake_success(&obs, 0.51).passed);
+}
+
+/// Mutation tests: the mesh must be back within the bound (not later), a node
+/// that ends short of peers fails, and an open process fault at the end
+/// excuses the end check.
+#[test]
+fn connectivity_bounds_the_return_and_judges_the_end() {
+    let mut obs = healthy();
+    obs.faults.push(partition(5.0, 8.0, true));
+    edit(&mut obs, "n3", 5.0, |s| {
+        if s.t < T0 + 15.0 {
+            s.status.as_mut().unwrap().peers = 1;
+        }
+    });
+    let v = connectivity(&obs, 5.0);
+    assert!(
+        !v.passed && v.summary.contains("heal): n3"),
+        "back at +15, bound +13: {v:?}"
+    );
+    let mut obs = healthy();
+    edit(&mut obs, "n3", 19.0, |s| {
+        s.status.as_mut().unwrap().peers = 1
+    });
+    let v = connectivity(&obs, 5.0);
+    assert!(
+        !v.passed && v.summary.contains("n3 ended with 1 of 3 peers"),
+        "{v:?}"
+    );
+    // n3 killed at +10 for good: not meshed at the end, and that is the timeline's doing.
+    let mut obs = healthy();
+    obs.faults
+        .push(window(FaultKind::Process, 10.0, None, "kill n3"));
+    edit(&mut obs, "n3", 10.0, |s| s.status = None);
+    assert!(
+        connectivity(&obs, 5.0).passed,
+        "{:?}",
+        connectivity(&obs, 5.0)
+    );
+}
+
+/// Mutation tests: only a process fault of that node, from its start and
+/// within the come-back time, excuses a node being down.
+#[test]
+fn processes_excuse_only_that_nodes_process_fault_in_its_time() {
+    let down = |obs: &mut Observations| {
+        edit(obs, "n1", 6.0, |s| {
+            if s.t < T0 + 8.0 {
+                s.status = None;
+            }
+        })
+    };
+    let with = |w: FaultEvent| {
+        let mut obs = healthy();
+        down(&mut obs);
+        obs.faults.push(w);
+        processes(&obs)
+    };
+    let mut cut = window(FaultKind::Partition, 5.0, Some(9.0), "partition");
+    cut.nodes = vec!["n1".into()];
+    assert!(
+        !with(cut).passed,
+        "a partition does not take a process down"
+    );
+    let mut other = window(FaultKind::Process, 5.0, Some(9.0), "kill n2");
+    other.nodes = vec!["n2".into()];
+    assert!(!with(other).passed, "another node's kill");
+    let mut later = window(FaultKind::Process, 7.0, Some(9.0), "kill n1");
+    later.nodes = vec!["n1".into()];
+    assert!(!with(later).passed, "down before its kill began");
+    let mut long_ago = window(FaultKind::Process, -25.0, Some(-25.0), "restart n1");
+    long_ago.nodes = vec!["n1".into()];
+    assert!(!with(long_ago).passed, "past its come-back time");
+    let mut own = window(FaultKind::Process, 5.0, Some(9.0), "kill n1");
+    own.nodes = vec!["n1".into()];
+    assert!(with(own).passed);
 }
