@@ -17,7 +17,9 @@ fn scenario(timeline: &str) -> Scenario {
     Scenario::parse(&text, "fake.scenario.yaml").unwrap()
 }
 
-async fn windows(rig: &Rig, s: &Scenario) -> Vec<FaultEvent> {
+/// Runs the timeline of `s` on the rig; its windows and quorum gaps, with
+/// times relative to its start.
+async fn book_of(rig: &Rig, s: &Scenario) -> (Vec<FaultEvent>, Vec<crate::fault::QuorumGap>) {
     let book = Mutex::new(WindowBook::default());
     let started = unix_now();
     execute(
@@ -31,12 +33,20 @@ async fn windows(rig: &Rig, s: &Scenario) -> Vec<FaultEvent> {
     )
     .await
     .unwrap();
-    let mut w = book.into_inner().unwrap().into_events();
+    let (mut w, mut gaps) = book.into_inner().unwrap().into_parts();
     for e in &mut w {
         e.start -= started;
         e.end = e.end.map(|end| end - started);
     }
-    w
+    for g in &mut gaps {
+        g.start -= started;
+        g.end = g.end.map(|end| end - started);
+    }
+    (w, gaps)
+}
+
+async fn windows(rig: &Rig, s: &Scenario) -> Vec<FaultEvent> {
+    book_of(rig, s).await.0
 }
 
 #[tokio::test]
@@ -170,23 +180,10 @@ async fn overlapping_process_faults_take_the_quorum() {
          \x20 - { at: 400ms, for: 100ms, fault: { shape: isolate:n3 } }\n",
     );
     let rig = Rig::up("run-quorum", s.testnet.clone()).await;
-    let book = Mutex::new(WindowBook::default());
-    let started = unix_now();
-    execute(
-        &rig.tn(),
-        &rig.agent,
-        &s.resolve(),
-        &book,
-        Instant::now(),
-        None,
-        &|_| {},
-    )
-    .await
-    .unwrap();
-    let (windows, gaps) = book.into_inner().unwrap().into_parts();
+    let (windows, gaps) = book_of(&rig, &s).await;
     assert_eq!(gaps.len(), 1, "{gaps:?}");
     let gap = &gaps[0];
-    let near = |got: f64, want: f64| (got - started - want).abs() < 0.08;
+    let near = |got: f64, want: f64| (got - want).abs() < 0.08;
     assert!(
         near(gap.start, 0.1) && near(gap.end.unwrap(), 0.2),
         "{gap:?}"
