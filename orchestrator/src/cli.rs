@@ -110,13 +110,26 @@ pub async fn docker() -> Result<DockerEngine, Fail> {
     Ok(engine)
 }
 
-/// A handle on testnet `name` on Docker.
+/// A handle on testnet `name` on Docker; says so when its owner is gone.
 pub fn testnet<'a>(
     name: &str,
     engine: &'a DockerEngine,
     probe: &'a HttpProbe,
 ) -> Testnet<'a, DockerEngine, HttpProbe> {
-    Testnet::new(name, engine, probe)
+    let tn = Testnet::new(name, engine, probe);
+    if let Some(owner) = tn.state.stale_owner() {
+        eprintln!(
+            "warning: testnet {name:?} was left by {}, which is gone; `testnet down --name {name}` removes it (`testnet down --stale` removes every such testnet)",
+            owner.describe()
+        );
+    }
+    tn
+}
+
+/// Takes testnet `name`'s lock for `command` (held until dropped), or fails
+/// naming the command that holds it.
+pub fn lock(name: &str, command: &str) -> Result<crate::state::Lock, Fail> {
+    Ok(crate::state::StateDir::of(name).lock(command)?)
 }
 
 /// Pretty JSON on stdout.
@@ -127,19 +140,21 @@ pub fn print_json(value: &impl serde::Serialize) {
     );
 }
 
-/// SIGINT, SIGTERM or SIGHUP cancel the token (the command tears down what
-/// it created); the exit code says which signal came.
+/// SIGINT, SIGTERM or SIGHUP cancel `token` (the command heals and tears down
+/// what it created); a second one cancels `hurry` too (tear down at once,
+/// skipping what can wait). The exit code says which signal came first.
 pub struct Interrupt {
     pub token: CancellationToken,
+    pub hurry: CancellationToken,
     signal: std::sync::Arc<std::sync::atomic::AtomicI32>,
 }
 
 impl Interrupt {
-    /// Listens for the signals; `message` is printed when one comes.
+    /// Listens for the signals; `message` is printed when the first comes.
     pub fn listen(message: &'static str) -> Interrupt {
         use std::sync::atomic::Ordering;
         use tokio::signal::unix::{signal, SignalKind};
-        let token = CancellationToken::new();
+        let (token, hurry) = (CancellationToken::new(), CancellationToken::new());
         let got = std::sync::Arc::new(std::sync::atomic::AtomicI32::new(0));
         for (kind, number) in [
             (SignalKind::interrupt(), libc::SIGINT),
@@ -149,16 +164,27 @@ impl Interrupt {
             let Ok(mut stream) = signal(kind) else {
                 continue;
             };
-            let (token, got) = (token.clone(), got.clone());
+            let (token, hurry, got) = (token.clone(), hurry.clone(), got.clone());
             tokio::spawn(async move {
-                if stream.recv().await.is_some() {
-                    got.store(number, Ordering::SeqCst);
-                    eprintln!("{message}");
-                    token.cancel();
+                while stream.recv().await.is_some() {
+                    let first = got
+                        .compare_exchange(0, number, Ordering::SeqCst, Ordering::SeqCst)
+                        .is_ok();
+                    if first {
+                        eprintln!("{message} (a second signal tears down at once)");
+                        token.cancel();
+                    } else {
+                        eprintln!("second signal: tearing down at once");
+                        hurry.cancel();
+                    }
                 }
             });
         }
-        Interrupt { token, signal: got }
+        Interrupt {
+            token,
+            hurry,
+            signal: got,
+        }
     }
 
     /// 128 + the signal's number (130 for Ctrl-C).
@@ -203,7 +229,8 @@ async fn load_exec(ctx: &Ctx, mut args: crate::load::LoadArgs) -> Result<ExitCod
         args.genesis.get_or_insert(tn.state.genesis());
         args.faucet_key.get_or_insert(tn.state.faucet_key());
     }
-    let report = match crate::load::run(&args).await {
+    let interrupt = Interrupt::listen("interrupted: stopping the load, reporting what there is...");
+    let report = match crate::load::run(&args, interrupt.token.clone()).await {
         Ok(report) => report,
         Err(crate::load::LoadCommandError::Load(e @ crate::load::LoadError::Refused { .. })) => {
             eprintln!("testnet load: {e}");
@@ -215,6 +242,9 @@ async fn load_exec(ctx: &Ctx, mut args: crate::load::LoadArgs) -> Result<ExitCod
         print_json(&report);
     } else {
         println!("{report}");
+    }
+    if report.interrupted {
+        return Ok(interrupt.exit_code());
     }
     if report.healthy() {
         return Ok(ExitCode::SUCCESS);

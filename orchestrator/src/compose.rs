@@ -111,12 +111,16 @@ mod tests {
             image: "testnet-node:abc".into(),
             nodes: vec![
                 NodePlan {
+                    http_port: 0,
+                    agent_port: 0,
                     name: "n0".into(),
                     container: "demo-n0".into(),
                     ip: "10.77.3.10".parse().unwrap(),
                     bugs: vec![],
                 },
                 NodePlan {
+                    http_port: 0,
+                    agent_port: 0,
                     name: "n1".into(),
                     container: "demo-n1".into(),
                     ip: "10.77.3.11".parse().unwrap(),

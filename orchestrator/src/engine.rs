@@ -19,6 +19,9 @@ pub const LABEL_TESTNET: &str = "io.testnet.name";
 pub const LABEL_NODE: &str = "io.testnet.node";
 /// What a resource is for (`node`, `network`).
 pub const LABEL_ROLE: &str = "io.testnet.role";
+/// A node container's pinned host ports (`8000:23456,9000:23457`), readable
+/// while it is stopped.
+pub const LABEL_PORTS: &str = "io.testnet.ports";
 
 #[derive(Debug, thiserror::Error)]
 pub enum EngineError {
@@ -32,6 +35,8 @@ pub enum EngineError {
     Pull(String, String),
     #[error("building image {0:?} failed: {1}")]
     Build(String, String),
+    #[error("a host port is taken ({0})")]
+    PortTaken(String),
     #[error("Docker refused {action}: {message}")]
     Api { action: String, message: String },
 }
@@ -70,8 +75,9 @@ pub struct ContainerSpec {
     pub labels: BTreeMap<String, String>,
     pub network: String,
     pub ip: Ipv4Addr,
-    /// Container TCP ports published on 127.0.0.1 with a port Docker picks.
-    pub publish: Vec<u16>,
+    /// Container TCP ports published on 127.0.0.1: (container port, host
+    /// port), host port 0 letting the engine pick one.
+    pub publish: Vec<(u16, u16)>,
     pub cap_add: Vec<String>,
     /// `KEY=value` environment variables.
     pub env: Vec<String>,

@@ -4,11 +4,13 @@
 //! - [`engine`]: the container engine seam (Docker on bollard, a fake for tests).
 //! - [`image`]: the node image, built from a pulled or an mmdebstrap'd base.
 //! - [`config`], [`zones`]: testnet files; latency zones as baseline delays.
-//! - [`plan`]: what a testnet is made of (names, static IPs, zones), fixed at up.
+//! - [`plan`]: what a testnet is made of (names, static IPs, zones), fixed at
+//!   up; [`ports`]: the nodes' host ports, pinned at up.
 //! - [`fault`]: the one fault vocabulary of the CLI and scenario files, what
 //!   each fault plans to (layers over a baseline, with an undo), the window
 //!   book and quorum under a cut. Pure.
-//! - [`state`]: a testnet's state dir (plan, desired faults, genesis, keys).
+//! - [`state`]: a testnet's state dir (plan, desired faults, genesis, keys,
+//!   owner and lock).
 //! - [`testnet`]: the testnet handle (name, state dir, engine, probe) and node
 //!   status.
 //! - [`agent`]: the agent seam (HTTP to the in-container agents, a fake).
@@ -20,9 +22,6 @@
 //!   node) behind `testnet load` and a scenario's workload.
 //! - [`scenario`], [`observe`], [`checks`], [`run`], [`report`]: `testnet run`
 //!   and `testnet check`.
-//! - [`load`]: the load generator (payments, double spends, finality on every
-//!   node) and `testnet load`, which runs it against any nodes' HTTP APIs, with
-//!   a report and an exit code.
 //! - [`cli`]: the command line, one module per command; `main.rs` only parses
 //!   and dispatches.
 
@@ -40,6 +39,7 @@ pub mod load;
 pub mod monitor;
 pub mod observe;
 pub mod plan;
+pub mod ports;
 pub mod report;
 pub mod run;
 pub mod scenario;

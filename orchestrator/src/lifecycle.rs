@@ -19,13 +19,15 @@ use crate::agent::AgentApi;
 use crate::chaos;
 use crate::config::TestnetFile;
 use crate::engine::{
-    ContainerSpec, Engine, EngineError, Label, LABEL_NODE, LABEL_ROLE, LABEL_TESTNET,
+    ContainerSpec, Engine, EngineError, Label, LABEL_NODE, LABEL_PORTS, LABEL_ROLE, LABEL_TESTNET,
 };
 use crate::image::tar_of;
 use crate::plan::{
     container_name, free_subnet, network_name, NodePlan, Plan, AGENT_PORT, CONFIG_DIR, HTTP_PORT,
     P2P_PORT,
 };
+use crate::ports::{self, NoPorts};
+use crate::state::Owner;
 use crate::testnet::{NodeProbe, NodeSummary, Testnet};
 
 #[derive(Debug, thiserror::Error)]
@@ -60,6 +62,8 @@ pub enum UpError {
     #[error("cannot write the testnet's files under {0}: {1}")]
     State(PathBuf, std::io::Error),
     #[error(transparent)]
+    Ports(#[from] NoPorts),
+    #[error(transparent)]
     Genesis(#[from] testnet_node::genesis::GenesisError),
     #[error(transparent)]
     Engine(#[from] EngineError),
@@ -74,6 +78,9 @@ pub struct UpRequest<'a> {
     pub monitor: Option<&'a crate::monitor::MonitorImages>,
     /// Applies the latency zones' baseline.
     pub agent: &'a dyn AgentApi,
+    /// Recorded in the state dir before anything is created: a testnet whose
+    /// owning process dies is stale.
+    pub owner: Owner,
 }
 
 /// The host's neighbour (ARP) table limit, where the engine is local.
@@ -158,7 +165,15 @@ async fn create_and_wait<E: Engine, P: NodeProbe>(
         "network {} ({subnet}) created",
         network_name(&tn.name)
     ));
-    let plan = plan(tn, req, subnet, prefix);
+    let held = ports::held(&tn.engine.list_containers(Label::testnet(None)).await?);
+    let pins = ports::pick(
+        2 * req.file.nodes,
+        &held,
+        ports::ephemeral_range(),
+        ports::spread(),
+        ports::bindable,
+    )?;
+    let mut plan = plan(tn, req, subnet, prefix, &pins);
     let genesis = write_state(tn, req, &plan)?;
     check_cancel()?;
     let start = Instant::now();
@@ -166,8 +181,20 @@ async fn create_and_wait<E: Engine, P: NodeProbe>(
         .nodes
         .iter()
         .map(|node| create_node(tn, &plan, node, &genesis));
-    for r in futures::future::join_all(created).await {
-        r?;
+    let mut repinned = false;
+    for (i, r) in futures::future::join_all(created)
+        .await
+        .into_iter()
+        .enumerate()
+    {
+        let node = r?;
+        repinned |= node != plan.nodes[i];
+        plan.nodes[i] = node;
+    }
+    if repinned {
+        tn.state
+            .save_plan(&plan)
+            .map_err(|e| UpError::State(e.path, e.source))?;
     }
     progress(&format!(
         "{} containers created and started in parallel ({:.1}s)",
@@ -231,6 +258,7 @@ fn plan<E: Engine, P: NodeProbe>(
     req: &UpRequest<'_>,
     subnet: String,
     prefix: [u8; 3],
+    pins: &[u16],
 ) -> Plan {
     let nodes = req
         .file
@@ -241,6 +269,8 @@ fn plan<E: Engine, P: NodeProbe>(
             container: container_name(&tn.name, &n),
             ip: Ipv4Addr::new(prefix[0], prefix[1], prefix[2], 10 + i as u8),
             bugs: req.file.bugs_of(&n),
+            http_port: pins[2 * i],
+            agent_port: pins[2 * i + 1],
             name: n,
         })
         .collect();
@@ -275,6 +305,7 @@ fn write_state<E: Engine, P: NodeProbe>(
     tn.state.forget_faults();
     tn.state
         .save_plan(plan)
+        .and_then(|()| tn.state.save_owner(&req.owner))
         .map_err(|e| UpError::State(e.path, e.source))?;
     Ok(serde_json::to_vec_pretty(&generated.genesis).expect("genesis serializes"))
 }
@@ -309,34 +340,57 @@ fn node_command(node: &NodePlan) -> Vec<String> {
     cmd
 }
 
+/// Creates and starts `node`'s container with its pinned ports; when another
+/// process took one of them since the pick, picks again (a few times) and
+/// returns the node with its new pins.
 async fn create_node<E: Engine, P: NodeProbe>(
     tn: &Testnet<'_, E, P>,
     plan: &Plan,
     node: &NodePlan,
     genesis: &[u8],
-) -> Result<(), EngineError> {
+) -> Result<NodePlan, UpError> {
+    let mut node = node.clone();
+    let key = std::fs::read(tn.state.node_key(&node.name)).unwrap_or_default();
+    let mut attempts = 0;
+    loop {
+        let spec = node_spec(&tn.name, plan, &node);
+        let files = tar_of(&[("genesis.json", genesis, 0o644), ("node.key", &key, 0o600)]);
+        tn.engine.create_container(&spec).await?;
+        tn.engine.upload(&spec.name, CONFIG_DIR, files).await?;
+        match tn.engine.start_container(&spec.name).await {
+            Ok(()) => return Ok(node),
+            Err(EngineError::PortTaken(_)) if attempts < 5 => {
+                attempts += 1;
+                tn.engine.remove_container(&spec.name).await?;
+                let held = ports::held(&tn.engine.list_containers(Label::testnet(None)).await?);
+                let start = ports::spread();
+                let pins = ports::pick(2, &held, ports::ephemeral_range(), start, ports::bindable)?;
+                (node.http_port, node.agent_port) = (pins[0], pins[1]);
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
+}
+
+fn node_spec(testnet: &str, plan: &Plan, node: &NodePlan) -> ContainerSpec {
     let labels = BTreeMap::from([
-        (LABEL_TESTNET.to_owned(), tn.name.clone()),
+        (LABEL_TESTNET.to_owned(), testnet.to_owned()),
         (LABEL_NODE.to_owned(), node.name.clone()),
         (LABEL_ROLE.to_owned(), "node".to_owned()),
+        (LABEL_PORTS.to_owned(), ports::label(&node.pins())),
     ]);
-    let spec = ContainerSpec {
+    ContainerSpec {
         name: node.container.clone(),
         image: plan.image.clone(),
         cmd: node_command(node),
         labels,
         network: plan.network.clone(),
         ip: node.ip,
-        publish: vec![HTTP_PORT, AGENT_PORT],
+        publish: node.pins(),
         cap_add: vec!["NET_ADMIN".into()],
         env: Vec::new(),
         aliases: Vec::new(),
-    };
-    let key = std::fs::read(tn.state.node_key(&node.name)).unwrap_or_default();
-    let files = tar_of(&[("genesis.json", genesis, 0o644), ("node.key", &key, 0o600)]);
-    tn.engine.create_container(&spec).await?;
-    tn.engine.upload(&spec.name, CONFIG_DIR, files).await?;
-    tn.engine.start_container(&spec.name).await
+    }
 }
 
 /// Waits until every node reports `n - 1` peers. Fails fast when a container exits.

@@ -114,9 +114,14 @@ pub fn config(args: &LoadArgs) -> Result<LoadConfig, LoadCommandError> {
     Ok(cfg)
 }
 
-/// Runs the load; the report says whether the testnet stayed healthy.
-pub async fn run(args: &LoadArgs) -> Result<LoadReport, LoadCommandError> {
-    let cfg = config(args)?;
+/// Runs the load until done or `stop`; the report says whether the testnet
+/// stayed healthy (and whether it was cut short).
+pub async fn run(
+    args: &LoadArgs,
+    stop: tokio_util::sync::CancellationToken,
+) -> Result<LoadReport, LoadCommandError> {
+    let mut cfg = config(args)?;
+    cfg.stop = stop;
     let quiet = args.json;
     Ok(generator::run(cfg, |line| {
         if !quiet {

@@ -193,7 +193,7 @@ pub async fn start<E: Engine>(
         labels: labels("prometheus"),
         network: network.to_owned(),
         ip: ip(240),
-        publish: vec![PROMETHEUS_PORT],
+        publish: vec![(PROMETHEUS_PORT, 0)],
         cap_add: vec![],
         env: vec![],
         aliases: vec!["prometheus".into()],
@@ -249,7 +249,7 @@ async fn start_grafana<E: Engine>(
         ]),
         network: plan.network.clone(),
         ip: plan.host(241),
-        publish: vec![GRAFANA_PORT],
+        publish: vec![(GRAFANA_PORT, 0)],
         cap_add: vec![],
         env: [
             "GF_AUTH_ANONYMOUS_ENABLED=true",
@@ -445,6 +445,8 @@ mod tests {
     fn every_node_and_agent_is_a_labelled_target() {
         let nodes: Vec<NodePlan> = (0..3)
             .map(|i| NodePlan {
+                http_port: 0,
+                agent_port: 0,
                 name: format!("n{i}"),
                 container: format!("t-n{i}"),
                 ip: Ipv4Addr::new(10, 77, 1, 10 + i),

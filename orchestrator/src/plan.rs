@@ -26,6 +26,19 @@ pub struct NodePlan {
     pub container: String,
     pub ip: Ipv4Addr,
     pub bugs: Vec<SimulatedBug>,
+    /// Host ports on 127.0.0.1 of the node's HTTP API and agent, fixed for the
+    /// testnet's life (0 in plans of older versions: the engine picked).
+    #[serde(default)]
+    pub http_port: u16,
+    #[serde(default)]
+    pub agent_port: u16,
+}
+
+impl NodePlan {
+    /// (container port, host port) pairs to publish.
+    pub fn pins(&self) -> Vec<(u16, u16)> {
+        vec![(HTTP_PORT, self.http_port), (AGENT_PORT, self.agent_port)]
+    }
 }
 
 /// What `up` created, saved beside genesis and keys.

@@ -24,6 +24,9 @@ pub struct RunReport {
     pub seed: u64,
     /// All verdicts passed and no tool error.
     pub passed: bool,
+    /// A signal cut the run short (exit 130/143); `error` says so too.
+    #[serde(default)]
+    pub interrupted: bool,
     /// An error of the tool that cut the run short (exit 2), if any.
     pub error: Option<String>,
     pub verdicts: Vec<Verdict>,

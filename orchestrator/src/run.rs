@@ -23,6 +23,7 @@ use crate::load::LoadArgs;
 use crate::observe::{sample_all, unix_now, Observations, Quiescence};
 use crate::report::{self, RunReport};
 use crate::scenario::{Invariants, Scenario, Within};
+use crate::state::Owner;
 use crate::testnet::{NodeProbe, Testnet, TestnetError};
 
 /// How long after the timeline and workload the testnet may take to settle,
@@ -37,6 +38,9 @@ pub struct RunOptions {
     pub readiness: Duration,
     /// How long the testnet may take to settle at the end ([`QUIESCENCE`]).
     pub quiescence: Duration,
+    /// Cancelled by a second interrupt: skip the heal and the debug bundle,
+    /// tear down at once.
+    pub hurry: CancellationToken,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -78,8 +82,12 @@ pub async fn run<E: Engine, P: NodeProbe>(
         replace: true,
         monitor: None,
         agent,
+        owner: Owner::me("run", false),
     };
-    lifecycle::up(tn, req, progress, cancel).await?;
+    match lifecycle::up(tn, req, progress, cancel).await {
+        Err(lifecycle::UpError::Interrupted) => return Err(RunError::Interrupted),
+        up => up?,
+    };
     let mut obs = Observations {
         testnet: name.to_owned(),
         nodes: scenario.testnet.node_names(),
@@ -97,10 +105,15 @@ pub async fn run<E: Engine, P: NodeProbe>(
     )
     .await;
     obs.ended = unix_now();
+    let interrupted = matches!(result, Err(RunError::Interrupted));
     // A run that completed has healed (see `drive`); one cut short has not.
     if result.is_err() {
-        if let Err(e) = chaos::apply(tn, agent, &Fault::Heal, None).await {
-            progress(&format!("warning: final heal failed: {e}"));
+        let heal = chaos::apply(tn, agent, &Fault::Heal, None);
+        tokio::select! {
+            healed = heal => if let Err(e) = healed {
+                progress(&format!("warning: final heal failed: {e}"));
+            },
+            _ = opts.hurry.cancelled() => progress("heal skipped"),
         }
     }
     let (verdicts, error) = match &result {
@@ -113,6 +126,7 @@ pub async fn run<E: Engine, P: NodeProbe>(
         description: scenario.description.clone(),
         seed: scenario.seed,
         passed,
+        interrupted,
         error,
         verdicts,
         observations: obs,
@@ -120,9 +134,16 @@ pub async fn run<E: Engine, P: NodeProbe>(
     };
     let written = report::write(&opts.report_dir, &report);
     if !passed {
-        debug_bundle(tn.engine, name, &opts.report_dir, &report).await;
+        tokio::select! {
+            () = debug_bundle(tn.engine, name, &opts.report_dir, &report) => {}
+            _ = opts.hurry.cancelled() => progress("debug bundle skipped"),
+        }
     }
     if opts.keep {
+        // The testnet outlives this run: it is the user's now, never stale.
+        if let Err(e) = tn.state.save_owner(&Owner::me("run --keep", true)) {
+            progress(&format!("warning: {e}"));
+        }
         progress(&format!(
             "--keep: testnet {name} left running (`testnet down --name {name}`)"
         ));

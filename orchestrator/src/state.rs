@@ -1,8 +1,13 @@
 //! A testnet's state directory on the host: `plan.json`, the desired faults
-//! (`faults.json`), `genesis.json`, the node keys and the faucet key. Under
-//! `$TESTNET_STATE_DIR/NAME`, else `~/.local/state/testnet/NAME`.
+//! (`faults.json`), `genesis.json`, the node keys and the faucet key, and its
+//! owner ([`owner`]). Under `$TESTNET_STATE_DIR/NAME`, else
+//! `~/.local/state/testnet/NAME`.
+
+pub mod owner;
 
 use std::path::{Path, PathBuf};
+
+pub use owner::{Lock, LockError, Owner};
 
 use crate::fault::Desired;
 use crate::plan::Plan;
@@ -24,15 +29,46 @@ pub struct StateDir {
 impl StateDir {
     /// The state dir of testnet `name`.
     pub fn of(name: &str) -> StateDir {
-        let base = std::env::var_os("TESTNET_STATE_DIR")
+        StateDir::at(&Self::base(), name)
+    }
+
+    /// Where every testnet's state dir is.
+    pub fn base() -> PathBuf {
+        std::env::var_os("TESTNET_STATE_DIR")
             .map(PathBuf::from)
             .or_else(|| {
                 std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".local/state/testnet"))
             })
-            .unwrap_or_else(|| std::env::temp_dir().join("testnet-state"));
+            .unwrap_or_else(|| std::env::temp_dir().join("testnet-state"))
+    }
+
+    /// The state dir of testnet `name` under `base`.
+    pub fn at(base: &Path, name: &str) -> StateDir {
         StateDir {
             root: base.join(name),
         }
+    }
+
+    /// Every testnet with a state dir under `base`, by name.
+    pub fn all(base: &Path) -> Vec<StateDir> {
+        let mut dirs: Vec<StateDir> = std::fs::read_dir(base)
+            .into_iter()
+            .flatten()
+            .flatten()
+            .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
+            .filter(|e| !e.file_name().to_string_lossy().starts_with('.'))
+            .map(|e| StateDir { root: e.path() })
+            .collect();
+        dirs.sort_by(|a, b| a.root.cmp(&b.root));
+        dirs
+    }
+
+    /// The testnet's name (the directory's).
+    pub fn name(&self) -> String {
+        self.root
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default()
     }
 
     pub fn path(&self) -> &Path {

@@ -9,7 +9,9 @@ use std::time::Duration;
 
 use testnet_node::api::Status;
 
-use crate::engine::{ContainerState, Engine, EngineError, Label, LABEL_NODE, LABEL_ROLE};
+use crate::engine::{
+    ContainerState, Engine, EngineError, Label, LABEL_NODE, LABEL_PORTS, LABEL_ROLE,
+};
 use crate::plan::{Plan, AGENT_PORT, HTTP_PORT};
 use crate::state::StateDir;
 
@@ -143,10 +145,18 @@ impl<'a, E: Engine, P: NodeProbe> Testnet<'a, E, P> {
             .into_iter()
             .filter(|c| c.labels.get(LABEL_ROLE).map(String::as_str) == Some("node"))
             .map(|c| {
+                // Pinned ports hold while the container is down; others only
+                // while it runs.
+                let pinned = c
+                    .labels
+                    .get(LABEL_PORTS)
+                    .map(|v| crate::ports::parse_label(v))
+                    .unwrap_or_default();
                 let published = |port: u16| {
-                    c.ports
+                    pinned
                         .iter()
-                        .find(|(p, _)| *p == port)
+                        .chain(&c.ports)
+                        .find(|(p, h)| *p == port && *h != 0)
                         .map(|(_, h)| format!("http://127.0.0.1:{h}"))
                 };
                 NodeSummary {

@@ -126,6 +126,7 @@ fn payment(sent: f64, at: [f64; 4]) -> Payment {
 
 fn load(payments: Vec<Payment>) -> LoadReport {
     LoadReport {
+        interrupted: false,
         duration_secs: 10.0,
         submitted: payments.len() as u64,
         accepted: payments.len() as u64,
@@ -142,6 +143,7 @@ fn load(payments: Vec<Payment>) -> LoadReport {
         nodes: NODES
             .iter()
             .map(|n| crate::load::NodeSummary {
+                answered: true,
                 endpoint: String::new(),
                 name: n.to_string(),
                 finalized: 1,
@@ -1148,4 +1150,32 @@ fn processes_excuse_only_that_nodes_process_fault_in_its_time() {
     let mut own = window(FaultKind::Process, 5.0, Some(9.0), "kill n1");
     own.nodes = vec!["n1".into()];
     assert!(with(own).passed);
+}
+
+/// From mutation testing: `within` is a deadline after the start; a value
+/// reached only after it fails, one reached before it passes.
+#[test]
+fn a_metric_within_a_bound_counts_only_values_before_the_deadline() {
+    let mut obs = healthy();
+    for n in NODES {
+        edit(&mut obs, n, 0.0, |s| {
+            let v = if s.t >= T0 + 8.0 { 1.0 } else { 0.0 };
+            s.metrics.insert("testnet_certificates_total".into(), v);
+        });
+    }
+    let m = |within: u64, per_node: bool| MetricAssertion {
+        metric: "testnet_certificates_total".into(),
+        labels: BTreeMap::new(),
+        op: Op::Ge,
+        value: if per_node { 1.0 } else { 4.0 },
+        within: Some(Duration::from_secs(within)),
+        per_node,
+        allow_absent: false,
+    };
+    for per_node in [false, true] {
+        let late = metric(&obs, &m(5, per_node));
+        assert!(!late.passed, "reached at +8 s, bound 5 s: {late:?}");
+        let in_time = metric(&obs, &m(10, per_node));
+        assert!(in_time.passed, "reached at +8 s, bound 10 s: {in_time:?}");
+    }
 }

@@ -179,6 +179,7 @@ pub async fn exec(ctx: &Ctx, a: Args) -> Result<ExitCode, Fail> {
         }
         return Ok(ExitCode::SUCCESS);
     };
+    let _lock = super::lock(&tn.name, "chaos")?;
     let applied = crate::chaos::apply(&tn, &agent, &fault, a.lease).await?;
     if let Some((node, _, container)) = fault.process() {
         let what = if container { "container " } else { "" };

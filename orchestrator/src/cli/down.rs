@@ -1,31 +1,98 @@
-//! `testnet down`: remove everything of a testnet (or of all), by label.
+//! `testnet down`: remove everything of a testnet, of every testnet, or of
+//! every testnet whose owner is gone.
 
+use std::collections::BTreeSet;
 use std::process::ExitCode;
 
 use super::{docker, Ctx, Fail};
-use crate::lifecycle;
+use crate::engine::docker::DockerEngine;
+use crate::engine::{Engine, Label, LABEL_TESTNET};
+use crate::lifecycle::{self, Removed};
+use crate::state::StateDir;
 
 #[derive(clap::Args)]
 pub struct Args {
-    /// Every testnet on this engine.
-    #[arg(long)]
+    /// Every testnet on this engine (but those a running command holds).
+    #[arg(long, conflicts_with = "stale")]
     all: bool,
+    /// Every testnet whose owner (a `testnet run` that was killed) is gone.
+    #[arg(long)]
+    stale: bool,
 }
 
 pub async fn exec(ctx: &Ctx, a: Args) -> Result<ExitCode, Fail> {
     let engine = docker().await?;
+    if a.all || a.stale {
+        let names = match a.stale {
+            true => stale_names(),
+            false => all_names(&engine).await?,
+        };
+        return down_many(&engine, &names, if a.stale { "stale " } else { "" }).await;
+    }
     let name = ctx.name();
-    let removed = lifecycle::down(&engine, (!a.all).then_some(name.as_str())).await?;
-    println!(
-        "removed {} containers, {} networks, {} volumes{}",
-        removed.containers.len(),
-        removed.networks.len(),
-        removed.volumes.len(),
-        if a.all {
-            " (all testnets)".to_owned()
-        } else {
-            format!(" of testnet {name:?}")
-        }
-    );
+    let _lock = super::lock(&name, "down")?;
+    let removed = lifecycle::down(&engine, Some(&name)).await?;
+    println!("{} of testnet {name:?}", said(&removed));
     Ok(ExitCode::SUCCESS)
+}
+
+fn said(r: &Removed) -> String {
+    format!(
+        "removed {} containers, {} networks, {} volumes",
+        r.containers.len(),
+        r.networks.len(),
+        r.volumes.len()
+    )
+}
+
+/// Testnets with a state dir here whose owning process is gone.
+fn stale_names() -> Vec<String> {
+    StateDir::all(&StateDir::base())
+        .into_iter()
+        .filter(|sd| sd.stale_owner().is_some())
+        .map(|sd| sd.name())
+        .collect()
+}
+
+/// Every testnet name that labels a container or network of the engine.
+async fn all_names(engine: &DockerEngine) -> Result<Vec<String>, Fail> {
+    let label = Label::testnet(None);
+    let mut names: BTreeSet<String> = BTreeSet::new();
+    for c in engine.list_containers(label).await? {
+        names.extend(c.labels.get(LABEL_TESTNET).cloned());
+    }
+    for n in engine.list_networks(Some(label)).await? {
+        names.extend(n.labels.get(LABEL_TESTNET).cloned());
+    }
+    Ok(names.into_iter().collect())
+}
+
+/// Removes each testnet whose lock is free; names the ones held.
+async fn down_many(engine: &DockerEngine, names: &[String], kind: &str) -> Result<ExitCode, Fail> {
+    if names.is_empty() {
+        println!("no {kind}testnets");
+        return Ok(ExitCode::SUCCESS);
+    }
+    let mut first_error = None;
+    for name in names {
+        let lock = match super::lock(name, "down") {
+            Ok(lock) => lock,
+            Err(Fail(why)) => {
+                println!("left {name:?}: {why}");
+                continue;
+            }
+        };
+        match lifecycle::down(engine, Some(name)).await {
+            Ok(removed) => println!("{} of {kind}testnet {name:?}", said(&removed)),
+            Err(e) => {
+                println!("failed to remove {name:?}: {e}");
+                first_error.get_or_insert(e);
+            }
+        }
+        drop(lock);
+    }
+    match first_error {
+        Some(e) => Err(e.into()),
+        None => Ok(ExitCode::SUCCESS),
+    }
 }

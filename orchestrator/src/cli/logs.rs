@@ -32,9 +32,16 @@ pub async fn exec(ctx: &Ctx, a: Args) -> Result<ExitCode, Fail> {
         None => format!("{}| ", c.name),
     };
     if a.follow {
+        // Following ends with the containers or with a signal (exit 128 + it).
+        let interrupt = super::Interrupt::listen("interrupted: no longer following");
         let follows = chosen.iter().map(|c| follow(&engine, c, a.tail, prefix(c)));
-        for r in futures::future::join_all(follows).await {
-            r?;
+        tokio::select! {
+            results = futures::future::join_all(follows) => {
+                for r in results {
+                    r?;
+                }
+            }
+            _ = interrupt.token.cancelled() => return Ok(interrupt.exit_code()),
         }
     } else {
         for c in &chosen {

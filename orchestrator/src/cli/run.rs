@@ -46,6 +46,7 @@ pub async fn exec(ctx: &Ctx, a: Args) -> Result<ExitCode, Fail> {
         keep: a.keep,
         readiness: a.timeout,
         quiescence: crate::run::QUIESCENCE,
+        hurry: interrupt.hurry.clone(),
     };
     ctx.progress(&format!(
         "scenario {}: {} validators, {} timeline steps",
@@ -54,6 +55,7 @@ pub async fn exec(ctx: &Ctx, a: Args) -> Result<ExitCode, Fail> {
         scenario.timeline.len()
     ));
     let (probe, agent) = (HttpProbe::default(), HttpAgent::default());
+    let _lock = super::lock(&name, "run")?;
     let tn = testnet(&name, &engine, &probe);
     let progress = |l: &str| ctx.progress(l);
     let report =

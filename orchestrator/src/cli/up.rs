@@ -73,14 +73,20 @@ pub async fn exec(ctx: &Ctx, a: Args) -> Result<ExitCode, Fail> {
     };
     let interrupt = Interrupt::listen("interrupted: tearing down what was created...");
     let (probe, agent) = (HttpProbe::default(), HttpAgent::default());
+    let _lock = super::lock(&name, "up")?;
     let tn = testnet(&name, &engine, &probe);
+    let stale = tn.state.stale_owner().is_some();
+    if stale {
+        ctx.progress(&format!("removing the stale testnet {name:?} first"));
+    }
     let req = UpRequest {
         file: &tf,
         image: &image,
         readiness: a.timeout,
-        replace: a.replace,
+        replace: a.replace || stale,
         monitor: monitor.as_ref(),
         agent: &agent,
+        owner: crate::state::Owner::me("up", true),
     };
     match lifecycle::up(&tn, req, &|l: &str| ctx.progress(l), &interrupt.token).await {
         Ok(summary) if a.json => print_json(&summary),

@@ -31,6 +31,12 @@ pub struct DockerEngine {
 fn api(action: impl Into<String>) -> impl FnOnce(BollardError) -> EngineError {
     let action = action.into();
     move |e| match e {
+        BollardError::DockerResponseServerError { message, .. }
+            if message.contains("port is already allocated")
+                || message.contains("address already in use") =>
+        {
+            EngineError::PortTaken(message)
+        }
         BollardError::DockerResponseServerError { message, .. } => {
             EngineError::Api { action, message }
         }
@@ -226,12 +232,15 @@ impl Engine for DockerEngine {
         let port_bindings: HashMap<String, Option<Vec<PortBinding>>> = spec
             .publish
             .iter()
-            .map(|p| {
+            .map(|(p, host)| {
                 (
                     format!("{p}/tcp"),
                     Some(vec![PortBinding {
                         host_ip: Some("127.0.0.1".into()),
-                        host_port: Some(String::new()),
+                        host_port: Some(match host {
+                            0 => String::new(),
+                            h => h.to_string(),
+                        }),
                     }]),
                 )
             })
@@ -241,7 +250,12 @@ impl Engine for DockerEngine {
             cmd: Some(spec.cmd.clone()),
             env: (!spec.env.is_empty()).then(|| spec.env.clone()),
             labels: Some(spec.labels.clone().into_iter().collect()),
-            exposed_ports: Some(spec.publish.iter().map(|p| format!("{p}/tcp")).collect()),
+            exposed_ports: Some(
+                spec.publish
+                    .iter()
+                    .map(|(p, _)| format!("{p}/tcp"))
+                    .collect(),
+            ),
             host_config: Some(HostConfig {
                 network_mode: Some(spec.network.clone()),
                 port_bindings: Some(port_bindings),

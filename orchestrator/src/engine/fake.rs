@@ -34,6 +34,9 @@ pub struct FakeState {
     /// Times each container was started (a start gives it a fresh network
     /// namespace: the fake agent forgets its faults then).
     pub starts: BTreeMap<String, u32>,
+    /// Containers whose next starts (this many) fail as if another program
+    /// had taken one of their host ports.
+    pub port_clash: BTreeMap<String, u32>,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -212,10 +215,15 @@ impl Engine for FakeEngine {
             });
         }
         let mut ports = Vec::new();
-        for p in &spec.publish {
-            let host = s.next_port;
-            s.next_port += 1;
-            ports.push((*p, host));
+        for &(p, host) in &spec.publish {
+            let host = match host {
+                0 => {
+                    s.next_port += 1;
+                    s.next_port - 1
+                }
+                h => h,
+            };
+            ports.push((p, host));
         }
         let info = ContainerInfo {
             name: spec.name.clone(),
@@ -246,12 +254,33 @@ impl Engine for FakeEngine {
     async fn start_container(&self, name: &str) -> Result<(), EngineError> {
         let mut s = self.call(format!("start {name}"))?;
         let exit = s.exit_on_start.get(name).copied();
-        let Some((_, info)) = s.containers.get_mut(name) else {
+        let Some((_, info)) = s.containers.get(name) else {
             return Err(EngineError::NotFound {
                 what: "container",
                 name: name.into(),
             });
         };
+        let clash = info.ports.iter().map(|(_, h)| *h).find(|h| {
+            s.containers.values().any(|(_, o)| {
+                o.name != name
+                    && o.state == ContainerState::Running
+                    && o.ports.iter().any(|(_, oh)| oh == h)
+            })
+        });
+        let forced = info
+            .ports
+            .first()
+            .map(|(_, h)| *h)
+            .filter(|_| s.port_clash.get(name).is_some_and(|n| *n > 0));
+        if let Some(h) = clash.or(forced) {
+            if let Some(n) = s.port_clash.get_mut(name) {
+                *n = n.saturating_sub(1);
+            }
+            return Err(EngineError::PortTaken(format!(
+                "Bind for 127.0.0.1:{h} failed: port is already allocated"
+            )));
+        }
+        let info = &mut s.containers.get_mut(name).expect("looked up above").1;
         info.state = match exit {
             Some(code) => ContainerState::Exited(code),
             None => ContainerState::Running,

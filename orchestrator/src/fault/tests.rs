@@ -20,6 +20,8 @@ fn plan() -> Plan {
         image: "img".into(),
         nodes: (0..4)
             .map(|i| NodePlan {
+                http_port: 0,
+                agent_port: 0,
                 name: format!("n{i}"),
                 container: format!("t-n{i}"),
                 ip: ip(i),

@@ -11,6 +11,7 @@ use super::{up, UpRequest};
 use crate::agent::fake::FakeAgent;
 use crate::config::TestnetFile;
 use crate::engine::fake::FakeEngine;
+use crate::engine::LABEL_NODE;
 use crate::testnet::{NodeProbe, Testnet};
 
 pub const IMAGE: &str = "testnet-node:test";
@@ -21,12 +22,14 @@ pub fn state_dir_for_tests() {
     std::env::set_var("TESTNET_STATE_DIR", dir);
 }
 
-/// Answers `/status` as if every node had `peers` peers, except `lagging` nodes
-/// (by URL port order) which report `lag_peers`.
+/// Answers `/status` as if every node had `n - 1` peers, except `lagging`
+/// nodes (found by their URL's port among `engine`'s containers), which
+/// report `lag_peers`.
 pub struct ScriptedProbe {
     pub n: usize,
-    pub lagging: Vec<u16>,
+    pub lagging: Vec<String>,
     pub lag_peers: usize,
+    pub engine: Option<FakeEngine>,
     pub asked: Mutex<usize>,
 }
 
@@ -36,8 +39,29 @@ impl ScriptedProbe {
             n,
             lagging: vec![],
             lag_peers: 0,
+            engine: None,
             asked: Mutex::new(0),
         }
+    }
+
+    /// `nodes` of `engine`'s testnets report `lag_peers` peers.
+    pub fn lagging(n: usize, engine: &FakeEngine, nodes: &[&str], lag_peers: usize) -> Self {
+        ScriptedProbe {
+            lagging: nodes.iter().map(|s| s.to_string()).collect(),
+            lag_peers,
+            engine: Some(engine.clone()),
+            ..ScriptedProbe::healthy(n)
+        }
+    }
+
+    /// The node whose container publishes host `port`.
+    fn node_at(&self, port: u16) -> Option<String> {
+        let engine = self.engine.as_ref()?;
+        let s = engine.state();
+        s.containers
+            .values()
+            .find(|(_, c)| c.ports.iter().any(|(_, h)| *h == port))
+            .and_then(|(_, c)| c.labels.get(LABEL_NODE).cloned())
     }
 }
 
@@ -58,11 +82,10 @@ impl NodeProbe for ScriptedProbe {
     async fn status(&self, url: &str) -> Option<Status> {
         *self.asked.lock().unwrap() += 1;
         let port: u16 = url.rsplit(':').next()?.parse().ok()?;
-        let peers = if self.lagging.contains(&port) {
-            self.lag_peers
-        } else {
-            self.n - 1
-        };
+        let lags = self
+            .node_at(port)
+            .is_some_and(|node| self.lagging.contains(&node));
+        let peers = if lags { self.lag_peers } else { self.n - 1 };
         Some(fake_status(peers, self.n - 1))
     }
 }
@@ -94,6 +117,7 @@ impl Rig {
             replace: false,
             monitor: None,
             agent: &rig.agent,
+            owner: crate::state::Owner::me("test", true),
         };
         up(&rig.tn(), req, &|_| {}, &CancellationToken::new())
             .await

@@ -1,7 +1,5 @@
 //! The orchestration logic against the fake engine and a scripted probe.
 
-use std::sync::Mutex;
-
 use super::*;
 use crate::agent::fake::FakeAgent;
 use crate::engine::fake::FakeEngine;
@@ -50,6 +48,7 @@ async fn up<P: NodeProbe>(
         replace: r.replace,
         monitor: None,
         agent: &agent,
+        owner: crate::state::Owner::me("test", true),
     };
     super::up(&tn, req, progress, cancel).await
 }
@@ -84,6 +83,7 @@ async fn up_creates_the_network_first_then_each_node_and_waits_for_the_mesh() {
             .position(|x| x == c)
             .unwrap_or_else(|| panic!("no call {c}"))
     };
+    let mut all_pins = std::collections::BTreeSet::new();
     for i in 0..4 {
         let c = format!("alpha-n{i}");
         assert!(pos("create_network testnet-alpha") < pos(&format!("create {c}")));
@@ -93,11 +93,103 @@ async fn up_creates_the_network_first_then_each_node_and_waits_for_the_mesh() {
         let (spec, _) = &s.containers[&c];
         assert_eq!(spec.labels[LABEL_TESTNET], "alpha");
         assert_eq!(spec.labels[LABEL_NODE], format!("n{i}"));
-        assert_eq!(spec.publish, vec![HTTP_PORT, AGENT_PORT]);
+        let pins: Vec<u16> = spec.publish.iter().map(|(_, h)| *h).collect();
+        assert_eq!(
+            spec.publish.iter().map(|(c, _)| *c).collect::<Vec<_>>(),
+            vec![HTTP_PORT, AGENT_PORT]
+        );
+        assert!(
+            pins.iter().all(|p| crate::ports::RANGE.contains(p)),
+            "{pins:?}"
+        );
+        all_pins.extend(pins);
         assert_eq!(spec.cmd[0], "agent");
     }
     let ips: std::collections::BTreeSet<_> = summary.iter().map(|s| s.ip).collect();
     assert_eq!(ips.len(), 4, "static IPs are distinct");
+    assert_eq!(all_pins.len(), 8, "host ports are distinct: {all_pins:?}");
+    // The plan keeps the pins, and the URLs are the pinned ports.
+    let plan = crate::state::StateDir::of("alpha").plan().unwrap();
+    for (node, sum) in plan.nodes.iter().zip(&summary) {
+        assert_eq!(
+            sum.http_url.as_deref(),
+            Some(format!("http://127.0.0.1:{}", node.http_port).as_str())
+        );
+        assert_eq!(
+            sum.agent_url.as_deref(),
+            Some(format!("http://127.0.0.1:{}", node.agent_port).as_str())
+        );
+    }
+}
+
+/// Something took a node's pinned port between the pick and the start: the
+/// node gets new pins, the plan records them, and `up` succeeds.
+#[tokio::test]
+async fn a_port_taken_at_start_is_picked_again_and_recorded() {
+    let (engine, file) = setup();
+    // n1's first two starts find a port taken by another program.
+    engine.state().port_clash.insert("kappa-n1".into(), 2);
+    let summary = up(
+        &engine,
+        &ScriptedProbe::healthy(4),
+        request("kappa", &file),
+        &|_| {},
+        &CancellationToken::new(),
+    )
+    .await
+    .unwrap();
+    let plan = crate::state::StateDir::of("kappa").plan().unwrap();
+    for (node, sum) in plan.nodes.iter().zip(&summary) {
+        assert_eq!(
+            sum.http_url.as_deref(),
+            Some(format!("http://127.0.0.1:{}", node.http_port).as_str())
+        );
+    }
+    let starts = engine
+        .state()
+        .calls
+        .iter()
+        .filter(|c| *c == "start kappa-n1")
+        .count();
+    assert_eq!(starts, 3, "two failed starts, then new pins");
+    assert_eq!(engine.state().port_clash["kappa-n1"], 0);
+    down(&engine, Some("kappa")).await.unwrap();
+}
+
+/// A stopped node keeps its URL (read from its pins), so the sampler records
+/// it as not answering rather than losing it.
+#[tokio::test]
+async fn a_stopped_node_keeps_its_urls() {
+    let (engine, file) = setup();
+    let probe = ScriptedProbe::healthy(4);
+    up(
+        &engine,
+        &probe,
+        request("lambda", &file),
+        &|_| {},
+        &CancellationToken::new(),
+    )
+    .await
+    .unwrap();
+    let tn = Testnet::new("lambda", &engine, &probe);
+    let before = tn.endpoints().await.unwrap();
+    engine
+        .container_action("lambda-n2", crate::engine::ContainerAction::Kill)
+        .await
+        .unwrap();
+    engine
+        .state()
+        .containers
+        .get_mut("lambda-n2")
+        .unwrap()
+        .1
+        .ports
+        .clear();
+    let after = tn.endpoints().await.unwrap();
+    assert!(after[2].state.starts_with("exited"), "{:?}", after[2]);
+    assert_eq!(before[2].http_url, after[2].http_url);
+    assert_eq!(before[2].agent_url, after[2].agent_url);
+    down(&engine, Some("lambda")).await.unwrap();
 }
 
 #[tokio::test]
@@ -124,19 +216,7 @@ async fn readiness_timeout_names_the_nodes_missing_peers_with_their_logs() {
         .state()
         .logs
         .insert("gamma-n3".into(), "line a\nline b\nlast words".into());
-    // The fake hands out host ports from 40000 in creation order; make n3 lag.
-    let probe = ScriptedProbe {
-        n: 4,
-        lagging: vec![],
-        lag_peers: 1,
-        asked: Mutex::new(0),
-    };
-    let first_port = engine.state().next_port;
-    // Two published ports per node (HTTP, agent): n3's HTTP port is the 7th.
-    let probe = ScriptedProbe {
-        lagging: vec![first_port + 6],
-        ..probe
-    };
+    let probe = ScriptedProbe::lagging(4, &engine, &["n3"], 1);
     let err = up(
         &engine,
         &probe,
@@ -226,12 +306,7 @@ async fn an_existing_name_is_refused_unless_replaced_and_down_is_idempotent() {
 async fn cancellation_removes_what_was_created() {
     let (engine, file) = setup();
     let cancel = CancellationToken::new();
-    let probe = ScriptedProbe {
-        n: 4,
-        lagging: (40_000..40_100).collect(),
-        lag_peers: 0,
-        asked: Mutex::new(0),
-    };
+    let probe = ScriptedProbe::lagging(4, &engine, &["n0", "n1", "n2", "n3"], 0);
     let mut req = request("eta", &file);
     req.readiness = Duration::from_secs(30);
     let canceller = cancel.clone();

@@ -23,6 +23,7 @@ use testnet_node::ledger::tx::{OutPoint, Transaction, TxId, TxOut};
 use testnet_node::ledger::Limits;
 use testnet_node::replica::now_ms;
 use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
 
 use super::{LoadError, LoadReport, NodeClient, NodeSummary, Payment};
 
@@ -47,6 +48,8 @@ pub struct LoadConfig {
     pub seed: u64,
     /// How long to wait after the load for every payment to be decided.
     pub settle: Duration,
+    /// Cancelled by a signal: stop sending, report what there is.
+    pub stop: CancellationToken,
 }
 
 impl LoadConfig {
@@ -61,6 +64,7 @@ impl LoadConfig {
             wallets: 64,
             seed: 1,
             settle: Duration::from_secs(30),
+            stop: CancellationToken::new(),
         }
     }
 }
@@ -156,6 +160,8 @@ struct Run {
     /// from `tracked`: a node may report a payment before its submission returns.
     observed: HashMap<TxId, Vec<Option<u64>>>,
     cursors: Vec<usize>,
+    /// The first node that answered: wallets and the faucet are read there.
+    home: usize,
     rng: StdRng,
     memo: u64,
 }
@@ -169,9 +175,24 @@ impl Run {
         }
         let clients: Vec<NodeClient> = cfg.endpoints.iter().map(|e| NodeClient::new(e)).collect();
         let mut cursors = Vec::new();
-        for c in &clients {
-            cursors.push(c.status().await?.finalized_transactions as usize);
+        let (mut home, mut first_error) = (None, None);
+        for (i, c) in clients.iter().enumerate() {
+            // A node that is down (restarting) is read from the start of its
+            // list: earlier transactions are not tracked, so they are ignored.
+            match c.status().await {
+                Ok(s) => {
+                    home.get_or_insert(i);
+                    cursors.push(s.finalized_transactions as usize);
+                }
+                Err(e) => {
+                    first_error.get_or_insert(e);
+                    cursors.push(0);
+                }
+            }
         }
+        let Some(home) = home else {
+            return Err(first_error.unwrap_or(LoadError::NoEndpoints));
+        };
         Ok(Run {
             limits: Limits::default(),
             wallets: wallet_keys(cfg.seed, cfg.wallets.max(2)),
@@ -181,6 +202,7 @@ impl Run {
             tracked: HashMap::new(),
             observed: HashMap::new(),
             cursors,
+            home,
             memo: cfg.seed.wrapping_mul(1_000_000_007),
             cfg,
         })
@@ -274,7 +296,7 @@ impl Run {
 
     /// Discovers the wallets' coins; fans the faucet out to them if they are few.
     async fn fund(&mut self, progress: &impl Fn(&str)) -> Result<(), LoadError> {
-        let c0 = self.clients[0].clone();
+        let c0 = self.clients[self.home].clone();
         for (owner, key) in self.wallets.iter().enumerate() {
             for u in c0.utxos(key).await? {
                 self.coins.push(Coin {
@@ -375,8 +397,9 @@ impl Run {
             self.clients.len(),
             self.cfg.double_spend * 100.0
         ));
-        while start.elapsed() < self.cfg.duration {
+        while start.elapsed() < self.cfg.duration && !self.cfg.stop.is_cancelled() {
             tokio::select! {
+                _ = self.cfg.stop.cancelled() => break,
                 _ = ticker.tick() => self.submit_next(&mut inflight, tally),
                 Some(done) = inflight.join_next() => {
                     self.record(done.expect("submission task does not panic"), tally);
@@ -496,7 +519,7 @@ impl Run {
         loop {
             self.poll().await;
             let pending = plain.iter().filter(|t| !self.final_everywhere(t)).count();
-            if pending == 0 || Instant::now() > deadline {
+            if pending == 0 || Instant::now() > deadline || self.cfg.stop.is_cancelled() {
                 break;
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
@@ -521,22 +544,45 @@ impl Run {
         latencies
     }
 
-    /// Every node's end state, read from `/status`.
-    async fn node_summaries(&self) -> Result<Vec<NodeSummary>, LoadError> {
+    /// Every node's end state, read from `/status`; a node that does not
+    /// answer within a few seconds (down, restarting) is recorded so.
+    async fn node_summaries(&self) -> Vec<NodeSummary> {
         let mut nodes = Vec::new();
         for c in &self.clients {
-            let s = c.status().await?;
-            nodes.push(NodeSummary {
-                endpoint: c.base().to_owned(),
-                name: s.name,
-                finalized: s.finalized_transactions,
-                utxo_digest: s.utxo_digest,
-                total_value: s.total_value,
-                fees: s.fees,
-                conflicting_certificates: s.conflicting_certificates,
+            let deadline = Instant::now() + Duration::from_secs(5);
+            let status = loop {
+                match c.status().await {
+                    Ok(s) => break Some(s),
+                    Err(_) if Instant::now() < deadline && !self.cfg.stop.is_cancelled() => {
+                        tokio::time::sleep(Duration::from_millis(250)).await;
+                    }
+                    Err(_) => break None,
+                }
+            };
+            nodes.push(match status {
+                Some(s) => NodeSummary {
+                    endpoint: c.base().to_owned(),
+                    answered: true,
+                    name: s.name,
+                    finalized: s.finalized_transactions,
+                    utxo_digest: s.utxo_digest,
+                    total_value: s.total_value,
+                    fees: s.fees,
+                    conflicting_certificates: s.conflicting_certificates,
+                },
+                None => NodeSummary {
+                    endpoint: c.base().to_owned(),
+                    answered: false,
+                    name: c.base().to_owned(),
+                    finalized: 0,
+                    utxo_digest: String::new(),
+                    total_value: 0,
+                    fees: 0,
+                    conflicting_certificates: 0,
+                },
             });
         }
-        Ok(nodes)
+        nodes
     }
 
     async fn report(&self, tally: Tally, load_secs: f64) -> Result<LoadReport, LoadError> {
@@ -548,7 +594,8 @@ impl Run {
             .filter(|(a, b)| self.final_somewhere(a) && self.final_somewhere(b))
             .count() as u64;
         let latencies = self.latencies(plain);
-        let nodes = self.node_summaries().await?;
+        let nodes = self.node_summaries().await;
+        let answered: Vec<&NodeSummary> = nodes.iter().filter(|n| n.answered).collect();
         let supply = self.cfg.genesis.total_supply();
         let n = self.clients.len();
         Ok(LoadReport {
@@ -570,12 +617,13 @@ impl Run {
             latency_p99_ms: percentile(&latencies, 0.99),
             latency_max_ms: latencies.last().copied().unwrap_or(0.0),
             throughput_tps: finalized_everywhere as f64 / load_secs,
-            digests_agree: nodes
+            digests_agree: answered
                 .windows(2)
                 .all(|w| w[0].utxo_digest == w[1].utxo_digest),
-            value_conserved: nodes
+            value_conserved: answered
                 .iter()
                 .all(|n| n.total_value.checked_add(n.fees) == Some(supply)),
+            interrupted: self.cfg.stop.is_cancelled(),
             nodes,
             payments: plain
                 .iter()

@@ -10,6 +10,10 @@ use testnet_node::ledger::tx::TxId;
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct NodeSummary {
     pub endpoint: String,
+    /// Whether the node answered `/status` at the end (a node that is down
+    /// is recorded so, with zeros, and fails `healthy`).
+    #[serde(default = "yes")]
+    pub answered: bool,
     pub name: String,
     pub finalized: u64,
     pub utxo_digest: String,
@@ -31,6 +35,9 @@ pub struct Payment {
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct LoadReport {
+    /// A signal stopped the load early; what there is was reported.
+    #[serde(default)]
+    pub interrupted: bool,
     pub duration_secs: f64,
     pub submitted: u64,
     pub accepted: u64,
@@ -60,11 +67,17 @@ pub struct LoadReport {
     pub value_conserved: bool,
 }
 
+fn yes() -> bool {
+    true
+}
+
 impl LoadReport {
     /// Some payment accepted, every valid payment final everywhere, no
     /// conflicting pair, equal ledgers.
     pub fn healthy(&self) -> bool {
         self.accepted > 0
+            && !self.interrupted
+            && self.nodes.iter().all(|n| n.answered)
             && self.not_finalized == 0
             && self.conflicting_pairs_finalized == 0
             && self.digests_agree
@@ -77,8 +90,16 @@ impl fmt::Display for LoadReport {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         writeln!(
             f,
-            "load: {} submitted in {:.1}s, {} accepted, refused {:?}",
-            self.submitted, self.duration_secs, self.accepted, self.refused
+            "load: {} submitted in {:.1}s{}, {} accepted, refused {:?}",
+            self.submitted,
+            self.duration_secs,
+            if self.interrupted {
+                " (INTERRUPTED)"
+            } else {
+                ""
+            },
+            self.accepted,
+            self.refused
         )?;
         writeln!(
             f,
@@ -95,7 +116,10 @@ impl fmt::Display for LoadReport {
             "double spends: {} pairs, {} with both twins finalized",
             self.double_spend_pairs, self.conflicting_pairs_finalized
         )?;
-        for n in &self.nodes {
+        for n in self.nodes.iter().filter(|n| !n.answered) {
+            writeln!(f, "  {:<6} did not answer /status at the end", n.name)?;
+        }
+        for n in self.nodes.iter().filter(|n| n.answered) {
             writeln!(
                 f,
                 "  {:<6} finalized {:>6}  digest {}  value {} + fees {}  conflicts {}",

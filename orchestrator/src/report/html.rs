@@ -113,7 +113,12 @@ fn header(h: &mut String, r: &RunReport) {
     if let Some(e) = &r.error {
         let _ = writeln!(
             h,
-            "<div class=\"error\"><b>Tool error</b> (the run was cut short)<pre>{}</pre></div>",
+            "<div class=\"error\"><b>{}</b> (the run was cut short)<pre>{}</pre></div>",
+            if r.interrupted {
+                "Interrupted"
+            } else {
+                "Tool error"
+            },
             esc(e)
         );
     }

@@ -140,6 +140,7 @@ fn load() -> LoadReport {
         sent += 50;
     }
     LoadReport {
+        interrupted: false,
         duration_secs: 26.0,
         submitted: payments.len() as u64 + 12,
         accepted: payments.len() as u64,
@@ -159,6 +160,7 @@ fn load() -> LoadReport {
         nodes: NODES
             .iter()
             .map(|n| NodeSummary {
+                answered: true,
                 endpoint: format!("http://{n}:8080"),
                 name: (*n).to_owned(),
                 finalized: 500,
@@ -176,6 +178,7 @@ fn load() -> LoadReport {
 
 fn report(obs: Observations) -> RunReport {
     RunReport {
+        interrupted: false,
         scenario: "partition-heal".into(),
         description: Some("Split the testnet in two halves, then heal; \"all\" must agree".into()),
         seed: 42,
@@ -415,6 +418,7 @@ fn html_has_plots_shaded_faults_and_escaped_text() {
 fn html_renders_an_empty_run() {
     let dir = tempfile::tempdir().unwrap();
     let r = RunReport {
+        interrupted: false,
         scenario: "empty".into(),
         description: None,
         seed: 0,

@@ -144,6 +144,7 @@ async fn a_whole_run_on_fakes_reports_its_windows_and_leaves_nothing() {
         keep: false,
         readiness: Duration::from_secs(1),
         quiescence: Duration::from_millis(600),
+        hurry: CancellationToken::new(),
     };
     let report = run(&tn, &agent, &s, &opts, &|_| {}, &CancellationToken::new())
         .await

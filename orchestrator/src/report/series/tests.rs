@@ -38,6 +38,7 @@ fn counted(t: f64, finalized: u64, uptime: f64) -> Sample {
 
 fn load(payments: Vec<Payment>) -> LoadReport {
     LoadReport {
+        interrupted: false,
         duration_secs: 0.0,
         submitted: 0,
         accepted: 0,

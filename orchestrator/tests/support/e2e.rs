@@ -1,0 +1,155 @@
+//! What the Docker end-to-end tests share: the real `testnet` binary with a
+//! state dir of the test process, the node image built once, leftovers by
+//! label, scenario runs with their reports.
+#![allow(dead_code)]
+
+use std::process::{Command, Output};
+
+use serde_json::Value;
+use testnet::engine::docker::DockerEngine;
+use testnet::engine::{Engine, Label};
+use tokio::sync::OnceCell;
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_testnet");
+
+/// The node image, built once for all tests (concurrent builds would each run
+/// cargo and mmdebstrap).
+pub static IMAGE: OnceCell<String> = OnceCell::const_new();
+
+pub fn state_dir() -> std::path::PathBuf {
+    std::env::temp_dir().join(format!("testnet-e2e-state-{}", std::process::id()))
+}
+
+pub fn testnet(args: &[&str]) -> Command {
+    let mut cmd = Command::new(BIN);
+    cmd.args(args).env("TESTNET_STATE_DIR", state_dir());
+    cmd
+}
+
+pub async fn run(args: &[&str]) -> Output {
+    let mut cmd = testnet(args);
+    tokio::task::spawn_blocking(move || cmd.output().unwrap())
+        .await
+        .unwrap()
+}
+
+pub fn text(o: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}
+
+pub async fn image() -> String {
+    IMAGE
+        .get_or_init(|| async {
+            let out = run(&["image", "build"]).await;
+            assert!(out.status.success(), "image build failed: {}", text(&out));
+            String::from_utf8_lossy(&out.stdout).trim().to_owned()
+        })
+        .await
+        .clone()
+}
+
+/// Containers, networks and volumes still labelled with testnet `name`.
+pub async fn leftovers(name: &str) -> Vec<String> {
+    let engine = DockerEngine::connect().await.unwrap();
+    let label = Label::testnet(Some(name));
+    let mut left: Vec<String> = engine
+        .list_containers(label)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|c| c.name)
+        .collect();
+    left.extend(
+        engine
+            .list_networks(Some(label))
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|n| n.name),
+    );
+    left.extend(engine.list_volumes(label).await.unwrap());
+    left
+}
+
+/// Every agent reads back no rule, chain or qdisc of ours.
+pub async fn assert_no_rules(name: &str) {
+    let out = run(&["chaos", "show", "--name", name]).await;
+    let shown = text(&out);
+    assert_eq!(
+        shown.matches("\"installed\":false").count(),
+        4,
+        "rules left: {shown}"
+    );
+    assert_eq!(
+        shown.matches("\"bandwidth_kbit\":null").count(),
+        4,
+        "bandwidth caps left: {shown}"
+    );
+}
+
+/// `down`, then nothing labelled with the testnet is left in Docker.
+pub async fn down_leaves_nothing(name: &str) {
+    run(&["down", "--name", name]).await;
+    assert_eq!(leftovers(name).await, Vec::<String>::new());
+}
+
+/// Removes the testnet whatever happened (a failing test must not leak it).
+pub struct Guard(pub &'static str);
+
+impl Drop for Guard {
+    fn drop(&mut self) {
+        let _ = testnet(&["down", "--name", self.0]).output();
+    }
+}
+
+/// Runs one shipped scenario; returns its exit code and report.json.
+pub async fn run_scenario(image: &str, file: &str) -> (Option<i32>, Value, std::path::PathBuf) {
+    let path = format!("{}/../testnets/{file}", env!("CARGO_MANIFEST_DIR"));
+    run_scenario_at(image, std::path::Path::new(&path)).await
+}
+
+/// Runs the scenario file at `path` (named after its file).
+pub async fn run_scenario_at(
+    image: &str,
+    path: &std::path::Path,
+) -> (Option<i32>, Value, std::path::PathBuf) {
+    let file = path.file_name().unwrap().to_string_lossy().to_string();
+    let stem = file.trim_end_matches(".scenario.yaml");
+    let name = format!("e2e-{stem}");
+    let report = std::env::temp_dir().join(format!("testnet-e2e-report-{stem}"));
+    let _ = std::fs::remove_dir_all(&report);
+    let started = std::time::Instant::now();
+    let out = run(&[
+        "run",
+        path.to_str().unwrap(),
+        "--name",
+        &name,
+        "--image",
+        image,
+        "--report",
+        report.to_str().unwrap(),
+    ])
+    .await;
+    eprintln!(
+        "scenario {stem}: exit {:?} after {:.0}s\n{}",
+        out.status.code(),
+        started.elapsed().as_secs_f64(),
+        String::from_utf8_lossy(&out.stdout)
+    );
+    assert!(
+        leftovers(&name).await.is_empty(),
+        "scenario {stem} left resources behind"
+    );
+    let json: Value = std::fs::read(report.join("report.json"))
+        .ok()
+        .and_then(|b| serde_json::from_slice(&b).ok())
+        .unwrap_or_else(|| panic!("no report.json for {stem}: {}", text(&out)));
+    for f in ["report.json", "junit.xml", "report.html"] {
+        assert!(report.join(f).exists(), "{stem}: no {f}");
+    }
+    (out.status.code(), json, report)
+}
