@@ -1179,3 +1179,31 @@ fn a_metric_within_a_bound_counts_only_values_before_the_deadline() {
         assert!(in_time.passed, "reached at +8 s, bound 10 s: {in_time:?}");
     }
 }
+
+/// From mutation testing: a restart seen only in the node's uptime is caught;
+/// an uptime read up to half a second behind the last one (sampling jitter)
+/// is not a restart.
+#[test]
+fn processes_see_restarts_by_uptime_with_half_a_second_of_jitter() {
+    let mut obs = healthy();
+    edit(&mut obs, "n2", 10.0, |s| {
+        s.status.as_mut().unwrap().uptime_secs = s.t - T0 - 9.0;
+    });
+    let v = processes(&obs);
+    assert!(
+        !v.passed && v.summary.contains("n2 restarted at +10.0s"),
+        "{v:?}"
+    );
+    // healthy(): uptime is 100 + t. At +10 s read 0.5 s behind +9 s's value.
+    let mut obs = healthy();
+    edit(&mut obs, "n2", 10.0, |s| {
+        s.status.as_mut().unwrap().uptime_secs = s.t - T0 + 98.5;
+    });
+    let v = processes(&obs);
+    assert!(v.passed, "108.5 after 109.0 is no restart: {v:?}");
+    let mut obs = healthy();
+    edit(&mut obs, "n2", 10.0, |s| {
+        s.status.as_mut().unwrap().uptime_secs = s.t - T0 + 88.5;
+    });
+    assert!(!processes(&obs).passed, "98.5 after 109.0 is a restart");
+}
