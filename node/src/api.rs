@@ -50,6 +50,10 @@ pub struct Status {
     pub conflicting_certificates: u64,
     pub uptime_secs: f64,
     pub version: String,
+    /// Set when the node's store failed (I/O error, disk full): it has
+    /// stopped voting, and `/health` answers 503 with this.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub store_error: Option<String>,
 }
 
 /// `GET /health`.

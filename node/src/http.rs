@@ -40,10 +40,22 @@ pub fn router(state: Arc<NodeState>) -> Router {
         .with_state(state)
 }
 
-async fn health() -> Json<Health> {
-    Json(Health {
-        status: "ok".into(),
-    })
+/// 200 `ok`, or 503 once the store failed (the node no longer votes).
+async fn health(State(node): State<Arc<NodeState>>) -> (StatusCode, Json<Health>) {
+    match node.replica.failure() {
+        None => (
+            StatusCode::OK,
+            Json(Health {
+                status: "ok".into(),
+            }),
+        ),
+        Some(e) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Json(Health {
+                status: format!("unhealthy: the store failed, the node stopped voting: {e}"),
+            }),
+        ),
+    }
 }
 
 async fn status(State(node): State<Arc<NodeState>>) -> Json<Status> {

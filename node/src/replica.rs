@@ -48,6 +48,8 @@ enum Command {
 pub struct ReplicaHandle {
     commands: mpsc::Sender<Command>,
     engine: Arc<Mutex<Engine>>,
+    /// Why the replica stopped, once its store failed (it votes no more).
+    failure: Arc<Mutex<Option<String>>>,
 }
 
 impl ReplicaHandle {
@@ -64,6 +66,14 @@ impl ReplicaHandle {
     pub fn engine(&self) -> MutexGuard<'_, Engine> {
         self.engine.lock().unwrap_or_else(|e| e.into_inner())
     }
+
+    /// The store error that stopped the replica, if one did.
+    pub fn failure(&self) -> Option<String> {
+        self.failure
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
 }
 
 pub struct Replica {
@@ -78,6 +88,7 @@ impl Replica {
             handle: ReplicaHandle {
                 commands: tx,
                 engine: Arc::new(Mutex::new(engine)),
+                failure: Arc::new(Mutex::new(None)),
             },
             commands: rx,
         }
@@ -163,6 +174,7 @@ impl Replica {
                 if let Err(e) = written {
                     // Nothing of this batch may leave: no vote without its lock.
                     error!(error = %e, "cannot persist; the replica stops voting");
+                    *handle.failure.lock().unwrap_or_else(|e| e.into_inner()) = Some(e.to_string());
                     for (reply, _) in replies {
                         let _ = reply.send(Err(SubmitError::Unavailable));
                     }

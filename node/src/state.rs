@@ -65,6 +65,7 @@ impl NodeState {
             conflicting_certificates: engine.conflicts().len() as u64,
             uptime_secs: self.started.elapsed().as_secs_f64(),
             version: env!("CARGO_PKG_VERSION").to_owned(),
+            store_error: self.replica.failure(),
         }
     }
 }

@@ -206,3 +206,95 @@ async fn sigkill_and_restart_mid_run_loses_nothing() {
     );
     net.stop_all().await;
 }
+
+/// Finality votes `node` has sent (approve and reject).
+async fn votes_sent(net: &NativeNet, node: usize) -> f64 {
+    let text = net.metrics(node).await.unwrap_or_default();
+    text.lines()
+        .filter(|l| l.starts_with("testnet_votes_total{") && l.contains("direction=\"sent\""))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
+}
+
+/// A node whose disk fills (a real EFBIG from the kernel: its file size limit
+/// is 64 KiB) says so on `/health` (503) and `/status`, and votes no more;
+/// the other three keep finalizing every payment.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_whose_store_fails_reports_unhealthy_and_stops_voting() {
+    use std::os::unix::process::CommandExt;
+    let _heavy = HEAVY.lock().await;
+    let mut net = NativeNet::genesis(node_bin().to_str().expect("a UTF-8 path"), 4);
+    let start = Instant::now();
+    for i in 0..3 {
+        net.children[i] = Some(net.command(i, &[]).spawn().unwrap());
+    }
+    let mut n3 = net.command(3, &[]);
+    // SAFETY: only async-signal-safe calls between fork and exec.
+    unsafe {
+        n3.pre_exec(|| {
+            libc::signal(libc::SIGXFSZ, libc::SIG_IGN);
+            let limit = libc::rlimit {
+                rlim_cur: 64 * 1024,
+                rlim_max: 64 * 1024,
+            };
+            match libc::setrlimit(libc::RLIMIT_FSIZE, &limit) {
+                0 => Ok(()),
+                _ => Err(std::io::Error::last_os_error()),
+            }
+        });
+    }
+    net.children[3] = Some(n3.spawn().unwrap());
+    net.wait_full_mesh(start, Duration::from_secs(10)).await;
+    // The load talks to n0..n2 only: n3 cannot finalize once its store is gone.
+    let mut cfg = load_config(&net);
+    cfg.endpoints.truncate(3);
+    cfg.tps = 50.0;
+    cfg.duration = Duration::from_secs(15);
+    let load = tokio::spawn(generator::run(cfg, |line| eprintln!("{line}")));
+    let http = reqwest::Client::new();
+    let url = format!("http://{}/health", net.http(3));
+    let deadline = Instant::now() + Duration::from_secs(25);
+    let (code, body) = loop {
+        let res = http.get(&url).send().await.unwrap();
+        let code = res.status().as_u16();
+        let body = res.text().await.unwrap();
+        if code != 200 || Instant::now() > deadline {
+            break (code, body);
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    assert_eq!(
+        code,
+        503,
+        "n3 never reported its store failing: {body}{}",
+        net.logs()
+    );
+    assert!(
+        body.contains("the store failed, the node stopped voting")
+            && body.contains("File too large"),
+        "{body}"
+    );
+    let status = net.status(3).await.unwrap();
+    let why = status.store_error.unwrap_or_default();
+    assert!(
+        why.contains("cannot write to") && why.contains("File too large"),
+        "{why}"
+    );
+    let (sent, finalized) = (votes_sent(&net, 3).await, net.status(0).await.unwrap());
+    let report = load.await.unwrap().unwrap();
+    eprintln!("{report}");
+    assert_eq!(
+        votes_sent(&net, 3).await,
+        sent,
+        "n3 voted after its store failed"
+    );
+    let after = net.status(0).await.unwrap();
+    assert!(
+        after.finalized_transactions > finalized.finalized_transactions,
+        "the other three kept finalizing: {} then {}",
+        finalized.finalized_transactions,
+        after.finalized_transactions
+    );
+    assert_eq!(report.not_finalized, 0, "{report}");
+    net.stop_all().await;
+}

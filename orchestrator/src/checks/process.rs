@@ -1,4 +1,5 @@
-//! No node went down or restarted unless a process fault of the timeline did it.
+//! No node went down, restarted or lost its store unless a process fault of
+//! the timeline did it (a lost store is never excused).
 
 use super::{never_answered, Verdict};
 use crate::observe::{FaultKind, Observations, Sample};
@@ -23,6 +24,14 @@ pub fn processes(obs: &Observations) -> Verdict {
         }
         let mut prev: Option<&Sample> = None;
         for s in obs.of(node) {
+            // A failed store is never excused: no fault of ours breaks disks yet.
+            if let Some(e) = s.status.as_ref().and_then(|st| st.store_error.as_ref()) {
+                problems.push(format!(
+                    "{node}'s store failed at +{:.1}s and it stopped voting: {e}",
+                    s.t - obs.started
+                ));
+                break;
+            }
             let down = s.status.is_none();
             let restarted = match (prev.and_then(|p| p.status.as_ref()), s.status.as_ref()) {
                 (Some(a), Some(b)) => b.uptime_secs + 0.5 < a.uptime_secs,

@@ -1207,3 +1207,26 @@ fn processes_see_restarts_by_uptime_with_half_a_second_of_jitter() {
     });
     assert!(!processes(&obs).passed, "98.5 after 109.0 is a restart");
 }
+
+/// A node whose store failed (it reports it in `/status`) fails `processes`,
+/// named with the time and the error, even inside a process fault's window.
+#[test]
+fn processes_fail_a_node_whose_store_failed() {
+    let mut obs = healthy();
+    let mut restart = window(FaultKind::Process, 5.0, Some(15.0), "restart n1");
+    restart.nodes = vec!["n1".into()];
+    obs.faults.push(restart);
+    assert!(processes(&obs).passed);
+    edit(&mut obs, "n1", 7.0, |s| {
+        s.status.as_mut().unwrap().store_error =
+            Some("cannot write to /var/lib/testnet/log: File too large".into());
+    });
+    let v = processes(&obs);
+    assert!(
+        !v.passed
+            && v.summary.contains(
+                "n1's store failed at +7.0s and it stopped voting: cannot write to /var/lib/testnet/log"
+            ),
+        "{v:?}"
+    );
+}

@@ -124,6 +124,71 @@ async fn a_latency_step_is_undone_and_a_heal_closes_the_network_windows() {
     assert!(rig.faults_of("n0").unwrap().loss_per_mille.is_empty());
 }
 
+fn fake_options(report_dir: &std::path::Path) -> RunOptions {
+    RunOptions {
+        image: IMAGE.into(),
+        report_dir: report_dir.to_owned(),
+        keep: false,
+        readiness: Duration::from_secs(1),
+        quiescence: Duration::from_millis(600),
+        hurry: CancellationToken::new(),
+    }
+}
+
+/// The Docker daemon dies mid-run: the run fails naming it (exit 2), the
+/// report says so, and once the daemon is back `down` removes everything.
+#[tokio::test]
+async fn a_daemon_that_dies_mid_run_is_named_and_down_cleans_up_after() {
+    crate::lifecycle::rig::state_dir_for_tests();
+    let s = Scenario::parse(
+        "name: fake-dead
+testnet: { nodes: 4 }
+timeline:
+  - { at: 400ms, fault: { restart_container: n1 } }
+",
+        "fake-dead.scenario.yaml",
+    )
+    .unwrap();
+    let engine = crate::engine::fake::FakeEngine::new();
+    engine.state().images.insert(IMAGE.into());
+    let probe = crate::lifecycle::rig::ScriptedProbe::healthy(4);
+    let agent = crate::agent::fake::FakeAgent::new(&engine);
+    let tn = Testnet::new("fake-dead", &engine, &probe);
+    let dir = tempfile::tempdir().unwrap();
+    let killer = engine.clone();
+    let (opts, cancel) = (fake_options(dir.path()), CancellationToken::new());
+    let run_it = run(&tn, &agent, &s, &opts, &|_| {}, &cancel);
+    let kill = async {
+        // Dies once the testnet is up, before the restart at +400 ms.
+        while killer.state().starts.len() < 4 {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        killer.state().unreachable = true;
+    };
+    let (result, ()) = tokio::join!(run_it, kill);
+    let err = result.unwrap_err().to_string();
+    assert!(err.contains("cannot reach the Docker daemon"), "{err}");
+    let report: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.path().join("report.json")).unwrap()).unwrap();
+    assert!(
+        report["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("cannot reach the Docker daemon")),
+        "{report}"
+    );
+    engine.state().unreachable = false;
+    assert!(
+        !engine.state().containers.is_empty(),
+        "left while the daemon was away"
+    );
+    crate::lifecycle::down(&engine, Some("fake-dead"))
+        .await
+        .unwrap();
+    let left = engine.state();
+    assert!(left.containers.is_empty() && left.networks.is_empty());
+}
+
 #[tokio::test]
 async fn a_whole_run_on_fakes_reports_its_windows_and_leaves_nothing() {
     crate::lifecycle::rig::state_dir_for_tests();
@@ -138,14 +203,7 @@ async fn a_whole_run_on_fakes_reports_its_windows_and_leaves_nothing() {
     let agent = crate::agent::fake::FakeAgent::new(&engine);
     let tn = Testnet::new("fake-run", &engine, &probe);
     let dir = tempfile::tempdir().unwrap();
-    let opts = RunOptions {
-        image: IMAGE.into(),
-        report_dir: dir.path().to_owned(),
-        keep: false,
-        readiness: Duration::from_secs(1),
-        quiescence: Duration::from_millis(600),
-        hurry: CancellationToken::new(),
-    };
+    let opts = fake_options(dir.path());
     let report = run(&tn, &agent, &s, &opts, &|_| {}, &CancellationToken::new())
         .await
         .unwrap();
