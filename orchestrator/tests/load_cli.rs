@@ -179,3 +179,46 @@ fn load_errors_name_the_cause_and_exit_2() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("missing.json"));
 }
+
+/// SIGTERM stops the load: it reports what there is, marked interrupted, and
+/// exits 143 at once (not after `--duration`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_stops_the_load_with_a_report_marked_interrupted() {
+    use std::io::{BufRead, BufReader};
+    let (nodes, dir) = nodes(4).await;
+    let mut cmd = load_cmd(&nodes, &dir);
+    cmd.args(["--tps", "20", "--duration", "120s"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    let mut child = cmd.spawn().unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    let started = loop {
+        let line = rx
+            .recv_timeout(std::time::Duration::from_secs(60))
+            .expect("the load starts within a minute");
+        if line.starts_with("load:") {
+            break std::time::Instant::now();
+        }
+    };
+    tokio::time::sleep(std::time::Duration::from_secs(2)).await;
+    // SAFETY: kill(2) on our own child, not yet reaped.
+    assert_eq!(unsafe { libc::kill(child.id() as i32, libc::SIGTERM) }, 0);
+    let out = tokio::task::spawn_blocking(move || child.wait_with_output().unwrap())
+        .await
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(143), "{stdout}");
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(30),
+        "stopped early, not after --duration: {:?}",
+        started.elapsed()
+    );
+    assert!(stdout.contains("(INTERRUPTED)"), "{stdout}");
+    drop(nodes);
+}

@@ -286,3 +286,31 @@ async fn two_runs_side_by_side_and_the_same_name_twice() {
     assert_eq!(leftovers(a).await, Vec::<String>::new());
     assert_eq!(leftovers(b).await, Vec::<String>::new());
 }
+
+/// A second signal skips the heal and the debug bundle: the run is torn down
+/// at once and exits with the first signal's code.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_second_signal_tears_down_at_once() {
+    let image = image().await;
+    let name = "e2e-twice";
+    let _guard = Guard(name);
+    let report = report_dir(name);
+    let (mut child, lines) = spawn_run(&image, &scenario("baseline.scenario.yaml"), name, &report);
+    wait_line(&lines, "load:", Duration::from_secs(120));
+    signal(&child, libc::SIGINT);
+    wait_line(
+        &lines,
+        "a second signal tears down at once",
+        Duration::from_secs(5),
+    );
+    signal(&child, libc::SIGINT);
+    wait_line(
+        &lines,
+        "second signal: tearing down at once",
+        Duration::from_secs(5),
+    );
+    let code = exit_within(&mut child, Duration::from_secs(10)).await;
+    assert_eq!(code, Ok(Some(130)));
+    assert_eq!(leftovers(name).await, Vec::<String>::new());
+    assert_eq!(report_of(&report)["interrupted"], true);
+}
