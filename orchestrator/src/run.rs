@@ -30,6 +30,8 @@ use crate::testnet::{NodeProbe, Testnet, TestnetError};
 /// unless the options say otherwise.
 pub const QUIESCENCE: Duration = Duration::from_secs(30);
 const SAMPLE_EVERY: Duration = Duration::from_secs(1);
+/// Samples in a row the engine may miss before the run ends naming it.
+const DAEMON_GRACE: u32 = 3;
 
 pub struct RunOptions {
     pub image: String,
@@ -210,22 +212,41 @@ async fn drive<E: Engine, P: NodeProbe>(
     let book = Mutex::new(WindowBook::default());
     let done = CancellationToken::new();
     let http = reqwest::Client::new();
+    // The engine's answer each second; a daemon that stops answering ends the run.
+    let (lost, lost_why) = (CancellationToken::new(), Mutex::new(None));
     let sampler = async {
         let mut tick = tokio::time::interval(SAMPLE_EVERY);
+        let mut unreachable = 0;
         loop {
             tokio::select! {
                 _ = done.cancelled() => break,
                 _ = tick.tick() => {}
             }
-            if let Ok(nodes) = tn.status().await {
-                let s = sample_all(&http, &nodes).await;
-                samples.lock().unwrap_or_else(|e| e.into_inner()).extend(s);
+            match tn.status().await {
+                Ok(nodes) => {
+                    unreachable = 0;
+                    let s = sample_all(&http, &nodes).await;
+                    samples.lock().unwrap_or_else(|e| e.into_inner()).extend(s);
+                }
+                Err(e @ crate::engine::EngineError::Unreachable(_)) => {
+                    unreachable += 1;
+                    if unreachable >= DAEMON_GRACE {
+                        *lost_why.lock().unwrap_or_else(|e| e.into_inner()) = Some(e);
+                        lost.cancel();
+                        break;
+                    }
+                }
+                Err(_) => {}
             }
         }
     };
     let main = async {
         let outcome = tokio::select! {
             _ = cancel.cancelled() => Err(RunError::Interrupted),
+            _ = lost.cancelled() => Err(match lost_why.lock().unwrap_or_else(|e| e.into_inner()).take() {
+                Some(e) => RunError::Engine(e),
+                None => RunError::Interrupted,
+            }),
             r = work(tn, agent, scenario, &book, quiet_within, progress) => r,
         };
         done.cancel();

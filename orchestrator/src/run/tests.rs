@@ -141,11 +141,7 @@ fn fake_options(report_dir: &std::path::Path) -> RunOptions {
 async fn a_daemon_that_dies_mid_run_is_named_and_down_cleans_up_after() {
     crate::lifecycle::rig::state_dir_for_tests();
     let s = Scenario::parse(
-        "name: fake-dead
-testnet: { nodes: 4 }
-timeline:
-  - { at: 400ms, fault: { restart_container: n1 } }
-",
+        "name: fake-dead\ntestnet: { nodes: 4 }\ntimeline:\n  - { at: 0ms, for: 20s, fault: { partition: [[n0, n1, n2], [n3]] } }\n",
         "fake-dead.scenario.yaml",
     )
     .unwrap();
@@ -159,16 +155,23 @@ timeline:
     let (opts, cancel) = (fake_options(dir.path()), CancellationToken::new());
     let run_it = run(&tn, &agent, &s, &opts, &|_| {}, &cancel);
     let kill = async {
-        // Dies once the testnet is up, before the restart at +400 ms.
+        // Dies once the testnet is up, while the 20 s partition is on: only
+        // the sampler asks the engine then.
         while killer.state().starts.len() < 4 {
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
         killer.state().unreachable = true;
+        Instant::now()
     };
-    let (result, ()) = tokio::join!(run_it, kill);
+    let (result, died) = tokio::join!(run_it, kill);
     let err = result.unwrap_err().to_string();
     assert!(err.contains("cannot reach the Docker daemon"), "{err}");
+    assert!(
+        died.elapsed() < Duration::from_secs(8),
+        "the run ended {:?} after the daemon died, not at the timeline's end",
+        died.elapsed()
+    );
     let report: serde_json::Value =
         serde_json::from_slice(&std::fs::read(dir.path().join("report.json")).unwrap()).unwrap();
     assert!(
