@@ -228,13 +228,14 @@ async fn create_network<E: Engine, P: NodeProbe>(
     ]);
     let mut attempts = 0;
     loop {
-        let subnets: Vec<String> = tn
+        let mut subnets: Vec<String> = tn
             .engine
             .list_networks(None)
             .await?
             .into_iter()
             .filter_map(|n| n.subnet)
             .collect();
+        subnets.extend(crate::plan::host_routes());
         let (subnet, prefix) = free_subnet(&subnets).ok_or(UpError::NoSubnet)?;
         match tn
             .engine

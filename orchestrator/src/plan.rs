@@ -106,6 +106,29 @@ fn parse_cidr(s: &str) -> Option<(u32, u32)> {
     Some((u32::from(ip) & mask, mask))
 }
 
+/// The subnets this host routes to directly (`/proc/net/route`, default route
+/// left out): another Docker daemon's bridges, VPNs, the LAN. A testnet
+/// network on one of them would break routing for both.
+pub fn host_routes() -> Vec<String> {
+    let table = std::fs::read_to_string("/proc/net/route").unwrap_or_default();
+    parse_routes(&table)
+}
+
+fn parse_routes(table: &str) -> Vec<String> {
+    table
+        .lines()
+        .skip(1)
+        .filter_map(|line| {
+            let f: Vec<&str> = line.split_whitespace().collect();
+            // Addresses in network byte order, printed as native-endian words.
+            let addr = |s: &str| u32::from_str_radix(s, 16).ok().map(u32::to_ne_bytes);
+            let (dest, mask) = (addr(f.get(1)?)?, addr(f.get(7)?)?);
+            let bits: u32 = mask.iter().map(|b| b.count_ones()).sum();
+            (bits != 0).then(|| format!("{}/{bits}", Ipv4Addr::from(dest)))
+        })
+        .collect()
+}
+
 /// The first 10.77.X.0/24 that overlaps no existing network.
 pub fn free_subnet(existing: &[String]) -> Option<(String, [u8; 3])> {
     let taken: Vec<(u32, u32)> = existing.iter().filter_map(|s| parse_cidr(s)).collect();
@@ -116,4 +139,24 @@ pub fn free_subnet(existing: &[String]) -> Option<(String, [u8; 3])> {
             .any(|(t, tm)| (net & tm) == *t || (*t & mask) == net);
         (!overlaps).then(|| (format!("10.77.{x}.0/24"), [10, 77, x]))
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn host_routes_are_read_without_the_default_route() {
+        let table = "Iface\tDestination\tGateway \tFlags\tRefCnt\tUse\tMetric\tMask\t\tMTU\tWindow\tIRTT\n\
+            eth0\t00000000\t0100A8C0\t0003\t0\t0\t0\t00000000\t0\t0\t0\n\
+            br-1\t00004D0A\t00000000\t0001\t0\t0\t0\t00FFFFFF\t0\t0\t0\n\
+            docker0\t000011AC\t00000000\t0001\t0\t0\t0\t0000FFFF\t0\t0\t0\n";
+        let routes = parse_routes(table);
+        assert_eq!(routes, ["10.77.0.0/24", "172.17.0.0/16"]);
+        assert_eq!(
+            free_subnet(&routes).map(|s| s.0),
+            Some("10.77.1.0/24".to_owned()),
+            "a subnet another daemon routes is not free"
+        );
+    }
 }

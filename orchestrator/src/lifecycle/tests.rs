@@ -128,17 +128,17 @@ async fn up_creates_the_network_first_then_each_node_and_waits_for_the_mesh() {
 async fn a_port_taken_at_start_is_picked_again_and_recorded() {
     let (engine, file) = setup();
     // n1's first two starts find a port taken by another program.
-    engine.state().port_clash.insert("kappa-n1".into(), 2);
+    engine.state().port_clash.insert("pin-retry-n1".into(), 2);
     let summary = up(
         &engine,
         &ScriptedProbe::healthy(4),
-        request("kappa", &file),
+        request("pin-retry", &file),
         &|_| {},
         &CancellationToken::new(),
     )
     .await
     .unwrap();
-    let plan = crate::state::StateDir::of("kappa").plan().unwrap();
+    let plan = crate::state::StateDir::of("pin-retry").plan().unwrap();
     for (node, sum) in plan.nodes.iter().zip(&summary) {
         assert_eq!(
             sum.http_url.as_deref(),
@@ -149,11 +149,11 @@ async fn a_port_taken_at_start_is_picked_again_and_recorded() {
         .state()
         .calls
         .iter()
-        .filter(|c| *c == "start kappa-n1")
+        .filter(|c| *c == "start pin-retry-n1")
         .count();
     assert_eq!(starts, 3, "two failed starts, then new pins");
-    assert_eq!(engine.state().port_clash["kappa-n1"], 0);
-    down(&engine, Some("kappa")).await.unwrap();
+    assert_eq!(engine.state().port_clash["pin-retry-n1"], 0);
+    down(&engine, Some("pin-retry")).await.unwrap();
 }
 
 /// A stopped node keeps its URL (read from its pins), so the sampler records
@@ -165,22 +165,22 @@ async fn a_stopped_node_keeps_its_urls() {
     up(
         &engine,
         &probe,
-        request("lambda", &file),
+        request("pin-stop", &file),
         &|_| {},
         &CancellationToken::new(),
     )
     .await
     .unwrap();
-    let tn = Testnet::new("lambda", &engine, &probe);
+    let tn = Testnet::new("pin-stop", &engine, &probe);
     let before = tn.endpoints().await.unwrap();
     engine
-        .container_action("lambda-n2", crate::engine::ContainerAction::Kill)
+        .container_action("pin-stop-n2", crate::engine::ContainerAction::Kill)
         .await
         .unwrap();
     engine
         .state()
         .containers
-        .get_mut("lambda-n2")
+        .get_mut("pin-stop-n2")
         .unwrap()
         .1
         .ports
@@ -189,7 +189,7 @@ async fn a_stopped_node_keeps_its_urls() {
     assert!(after[2].state.starts_with("exited"), "{:?}", after[2]);
     assert_eq!(before[2].http_url, after[2].http_url);
     assert_eq!(before[2].agent_url, after[2].agent_url);
-    down(&engine, Some("lambda")).await.unwrap();
+    down(&engine, Some("pin-stop")).await.unwrap();
 }
 
 #[tokio::test]
