@@ -40,8 +40,12 @@ fn api(action: impl Into<String>) -> impl FnOnce(BollardError) -> EngineError {
         BollardError::DockerResponseServerError { message, .. } => {
             EngineError::Api { action, message }
         }
+        // The connection failed (the daemon died, restarted or never ran): that
+        // is the daemon's absence, not a refusal.
         BollardError::HyperResponseError { .. }
+        | BollardError::HyperLegacyError { .. }
         | BollardError::IOError { .. }
+        | BollardError::RequestTimeoutError
         | BollardError::SocketNotFoundError(_) => EngineError::Unreachable(e.to_string()),
         other => EngineError::Api {
             action,
