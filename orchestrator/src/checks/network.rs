@@ -31,24 +31,20 @@ pub fn handshake_success(obs: &Observations, min_rate: f64) -> Verdict {
             ));
         }
     }
-    let rate = if attempts > 0.0 {
-        completed / attempts
-    } else {
-        1.0
-    };
     // No overall floor of its own: when every node holds the rate, so does
     // their sum.
-    if attempts == 0.0 && problems.is_empty() {
-        problems.push("no handshake was attempted by any node".into());
-    }
-    Verdict::new(
-        "handshake_success",
-        problems,
+    let summary = if attempts > 0.0 {
         format!(
             "{completed} of {attempts} handshakes completed ({:.2}%)",
-            100.0 * rate
-        ),
-    )
+            100.0 * completed / attempts
+        )
+    } else {
+        "no handshake was attempted by any node".to_owned()
+    };
+    if attempts == 0.0 && problems.is_empty() {
+        problems.push(summary.clone());
+    }
+    Verdict::new("handshake_success", problems, summary)
 }
 
 /// `reason=count` of the failures in the node's last scrape.

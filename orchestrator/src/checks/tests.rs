@@ -203,6 +203,11 @@ fn handshake_race_fails_the_success_rate_and_a_restart_does_not_fool_it() {
             "testnet_handshake_failures_total{reason=\"duplicate\"}".into(),
             6.0,
         );
+        // A reason that never happened is not listed.
+        s.metrics.insert(
+            "testnet_handshake_failures_total{reason=\"timeout\"}".into(),
+            0.0,
+        );
     });
     let v = handshake_success(&obs, 0.99);
     assert!(!v.passed);
@@ -1227,6 +1232,26 @@ fn processes_fail_a_node_whose_store_failed() {
             && v.summary.contains(
                 "n1's store failed at +7.0s and it stopped voting: cannot write to /var/lib/testnet/log"
             ),
+        "{v:?}"
+    );
+}
+
+/// From mutation testing: a testnet where no node attempted a handshake fails,
+/// and says so rather than a rate of 0 of 0.
+#[test]
+fn no_handshake_attempted_fails_and_says_so() {
+    let mut obs = healthy();
+    for n in NODES {
+        edit(&mut obs, n, 0.0, |s| {
+            let st = s.status.as_mut().unwrap();
+            st.handshake_attempts = 0;
+            st.handshakes_completed = 0;
+        });
+    }
+    let v = handshake_success(&obs, 0.5);
+    assert!(!v.passed, "{v:?}");
+    assert!(
+        v.summary.ends_with(": no handshake was attempted by any node"),
         "{v:?}"
     );
 }
