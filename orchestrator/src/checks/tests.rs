@@ -1255,3 +1255,54 @@ fn no_handshake_attempted_fails_and_says_so() {
         "{v:?}"
     );
 }
+
+/// From mutation testing: a node that never answered fails every checker that
+/// reads its status, named with the reason (handshakes would otherwise add
+/// up without it).
+#[test]
+fn a_node_that_never_answered_fails_each_checker_by_name() {
+    let mut obs = healthy();
+    edit(&mut obs, "n2", 0.0, |s| s.status = None);
+    for v in [
+        handshake_success(&obs, 0.5),
+        connectivity(&obs, 5.0),
+        processes(&obs),
+    ] {
+        assert!(
+            !v.passed
+                && v
+                    .details
+                    .iter()
+                    .any(|d| d == "n2 never answered /status during the run"),
+            "{v:?}"
+        );
+    }
+}
+
+/// From mutation testing: counters restart with the node (its uptime went
+/// back, even when the counter did not), and an uptime read half a second
+/// behind is jitter, not a restart.
+#[test]
+fn counters_add_up_across_a_restart_seen_only_in_the_uptime() {
+    let restarted = |uptime_at: fn(f64) -> f64| {
+        let mut obs = healthy();
+        edit(&mut obs, "n1", 10.0, move |s| {
+            let st = s.status.as_mut().unwrap();
+            st.uptime_secs = uptime_at(s.t - T0);
+            st.handshake_attempts = 4;
+            st.handshakes_completed = 4;
+        });
+        handshake_success(&obs, 0.5).summary
+    };
+    // healthy(): 3 of 3 on each node, uptime 100 + t.
+    assert_eq!(
+        restarted(|t| t - 9.5),
+        "16 of 16 handshakes completed (100.00%)",
+        "n1: 3 before its restart + 4 after"
+    );
+    assert_eq!(
+        restarted(|t| t + 98.5),
+        "13 of 13 handshakes completed (100.00%)",
+        "n1: no restart, 4 in all"
+    );
+}
