@@ -1251,7 +1251,8 @@ fn no_handshake_attempted_fails_and_says_so() {
     let v = handshake_success(&obs, 0.5);
     assert!(!v.passed, "{v:?}");
     assert!(
-        v.summary.ends_with(": no handshake was attempted by any node"),
+        v.summary
+            .ends_with(": no handshake was attempted by any node"),
         "{v:?}"
     );
 }
@@ -1270,8 +1271,7 @@ fn a_node_that_never_answered_fails_each_checker_by_name() {
     ] {
         assert!(
             !v.passed
-                && v
-                    .details
+                && v.details
                     .iter()
                     .any(|d| d == "n2 never answered /status during the run"),
             "{v:?}"
