@@ -80,7 +80,6 @@ impl Daemon {
             .arg(self.dir.join("pid"))
             .args(["-H", &self.host()])
             .args(["--storage-driver", &self.driver])
-            .arg("--bridge=none")
             .stdout(Stdio::null())
             .stderr(log)
             .spawn()
@@ -246,7 +245,8 @@ impl Drop for Daemon {
     }
 }
 
-/// Processes whose command line mentions `needle` (this test's directory).
+/// Processes whose command line mentions `needle` (this test's directory), or
+/// whose root is under it (the containers of a daemon that could not come back).
 fn processes_mentioning(needle: &str) -> Vec<i32> {
     std::fs::read_dir("/proc")
         .into_iter()
@@ -254,10 +254,17 @@ fn processes_mentioning(needle: &str) -> Vec<i32> {
         .flatten()
         .filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok())
         .filter(|pid| {
-            std::fs::read(format!("/proc/{pid}/cmdline"))
-                .is_ok_and(|c| String::from_utf8_lossy(&c).contains(needle))
+            let cmdline = std::fs::read(format!("/proc/{pid}/cmdline"))
+                .is_ok_and(|c| String::from_utf8_lossy(&c).contains(needle));
+            let root = std::fs::read_link(format!("/proc/{pid}/root"))
+                .is_ok_and(|r| r.starts_with(needle));
+            cmdline || root
         })
         .collect()
+}
+
+fn host_has_docker0() -> bool {
+    Path::new("/sys/class/net/docker0").exists()
 }
 
 /// The main daemon's storage driver (a second daemon on this host must use one
@@ -274,6 +281,9 @@ async fn storage_driver() -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_daemon_that_dies_mid_run_is_named_and_down_cleans_up_after() {
+    // A daemon on the host's links could take the host's docker0 (one started
+    // with `--bridge=none` deletes it); this one sees only its namespace's.
+    let host_bridge = host_has_docker0();
     let dir = tempfile::Builder::new()
         .prefix("tn-d2-")
         .tempdir_in("/tmp")
@@ -351,4 +361,10 @@ async fn a_daemon_that_dies_mid_run_is_named_and_down_cleans_up_after() {
         .unwrap();
     assert!(down.status.success(), "{}", text(&down));
     assert_eq!(daemon.leftovers(name).await, Vec::<String>::new());
+    drop(daemon);
+    assert_eq!(
+        host_has_docker0(),
+        host_bridge,
+        "the host's docker0 was touched"
+    );
 }
