@@ -360,8 +360,8 @@ pub async fn reconcile<E: Engine, P: NodeProbe>(
     Ok(true)
 }
 
-/// `node` once its agent answers again after a container start (its
-/// published port may have changed).
+/// `node` once its agent answers again after a container start (on the same
+/// pinned port; a testnet of an older plan may have a new one).
 async fn wait_agent<E: Engine, P: NodeProbe>(
     tn: &Testnet<'_, E, P>,
     agent: &dyn AgentApi,

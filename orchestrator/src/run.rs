@@ -213,7 +213,8 @@ async fn drive<E: Engine, P: NodeProbe>(
     let done = CancellationToken::new();
     let http = reqwest::Client::new();
     // The engine's answer each second; a daemon that stops answering ends the run.
-    let (lost, lost_why) = (CancellationToken::new(), Mutex::new(None));
+    let (lost_tx, mut lost) = tokio::sync::oneshot::channel();
+    let mut lost_tx = Some(lost_tx);
     let sampler = async {
         let mut tick = tokio::time::interval(SAMPLE_EVERY);
         let mut unreachable = 0;
@@ -231,8 +232,9 @@ async fn drive<E: Engine, P: NodeProbe>(
                 Err(e @ crate::engine::EngineError::Unreachable(_)) => {
                     unreachable += 1;
                     if unreachable >= DAEMON_GRACE {
-                        *lost_why.lock().unwrap_or_else(|e| e.into_inner()) = Some(e);
-                        lost.cancel();
+                        if let Some(tx) = lost_tx.take() {
+                            let _ = tx.send(e);
+                        }
                         break;
                     }
                 }
@@ -243,10 +245,8 @@ async fn drive<E: Engine, P: NodeProbe>(
     let main = async {
         let outcome = tokio::select! {
             _ = cancel.cancelled() => Err(RunError::Interrupted),
-            _ = lost.cancelled() => Err(match lost_why.lock().unwrap_or_else(|e| e.into_inner()).take() {
-                Some(e) => RunError::Engine(e),
-                None => RunError::Interrupted,
-            }),
+            // A sampler that ends without sending disables this branch.
+            Ok(e) = &mut lost => Err(RunError::Engine(e)),
             r = work(tn, agent, scenario, &book, quiet_within, progress) => r,
         };
         done.cancel();
