@@ -14,7 +14,7 @@ pub use crate::p2p::PeerInfo;
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Status {
     pub id: NodeId,
-    /// Genesis name (`n0`...) for validators, else a short id.
+    /// Genesis name (`n0`...) for genesis nodes, else a short id.
     pub name: String,
     pub network_id: String,
     /// The P2P address this node is known by.
@@ -23,8 +23,17 @@ pub struct Status {
     pub peers: usize,
     pub peers_inbound: usize,
     pub peers_outbound: usize,
-    /// The other validators of genesis: a full mesh means `peers == expected_peers`.
+    /// The peers this node should have: its topology neighbours, or every
+    /// other genesis node in a full mesh.
     pub expected_peers: usize,
+    /// Names of the established peers, sorted (a short id for a peer outside
+    /// genesis).
+    #[serde(default)]
+    pub peer_names: Vec<String>,
+    /// Whether this node votes (a genesis validator); full nodes follow
+    /// certificates.
+    #[serde(default = "yes")]
+    pub validator: bool,
     pub handshake_attempts: u64,
     pub handshakes_completed: u64,
     pub handshake_failures: u64,
@@ -54,6 +63,10 @@ pub struct Status {
     /// stopped voting, and `/health` answers 503 with this.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub store_error: Option<String>,
+}
+
+fn yes() -> bool {
+    true
 }
 
 /// `GET /health`.

@@ -74,6 +74,13 @@ pub struct EngineConfig {
     /// Our key, if we are a validator (non-validators relay but never vote).
     pub key: Option<Keypair>,
     pub bugs: Bugs,
+    /// Pass on transactions, votes and certificates new here to the other
+    /// peers: on in a sparse topology, where a node's neighbours may not hear
+    /// them from their origin; off in a full mesh, where everyone does. The
+    /// engine's own state (known transactions, the votes of each tally, the
+    /// certificates) is the dedup, so each message crosses each link at most
+    /// once per direction.
+    pub relay: bool,
 }
 
 pub struct Engine {
@@ -419,25 +426,30 @@ impl Engine {
         }
         for orphan in self.orphans.remove(&txid).unwrap_or_default() {
             if let Some(tx) = self.orphan_txs.remove(&orphan) {
-                self.on_tx(tx, now, fx);
+                self.on_tx(tx, None, now, fx);
             }
         }
     }
 
-    /// A transaction gossiped by a peer (or an orphan whose parents arrived).
-    fn on_tx(&mut self, tx: Transaction, now: u64, fx: &mut Vec<Effect>) {
+    /// A transaction gossiped by peer `from` (`None`: an orphan whose parents
+    /// arrived).
+    fn on_tx(&mut self, tx: Transaction, from: Option<NodeId>, now: u64, fx: &mut Vec<Effect>) {
         let txid = tx.id();
         if let Some(e) = self.txs.get(&txid) {
-            if e.state != TxState::Pending || e.my_vote.is_some() {
+            if e.state != TxState::Pending || e.my_vote.is_some() || e.tx.is_some() {
                 return;
             }
         }
         match self.ledger.check(&tx) {
             Ok(checked) => {
-                if self.txs.get(&txid).is_none_or(|e| e.tx.is_none())
-                    && self.mempool_has_room(tx.size()).is_err()
-                {
+                if self.mempool_has_room(tx.size()).is_err() {
                     return;
+                }
+                if self.cfg.relay {
+                    fx.push(match from {
+                        Some(from) => Effect::Relay(from, LedgerMessage::Tx(tx.clone())),
+                        None => Effect::Broadcast(LedgerMessage::Tx(tx.clone())),
+                    });
                 }
                 self.admit(txid, tx, checked.fee, now);
                 self.vote(txid, fx);
@@ -482,7 +494,15 @@ impl Engine {
         }
     }
 
-    fn on_vote(&mut self, vote: Vote, now: u64, fx: &mut Vec<Effect>) {
+    fn on_vote(&mut self, from: NodeId, vote: Vote, now: u64, fx: &mut Vec<Effect>) {
+        // A vote heard before (relayed by another neighbour) costs no signature check.
+        if self
+            .txs
+            .get(&vote.txid)
+            .is_some_and(|e| e.tally.has_voted(&vote.voter) || e.state == TxState::Finalized)
+        {
+            return;
+        }
         if !self.cfg.validators.contains(&vote.voter) || !vote.verify(&self.cfg.network_id) {
             warn!(voter = %vote.voter.short(), "dropping a vote that does not verify");
             return;
@@ -504,7 +524,11 @@ impl Engine {
                 .votes
                 .with_label_values(&["received", label])
                 .inc();
-            self.check_quorum(vote.txid, now, fx);
+            let txid = vote.txid;
+            if self.cfg.relay {
+                fx.push(Effect::Relay(from, LedgerMessage::Vote(vote)));
+            }
+            self.check_quorum(txid, now, fx);
         }
     }
 
@@ -534,10 +558,15 @@ impl Engine {
         let mut fx = Vec::new();
         let passive = self.cfg.bugs.passive_catchup;
         match msg {
-            LedgerMessage::Tx(tx) => self.on_tx(tx, now, &mut fx),
-            LedgerMessage::Vote(v) => self.on_vote(v, now, &mut fx),
+            LedgerMessage::Tx(tx) => self.on_tx(tx, Some(from), now, &mut fx),
+            LedgerMessage::Vote(v) => self.on_vote(from, v, now, &mut fx),
             LedgerMessage::Certificate(c) => {
-                self.on_certificate(c, now, &mut fx);
+                let relayed = self.cfg.relay.then(|| c.clone());
+                if self.on_certificate(c, now, &mut fx) {
+                    if let Some(c) = relayed {
+                        fx.push(Effect::Relay(from, LedgerMessage::Certificate(c)));
+                    }
+                }
             }
             LedgerMessage::Inventory(inv) => {
                 if inv.count != self.finalized_set.len()
@@ -584,15 +613,17 @@ impl Engine {
         fx
     }
 
-    /// A peer (re)connected: re-send what it may have missed.
+    /// A peer (re)connected: re-send what it may have missed: pending
+    /// transactions with every vote held on them (not only ours: in a sparse
+    /// topology the voter may be hops away, behind a link that was cut).
     pub fn on_peer_connected(&mut self, peer: NodeId) -> Vec<Effect> {
         let mut fx = Vec::new();
-        for e in self.txs.values().filter(|e| e.state == TxState::Pending) {
+        for (txid, e) in self.txs.iter().filter(|(_, e)| e.state == TxState::Pending) {
             if let Some(tx) = &e.tx {
                 fx.push(Effect::Send(peer, LedgerMessage::Tx(tx.clone())));
             }
-            if let Some(v) = &e.my_vote {
-                fx.push(Effect::Send(peer, LedgerMessage::Vote(v.clone())));
+            for v in e.tally.votes(*txid) {
+                fx.push(Effect::Send(peer, LedgerMessage::Vote(v)));
             }
         }
         if !self.cfg.bugs.passive_catchup {

@@ -1,8 +1,9 @@
 //! Genesis: the fixed starting point every node of a testnet shares.
 //!
 //! It names the network (nodes of another network are refused at handshake), lists
-//! the validators with their public keys and P2P addresses, and gives the initial
-//! UTXOs to a faucet key that load generators spend from.
+//! the validators (who vote) and the full nodes (who follow certificates and serve
+//! the API) with their public keys and P2P addresses, and gives the initial UTXOs
+//! to a faucet key that load generators spend from.
 
 use std::collections::HashSet;
 use std::net::{IpAddr, SocketAddr};
@@ -66,6 +67,9 @@ pub struct Genesis {
     pub network_id: String,
     pub protocol_version: u32,
     pub validators: Vec<Validator>,
+    /// Nodes that never vote: `n{V}`, `n{V+1}`, ... after the V validators.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub full_nodes: Vec<Validator>,
     pub faucet: NodeId,
     pub initial_outputs: Vec<GenesisOutput>,
 }
@@ -82,6 +86,8 @@ pub enum Addressing {
 pub struct GeneratedGenesis {
     pub genesis: Genesis,
     pub validator_keys: Vec<Keypair>,
+    /// Keys of the full nodes, in order (`n{V}`, ...).
+    pub full_node_keys: Vec<Keypair>,
     pub faucet_key: Keypair,
 }
 
@@ -93,6 +99,18 @@ impl Genesis {
         addressing: &Addressing,
         seed: Option<&str>,
     ) -> Result<GeneratedGenesis, GenesisError> {
+        Self::generate_with_full_nodes(validators, 0, addressing, seed)
+    }
+
+    /// Like [`Genesis::generate`], with `full_nodes` non-voting nodes after the
+    /// validators; `addressing` places all `validators + full_nodes` of them.
+    pub fn generate_with_full_nodes(
+        validators: usize,
+        full_nodes: usize,
+        addressing: &Addressing,
+        seed: Option<&str>,
+    ) -> Result<GeneratedGenesis, GenesisError> {
+        let total = validators + full_nodes;
         if validators == 0 {
             return Err(GenesisError::Invalid(
                 "at least one validator is needed".into(),
@@ -113,7 +131,7 @@ impl Genesis {
             }
         };
         let addresses: Vec<SocketAddr> = match addressing {
-            Addressing::Host { ip, first_port } => (0..validators)
+            Addressing::Host { ip, first_port } => (0..total)
                 .map(|i| {
                     u16::try_from(i)
                         .ok()
@@ -127,17 +145,19 @@ impl Genesis {
                 })
                 .collect::<Result<_, _>>()?,
             Addressing::Ips { ips, port } => {
-                if ips.len() != validators {
+                if ips.len() != total {
                     return Err(GenesisError::Invalid(format!(
-                        "--ips lists {} addresses but --validators is {validators}",
+                        "--ips lists {} addresses but there are {total} nodes \
+                         ({validators} validators, {full_nodes} full nodes)",
                         ips.len()
                     )));
                 }
                 ips.iter().map(|ip| SocketAddr::new(*ip, *port)).collect()
             }
         };
-        let validator_keys: Vec<Keypair> =
-            (0..validators).map(|i| derive(&format!("n{i}"))).collect();
+        let mut validator_keys: Vec<Keypair> =
+            (0..total).map(|i| derive(&format!("n{i}"))).collect();
+        let full_node_keys = validator_keys.split_off(validators);
         let faucet_key = derive("faucet");
         let network_id = match seed {
             Some(seed) => {
@@ -147,19 +167,23 @@ impl Genesis {
             None => format!("testnet-{}", hex::encode(rand::random::<[u8; 4]>())),
         };
         let per_output = GENESIS_SUPPLY / GENESIS_OUTPUTS;
+        let mut members: Vec<Validator> = validator_keys
+            .iter()
+            .chain(&full_node_keys)
+            .zip(addresses)
+            .enumerate()
+            .map(|(i, (key, p2p_address))| Validator {
+                name: format!("n{i}"),
+                public_key: key.id(),
+                p2p_address,
+            })
+            .collect();
+        let full = members.split_off(validators);
         let genesis = Genesis {
             network_id,
             protocol_version: PROTOCOL_VERSION,
-            validators: validator_keys
-                .iter()
-                .zip(addresses)
-                .enumerate()
-                .map(|(i, (key, p2p_address))| Validator {
-                    name: format!("n{i}"),
-                    public_key: key.id(),
-                    p2p_address,
-                })
-                .collect(),
+            validators: members,
+            full_nodes: full,
             faucet: faucet_key.id(),
             initial_outputs: (0..GENESIS_OUTPUTS)
                 .map(|_| GenesisOutput {
@@ -172,6 +196,7 @@ impl Genesis {
         Ok(GeneratedGenesis {
             genesis,
             validator_keys,
+            full_node_keys,
             faucet_key,
         })
     }
@@ -207,21 +232,29 @@ impl Genesis {
             problems.push("validators is empty".to_owned());
         }
         let (mut names, mut keys, mut addrs) = (HashSet::new(), HashSet::new(), HashSet::new());
-        for (i, v) in self.validators.iter().enumerate() {
+        let listed = self
+            .validators
+            .iter()
+            .enumerate()
+            .map(|(i, v)| (format!("validators[{i}]"), v))
+            .chain(
+                self.full_nodes
+                    .iter()
+                    .enumerate()
+                    .map(|(i, v)| (format!("full_nodes[{i}]"), v)),
+            );
+        for (at, v) in listed {
             if !names.insert(&v.name) {
-                problems.push(format!("validators[{i}].name {:?} is repeated", v.name));
+                problems.push(format!("{at}.name {:?} is repeated", v.name));
             }
             if !keys.insert(v.public_key) {
-                problems.push(format!("validators[{i}].public_key is repeated"));
+                problems.push(format!("{at}.public_key is repeated"));
             }
             if v.public_key.verifying_key().is_none() {
-                problems.push(format!("validators[{i}].public_key is not an ed25519 key"));
+                problems.push(format!("{at}.public_key is not an ed25519 key"));
             }
             if !addrs.insert(v.p2p_address) {
-                problems.push(format!(
-                    "validators[{i}].p2p_address {} is repeated",
-                    v.p2p_address
-                ));
+                problems.push(format!("{at}.p2p_address {} is repeated", v.p2p_address));
             }
         }
         if self.initial_outputs.iter().any(|o| o.value == 0) {
@@ -246,6 +279,16 @@ impl Genesis {
         self.validators.iter().find(|v| &v.public_key == id)
     }
 
+    /// Every node of genesis: the validators, then the full nodes.
+    pub fn members(&self) -> impl Iterator<Item = &Validator> {
+        self.validators.iter().chain(&self.full_nodes)
+    }
+
+    /// A validator or full node of genesis.
+    pub fn member(&self, id: &NodeId) -> Option<&Validator> {
+        self.members().find(|v| &v.public_key == id)
+    }
+
     pub fn total_supply(&self) -> u64 {
         self.initial_outputs.iter().map(|o| o.value).sum()
     }
@@ -260,7 +303,12 @@ impl GeneratedGenesis {
         let mut text = serde_json::to_string_pretty(&self.genesis).expect("genesis serializes");
         text.push('\n');
         std::fs::write(&path, text).map_err(write_err(path.clone()))?;
-        for (i, key) in self.validator_keys.iter().enumerate() {
+        for (i, key) in self
+            .validator_keys
+            .iter()
+            .chain(&self.full_node_keys)
+            .enumerate()
+        {
             key.save(&dir.join(format!("n{i}.key")))?;
         }
         self.faucet_key.save(&dir.join("faucet.key"))?;
@@ -305,6 +353,30 @@ mod tests {
             "10.0.0.3:7000".parse().unwrap()
         );
         assert!(Genesis::generate(3, &ips, None).is_err());
+    }
+
+    #[test]
+    fn full_nodes_follow_the_validators_and_share_the_checks() {
+        let g = Genesis::generate_with_full_nodes(2, 3, &host(), Some("f")).unwrap();
+        let names: Vec<&str> = g.genesis.members().map(|m| m.name.as_str()).collect();
+        assert_eq!(names, ["n0", "n1", "n2", "n3", "n4"]);
+        assert_eq!(g.genesis.validators.len(), 2);
+        assert_eq!(g.full_node_keys[0].id(), g.genesis.full_nodes[0].public_key);
+        assert_eq!(g.genesis.full_nodes[2].p2p_address.port(), 7004);
+        assert!(g.genesis.validator(&g.full_node_keys[0].id()).is_none());
+        assert!(g.genesis.member(&g.full_node_keys[0].id()).is_some());
+        let same = Genesis::generate_with_full_nodes(2, 3, &host(), Some("f")).unwrap();
+        assert_eq!(g.genesis, same.genesis);
+        let text =
+            serde_json::to_string(&Genesis::generate(2, &host(), None).unwrap().genesis).unwrap();
+        assert!(!text.contains("full_nodes"), "absent when there are none");
+        let mut bad = g.genesis.clone();
+        bad.full_nodes[1].name = "n0".into();
+        let err = bad.validate().unwrap_err().to_string();
+        assert!(
+            err.contains("full_nodes[1].name \"n0\" is repeated"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -101,18 +101,17 @@ pub struct NodeSetup {
 }
 
 impl NodeSetup {
-    /// A setup for `keypair`. A validator advertises its genesis address; any other
-    /// node advertises `listen`.
+    /// A setup for `keypair`. A genesis node (validator or full node) advertises
+    /// its genesis address; any other node advertises `listen`.
     pub fn new(genesis: Genesis, keypair: Keypair, data_dir: PathBuf, listen: SocketAddr) -> Self {
         let advertised = genesis
-            .validator(&keypair.id())
+            .member(&keypair.id())
             .map(|v| v.p2p_address)
             .unwrap_or(listen);
         let mut p2p = p2p::Config::new(genesis.network_id.clone(), keypair, advertised);
-        p2p.validators = genesis.validators.iter().map(|v| v.p2p_address).collect();
+        p2p.members = genesis.members().map(|v| v.p2p_address).collect();
         p2p.names = genesis
-            .validators
-            .iter()
+            .members()
             .map(|v| (v.public_key, v.name.clone()))
             .collect();
         NodeSetup {
@@ -128,6 +127,29 @@ impl NodeSetup {
     pub fn with_bug(mut self, bug: SimulatedBug) -> Self {
         self.bugs.insert(bug);
         self
+    }
+
+    /// Places the node in a topology: it dials only `neighbours` (those above
+    /// it), expects exactly them as peers, and relays what is new to it, since
+    /// its neighbours may not hear it from the origin.
+    pub fn with_neighbours(mut self, neighbours: Vec<SocketAddr>) -> Self {
+        self.p2p.neighbours = Some(neighbours);
+        self
+    }
+
+    /// The peers this node should end up with: its neighbours, or every other
+    /// genesis node (a full mesh).
+    pub fn expected_peers(&self) -> usize {
+        let me = self.p2p.advertised_addr;
+        let others = |list: &[SocketAddr]| {
+            let set: std::collections::HashSet<&SocketAddr> =
+                list.iter().filter(|a| **a != me).collect();
+            set.len()
+        };
+        match &self.p2p.neighbours {
+            Some(n) => others(n),
+            None => others(&self.p2p.members),
+        }
     }
 }
 
@@ -157,7 +179,7 @@ impl Node {
         let id = setup.p2p.keypair.id();
         let name = setup
             .genesis
-            .validator(&id)
+            .member(&id)
             .map(|v| v.name.clone())
             .unwrap_or_else(|| id.short());
         setup.p2p.simulate_handshake_race = setup.bugs.contains(&SimulatedBug::HandshakeRace);
@@ -167,12 +189,7 @@ impl Node {
             warn!(bugs = ?setup.bugs, "running with SIMULATED BUGS on purpose");
         }
         let metrics = Metrics::new();
-        let expected_peers = setup
-            .genesis
-            .validators
-            .iter()
-            .filter(|v| v.public_key != id)
-            .count();
+        let expected_peers = setup.expected_peers();
         metrics.expected_peers.set(expected_peers as i64);
         let p2p_address = setup.p2p.advertised_addr;
         let (engine, store) = open_ledger(&setup, &metrics)?;
@@ -204,6 +221,7 @@ impl Node {
             network_id: setup.genesis.network_id.clone(),
             p2p_address,
             expected_peers,
+            validator: setup.genesis.validator(&id).is_some(),
             simulated_bugs: setup.bugs.iter().map(|b| b.name().to_owned()).collect(),
             network,
             replica: replica_handle,
@@ -282,6 +300,7 @@ fn open_ledger(setup: &NodeSetup, metrics: &Metrics) -> Result<(Engine, Store<Re
             validators,
             key,
             bugs,
+            relay: setup.p2p.neighbours.is_some(),
         },
         Ledger::from_genesis(&setup.genesis, setup.limits.clone()),
         metrics.finality.clone(),

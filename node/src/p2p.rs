@@ -48,11 +48,15 @@ pub struct Config {
     /// The address peers know us by (our genesis address for a validator); the
     /// direction rule compares it.
     pub advertised_addr: SocketAddr,
-    /// Validators' P2P addresses; we dial those above us (direction rule).
-    pub validators: Vec<SocketAddr>,
+    /// Every genesis node's P2P address (validators and full nodes); without
+    /// `neighbours`, we dial those above us (direction rule): a full mesh.
+    pub members: Vec<SocketAddr>,
+    /// This node's neighbours in the testnet's topology: when set, we dial
+    /// only those above us (direction rule per edge) instead of `members`.
+    pub neighbours: Option<Vec<SocketAddr>>,
     /// Extra addresses dialed whatever the direction (`--peer`).
     pub extra_peers: Vec<SocketAddr>,
-    /// Names for known node ids (genesis validator names), for logs and `/peers`.
+    /// Names for known node ids (genesis names), for logs and `/peers`.
     pub names: HashMap<NodeId, String>,
     pub max_inbound: usize,
     pub max_outbound: usize,
@@ -80,7 +84,8 @@ impl Config {
             network_id,
             keypair,
             advertised_addr,
-            validators: Vec::new(),
+            members: Vec::new(),
+            neighbours: None,
             extra_peers: Vec::new(),
             names: HashMap::new(),
             max_inbound: 64,
@@ -99,12 +104,14 @@ impl Config {
         }
     }
 
-    /// The addresses this node dials: validators above it in (ip, port) order (or
-    /// all of them under the simulated race), plus extra peers; never itself, each
-    /// once.
+    /// The addresses this node dials: its neighbours (or, without a topology,
+    /// every genesis node) above it in (ip, port) order (all of them under the
+    /// simulated race), plus extra peers; never itself, each once.
     pub fn dial_targets(&self) -> Vec<SocketAddr> {
         let mut seen = HashSet::new();
-        self.validators
+        self.neighbours
+            .as_ref()
+            .unwrap_or(&self.members)
             .iter()
             .filter(|a| self.simulate_handshake_race || self.advertised_addr < **a)
             .chain(self.extra_peers.iter())
@@ -416,11 +423,17 @@ impl Network {
     /// Peers whose queue is full are disconnected as slow. Returns how many peers
     /// it was queued for.
     pub fn broadcast(&self, message: &Message) -> usize {
+        self.broadcast_except(None, message)
+    }
+
+    /// [`Network::broadcast`] to every established peer but `except` (the one
+    /// a relayed message came from).
+    pub fn broadcast_except(&self, except: Option<&NodeId>, message: &Message) -> usize {
         let payload = message.encode();
         let max = self.shared.config.peer_queue_bytes;
         let mut sent = 0;
         let table = self.shared.table();
-        for peer in table.peers() {
+        for peer in table.peers().filter(|p| Some(&p.peer.node_id) != except) {
             match peer
                 .handle
                 .enqueue(message.kind(), payload.clone(), Some(max))

@@ -190,6 +190,9 @@ impl Replica {
                     Effect::Send(to, m) => {
                         network.send_to(&to, &Message::Ledger(m));
                     }
+                    Effect::Relay(from, m) => {
+                        network.broadcast_except(Some(&from), &Message::Ledger(m));
+                    }
                 }
             }
             for (reply, result) in replies {

@@ -18,6 +18,7 @@ pub struct NodeState {
     pub network_id: String,
     pub p2p_address: SocketAddr,
     pub expected_peers: usize,
+    pub validator: bool,
     /// Names of the simulated bugs this node runs with, in `SimulatedBug` order.
     pub simulated_bugs: Vec<String>,
     pub network: Network,
@@ -49,6 +50,12 @@ impl NodeState {
             peers_inbound: inbound,
             peers_outbound: peers.len() - inbound,
             expected_peers: self.expected_peers,
+            peer_names: {
+                let mut names: Vec<String> = peers.iter().map(|p| p.name.clone()).collect();
+                names.sort_by_key(|n| node_order(n));
+                names
+            },
+            validator: self.validator,
             handshake_attempts: counter_sum(&p2p.handshake_attempts, dirs),
             handshakes_completed: counter_sum(&p2p.handshakes_completed, dirs),
             handshake_failures: counter_sum(&p2p.handshake_failures, &reasons),
@@ -68,4 +75,13 @@ impl NodeState {
             store_error: self.replica.failure(),
         }
     }
+}
+
+/// `n10` after `n9`: genesis names by their number, any other name after them.
+pub fn node_order(name: &str) -> (u64, String) {
+    let number = name
+        .strip_prefix('n')
+        .and_then(|i| i.parse().ok())
+        .unwrap_or(u64::MAX);
+    (number, name.to_owned())
 }

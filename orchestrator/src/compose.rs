@@ -112,6 +112,8 @@ mod tests {
             nodes: vec![
                 NodePlan {
                     http_port: 0,
+                    validator: true,
+                    neighbours: None,
                     agent_port: 0,
                     name: "n0".into(),
                     container: "demo-n0".into(),
@@ -120,6 +122,8 @@ mod tests {
                 },
                 NodePlan {
                     http_port: 0,
+                    validator: true,
+                    neighbours: None,
                     agent_port: 0,
                     name: "n1".into(),
                     container: "demo-n1".into(),
@@ -128,6 +132,7 @@ mod tests {
                 },
             ],
             zones: Default::default(),
+            sparse: false,
         };
         let text = render(&plan);
         let doc: serde_yaml_ng::Value = serde_yaml_ng::from_str(&text).unwrap();

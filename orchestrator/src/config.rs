@@ -3,8 +3,11 @@
 //!
 //! ```yaml
 //! name: demo            # optional; --name wins
-//! nodes: 8              # validators n0..n7, full mesh
-//! seed: demo            # optional: reproducible keys and network id
+//! nodes: 8              # n0..n7
+//! validators: 4         # optional: n0..n3 vote, the rest are full nodes (default: all vote)
+//! topology: ring        # optional: mesh (default) | ring | star | line
+//!                       #   | { random: { degree: 4 } } | { links: [[n0, n1], [n1, n2]] }
+//! seed: demo            # optional: reproducible keys, network id and random topology
 //! image: testnet-node:4f2a9c1e   # optional: use this image, build nothing
 //! node_options:         # optional, per node
 //!   n3:
@@ -21,11 +24,15 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 use testnet_node::SimulatedBug;
 
+use crate::topology::{Graph, Topology};
 use crate::zones::Zones;
 
 /// The testnet `testnet up` brings up without a file: 4 validators, full mesh.
 pub const DEFAULT_TESTNET: &str = "nodes: 4\n";
-pub const MAX_NODES: usize = 64;
+/// The most nodes a testnet file may ask for: two host ports each from
+/// 20000-32767 and a subnet in 10.77.0.0/16. What a host can really hold
+/// (memory, the neighbour table) is checked by `up` against that host.
+pub const MAX_NODES: usize = 4000;
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -33,6 +40,12 @@ pub struct TestnetFile {
     #[serde(default)]
     pub name: Option<String>,
     pub nodes: usize,
+    /// The first `validators` nodes vote; the others are full nodes (`None`: all vote).
+    #[serde(default)]
+    pub validators: Option<usize>,
+    /// `ring`, or `{ random: { degree: 4 } }`: a variant's data as a one-key map.
+    #[serde(default, with = "serde_yaml_ng::with::singleton_map")]
+    pub topology: Topology,
     #[serde(default)]
     pub seed: Option<String>,
     #[serde(default)]
@@ -162,6 +175,16 @@ impl TestnetFile {
                 "nodes: {} is not between 1 and {MAX_NODES}",
                 self.nodes
             ));
+        } else if let Err(p) = self.graph() {
+            problems.extend(p);
+        }
+        if let Some(v) = self.validators {
+            if v == 0 || v > self.nodes {
+                problems.push(format!(
+                    "validators: {v} is not between 1 and nodes ({})",
+                    self.nodes
+                ));
+            }
         }
         for node in self.node_options.keys() {
             if !self.node_names().contains(node) {
@@ -177,6 +200,18 @@ impl TestnetFile {
 
     pub fn node_names(&self) -> Vec<String> {
         (0..self.nodes).map(|i| format!("n{i}")).collect()
+    }
+
+    /// How many nodes vote (the first ones).
+    pub fn validator_count(&self) -> usize {
+        self.validators.unwrap_or(self.nodes).min(self.nodes)
+    }
+
+    /// The topology over the nodes; a random one is seeded by its own seed,
+    /// else the file's, else a fixed one (same file, same graph).
+    pub fn graph(&self) -> Result<Graph, Vec<String>> {
+        let seed = self.seed.as_deref().unwrap_or("testnet");
+        Graph::build(&self.topology, &self.node_names(), seed)
     }
 
     pub fn zones(&self) -> Zones {
@@ -238,6 +273,42 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("t.yaml:"), "{err}");
+    }
+
+    #[test]
+    fn topologies_and_validators_parse_in_every_form() {
+        let t = |text: &str| TestnetFile::parse(text, "t.yaml");
+        assert_eq!(t("nodes: 4\n").unwrap().topology, Topology::Mesh);
+        assert_eq!(
+            t("nodes: 4\ntopology: ring\n").unwrap().topology,
+            Topology::Ring
+        );
+        let f = t("nodes: 20\nvalidators: 7\ntopology: { random: { degree: 4 } }\n").unwrap();
+        assert_eq!(f.validator_count(), 7);
+        assert_eq!(
+            f.topology,
+            Topology::Random {
+                degree: 4,
+                seed: None
+            }
+        );
+        let f = t("nodes: 3\ntopology:\n  links: [[n0, n1], [n1, n2]]\n").unwrap();
+        assert_eq!(f.graph().unwrap().edges(), 2);
+        let err = t("nodes: 4\ntopology: torus\n").unwrap_err().to_string();
+        assert!(err.contains("t.yaml:2:") && err.contains("ring"), "{err}");
+        let err = t("nodes: 4\ntopology: { random: { degre: 2 } }\n")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("degre"), "{err}");
+        let err = t("nodes: 4\nvalidators: 5\ntopology: { links: [[n0, n7]] }\n")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("validators: 5 is not between 1 and nodes (4)"),
+            "{err}"
+        );
+        assert!(err.contains("topology.links[0]: no node \"n7\""), "{err}");
+        assert!(t("nodes: 4001\n").unwrap_err().to_string().contains("4000"));
     }
 
     #[test]

@@ -3,6 +3,8 @@
 //! Map (each module depends only on those above it, never back):
 //! - [`engine`]: the container engine seam (Docker on bollard, a fake for tests).
 //! - [`image`]: the node image, built from a pulled or an mmdebstrap'd base.
+//! - [`topology`]: the shapes of a testnet (mesh, ring, star, line, random,
+//!   explicit links) as graphs.
 //! - [`config`], [`zones`]: testnet files; latency zones as baseline delays.
 //! - [`plan`]: what a testnet is made of (names, static IPs, zones), fixed at
 //!   up; [`ports`]: the nodes' host ports, pinned at up.
@@ -45,4 +47,5 @@ pub mod run;
 pub mod scenario;
 pub mod state;
 pub mod testnet;
+pub mod topology;
 pub mod zones;

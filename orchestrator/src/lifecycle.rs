@@ -23,8 +23,8 @@ use crate::engine::{
 };
 use crate::image::tar_of;
 use crate::plan::{
-    container_name, free_subnet, network_name, NodePlan, Plan, AGENT_PORT, CONFIG_DIR, HTTP_PORT,
-    P2P_PORT,
+    container_name, free_subnet, network_name, node_ip, NodePlan, Plan, AGENT_PORT, CONFIG_DIR,
+    HTTP_PORT, P2P_PORT,
 };
 use crate::ports::{self, NoPorts};
 use crate::state::Owner;
@@ -36,16 +36,23 @@ pub enum UpError {
         "testnet {0:?} already exists; run `testnet down --name {0}` first, or pass --replace"
     )]
     Exists(String),
-    #[error("no free /24 subnet in 10.77.0.0/16 for the testnet network; remove unused Docker networks (`docker network prune`)")]
-    NoSubnet,
-    #[error("a full mesh of {nodes} containers needs about {need} ARP entries, but this kernel keeps at most net.ipv4.neigh.default.gc_thresh3 = {limit} (the neighbour table is shared by every network namespace, so nodes would lose peers with \"neighbor table overflow\" in dmesg); raise it: `sudo sysctl -w net.ipv4.neigh.default.gc_thresh1={t1} net.ipv4.neigh.default.gc_thresh2={t2} net.ipv4.neigh.default.gc_thresh3={t3}`")]
+    #[error("no free subnet for {0} nodes in 10.77.0.0/16 for the testnet network; remove unused Docker networks (`docker network prune`)")]
+    NoSubnet(usize),
+    #[error("{nodes} containers with {edges} links need about {need} ARP entries, but this kernel keeps at most net.ipv4.neigh.default.gc_thresh3 = {limit} (the neighbour table is shared by every network namespace, so nodes would lose peers with \"neighbor table overflow\" in dmesg); raise it: `sudo sysctl -w net.ipv4.neigh.default.gc_thresh1={t1} net.ipv4.neigh.default.gc_thresh2={t2} net.ipv4.neigh.default.gc_thresh3={t3}`, or choose a sparser topology (`topology: {{ random: {{ degree: 4 }} }}`)")]
     NeighbourTable {
         nodes: usize,
+        edges: usize,
         need: u64,
         limit: u64,
         t1: u64,
         t2: u64,
         t3: u64,
+    },
+    #[error("{nodes} nodes need about {need} MiB of memory, but this host has {available} MiB available; ask for fewer nodes or free memory")]
+    Memory {
+        nodes: usize,
+        need: u64,
+        available: u64,
     },
     #[error("node {node} exited at start (code {code}); its last log lines:\n{logs}")]
     Crashed {
@@ -57,6 +64,8 @@ pub enum UpError {
     NotReady { deadline: Duration, report: String },
     #[error("applying the latency zones failed: {0}")]
     Zones(String),
+    #[error("the testnet's topology is invalid: {0}")]
+    Topology(String),
     #[error("interrupted; everything created was removed")]
     Interrupted,
     #[error("cannot write the testnet's files under {0}: {1}")]
@@ -83,35 +92,6 @@ pub struct UpRequest<'a> {
     pub owner: Owner,
 }
 
-/// The host's neighbour (ARP) table limit, where the engine is local.
-fn read_gc_thresh3() -> Option<u64> {
-    std::fs::read_to_string("/proc/sys/net/ipv4/neigh/default/gc_thresh3")
-        .ok()?
-        .trim()
-        .parse()
-        .ok()
-}
-
-/// A full mesh of `n` containers puts about n * (n + 1) entries in the kernel's
-/// neighbour table (each container knows every other and the gateway; the host
-/// knows each container), which all network namespaces share. Past
-/// `gc_thresh3` the kernel drops entries and the mesh never completes.
-pub fn neighbour_table_problem(n: usize, gc_thresh3: Option<u64>) -> Option<UpError> {
-    let limit = gc_thresh3?;
-    let need = (n as u64) * (n as u64 + 1) + 64;
-    (need > limit).then(|| {
-        let t3 = (need * 4).next_power_of_two();
-        UpError::NeighbourTable {
-            nodes: n,
-            need,
-            limit,
-            t1: t3 / 4,
-            t2: t3 / 2,
-            t3,
-        }
-    })
-}
-
 /// Brings testnet `tn` up and waits until every node has a full mesh. On any
 /// error or cancellation, removes everything it created before returning.
 pub async fn up<E: Engine, P: NodeProbe>(
@@ -121,8 +101,18 @@ pub async fn up<E: Engine, P: NodeProbe>(
     cancel: &CancellationToken,
 ) -> Result<Vec<NodeSummary>, UpError> {
     let name = tn.name.as_str();
-    let containers = req.file.nodes + if req.monitor.is_some() { 2 } else { 0 };
-    if let Some(e) = neighbour_table_problem(containers, read_gc_thresh3()) {
+    let graph = req
+        .file
+        .graph()
+        .map_err(|p| UpError::Topology(p.join("; ")))?;
+    let need = capacity::Need {
+        nodes: req.file.nodes,
+        edges: graph.edges(),
+        monitor: req.monitor.is_some(),
+    };
+    if let Some(e) = capacity::neighbour_table_problem(need, capacity::read_gc_thresh3())
+        .or_else(|| capacity::memory_problem(need, capacity::read_available_mib()))
+    {
         return Err(e);
     }
     let label = Label::testnet(Some(name));
@@ -160,7 +150,7 @@ async fn create_and_wait<E: Engine, P: NodeProbe>(
         true => Err(UpError::Interrupted),
         false => Ok(()),
     };
-    let (subnet, prefix) = create_network(tn).await?;
+    let subnet = create_network(tn, req.file.nodes).await?;
     progress(&format!(
         "network {} ({subnet}) created",
         network_name(&tn.name)
@@ -173,36 +163,21 @@ async fn create_and_wait<E: Engine, P: NodeProbe>(
         ports::spread(),
         ports::bindable,
     )?;
-    let mut plan = plan(tn, req, subnet, prefix, &pins);
+    let mut plan = plan(tn, req, &subnet, &pins)?;
     let genesis = write_state(tn, req, &plan)?;
     check_cancel()?;
-    let start = Instant::now();
-    let created = plan
-        .nodes
-        .iter()
-        .map(|node| create_node(tn, &plan, node, &genesis));
-    let mut repinned = false;
-    for (i, r) in futures::future::join_all(created)
-        .await
-        .into_iter()
-        .enumerate()
-    {
-        let node = r?;
-        repinned |= node != plan.nodes[i];
-        plan.nodes[i] = node;
+    if plan.sparse || plan.validators().len() < plan.nodes.len() {
+        progress(&format!(
+            "topology: {} over {} nodes ({} links), {} validators",
+            req.file.topology.describe(),
+            plan.nodes.len(),
+            plan.edges(),
+            plan.validators().len()
+        ));
     }
-    if repinned {
-        tn.state
-            .save_plan(&plan)
-            .map_err(|e| UpError::State(e.path, e.source))?;
-    }
-    progress(&format!(
-        "{} containers created and started in parallel ({:.1}s)",
-        plan.nodes.len(),
-        start.elapsed().as_secs_f64()
-    ));
+    create_all(tn, &mut plan, &genesis, progress, cancel).await?;
     check_cancel()?;
-    wait_ready(tn, plan.nodes.len(), req.readiness, progress, cancel).await?;
+    ready::wait_ready(tn, &plan, req.readiness, progress, cancel).await?;
     if !plan.zones.is_empty() {
         chaos::apply_baseline(tn, req.agent, &plan)
             .await
@@ -217,11 +192,64 @@ async fn create_and_wait<E: Engine, P: NodeProbe>(
     Ok(tn.status().await?)
 }
 
-/// Creates the testnet's network on a free /24. Another `up` may take the
-/// subnet picked between the look and the create: then look again.
+/// Containers created at once: enough to keep the engine busy, few enough
+/// that hundreds of nodes do not queue hundreds of requests on it.
+const CREATE_AT_ONCE: usize = 16;
+
+/// Creates and starts every node's container, a bounded number at a time,
+/// saying how far it got; saves the plan again when a node had to take other
+/// host ports.
+async fn create_all<E: Engine, P: NodeProbe>(
+    tn: &Testnet<'_, E, P>,
+    plan: &mut Plan,
+    genesis: &[u8],
+    progress: &(impl Fn(&str) + Sync),
+    cancel: &CancellationToken,
+) -> Result<(), UpError> {
+    use futures::StreamExt;
+    let start = Instant::now();
+    let total = plan.nodes.len();
+    let snapshot = plan.clone();
+    let snapshot = &snapshot;
+    let mut created = futures::stream::iter(snapshot.nodes.iter().enumerate())
+        .map(|(i, node)| async move { (i, create_node(tn, snapshot, node, genesis).await) })
+        .buffer_unordered(CREATE_AT_ONCE);
+    let (mut done, mut repinned, mut said) = (0, false, Instant::now());
+    while let Some((i, r)) = created.next().await {
+        let node = r?;
+        repinned |= node != plan.nodes[i];
+        plan.nodes[i] = node;
+        done += 1;
+        if cancel.is_cancelled() {
+            return Err(UpError::Interrupted);
+        }
+        if total >= 32 && done < total && said.elapsed() >= Duration::from_secs(2) {
+            progress(&format!(
+                "{done}/{total} containers started ({:.1}s)",
+                start.elapsed().as_secs_f64()
+            ));
+            said = Instant::now();
+        }
+    }
+    if repinned {
+        tn.state
+            .save_plan(plan)
+            .map_err(|e| UpError::State(e.path, e.source))?;
+    }
+    progress(&format!(
+        "{total} containers created and started, {CREATE_AT_ONCE} at a time ({:.1}s)",
+        start.elapsed().as_secs_f64()
+    ));
+    Ok(())
+}
+
+/// Creates the testnet's network on a free subnet sized for `nodes`. Another
+/// `up` may take the subnet picked between the look and the create: then look
+/// again.
 async fn create_network<E: Engine, P: NodeProbe>(
     tn: &Testnet<'_, E, P>,
-) -> Result<(String, [u8; 3]), UpError> {
+    nodes: usize,
+) -> Result<String, UpError> {
     let labels = BTreeMap::from([
         (LABEL_TESTNET.to_owned(), tn.name.clone()),
         (LABEL_ROLE.to_owned(), "network".to_owned()),
@@ -236,13 +264,13 @@ async fn create_network<E: Engine, P: NodeProbe>(
             .filter_map(|n| n.subnet)
             .collect();
         subnets.extend(crate::plan::host_routes());
-        let (subnet, prefix) = free_subnet(&subnets).ok_or(UpError::NoSubnet)?;
+        let subnet = free_subnet(&subnets, nodes).ok_or(UpError::NoSubnet(nodes))?;
         match tn
             .engine
             .create_network(&network_name(&tn.name), &subnet, labels.clone())
             .await
         {
-            Ok(()) => return Ok((subnet, prefix)),
+            Ok(()) => return Ok(subnet),
             Err(EngineError::Api { message, .. })
                 if message.contains("overlaps") && attempts < 10 =>
             {
@@ -257,32 +285,44 @@ async fn create_network<E: Engine, P: NodeProbe>(
 fn plan<E: Engine, P: NodeProbe>(
     tn: &Testnet<'_, E, P>,
     req: &UpRequest<'_>,
-    subnet: String,
-    prefix: [u8; 3],
+    subnet: &str,
     pins: &[u16],
-) -> Plan {
-    let nodes = req
+) -> Result<Plan, UpError> {
+    let graph = req
         .file
-        .node_names()
-        .into_iter()
+        .graph()
+        .map_err(|p| UpError::Topology(p.join("; ")))?;
+    let names = req.file.node_names();
+    let validators = req.file.validator_count();
+    let nodes = names
+        .iter()
         .enumerate()
         .map(|(i, n)| NodePlan {
-            container: container_name(&tn.name, &n),
-            ip: Ipv4Addr::new(prefix[0], prefix[1], prefix[2], 10 + i as u8),
-            bugs: req.file.bugs_of(&n),
+            container: container_name(&tn.name, n),
+            ip: node_ip(subnet, i).unwrap_or(Ipv4Addr::UNSPECIFIED),
+            bugs: req.file.bugs_of(n),
             http_port: pins[2 * i],
             agent_port: pins[2 * i + 1],
-            name: n,
+            validator: i < validators,
+            neighbours: Some(
+                graph
+                    .neighbours(i)
+                    .iter()
+                    .map(|j| names[*j].clone())
+                    .collect(),
+            ),
+            name: n.clone(),
         })
         .collect();
-    Plan {
+    Ok(Plan {
         name: tn.name.clone(),
         network: network_name(&tn.name),
-        subnet,
+        subnet: subnet.to_owned(),
         image: req.image.to_owned(),
         nodes,
         zones: req.file.zones(),
-    }
+        sparse: !graph.is_mesh(),
+    })
 }
 
 /// Genesis and keys for the plan's IPs, the plan itself, and no desired faults
@@ -297,8 +337,13 @@ fn write_state<E: Engine, P: NodeProbe>(
         ips,
         port: P2P_PORT,
     };
-    let generated: GeneratedGenesis =
-        Genesis::generate(plan.nodes.len(), &addressing, req.file.seed.as_deref())?;
+    let validators = plan.validators().len();
+    let generated: GeneratedGenesis = Genesis::generate_with_full_nodes(
+        validators,
+        plan.nodes.len() - validators,
+        &addressing,
+        req.file.seed.as_deref(),
+    )?;
     let dir = tn.state.path().to_owned();
     generated
         .write(&dir)
@@ -312,8 +357,9 @@ fn write_state<E: Engine, P: NodeProbe>(
 }
 
 /// The agent is the container's main process and supervises the node, so
-/// process faults keep the network namespace.
-fn node_command(node: &NodePlan) -> Vec<String> {
+/// process faults keep the network namespace. In a sparse topology the node
+/// is handed its neighbours.
+fn node_command(plan: &Plan, node: &NodePlan) -> Vec<String> {
     let mut cmd: Vec<String> = [
         "agent",
         "--control",
@@ -337,6 +383,13 @@ fn node_command(node: &NodePlan) -> Vec<String> {
     .collect();
     for b in &node.bugs {
         cmd.extend(["--simulate-bug".into(), b.name().into()]);
+    }
+    if plan.sparse {
+        for peer in plan.neighbours_of(&node.name) {
+            if let Some(ip) = plan.ip_of(&peer) {
+                cmd.extend(["--neighbour".into(), format!("{ip}:{P2P_PORT}")]);
+            }
+        }
     }
     cmd
 }
@@ -383,7 +436,7 @@ fn node_spec(testnet: &str, plan: &Plan, node: &NodePlan) -> ContainerSpec {
     ContainerSpec {
         name: node.container.clone(),
         image: plan.image.clone(),
-        cmd: node_command(node),
+        cmd: node_command(plan, node),
         labels,
         network: plan.network.clone(),
         ip: node.ip,
@@ -392,75 +445,6 @@ fn node_spec(testnet: &str, plan: &Plan, node: &NodePlan) -> ContainerSpec {
         env: Vec::new(),
         aliases: Vec::new(),
     }
-}
-
-/// Waits until every node reports `n - 1` peers. Fails fast when a container exits.
-async fn wait_ready<E: Engine, P: NodeProbe>(
-    tn: &Testnet<'_, E, P>,
-    n: usize,
-    deadline: Duration,
-    progress: &(impl Fn(&str) + Sync),
-    cancel: &CancellationToken,
-) -> Result<(), UpError> {
-    let start = Instant::now();
-    let mut last_ready = usize::MAX;
-    loop {
-        if cancel.is_cancelled() {
-            return Err(UpError::Interrupted);
-        }
-        let summary = tn.status().await?;
-        for s in &summary {
-            if let Some(code) = s.state.strip_prefix("exited ").and_then(|c| c.parse().ok()) {
-                let logs = tn.engine.logs(&s.container, 20).await.unwrap_or_default();
-                return Err(UpError::Crashed {
-                    node: s.node.clone(),
-                    code,
-                    logs,
-                });
-            }
-        }
-        let ready = summary.iter().filter(|s| s.peers == Some(n - 1)).count();
-        if ready != last_ready {
-            progress(&format!(
-                "waiting for a full mesh: {ready}/{n} nodes have {} peers ({:.1}s)",
-                n - 1,
-                start.elapsed().as_secs_f64()
-            ));
-            last_ready = ready;
-        }
-        if ready == n {
-            return Ok(());
-        }
-        if start.elapsed() > deadline {
-            let report = not_ready_report(tn, &summary, n).await;
-            return Err(UpError::NotReady { deadline, report });
-        }
-        tokio::select! {
-            _ = cancel.cancelled() => return Err(UpError::Interrupted),
-            _ = tokio::time::sleep(Duration::from_millis(200)) => {}
-        }
-    }
-}
-
-/// The nodes missing peers, each with its last log lines.
-async fn not_ready_report<E: Engine, P: NodeProbe>(
-    tn: &Testnet<'_, E, P>,
-    summary: &[NodeSummary],
-    n: usize,
-) -> String {
-    let mut report = String::new();
-    for s in summary.iter().filter(|s| s.peers != Some(n - 1)) {
-        let peers = match s.peers {
-            Some(p) => format!("{p} of {} peers", n - 1),
-            None => "HTTP API not answering".into(),
-        };
-        let logs = tn.engine.logs(&s.container, 5).await.unwrap_or_default();
-        report.push_str(&format!("  {} ({}): {peers}\n", s.node, s.state));
-        for line in logs.lines() {
-            report.push_str(&format!("    | {line}\n"));
-        }
-    }
-    report
 }
 
 /// What `down` removed.
@@ -516,6 +500,8 @@ pub async fn down<E: Engine>(engine: &E, name: Option<&str>) -> Result<Removed, 
     Ok(removed)
 }
 
+mod capacity;
+mod ready;
 #[cfg(test)]
 pub mod rig;
 #[cfg(test)]

@@ -177,7 +177,7 @@ pub async fn start<E: Engine>(
             (LABEL_ROLE.to_owned(), role.to_owned()),
         ])
     };
-    let ip = |last: u8| plan.host(last);
+    let ip = |k: u32| plan.monitor_ip(k);
     let prom = ContainerSpec {
         name: format!("{testnet}-prometheus"),
         image: images.prometheus.clone(),
@@ -192,7 +192,7 @@ pub async fn start<E: Engine>(
         .collect(),
         labels: labels("prometheus"),
         network: network.to_owned(),
-        ip: ip(240),
+        ip: ip(0),
         publish: vec![(PROMETHEUS_PORT, 0)],
         cap_add: vec![],
         env: vec![],
@@ -248,7 +248,7 @@ async fn start_grafana<E: Engine>(
             (LABEL_ROLE.to_owned(), "grafana".to_owned()),
         ]),
         network: plan.network.clone(),
-        ip: plan.host(241),
+        ip: plan.monitor_ip(1),
         publish: vec![(GRAFANA_PORT, 0)],
         cap_add: vec![],
         env: [
@@ -446,6 +446,8 @@ mod tests {
         let nodes: Vec<NodePlan> = (0..3)
             .map(|i| NodePlan {
                 http_port: 0,
+                validator: true,
+                neighbours: None,
                 agent_port: 0,
                 name: format!("n{i}"),
                 container: format!("t-n{i}"),

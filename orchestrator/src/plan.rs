@@ -32,6 +32,17 @@ pub struct NodePlan {
     pub http_port: u16,
     #[serde(default)]
     pub agent_port: u16,
+    /// Whether the node votes (false: a full node).
+    #[serde(default = "yes")]
+    pub validator: bool,
+    /// Its neighbours in the topology (`None` in plans of older versions: all
+    /// the other nodes).
+    #[serde(default)]
+    pub neighbours: Option<Vec<String>>,
+}
+
+fn yes() -> bool {
+    true
 }
 
 impl NodePlan {
@@ -52,6 +63,9 @@ pub struct Plan {
     /// Latency zones, applied as each node's baseline delays (and restored by a heal).
     #[serde(default)]
     pub zones: Zones,
+    /// Not a full mesh: nodes are handed their neighbours and relay.
+    #[serde(default)]
+    pub sparse: bool,
 }
 
 impl Plan {
@@ -68,16 +82,53 @@ impl Plan {
         self.nodes.iter().map(|n| n.name.clone()).collect()
     }
 
-    /// The address `.last` in the testnet's /24 (monitoring lives at .240 up).
-    pub fn host(&self, last: u8) -> Ipv4Addr {
-        let base: Ipv4Addr = self
-            .subnet
-            .split('/')
-            .next()
-            .and_then(|ip| ip.parse().ok())
-            .unwrap_or(Ipv4Addr::UNSPECIFIED);
-        let [a, b, c, _] = base.octets();
-        Ipv4Addr::new(a, b, c, last)
+    /// The `k`th address kept for monitoring: the 16 below the subnet's top
+    /// (.240 up in a /24); nodes start at the base + 10.
+    pub fn monitor_ip(&self, k: u32) -> Ipv4Addr {
+        let (base, mask) = parse_cidr(&self.subnet).unwrap_or((0, 0));
+        Ipv4Addr::from(base + (!mask).wrapping_add(1).wrapping_sub(MONITOR_BLOCK) + k)
+    }
+
+    /// `node`'s neighbours in the topology.
+    pub fn neighbours_of(&self, node: &str) -> Vec<String> {
+        match self.nodes.iter().find(|n| n.name == node) {
+            Some(NodePlan {
+                neighbours: Some(list),
+                ..
+            }) => list.clone(),
+            Some(_) => self
+                .node_names()
+                .into_iter()
+                .filter(|n| n != node)
+                .collect(),
+            None => Vec::new(),
+        }
+    }
+
+    /// Every node's neighbours, by name.
+    pub fn neighbour_sets(&self) -> BTreeMap<String, Vec<String>> {
+        self.nodes
+            .iter()
+            .map(|n| (n.name.clone(), self.neighbours_of(&n.name)))
+            .collect()
+    }
+
+    /// Undirected links of the topology.
+    pub fn edges(&self) -> usize {
+        self.nodes
+            .iter()
+            .map(|n| self.neighbours_of(&n.name).len())
+            .sum::<usize>()
+            / 2
+    }
+
+    /// The nodes that vote.
+    pub fn validators(&self) -> Vec<String> {
+        self.nodes
+            .iter()
+            .filter(|n| n.validator)
+            .map(|n| n.name.clone())
+            .collect()
     }
 
     /// Each node's healed state: the delays of its latency zone, if any.
@@ -129,15 +180,39 @@ fn parse_routes(table: &str) -> Vec<String> {
         .collect()
 }
 
-/// The first 10.77.X.0/24 that overlaps no existing network.
-pub fn free_subnet(existing: &[String]) -> Option<(String, [u8; 3])> {
+/// Addresses at the top of a testnet's subnet kept for monitoring.
+pub const MONITOR_BLOCK: u32 = 16;
+/// Addresses at the bottom before the first node (network, gateway, spare).
+pub const FIRST_NODE: u32 = 10;
+
+/// The prefix length of a subnet that holds `nodes` nodes plus the gateway
+/// and monitoring: a /24 up to 230 nodes, larger beyond.
+pub fn prefix_for(nodes: usize) -> u32 {
+    let need = nodes as u64 + u64::from(FIRST_NODE + MONITOR_BLOCK);
+    let bits = need.next_power_of_two().trailing_zeros().max(8);
+    32 - bits.min(16)
+}
+
+/// The address of node `index` in `subnet`.
+pub fn node_ip(subnet: &str, index: usize) -> Option<Ipv4Addr> {
+    let (base, _) = parse_cidr(subnet)?;
+    Some(Ipv4Addr::from(base + FIRST_NODE + index as u32))
+}
+
+/// The first subnet of 10.77.0.0/16 with room for `nodes` nodes that overlaps
+/// no existing network.
+pub fn free_subnet(existing: &[String], nodes: usize) -> Option<String> {
     let taken: Vec<(u32, u32)> = existing.iter().filter_map(|s| parse_cidr(s)).collect();
-    (0u8..=255).find_map(|x| {
-        let (net, mask) = parse_cidr(&format!("10.77.{x}.0/24"))?;
+    let len = prefix_for(nodes);
+    let step = 1u32 << (32 - len);
+    let pool = u32::from(Ipv4Addr::new(10, 77, 0, 0));
+    (0..(1u32 << 16) / step).find_map(|k| {
+        let cidr = format!("{}/{len}", Ipv4Addr::from(pool + k * step));
+        let (net, mask) = parse_cidr(&cidr)?;
         let overlaps = taken
             .iter()
             .any(|(t, tm)| (net & tm) == *t || (*t & mask) == net);
-        (!overlaps).then(|| (format!("10.77.{x}.0/24"), [10, 77, x]))
+        (!overlaps).then_some(cidr)
     })
 }
 
@@ -155,9 +230,47 @@ mod tests {
         let routes = parse_routes(table);
         assert_eq!(routes, ["10.77.0.0/24", "172.17.0.0/16"]);
         assert_eq!(
-            free_subnet(&routes).map(|s| s.0),
+            free_subnet(&routes, 4),
             Some("10.77.1.0/24".to_owned()),
             "a subnet another daemon routes is not free"
+        );
+    }
+
+    #[test]
+    fn subnets_are_sized_for_the_nodes() {
+        assert_eq!(prefix_for(4), 24);
+        assert_eq!(prefix_for(230), 24);
+        assert_eq!(prefix_for(231), 23);
+        assert_eq!(prefix_for(990), 22);
+        assert_eq!(prefix_for(1000), 21);
+        let taken = ["10.77.0.0/24".to_owned(), "10.77.3.0/24".to_owned()];
+        assert_eq!(free_subnet(&taken, 100).unwrap(), "10.77.1.0/24");
+        assert_eq!(
+            free_subnet(&taken, 300).unwrap(),
+            "10.77.4.0/23",
+            "aligned, past .3"
+        );
+        assert!(free_subnet(&["10.0.0.0/8".to_owned()], 4).is_none());
+        let plan = |subnet: &str| Plan {
+            name: "t".into(),
+            network: "n".into(),
+            subnet: subnet.into(),
+            image: "i".into(),
+            nodes: vec![],
+            zones: Zones::default(),
+            sparse: false,
+        };
+        assert_eq!(
+            plan("10.77.5.0/24").monitor_ip(0).to_string(),
+            "10.77.5.240"
+        );
+        assert_eq!(
+            plan("10.77.4.0/23").monitor_ip(1).to_string(),
+            "10.77.5.241"
+        );
+        assert_eq!(
+            node_ip("10.77.4.0/23", 300).unwrap().to_string(),
+            "10.77.5.54"
         );
     }
 }

@@ -66,6 +66,9 @@ impl NodeProbe for HttpProbe {
     }
 }
 
+/// Nodes asked for their `/status` at once.
+const STATUS_AT_ONCE: usize = 32;
+
 /// One node as the engine and its API show it now.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct NodeSummary {
@@ -111,12 +114,20 @@ impl<'a, E: Engine, P: NodeProbe> Testnet<'a, E, P> {
     /// Every node with its container state and, where its API answers, its
     /// peers and ledger figures (empty when nothing of the testnet runs).
     pub async fn status(&self) -> Result<Vec<NodeSummary>, EngineError> {
+        use futures::StreamExt;
         let mut nodes = self.containers().await?;
-        for n in &mut nodes {
-            let st = match (&n.http_url, n.state.as_str()) {
-                (Some(u), "running") => self.probe.status(u).await,
-                _ => None,
-            };
+        // Asked concurrently, a bounded number at a time (hundreds of nodes).
+        let statuses: Vec<Option<Status>> = futures::stream::iter(&nodes)
+            .map(|n| async move {
+                match (&n.http_url, n.state.as_str()) {
+                    (Some(u), "running") => self.probe.status(u).await,
+                    _ => None,
+                }
+            })
+            .buffered(STATUS_AT_ONCE)
+            .collect()
+            .await;
+        for (n, st) in nodes.iter_mut().zip(statuses) {
             n.peers = st.as_ref().map(|s| s.peers);
             n.expected_peers = st.as_ref().map(|s| s.expected_peers);
             n.handshake_failures = st.as_ref().map(|s| s.handshake_failures);

@@ -25,7 +25,7 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Write genesis.json and the keys of every validator and of the faucet.
+    /// Write genesis.json and the keys of every node and of the faucet.
     Genesis(GenesisArgs),
     /// Run a node.
     Run(RunArgs),
@@ -46,16 +46,19 @@ struct AgentArgs {
 
 #[derive(Args)]
 struct GenesisArgs {
-    /// Number of validators.
+    /// Number of validators (n0..n{V-1}; they vote).
     #[arg(long)]
     validators: usize,
-    /// Directory to write genesis.json, n0.key..n{N-1}.key and faucet.key into.
+    /// Number of full nodes after the validators (n{V}...; they never vote).
+    #[arg(long, default_value_t = 0)]
+    full_nodes: usize,
+    /// Directory to write genesis.json, a key per node (n0.key...) and faucet.key into.
     #[arg(long)]
     out: PathBuf,
-    /// All validators on this host, validator i on --p2p-port + i (native runs).
+    /// All nodes on this host, node i on --p2p-port + i (native runs).
     #[arg(long, conflicts_with = "ips")]
     host: Option<IpAddr>,
-    /// One IP per validator, all on --p2p-port (containers).
+    /// One IP per node (validators, then full nodes), all on --p2p-port (containers).
     #[arg(long, value_delimiter = ',')]
     ips: Vec<IpAddr>,
     /// P2P port (the first one with --host).
@@ -84,6 +87,12 @@ struct RunArgs {
     /// Extra peer to dial, whatever the direction rule (repeatable).
     #[arg(long = "peer")]
     peers: Vec<SocketAddr>,
+    /// A neighbour in the testnet's topology (repeatable). With any, the node
+    /// dials only its neighbours (by the direction rule), expects exactly them
+    /// as peers and relays transactions, votes and certificates; without, it
+    /// dials every genesis node: a full mesh.
+    #[arg(long = "neighbour")]
+    neighbours: Vec<SocketAddr>,
     /// Reproduce a seeded bug on purpose so a checker can be shown to catch it
     /// (repeatable; off by default).
     #[arg(long = "simulate-bug", value_enum)]
@@ -131,13 +140,19 @@ fn genesis(args: GenesisArgs) -> anyhow::Result<()> {
             port: args.p2p_port,
         }
     };
-    let generated = Genesis::generate(args.validators, &addressing, args.seed.as_deref())?;
+    let generated = Genesis::generate_with_full_nodes(
+        args.validators,
+        args.full_nodes,
+        &addressing,
+        args.seed.as_deref(),
+    )?;
     generated.write(&args.out)?;
     println!(
-        "wrote {} (network {}, {} validators) and keys to {}",
+        "wrote {} (network {}, {} validators, {} full nodes) and keys to {}",
         args.out.join("genesis.json").display(),
         generated.genesis.network_id,
         args.validators,
+        args.full_nodes,
         args.out.display()
     );
     Ok(())
@@ -213,6 +228,9 @@ fn run(args: RunArgs) -> anyhow::Result<()> {
         let mut setup = NodeSetup::new(genesis, keypair, args.data_dir, args.listen);
         setup.bugs.extend(args.simulate_bugs);
         setup.p2p.extra_peers = args.peers;
+        if !args.neighbours.is_empty() {
+            setup = setup.with_neighbours(args.neighbours);
+        }
         setup.p2p.max_inbound = args.max_inbound;
         setup.p2p.max_outbound = args.max_outbound;
         setup.p2p.ping_interval = args.ping_interval;

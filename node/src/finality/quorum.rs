@@ -187,6 +187,28 @@ impl Tally {
         self.rejections.len()
     }
 
+    /// Whether `voter` already voted here (either way).
+    pub fn has_voted(&self, voter: &NodeId) -> bool {
+        self.approvals.contains_key(voter) || self.rejections.contains_key(voter)
+    }
+
+    /// Every vote held on `txid`, approvals first.
+    pub fn votes(&self, txid: TxId) -> impl Iterator<Item = Vote> + '_ {
+        let side = |approve: bool, m: &'_ BTreeMap<NodeId, Signature>| {
+            m.iter()
+                .map(move |(voter, signature)| Vote {
+                    txid,
+                    voter: *voter,
+                    approve,
+                    signature: *signature,
+                })
+                .collect::<Vec<_>>()
+        };
+        side(true, &self.approvals)
+            .into_iter()
+            .chain(side(false, &self.rejections))
+    }
+
     pub fn has_approval(&self, voter: &NodeId, signature: &Signature) -> bool {
         self.approvals.get(voter) == Some(signature)
     }

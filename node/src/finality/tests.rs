@@ -24,12 +24,31 @@ struct Sim {
     cut: HashSet<usize>,
     rng: StdRng,
     now: u64,
+    /// Each node's neighbours; engines relay when the graph is not a full mesh.
+    adj: Vec<Vec<usize>>,
+    validators: usize,
+    relay: bool,
+    /// Messages delivered by `run`, by kind.
+    delivered: std::collections::BTreeMap<&'static str, usize>,
 }
 
 impl Sim {
     fn new(n: usize, bugs: impl Fn(usize) -> Bugs, seed: u64) -> Sim {
-        let g = Genesis::generate(
-            n,
+        Sim::with_topology(n, n, None, bugs, seed)
+    }
+
+    /// `validators` voting nodes then full nodes up to `n`, linked by `edges`
+    /// (`None`: a full mesh without relay).
+    fn with_topology(
+        validators: usize,
+        n: usize,
+        edges: Option<&[(usize, usize)]>,
+        bugs: impl Fn(usize) -> Bugs,
+        seed: u64,
+    ) -> Sim {
+        let g = Genesis::generate_with_full_nodes(
+            validators,
+            n - validators,
             &Addressing::Host {
                 ip: "127.0.0.1".parse().unwrap(),
                 first_port: 7000,
@@ -37,11 +56,33 @@ impl Sim {
             Some("finality-sim"),
         )
         .unwrap();
+        let mut adj = vec![Vec::new(); n];
+        match edges {
+            Some(edges) => {
+                for &(a, b) in edges {
+                    adj[a].push(b);
+                    adj[b].push(a);
+                }
+            }
+            None => {
+                for (i, a) in adj.iter_mut().enumerate() {
+                    a.extend((0..n).filter(|j| *j != i));
+                }
+            }
+        }
         let bugs: Vec<Bugs> = (0..n).map(bugs).collect();
         let mut sim = Sim {
             genesis: g.genesis,
-            keys: g.validator_keys,
+            keys: g
+                .validator_keys
+                .into_iter()
+                .chain(g.full_node_keys)
+                .collect(),
             faucet: g.faucet_key,
+            adj,
+            validators,
+            relay: edges.is_some(),
+            delivered: Default::default(),
             bugs,
             engines: Vec::new(),
             persisted: vec![Vec::new(); n],
@@ -59,8 +100,9 @@ impl Sim {
             EngineConfig {
                 network_id: self.genesis.network_id.clone(),
                 validators: Validators::from_genesis(&self.genesis),
-                key: Some(self.keys[i].clone()),
+                key: (i < self.validators).then(|| self.keys[i].clone()),
                 bugs: self.bugs[i],
+                relay: self.relay,
             },
             Ledger::from_genesis(&self.genesis, Limits::default()),
             FinalityMetrics::register(&Registry::new()),
@@ -80,14 +122,22 @@ impl Sim {
             match e {
                 Effect::Persist(r) => self.persisted[from].push(r),
                 Effect::Broadcast(m) => {
-                    for to in 0..self.engines.len() {
-                        if to != from {
-                            self.queue.push((from, to, m.clone()));
-                        }
+                    for &to in &self.adj[from] {
+                        self.queue.push((from, to, m.clone()));
+                    }
+                }
+                Effect::Relay(except, m) => {
+                    let except = self.index(&except);
+                    for &to in self.adj[from].iter().filter(|t| **t != except) {
+                        self.queue.push((from, to, m.clone()));
                     }
                 }
                 Effect::Send(to, m) => {
                     let to = self.index(&to);
+                    assert!(
+                        self.adj[from].contains(&to),
+                        "n{from} sent to n{to}, not a neighbour"
+                    );
                     self.queue.push((from, to, m));
                 }
             }
@@ -114,6 +164,7 @@ impl Sim {
                 continue;
             }
             self.now += 1;
+            *self.delivered.entry(m.kind()).or_default() += 1;
             let from_id = self.id(from);
             let fx = self.engines[to].on_message(from_id, m, self.now);
             self.effects(to, fx);
@@ -138,18 +189,16 @@ impl Sim {
         self.cut.clear();
         let n = self.engines.len();
         for i in 0..n {
-            for j in 0..n {
-                if i != j {
-                    let peer = self.id(j);
-                    let fx = self.engines[i].on_peer_connected(peer);
-                    self.effects(i, fx);
-                }
+            for j in self.adj[i].clone() {
+                let peer = self.id(j);
+                let fx = self.engines[i].on_peer_connected(peer);
+                self.effects(i, fx);
             }
         }
         self.run();
         for _ in 0..3 {
             for i in 0..n {
-                let peers: Vec<NodeId> = (0..n).filter(|j| *j != i).map(|j| self.id(j)).collect();
+                let peers: Vec<NodeId> = self.adj[i].iter().map(|j| self.id(*j)).collect();
                 let fx = self.engines[i].on_tick(&peers);
                 self.effects(i, fx);
             }
@@ -443,3 +492,5 @@ fn forgotten_locks_break_safety_only_beyond_f() {
         }
     }
 }
+
+mod relay;

@@ -49,6 +49,8 @@ pub enum Effect {
     Persist(Record),
     Broadcast(LedgerMessage),
     Send(NodeId, LedgerMessage),
+    /// Pass on what peer `.0` sent us and was new here, to every other peer.
+    Relay(NodeId, LedgerMessage),
 }
 
 /// Seeded bugs of the ledger (see `SimulatedBug`).

@@ -21,6 +21,8 @@ fn plan() -> Plan {
         nodes: (0..4)
             .map(|i| NodePlan {
                 http_port: 0,
+                validator: true,
+                neighbours: None,
                 agent_port: 0,
                 name: format!("n{i}"),
                 container: format!("t-n{i}"),
@@ -29,6 +31,7 @@ fn plan() -> Plan {
             })
             .collect(),
         zones,
+        sparse: false,
     }
 }
 
