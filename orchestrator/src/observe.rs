@@ -45,6 +45,10 @@ pub struct Sample {
 pub struct Observations {
     pub testnet: String,
     pub nodes: Vec<String>,
+    /// Each node's topology neighbours (a node absent here: every other node,
+    /// a full mesh).
+    #[serde(default)]
+    pub neighbours: BTreeMap<String, Vec<String>>,
     /// Unix seconds the testnet was up (all nodes meshed) and the run ended.
     pub started: f64,
     pub ended: f64,
@@ -79,6 +83,21 @@ pub struct Quiescence {
 }
 
 impl Observations {
+    /// The peers `node` should have: its topology neighbours.
+    pub fn neighbours_of(&self, node: &str) -> Vec<String> {
+        match self.neighbours.get(node) {
+            Some(n) => n.clone(),
+            None => self.nodes.iter().filter(|n| *n != node).cloned().collect(),
+        }
+    }
+
+    /// Whether every node's neighbours are every other node.
+    pub fn is_mesh(&self) -> bool {
+        self.nodes
+            .iter()
+            .all(|n| self.neighbours_of(n).len() + 1 >= self.nodes.len())
+    }
+
     /// Samples of `node`, in time order.
     pub fn of<'a>(&'a self, node: &'a str) -> impl Iterator<Item = &'a Sample> + 'a {
         self.samples.iter().filter(move |s| s.node == node)
@@ -147,9 +166,15 @@ pub fn split_series(series: &str) -> (&str, BTreeMap<&str, &str>) {
     (name, labels)
 }
 
-/// Samples every node once, concurrently: `/status`, `/metrics`, the agent's
-/// `/process`. Never fails: what does not answer is recorded as missing.
+/// Nodes sampled at once: hundreds of nodes are looked at in waves, so a
+/// round costs the host a bounded number of requests in flight.
+const SAMPLE_AT_ONCE: usize = 24;
+
+/// Samples every node once, concurrently (at most [`SAMPLE_AT_ONCE`] nodes at a
+/// time): `/status`, `/metrics`, the agent's `/process` and `/metrics`. Never
+/// fails: what does not answer is recorded as missing.
 pub async fn sample_all(http: &reqwest::Client, nodes: &[NodeSummary]) -> Vec<Sample> {
+    use futures::StreamExt;
     let one = |n: &NodeSummary| {
         let (http, n) = (http.clone(), n.clone());
         async move {
@@ -189,7 +214,10 @@ pub async fn sample_all(http: &reqwest::Client, nodes: &[NodeSummary]) -> Vec<Sa
             }
         }
     };
-    futures::future::join_all(nodes.iter().map(one)).await
+    futures::stream::iter(nodes.iter().map(one))
+        .buffered(SAMPLE_AT_ONCE)
+        .collect()
+        .await
 }
 
 #[cfg(test)]

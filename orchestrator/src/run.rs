@@ -93,6 +93,7 @@ pub async fn run<E: Engine, P: NodeProbe>(
     let mut obs = Observations {
         testnet: name.to_owned(),
         nodes: scenario.testnet.node_names(),
+        neighbours: sparse_neighbours(tn),
         started: unix_now(),
         ..Observations::default()
     };
@@ -157,6 +158,17 @@ pub async fn run<E: Engine, P: NodeProbe>(
     Ok(report)
 }
 
+/// Each node's neighbours when the topology is not a full mesh (a mesh needs
+/// no list).
+fn sparse_neighbours<E: Engine, P: NodeProbe>(
+    tn: &Testnet<'_, E, P>,
+) -> std::collections::BTreeMap<String, Vec<String>> {
+    match tn.plan() {
+        Ok(plan) if plan.sparse => plan.neighbour_sets(),
+        _ => Default::default(),
+    }
+}
+
 fn resolved_yaml(scenario: &Scenario) -> String {
     let mut text = serde_yaml_ng::to_string(scenario).unwrap_or_default();
     text.push_str("# resolved timeline (seeded):\n");
@@ -217,6 +229,8 @@ async fn drive<E: Engine, P: NodeProbe>(
     let mut lost_tx = Some(lost_tx);
     let sampler = async {
         let mut tick = tokio::time::interval(SAMPLE_EVERY);
+        // A round of hundreds of nodes may outlast a tick: the next one waits.
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut unreachable = 0;
         loop {
             tokio::select! {
@@ -512,6 +526,7 @@ pub async fn check<E: Engine, P: NodeProbe>(
     let mut obs = Observations {
         testnet: tn.name.clone(),
         nodes: first.iter().map(|n| n.node.clone()).collect(),
+        neighbours: sparse_neighbours(tn),
         started: unix_now(),
         ..Observations::default()
     };

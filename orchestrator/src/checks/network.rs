@@ -4,6 +4,7 @@
 use super::{counter_total, never_answered, Verdict};
 use crate::fault::window;
 use crate::observe::{split_series, Observations, Sample};
+use testnet_node::api::Status;
 
 pub fn handshake_success(obs: &Observations, min_rate: f64) -> Verdict {
     let mut problems = Vec::new();
@@ -68,12 +69,52 @@ fn failure_reasons(samples: &[&Sample]) -> String {
     }
 }
 
-/// Full mesh at the start, within `within` of every heal, and at the end; no
-/// node ever holds more connections than it has peers, and no node resolves a
-/// duplicate connection (both count across restarts).
+/// What `node` lacks of its neighbours in this status, if anything: `1 of 3
+/// peers`, with the missing ones named when the node names its peers.
+fn missing(obs: &Observations, node: &str, st: &Status) -> Option<String> {
+    let want = obs.neighbours_of(node);
+    let gone: Vec<&String> = want.iter().filter(|w| !st.peer_names.contains(w)).collect();
+    let short = if st.peer_names.is_empty() {
+        st.peers < want.len()
+    } else {
+        !gone.is_empty()
+    };
+    if !short {
+        return None;
+    }
+    let mut text = format!("{} of {} peers", st.peers, want.len());
+    if !st.peer_names.is_empty() {
+        let shown: Vec<&str> = gone.iter().take(6).map(|s| s.as_str()).collect();
+        let more = gone.len() - shown.len();
+        let more = if more > 0 {
+            format!(" +{more}")
+        } else {
+            String::new()
+        };
+        text.push_str(&format!(", lacks {}{more}", shown.join(", ")));
+    }
+    Some(text)
+}
+
+/// `n5 (2 of 4 peers, lacks n7, n9)`, up to a few nodes, then how many more.
+fn lacking(list: &[(String, String)]) -> String {
+    let mut parts: Vec<String> = list
+        .iter()
+        .take(8)
+        .map(|(node, what)| format!("{node} ({what})"))
+        .collect();
+    if list.len() > 8 {
+        parts.push(format!("and {} more nodes", list.len() - 8));
+    }
+    parts.join(", ")
+}
+
+/// Every node has its topology neighbours (a full mesh by default) at the
+/// start, within `within` of every heal, and at the end; no node ever holds
+/// more connections than it has peers, and no node resolves a duplicate
+/// connection (both count across restarts).
 pub fn connectivity(obs: &Observations, within: f64) -> Verdict {
     let mut problems = Vec::new();
-    let n = obs.nodes.len();
     for node in &obs.nodes {
         if let Some(p) = never_answered(obs, node) {
             problems.push(p);
@@ -89,48 +130,59 @@ pub fn connectivity(obs: &Observations, within: f64) -> Verdict {
     let mut heals: Vec<f64> = vec![obs.started];
     heals.extend(window::heals(&obs.faults, obs.ended));
     for h in heals {
-        let meshed = |node: &String| {
-            obs.of(node).any(|s| {
-                s.t >= h
-                    && s.t <= h + within
-                    && s.status.as_ref().is_some_and(|st| st.peers + 1 >= n)
-            })
+        // Per node: none missing at some sample of the window, else what its
+        // last sample in the window lacked.
+        let lacks = |node: &String| -> Option<String> {
+            let mut last = None;
+            for s in obs.of(node).filter(|s| s.t >= h && s.t <= h + within) {
+                if let Some(st) = &s.status {
+                    last = Some(missing(obs, node, st)?);
+                }
+            }
+            Some(last.unwrap_or_else(|| "no answer".to_owned()))
         };
-        let missing: Vec<&str> = obs
+        let short: Vec<(String, String)> = obs
             .nodes
             .iter()
-            .filter(|n| !meshed(n))
-            .map(String::as_str)
+            .filter_map(|n| lacks(n).map(|g| (n.clone(), g)))
             .collect();
         // A window that ends after the run's last sample is judged at the end.
-        if !missing.is_empty() && h + within <= obs.ended {
+        if !short.is_empty() && h + within <= obs.ended {
             problems.push(format!(
-                "no full mesh within {within}s of +{:.1}s ({}): {} below {} peers",
+                "not every node had its neighbours within {within}s of +{:.1}s ({}): {}",
                 h - obs.started,
                 if h == obs.started { "start" } else { "heal" },
-                missing.join(", "),
-                n - 1
+                lacking(&short)
             ));
         }
     }
     if !active_at(obs.ended - 0.001) {
         for node in &obs.nodes {
             match obs.status_at_end(node) {
-                Ok(st) if st.peers + 1 < n => {
-                    problems.push(format!("{node} ended with {} of {} peers", st.peers, n - 1))
+                Ok(st) => {
+                    if let Some(what) = missing(obs, node, st) {
+                        problems.push(format!("{node} ended with {what}"));
+                    }
                 }
-                Ok(_) => {}
                 Err(why) if obs.last_status(node).is_some() => problems.push(why),
                 Err(_) => {} // never answered: said above
             }
         }
     }
+    let shape = if obs.is_mesh() {
+        format!("full mesh of {}", obs.nodes.len())
+    } else {
+        let links: usize = obs.nodes.iter().map(|n| obs.neighbours_of(n).len()).sum();
+        format!(
+            "every node's topology neighbours ({} nodes, {} links)",
+            obs.nodes.len(),
+            links / 2
+        )
+    };
     Verdict::new(
         "connectivity",
         problems,
-        format!(
-            "full mesh of {n} at start and within {within}s of every heal; no duplicate connection"
-        ),
+        format!("{shape} at start and within {within}s of every heal; no duplicate connection"),
     )
 }
 
@@ -163,4 +215,83 @@ fn duplicates(obs: &Observations, node: &str) -> Vec<String> {
         ));
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::BTreeMap;
+
+    fn status(node: &str, peers: &[&str]) -> Status {
+        serde_json::from_value(serde_json::json!({
+            "id": "00".repeat(32), "name": node, "network_id": "x",
+            "p2p_address": "10.77.0.10:7000", "peers": peers.len(), "peers_inbound": 0,
+            "peers_outbound": peers.len(), "expected_peers": 2, "peer_names": peers,
+            "handshake_attempts": 2, "handshakes_completed": 2, "handshake_failures": 0,
+            "duplicate_connections_resolved": 0, "simulated_bugs": [], "utxo_count": 5,
+            "utxo_digest": "aa", "total_value": 1, "fees": 0, "genesis_supply": 1,
+            "finalized_transactions": 0, "mempool": 0, "conflicting_certificates": 0,
+            "uptime_secs": 10.0, "version": "t"
+        }))
+        .unwrap()
+    }
+
+    /// A ring n0 - n1 - n2 - n3 - n0, sampled twice.
+    fn ring(peers_of: impl Fn(usize) -> Vec<&'static str>) -> Observations {
+        let names = ["n0", "n1", "n2", "n3"];
+        let neighbours = (0..4)
+            .map(|i| {
+                let pair = [names[(i + 3) % 4], names[(i + 1) % 4]];
+                (names[i].to_owned(), pair.map(str::to_owned).to_vec())
+            })
+            .collect::<BTreeMap<_, _>>();
+        let samples = [0.0, 1.0]
+            .iter()
+            .flat_map(|t| {
+                let peers_of = &peers_of;
+                (0..4).map(move |i| Sample {
+                    t: 100.0 + t,
+                    node: names[i].into(),
+                    status: Some(status(names[i], &peers_of(i))),
+                    process: None,
+                    metrics: BTreeMap::new(),
+                    agent_metrics: BTreeMap::new(),
+                })
+            })
+            .collect();
+        Observations {
+            nodes: names.map(str::to_owned).to_vec(),
+            neighbours,
+            started: 100.0,
+            ended: 101.5,
+            samples,
+            ..Observations::default()
+        }
+    }
+
+    #[test]
+    fn a_sparse_topology_is_judged_by_each_nodes_neighbour_set() {
+        let names = ["n0", "n1", "n2", "n3"];
+        let right = |i: usize| vec![names[(i + 1) % 4], names[(i + 3) % 4]];
+        let v = connectivity(&ring(right), 1.0);
+        assert!(v.passed, "{v:?}");
+        assert!(v.summary.contains("4 nodes, 4 links"), "{v:?}");
+        // n0 holds two peers, as many as it should, but n2 instead of n3.
+        let wrong = |i: usize| match i {
+            0 => vec!["n1", "n2"],
+            _ => right(i),
+        };
+        let v = connectivity(&ring(wrong), 1.0);
+        assert!(!v.passed, "{v:?}");
+        assert!(
+            v.details
+                .iter()
+                .any(|d| d.contains("n0 (2 of 2 peers, lacks n3)")),
+            "{v:?}"
+        );
+        assert!(
+            v.details.iter().any(|d| d.contains("n0 ended with")),
+            "{v:?}"
+        );
+    }
 }

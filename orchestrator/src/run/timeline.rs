@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use crate::agent::AgentApi;
 use crate::chaos::{self, ChaosError};
 use crate::engine::Engine;
-use crate::fault::quorum::{cut_off, quorum_possible};
+use crate::fault::quorum::{cut_off, quorum_possible, Members};
 use crate::fault::{FaultEvent, FaultKind, ProcessAction, Undo, WindowBook, WindowId};
 use crate::observe::unix_now;
 use crate::scenario::{Action, Event};
@@ -119,10 +119,10 @@ fn record_quorum<E: Engine, P: NodeProbe>(
     down: &BTreeSet<String>,
     at: f64,
 ) -> Result<(bool, Vec<String>), ChaosError> {
-    let roster = tn.plan()?.roster();
+    let members = Members::of(&tn.plan()?);
     let states = chaos::desired_states(tn)?;
-    let possible = quorum_possible(&roster, down, &states);
-    let cut = cut_off(&roster, down, &states);
+    let possible = quorum_possible(&members, down, &states);
+    let cut = cut_off(&members, down, &states);
     lock(book).quorum(at, possible, || {
         let mut why: Vec<String> = down.iter().map(|n| format!("{n} down")).collect();
         if !cut.is_empty() {
