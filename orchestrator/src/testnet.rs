@@ -81,6 +81,8 @@ pub struct NodeSummary {
     pub agent_url: Option<String>,
     pub peers: Option<usize>,
     pub expected_peers: Option<usize>,
+    /// Whether the node votes (from its API).
+    pub validator: Option<bool>,
     pub handshake_failures: Option<u64>,
     pub finalized_transactions: Option<u64>,
     pub utxo_digest: Option<String>,
@@ -130,6 +132,7 @@ impl<'a, E: Engine, P: NodeProbe> Testnet<'a, E, P> {
         for (n, st) in nodes.iter_mut().zip(statuses) {
             n.peers = st.as_ref().map(|s| s.peers);
             n.expected_peers = st.as_ref().map(|s| s.expected_peers);
+            n.validator = st.as_ref().map(|s| s.validator);
             n.handshake_failures = st.as_ref().map(|s| s.handshake_failures);
             n.finalized_transactions = st.as_ref().map(|s| s.finalized_transactions);
             n.utxo_digest = st.map(|s| s.utxo_digest);
@@ -179,6 +182,7 @@ impl<'a, E: Engine, P: NodeProbe> Testnet<'a, E, P> {
                     agent_url: published(AGENT_PORT),
                     peers: None,
                     expected_peers: None,
+                    validator: None,
                     handshake_failures: None,
                     finalized_transactions: None,
                     utxo_digest: None,

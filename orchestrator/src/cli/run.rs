@@ -49,9 +49,10 @@ pub async fn exec(ctx: &Ctx, a: Args) -> Result<ExitCode, Fail> {
         hurry: interrupt.hurry.clone(),
     };
     ctx.progress(&format!(
-        "scenario {}: {} validators, {} timeline steps",
+        "scenario {}: {} nodes ({} validators), {} timeline steps",
         scenario.name,
         scenario.testnet.nodes,
+        scenario.testnet.validator_count(),
         scenario.timeline.len()
     ));
     let (probe, agent) = (HttpProbe::default(), HttpAgent::default());

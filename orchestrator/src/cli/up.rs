@@ -52,11 +52,29 @@ pub async fn exec(ctx: &Ctx, a: Args) -> Result<ExitCode, Fail> {
         // The same checks as a file's `nodes:`.
         let text = serde_yaml_ng::to_string(&serde_json::json!({ "nodes": n })).unwrap_or_default();
         TestnetFile::parse(&text, "--nodes")?;
+        // And with the rest of the file: validators and links must still fit.
+        let problems = tf.problems();
+        if !problems.is_empty() {
+            return Err(Fail(format!(
+                "--nodes {n} does not fit the testnet file: {}",
+                problems.join("; ")
+            )));
+        }
     }
     let name = ctx.name_or(tf.name.as_deref());
+    let validators = tf.validator_count();
+    let who = if validators == tf.nodes {
+        format!("{} validators", tf.nodes)
+    } else {
+        format!(
+            "{} nodes ({validators} validators, {} full nodes)",
+            tf.nodes,
+            tf.nodes - validators
+        )
+    };
     ctx.progress(&format!(
-        "bringing up testnet {name:?}: {} validators",
-        tf.nodes
+        "bringing up testnet {name:?}: {who}, {}",
+        tf.topology.describe()
     ));
     let image = match a.image.or(tf.image.clone()) {
         Some(tag) if !engine.image_exists(&tag).await? => {
@@ -111,17 +129,23 @@ pub async fn exec(ctx: &Ctx, a: Args) -> Result<ExitCode, Fail> {
 
 pub fn print_table(nodes: &[NodeSummary]) {
     println!(
-        "{:<6} {:<22} {:<10} {:<14} {:<24} PEERS",
-        "NODE", "CONTAINER", "STATE", "IP", "HTTP"
+        "{:<6} {:<9} {:<22} {:<10} {:<14} {:<24} PEERS",
+        "NODE", "ROLE", "CONTAINER", "STATE", "IP", "HTTP"
     );
     for n in nodes {
         let peers = match (n.peers, n.expected_peers) {
             (Some(p), Some(e)) => format!("{p}/{e}"),
             _ => "-".into(),
         };
+        let role = match n.validator {
+            Some(true) => "validator",
+            Some(false) => "full",
+            None => "-",
+        };
         println!(
-            "{:<6} {:<22} {:<10} {:<14} {:<24} {}",
+            "{:<6} {:<9} {:<22} {:<10} {:<14} {:<24} {}",
             n.node,
+            role,
             n.container,
             n.state,
             n.ip.map(|i| i.to_string()).unwrap_or_else(|| "-".into()),

@@ -38,7 +38,7 @@ pub(super) async fn wait_ready<E: Engine, P: NodeProbe>(
     let want = expected(plan);
     let n = want.len();
     let what = if plan.sparse {
-        "every node's topology neighbours".to_owned()
+        "their topology neighbours".to_owned()
     } else {
         format!("a full mesh ({} peers each)", n.saturating_sub(1))
     };
