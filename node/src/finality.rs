@@ -38,6 +38,8 @@ pub const MAX_HAVE: usize = 16_384;
 pub const MAX_ORPHANS: usize = 10_000;
 /// Transactions known only from votes (the transaction has not arrived), at most.
 pub const MAX_VOTE_ONLY: usize = 10_000;
+/// Recently rejected transactions whose votes a reconnecting peer is sent, at most.
+pub const MAX_RECENT_REJECTED: usize = 4_096;
 
 #[derive(Debug)]
 struct Entry {
@@ -105,6 +107,10 @@ pub struct Engine {
     /// Entries known only from votes (their transaction has not arrived).
     vote_only: usize,
     conflicts: Vec<(TxId, TxId)>,
+    /// The last rejections decided here, oldest first: a peer that was away
+    /// (hops away, behind a cut) hears them on reconnect, or a twin that lost
+    /// would stay pending there for ever.
+    recent_rejected: std::collections::VecDeque<TxId>,
     tick: u64,
 }
 
@@ -128,6 +134,7 @@ impl Engine {
             mempool_bytes: 0,
             vote_only: 0,
             conflicts: Vec::new(),
+            recent_rejected: std::collections::VecDeque::new(),
             tick: 0,
         };
         engine.update_gauges();
@@ -330,6 +337,10 @@ impl Engine {
         e.state = TxState::Rejected;
         e.decided_ms = Some(now);
         e.reason = Some(reason.to_owned());
+        if self.recent_rejected.len() >= MAX_RECENT_REJECTED {
+            self.recent_rejected.pop_front();
+        }
+        self.recent_rejected.push_back(txid);
         if e.tx.is_some() {
             self.mempool -= 1;
             self.mempool_bytes -= e.size;
@@ -624,6 +635,15 @@ impl Engine {
             }
             for v in e.tally.votes(*txid) {
                 fx.push(Effect::Send(peer, LedgerMessage::Vote(v)));
+            }
+        }
+        // The votes that rejected what was rejected lately (the rejections
+        // suffice: more than 1/3 of them decide it there too).
+        for txid in &self.recent_rejected {
+            if let Some(e) = self.txs.get(txid) {
+                for v in e.tally.votes(*txid).filter(|v| !v.approve) {
+                    fx.push(Effect::Send(peer, LedgerMessage::Vote(v)));
+                }
             }
         }
         if !self.cfg.bugs.passive_catchup {

@@ -862,18 +862,6 @@ async fn bandwidth_and_loss_are_measurable() {
     down_leaves_nothing(name).await;
 }
 
-/// The scenario of `file` without its seeded bugs, written to a temporary file.
-fn twin_of(file: &str) -> (tempfile::TempDir, std::path::PathBuf, Vec<String>) {
-    let path = format!("{}/../testnets/{file}", env!("CARGO_MANIFEST_DIR"));
-    let mut s = testnet::scenario::Scenario::load(std::path::Path::new(&path)).unwrap();
-    let buggy: Vec<String> = s.testnet.node_options.keys().cloned().collect();
-    s.testnet.node_options.clear();
-    s.name = format!("{}-twin", s.name);
-    let dir = tempfile::tempdir().unwrap();
-    let twin = dir.path().join(format!("{}.scenario.yaml", s.name));
-    std::fs::write(&twin, serde_yaml_ng::to_string(&s).unwrap()).unwrap();
-    (dir, twin, buggy)
-}
 
 /// Every shipped scenario without a seeded bug passes, with its three reports.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

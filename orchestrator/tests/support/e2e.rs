@@ -153,3 +153,16 @@ pub async fn run_scenario_at(
     }
     (out.status.code(), json, report)
 }
+
+/// The scenario of `file` without its seeded bugs, written to a temporary file.
+pub fn twin_of(file: &str) -> (tempfile::TempDir, std::path::PathBuf, Vec<String>) {
+    let path = format!("{}/../testnets/{file}", env!("CARGO_MANIFEST_DIR"));
+    let mut s = testnet::scenario::Scenario::load(std::path::Path::new(&path)).unwrap();
+    let buggy: Vec<String> = s.testnet.node_options.keys().cloned().collect();
+    s.testnet.node_options.clear();
+    s.name = format!("{}-twin", s.name);
+    let dir = tempfile::tempdir().unwrap();
+    let twin = dir.path().join(format!("{}.scenario.yaml", s.name));
+    std::fs::write(&twin, serde_yaml_ng::to_string(&s).unwrap()).unwrap();
+    (dir, twin, buggy)
+}

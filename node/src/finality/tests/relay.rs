@@ -98,3 +98,43 @@ fn catch_up_works_across_hops() {
         }
     }
 }
+
+/// Twins A and B split the four validators two and two: both are rejected.
+/// Full node n4, linked to n0 only, had both pending when its link went down;
+/// on reconnect n0 passes on the rejections, or the twins would stay pending
+/// there for ever (and the mempool never empty).
+#[test]
+fn a_peer_that_was_away_hears_the_rejections_on_reconnect() {
+    let mut edges = vec![(0, 4)];
+    for a in 0..4 {
+        edges.extend((a + 1..4).map(|b| (a, b)));
+    }
+    let mut sim = Sim::with_topology(4, 5, Some(&edges), |_| Bugs::default(), 4);
+    let (a, b) = (sim.payment(0, 1), sim.payment(0, 2));
+    sim.submit(0, a.clone()).unwrap();
+    sim.submit(2, b.clone()).unwrap();
+    // n4 hears both twins from n0, then its link goes down.
+    sim.deliver_where(|_, to, m| to == 4 && matches!(m, LedgerMessage::Tx(_)));
+    sim.deliver_where(|_, to, m| to == 0 && matches!(m, LedgerMessage::Tx(_)));
+    sim.deliver_where(|from, to, m| from == 0 && to == 4 && matches!(m, LedgerMessage::Tx(_)));
+    sim.cut = [4].into();
+    // n1 approves A first, n3 approves B first: two and two.
+    sim.deliver_where(|from, to, m| from == 0 && to == 1 && matches!(m, LedgerMessage::Tx(_)));
+    sim.deliver_where(|from, to, m| from == 2 && to == 3 && matches!(m, LedgerMessage::Tx(_)));
+    sim.run();
+    for t in [a.id(), b.id()] {
+        for i in 0..4 {
+            assert_eq!(sim.engines[i].report(&t).unwrap().state, TxState::Rejected);
+        }
+        assert_eq!(sim.engines[4].report(&t).unwrap().state, TxState::Pending);
+    }
+    sim.cut.clear();
+    let n4 = sim.id(4);
+    let fx = sim.engines[0].on_peer_connected(n4);
+    sim.effects(0, fx);
+    sim.run();
+    for t in [a.id(), b.id()] {
+        assert_eq!(sim.engines[4].report(&t).unwrap().state, TxState::Rejected);
+    }
+    assert_eq!(sim.engines[4].mempool_len(), 0);
+}
