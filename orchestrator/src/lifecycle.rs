@@ -38,11 +38,12 @@ pub enum UpError {
     Exists(String),
     #[error("no free subnet for {0} nodes in 10.77.0.0/16 for the testnet network; remove unused Docker networks (`docker network prune`)")]
     NoSubnet(usize),
-    #[error("{nodes} containers with {edges} links need about {need} ARP entries, but this kernel keeps at most net.ipv4.neigh.default.gc_thresh3 = {limit} (the neighbour table is shared by every network namespace, so nodes would lose peers with \"neighbor table overflow\" in dmesg); raise it: `sudo sysctl -w net.ipv4.neigh.default.gc_thresh1={t1} net.ipv4.neigh.default.gc_thresh2={t2} net.ipv4.neigh.default.gc_thresh3={t3}`, or choose a sparser topology (`topology: {{ random: {{ degree: 4 }} }}`)")]
+    #[error("{nodes} containers with {edges} links need about {need} ARP entries ({in_use} already held by other testnets and the host), but this kernel keeps at most net.ipv4.neigh.default.gc_thresh3 = {limit} (the neighbour table is shared by every network namespace, so nodes would lose peers with \"neighbor table overflow\" in dmesg); raise it: `sudo sysctl -w net.ipv4.neigh.default.gc_thresh1={t1} net.ipv4.neigh.default.gc_thresh2={t2} net.ipv4.neigh.default.gc_thresh3={t3}`, or choose a sparser topology (`topology: {{ random: {{ degree: 4 }} }}`)")]
     NeighbourTable {
         nodes: usize,
         edges: usize,
         need: u64,
+        in_use: u64,
         limit: u64,
         t1: u64,
         t2: u64,
@@ -101,20 +102,6 @@ pub async fn up<E: Engine, P: NodeProbe>(
     cancel: &CancellationToken,
 ) -> Result<Vec<NodeSummary>, UpError> {
     let name = tn.name.as_str();
-    let graph = req
-        .file
-        .graph()
-        .map_err(|p| UpError::Topology(p.join("; ")))?;
-    let need = capacity::Need {
-        nodes: req.file.nodes,
-        edges: graph.edges(),
-        monitor: req.monitor.is_some(),
-    };
-    if let Some(e) = capacity::neighbour_table_problem(need, capacity::read_gc_thresh3())
-        .or_else(|| capacity::memory_problem(need, capacity::read_available_mib()))
-    {
-        return Err(e);
-    }
     let label = Label::testnet(Some(name));
     let existing = !tn.engine.list_containers(label).await?.is_empty()
         || !tn.engine.list_networks(Some(label)).await?.is_empty();
@@ -125,6 +112,8 @@ pub async fn up<E: Engine, P: NodeProbe>(
         progress(&format!("--replace: removing the existing testnet {name}"));
         down(tn.engine, Some(name)).await?;
     }
+    // After a replaced testnet is gone: its neighbour entries go with its links.
+    check_capacity(&req)?;
     match create_and_wait(tn, &req, progress, cancel).await {
         Ok(summary) => Ok(summary),
         // Another `up` of the same name won the race for the network: what exists
@@ -137,6 +126,27 @@ pub async fn up<E: Engine, P: NodeProbe>(
             }
             Err(e)
         }
+    }
+}
+
+/// Refuses a testnet this host cannot hold: its topology, the kernel's
+/// neighbour table (with what other testnets hold already), memory.
+fn check_capacity(req: &UpRequest<'_>) -> Result<(), UpError> {
+    let graph = req
+        .file
+        .graph()
+        .map_err(|p| UpError::Topology(p.join("; ")))?;
+    let need = capacity::Need {
+        nodes: req.file.nodes,
+        edges: graph.edges(),
+        monitor: req.monitor.is_some(),
+    };
+    let in_use = capacity::read_neighbour_entries().unwrap_or(0);
+    match capacity::neighbour_table_problem(need, capacity::read_gc_thresh3(), in_use)
+        .or_else(|| capacity::memory_problem(need, capacity::read_available_mib()))
+    {
+        Some(e) => Err(e),
+        None => Ok(()),
     }
 }
 

@@ -862,7 +862,6 @@ async fn bandwidth_and_loss_are_measurable() {
     down_leaves_nothing(name).await;
 }
 
-
 /// Every shipped scenario without a seeded bug passes, with its three reports.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn shipped_scenarios_pass() {

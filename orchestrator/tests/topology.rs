@@ -9,6 +9,10 @@ mod e2e;
 use e2e::*;
 use serde_json::Value;
 
+/// A hundred containers at a time: two such tests at once would share the two
+/// cores and the kernel's neighbour table, and measure each other.
+static HEAVY: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
 fn shipped(file: &str) -> String {
     format!("{}/../testnets/{file}", env!("CARGO_MANIFEST_DIR"))
 }
@@ -19,6 +23,7 @@ fn shipped(file: &str) -> String {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_hundred_sparse_nodes_finalize_every_payment_on_every_node() {
     let image = image().await;
+    let _heavy = HEAVY.lock().await;
     let name = "e2e-sparse100";
     let _guard = Guard(name);
     let file = shipped("sparse-100.yaml");
@@ -69,6 +74,7 @@ async fn a_hundred_sparse_nodes_finalize_every_payment_on_every_node() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn topology_scenarios_exit_as_stated() {
     let image = image().await;
+    let _heavy = HEAVY.lock().await;
     for file in ["ring-16.scenario.yaml", "sparse-100.scenario.yaml"] {
         let stem = file.trim_end_matches(".scenario.yaml");
         let _guard = Guard(Box::leak(format!("e2e-{stem}").into_boxed_str()));

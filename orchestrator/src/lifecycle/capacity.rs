@@ -37,6 +37,14 @@ pub fn read_gc_thresh3() -> Option<u64> {
     read_number("/proc/sys/net/ipv4/neigh/default/gc_thresh3")
 }
 
+/// Neighbour entries the kernel holds now (every namespace: other testnets,
+/// the host), from the first column of `/proc/net/stat/arp_cache` (hex).
+pub fn read_neighbour_entries() -> Option<u64> {
+    let stat = std::fs::read_to_string("/proc/net/stat/arp_cache").ok()?;
+    let first = stat.lines().nth(1)?.split_whitespace().next()?;
+    u64::from_str_radix(first, 16).ok()
+}
+
 /// The memory the host can still give, in MiB.
 pub fn read_available_mib() -> Option<u64> {
     let info = std::fs::read_to_string("/proc/meminfo").ok()?;
@@ -50,16 +58,22 @@ fn read_number(path: &str) -> Option<u64> {
 }
 
 /// Past `gc_thresh3` the kernel drops neighbour entries ("neighbor table
-/// overflow" in dmesg) and links never come up.
-pub fn neighbour_table_problem(need: Need, gc_thresh3: Option<u64>) -> Option<UpError> {
+/// overflow" in dmesg) and links never come up. `in_use`: the entries held
+/// already (other testnets on this host), which the new ones add to.
+pub fn neighbour_table_problem(
+    need: Need,
+    gc_thresh3: Option<u64>,
+    in_use: u64,
+) -> Option<UpError> {
     let limit = gc_thresh3?;
     let entries = need.neighbour_entries();
-    (entries > limit).then(|| {
-        let t3 = (entries * 4).next_power_of_two();
+    (entries + in_use > limit).then(|| {
+        let t3 = ((entries + in_use) * 4).next_power_of_two();
         UpError::NeighbourTable {
             nodes: need.nodes,
             edges: need.edges,
             need: entries,
+            in_use,
             limit,
             t1: t3 / 4,
             t2: t3 / 2,
@@ -95,8 +109,8 @@ mod tests {
     fn a_mesh_too_big_for_the_neighbour_table_is_refused_with_the_fix() {
         // 30 nodes fit the default 1024 entries, 32 do not (measured: 32 containers
         // end with "neighbor table overflow" and nodes missing peers).
-        assert!(neighbour_table_problem(mesh(30), Some(1024)).is_none());
-        let e = neighbour_table_problem(mesh(32), Some(1024))
+        assert!(neighbour_table_problem(mesh(30), Some(1024), 0).is_none());
+        let e = neighbour_table_problem(mesh(32), Some(1024), 0)
             .unwrap()
             .to_string();
         assert!(
@@ -104,9 +118,9 @@ mod tests {
             "{e}"
         );
         assert!(e.contains("32 containers with 496 links"), "{e}");
-        assert!(neighbour_table_problem(mesh(64), Some(16384)).is_none());
+        assert!(neighbour_table_problem(mesh(64), Some(16384), 0).is_none());
         assert!(
-            neighbour_table_problem(mesh(64), None).is_none(),
+            neighbour_table_problem(mesh(64), None, 0).is_none(),
             "no local kernel: no check"
         );
     }
@@ -120,10 +134,13 @@ mod tests {
         };
         // 100 nodes of degree 4: 200 links, far below a mesh of 32.
         assert_eq!(sparse(100, false).neighbour_entries(), 664);
-        assert!(neighbour_table_problem(sparse(100, false), Some(1024)).is_none());
-        assert!(neighbour_table_problem(sparse(100, true), Some(1024)).is_none());
-        let e = neighbour_table_problem(sparse(256, false), Some(1024)).unwrap();
+        assert!(neighbour_table_problem(sparse(100, false), Some(1024), 0).is_none());
+        assert!(neighbour_table_problem(sparse(100, true), Some(1024), 0).is_none());
+        let e = neighbour_table_problem(sparse(256, false), Some(1024), 0).unwrap();
         assert!(e.to_string().contains("gc_thresh3=8192"), "{e}");
+        // Two of them on one host: the second one adds to what the first holds.
+        let e = neighbour_table_problem(sparse(100, false), Some(1024), 664).unwrap();
+        assert!(e.to_string().contains("664 already held"), "{e}");
     }
 
     #[test]

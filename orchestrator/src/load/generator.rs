@@ -32,6 +32,10 @@ const TARGET_COINS: usize = 1024;
 
 /// Most submissions awaiting an answer; past it, ticks are skipped.
 const MAX_INFLIGHT: usize = 256;
+/// Nodes asked for their new finalized transactions per poll: a testnet of
+/// hundreds is polled in turns (finality times are the nodes' own stamps, so
+/// a later look does not change them).
+const POLL_AT_ONCE: usize = 16;
 
 #[derive(Debug, Clone)]
 pub struct LoadConfig {
@@ -160,6 +164,8 @@ struct Run {
     /// from `tracked`: a node may report a payment before its submission returns.
     observed: HashMap<TxId, Vec<Option<u64>>>,
     cursors: Vec<usize>,
+    /// Where the next poll starts (polls take turns over the nodes).
+    poll_next: usize,
     /// The first node that answered: wallets and the faucet are read there.
     home: usize,
     rng: StdRng,
@@ -202,6 +208,7 @@ impl Run {
             tracked: HashMap::new(),
             observed: HashMap::new(),
             cursors,
+            poll_next: 0,
             home,
             memo: cfg.seed.wrapping_mul(1_000_000_007),
             cfg,
@@ -254,15 +261,18 @@ impl Run {
         self.tracked.insert(txid, t);
     }
 
-    /// Reads every node's newly finalized transactions; frees the coins final
-    /// everywhere. A node that does not answer (restarting) is asked next time.
+    /// Reads the newly finalized transactions of the next few nodes (in
+    /// turns); frees the coins final everywhere. A node that does not answer
+    /// (restarting) is asked on its next turn.
     async fn poll(&mut self) {
         let n = self.clients.len();
         let mut pages = JoinSet::new();
-        for (i, c) in self.clients.iter().enumerate() {
-            let (c, after) = (c.clone(), self.cursors[i]);
+        let turn = n.min(POLL_AT_ONCE);
+        for i in (self.poll_next..self.poll_next + turn).map(|i| i % n) {
+            let (c, after) = (self.clients[i].clone(), self.cursors[i]);
             pages.spawn(async move { (i, c.finalized(after).await) });
         }
+        self.poll_next = (self.poll_next + turn) % n.max(1);
         while let Some(joined) = pages.join_next().await {
             let (i, page) = joined.expect("poll task does not panic");
             let Ok(page) = page else { continue };
