@@ -1,23 +1,62 @@
 //! Handshake success rate, and connectivity: a full mesh at the start, after
 //! every heal and at the end, with no pair connected twice.
 
-use super::{counter_total, never_answered, Verdict};
+use super::{counter_series, counter_total, never_answered, Verdict};
 use crate::fault::window;
 use crate::observe::{split_series, Observations, Sample};
 use testnet_node::api::Status;
 
+/// Handshake failures of the transport (the socket broke, went silent or was
+/// closed), as opposed to a peer or node doing something wrong.
+const TRANSPORT: [&str; 3] = ["io_error", "timeout", "connection_closed"];
+/// How long after a fault ends its broken handshakes still count as its own
+/// (a dial's SYN held by a cut gets through after the heal, just as the dialer
+/// gives up on it).
+const FAULT_GRACE: f64 = 5.0;
+
+/// Transport failures between two samples of which a fault window (plus the
+/// grace) overlaps: the fault broke those handshakes, not the nodes.
+fn excused_by_faults(obs: &Observations, samples: &[&Sample]) -> f64 {
+    let transport = |s: &Sample| {
+        (!s.metrics.is_empty()).then(|| {
+            s.metrics
+                .iter()
+                .filter(|(k, _)| {
+                    let (name, labels) = split_series(k);
+                    name == "testnet_handshake_failures_total"
+                        && labels.get("reason").is_some_and(|r| TRANSPORT.contains(r))
+                })
+                .map(|(_, v)| v)
+                .sum::<f64>()
+        })
+    };
+    let series = counter_series(samples, transport);
+    series
+        .windows(2)
+        .filter(|w| {
+            obs.faults.iter().any(|f| {
+                let end = f.end.unwrap_or(obs.ended) + FAULT_GRACE;
+                f.start < w[1].0 && w[0].0 < end
+            })
+        })
+        .map(|w| w[1].1 - w[0].1)
+        .sum()
+}
+
 pub fn handshake_success(obs: &Observations, min_rate: f64) -> Verdict {
     let mut problems = Vec::new();
-    let (mut attempts, mut completed) = (0.0, 0.0);
+    let (mut attempts, mut completed, mut excused) = (0.0, 0.0, 0.0);
     for node in &obs.nodes {
         if let Some(p) = never_answered(obs, node) {
             problems.push(p);
             continue;
         }
         let samples: Vec<&Sample> = obs.of(node).collect();
+        let broken = excused_by_faults(obs, &samples);
+        excused += broken;
         let a = counter_total(&samples, |s| {
             s.status.as_ref().map(|st| st.handshake_attempts as f64)
-        });
+        }) - broken;
         let c = counter_total(&samples, |s| {
             s.status.as_ref().map(|st| st.handshakes_completed as f64)
         });
@@ -35,10 +74,16 @@ pub fn handshake_success(obs: &Observations, min_rate: f64) -> Verdict {
     // No overall floor of its own: when every node holds the rate, so does
     // their sum.
     let summary = if attempts > 0.0 {
-        format!(
+        let mut text = format!(
             "{completed} of {attempts} handshakes completed ({:.2}%)",
             100.0 * completed / attempts
-        )
+        );
+        if excused > 0.0 {
+            text.push_str(&format!(
+                "; {excused} broken by faults (transport failures during a fault or within {FAULT_GRACE}s after) not counted"
+            ));
+        }
+        text
     } else {
         "no handshake was attempted by any node".to_owned()
     };
@@ -267,6 +312,71 @@ mod tests {
             samples,
             ..Observations::default()
         }
+    }
+
+    /// n1 counts 8 attempts, 2 of them failing with io_error between its
+    /// samples at +2 s and +3 s.
+    fn broken_handshakes(fault: Option<(f64, f64)>) -> Observations {
+        let mut obs = ring(|i| {
+            vec![
+                ["n0", "n1", "n2", "n3"][(i + 1) % 4],
+                ["n0", "n1", "n2", "n3"][(i + 3) % 4],
+            ]
+        });
+        obs.samples.clear();
+        for t in 0..5 {
+            for node in ["n0", "n1", "n2", "n3"] {
+                let mut st = status(node, &[]);
+                let failed = if node == "n1" && t >= 3 { 2 } else { 0 };
+                st.handshake_attempts = if node == "n1" { 6 + failed } else { 2 };
+                st.handshakes_completed = st.handshake_attempts - failed;
+                let metrics = BTreeMap::from([(
+                    "testnet_handshake_failures_total{reason=\"io_error\"}".to_owned(),
+                    failed as f64,
+                )]);
+                obs.samples.push(Sample {
+                    t: 100.0 + t as f64,
+                    node: node.into(),
+                    status: Some(st),
+                    process: None,
+                    metrics,
+                    agent_metrics: BTreeMap::new(),
+                });
+            }
+        }
+        obs.ended = 105.0;
+        if let Some((from, to)) = fault {
+            obs.faults.push(crate::fault::FaultEvent {
+                start: 100.0 + from,
+                end: Some(100.0 + to),
+                kind: crate::fault::FaultKind::Partition,
+                label: "partition".into(),
+                nodes: vec![],
+                no_quorum: false,
+                cut_off: vec![],
+                fault: None,
+                applied: None,
+            });
+        }
+        obs
+    }
+
+    #[test]
+    fn handshakes_a_fault_broke_are_the_faults_not_the_nodes() {
+        let v = handshake_success(&broken_handshakes(None), 0.95);
+        assert!(!v.passed, "no fault: the node's own: {v:?}");
+        assert!(v.details[0].contains("n1: 6 of 8"), "{v:?}");
+        // A cut healed at +0.5 s: the failures at +2..3 s are within the grace.
+        let v = handshake_success(&broken_handshakes(Some((0.0, 0.5))), 0.95);
+        assert!(v.passed, "{v:?}");
+        assert!(v.summary.contains("2 broken by faults"), "{v:?}");
+        // Healed long before (the grace is over): the node's own again.
+        let mut obs = broken_handshakes(Some((0.0, 0.5)));
+        for s in &mut obs.samples {
+            s.t += 10.0;
+        }
+        obs.ended += 10.0;
+        assert!(!handshake_success(&obs, 0.95).passed);
     }
 
     #[test]
