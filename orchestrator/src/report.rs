@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 use crate::checks::Verdict;
 use crate::observe::Observations;
 
+mod aggregate;
 mod html;
 mod junit;
 mod series;

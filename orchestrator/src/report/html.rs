@@ -5,6 +5,7 @@
 
 use std::fmt::Write as _;
 
+use super::aggregate;
 use super::series::{self, Segment};
 use super::svg::{self, esc, num, Band, BandKey, Plot, Series, Style, PALETTE};
 use super::{iso_utc, run_secs, RunReport};
@@ -235,22 +236,38 @@ fn plots(h: &mut String, obs: &Observations) {
         &Plot {
             id: "throughput",
             title: "Throughput over time",
-            caption: "Transactions finalized per second, one line per node (the increase of its \
-                      finalized_transactions counter between consecutive answered samples; \
-                      restarts and unanswered samples leave gaps).",
+            caption: &format!(
+                "Transactions finalized per second, one line per node (the increase of its \
+                 finalized_transactions counter between consecutive answered samples; \
+                 restarts and unanswered samples leave gaps).{}",
+                aggregate::caption_note(by_node.len())
+            ),
             y_label: "finalized tx/s",
             span,
-            series: per_node(&by_node, |s| series::throughput(s, obs.started)),
+            series: per_node(
+                &by_node,
+                |s| series::throughput(s, obs.started),
+                |_, segs| aggregate::mean_y(segs),
+            ),
             integer_y: false,
             bands: &bands,
             band_keys: &band_keys,
             note: None,
         },
     );
-    let mut peers = per_node(&by_node, |s| series::peers(s, obs.started));
+    // The worst nodes for peers: the largest mean shortfall from their neighbours.
+    let mut peers = per_node(
+        &by_node,
+        |s| series::peers(s, obs.started),
+        |node, segs| aggregate::mean_y(segs) - obs.neighbours_of(node).len() as f64,
+    );
     if let Some(e) = series::full_mesh(obs) {
         peers.push(Series {
-            label: format!("full mesh ({e})"),
+            label: if obs.is_mesh() {
+                format!("full mesh ({e})")
+            } else {
+                format!("most neighbours ({e})")
+            },
             colour: "#8c959f",
             style: Style::Dashed,
             width: 1.5,
@@ -262,8 +279,11 @@ fn plots(h: &mut String, obs: &Observations) {
         &Plot {
             id: "peers",
             title: "Peers per node over time",
-            caption: "Established peers reported by each node's /status; gaps where the node \
-                      did not answer.",
+            caption: &format!(
+                "Established peers reported by each node's /status; gaps where the node \
+                 did not answer.{}",
+                aggregate::caption_note(by_node.len())
+            ),
             y_label: "peers",
             span,
             series: peers,
@@ -309,22 +329,25 @@ fn latency(obs: &Observations) -> (String, Vec<Series>, Option<String>) {
     (caption, series, note)
 }
 
-/// One line per node, coloured and sized by its place in the node order.
+/// One line per node, coloured and sized by its place in the node order; past
+/// [`aggregate::MANY_NODES`], the envelope and the worst nodes by `score`
+/// (lowest first).
 fn per_node(
     by_node: &[(String, Vec<&Sample>)],
     segments: impl Fn(&[&Sample]) -> Vec<Segment>,
+    score: impl Fn(&str, &[Segment]) -> f64,
 ) -> Vec<Series> {
-    by_node
+    let lines = by_node
         .iter()
-        .enumerate()
-        .map(|(i, (node, samples))| Series {
-            label: node.clone(),
-            colour: PALETTE[i % PALETTE.len()],
-            style: Style::Line,
-            width: node_width(i, by_node.len()),
-            segments: segments(samples),
-        })
-        .collect()
+        .map(|(node, samples)| (node.clone(), segments(samples)))
+        .collect();
+    aggregate::lines(lines, score, |i, n, label, segments| Series {
+        label,
+        colour: PALETTE[i % PALETTE.len()],
+        style: Style::Line,
+        width: node_width(i, n),
+        segments,
+    })
 }
 
 /// A band per fault, its tooltip saying what, when and whether quorum was lost.

@@ -439,6 +439,38 @@ fn html_renders_an_empty_run() {
     assert!(xml.contains("tests=\"0\" failures=\"0\" errors=\"0\" time=\"0.000\""));
 }
 
+/// 40 nodes (the 4 of `observations` copied ten times, n3 short of peers in
+/// its partition): the plots show the envelope and the worst nodes by name,
+/// not 40 lines.
+#[test]
+fn html_aggregates_many_nodes_and_names_the_worst() {
+    let mut obs = observations(true);
+    let base = obs.samples.clone();
+    obs.nodes.clear();
+    obs.samples.clear();
+    for k in 0..10 {
+        for s in &base {
+            let i: usize = s.node[1..].parse().unwrap();
+            let mut s = s.clone();
+            s.node = format!("n{}", 4 * k + i);
+            obs.samples.push(s);
+        }
+        obs.nodes.extend((0..4).map(|i| format!("n{}", 4 * k + i)));
+    }
+    let html = html::render(&report(obs));
+    assert_self_contained_and_sane(&html);
+    for label in [
+        "mean over nodes",
+        "min over nodes",
+        "max over nodes",
+        "worst: n",
+    ] {
+        assert!(html.contains(label), "no {label:?}");
+    }
+    assert!(html.contains("With 40 nodes"));
+    assert!(!html.contains(">n17<"), "no line per node");
+}
+
 #[test]
 fn html_renders_degenerate_runs() {
     // Zero-length run with a single sample, an error, and a fault whose end
