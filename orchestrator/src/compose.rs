@@ -3,7 +3,7 @@
 
 use std::path::Path;
 
-use crate::plan::{Plan, HTTP_PORT, P2P_PORT};
+use crate::plan::{Plan, HTTP_PORT};
 use crate::state::StateDir;
 
 #[derive(Debug, thiserror::Error)]
@@ -34,23 +34,7 @@ pub fn render(plan: &Plan) -> String {
     ));
     y.push_str("services:\n");
     for n in &plan.nodes {
-        let mut cmd = vec![
-            "run".to_owned(),
-            "--genesis".into(),
-            "/etc/testnet/genesis.json".into(),
-            "--key".into(),
-            "/etc/testnet/node.key".into(),
-            "--data-dir".into(),
-            "/var/lib/testnet".into(),
-            "--listen".into(),
-            format!("0.0.0.0:{P2P_PORT}"),
-            "--http".into(),
-            format!("0.0.0.0:{HTTP_PORT}"),
-        ];
-        for b in &n.bugs {
-            cmd.extend(["--simulate-bug".into(), b.name().into()]);
-        }
-        let cmd: Vec<String> = cmd.iter().map(|c| yaml_str(c)).collect();
+        let cmd: Vec<String> = plan.node_args(n).iter().map(|c| yaml_str(c)).collect();
         y.push_str(&format!("  {}:\n", n.name));
         y.push_str(&format!("    image: {}\n", yaml_str(&plan.image)));
         y.push_str(&format!("    command: [{}]\n", cmd.join(", ")));

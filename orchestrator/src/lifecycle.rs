@@ -24,7 +24,7 @@ use crate::engine::{
 use crate::image::tar_of;
 use crate::plan::{
     container_name, free_subnet, network_name, node_ip, NodePlan, Plan, AGENT_PORT, CONFIG_DIR,
-    HTTP_PORT, P2P_PORT,
+    P2P_PORT,
 };
 use crate::ports::{self, NoPorts};
 use crate::state::Owner;
@@ -376,31 +376,11 @@ fn node_command(plan: &Plan, node: &NodePlan) -> Vec<String> {
         &format!("0.0.0.0:{AGENT_PORT}"),
         "--",
         "/usr/local/bin/testnet-node",
-        "run",
-        "--genesis",
-        "/etc/testnet/genesis.json",
-        "--key",
-        "/etc/testnet/node.key",
-        "--data-dir",
-        "/var/lib/testnet",
-        "--listen",
-        &format!("0.0.0.0:{P2P_PORT}"),
-        "--http",
-        &format!("0.0.0.0:{HTTP_PORT}"),
     ]
     .iter()
     .map(|s| s.to_string())
     .collect();
-    for b in &node.bugs {
-        cmd.extend(["--simulate-bug".into(), b.name().into()]);
-    }
-    if plan.sparse {
-        for peer in plan.neighbours_of(&node.name) {
-            if let Some(ip) = plan.ip_of(&peer) {
-                cmd.extend(["--neighbour".into(), format!("{ip}:{P2P_PORT}")]);
-            }
-        }
-    }
+    cmd.extend(plan.node_args(node));
     cmd
 }
 

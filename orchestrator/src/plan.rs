@@ -122,6 +122,36 @@ impl Plan {
             / 2
     }
 
+    /// `testnet-node run ...` for `node` in its container: genesis and key
+    /// from [`CONFIG_DIR`], its seeded bugs, and in a sparse topology its
+    /// neighbours.
+    pub fn node_args(&self, node: &NodePlan) -> Vec<String> {
+        let mut args: Vec<String> = vec![
+            "run".into(),
+            "--genesis".into(),
+            format!("{CONFIG_DIR}/genesis.json"),
+            "--key".into(),
+            format!("{CONFIG_DIR}/node.key"),
+            "--data-dir".into(),
+            "/var/lib/testnet".into(),
+            "--listen".into(),
+            format!("0.0.0.0:{P2P_PORT}"),
+            "--http".into(),
+            format!("0.0.0.0:{HTTP_PORT}"),
+        ];
+        for b in &node.bugs {
+            args.extend(["--simulate-bug".into(), b.name().into()]);
+        }
+        if self.sparse {
+            for peer in self.neighbours_of(&node.name) {
+                if let Some(ip) = self.ip_of(&peer) {
+                    args.extend(["--neighbour".into(), format!("{ip}:{P2P_PORT}")]);
+                }
+            }
+        }
+        args
+    }
+
     /// The nodes that vote.
     pub fn validators(&self) -> Vec<String> {
         self.nodes

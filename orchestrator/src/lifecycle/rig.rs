@@ -27,6 +27,8 @@ pub fn state_dir_for_tests() {
 /// report `lag_peers`.
 pub struct ScriptedProbe {
     pub n: usize,
+    /// Peers of a healthy node when not `n - 1` (a sparse topology).
+    pub degree: Option<usize>,
     pub lagging: Vec<String>,
     pub lag_peers: usize,
     pub engine: Option<FakeEngine>,
@@ -37,6 +39,7 @@ impl ScriptedProbe {
     pub fn healthy(n: usize) -> Self {
         ScriptedProbe {
             n,
+            degree: None,
             lagging: vec![],
             lag_peers: 0,
             engine: None,
@@ -85,8 +88,9 @@ impl NodeProbe for ScriptedProbe {
         let lags = self
             .node_at(port)
             .is_some_and(|node| self.lagging.contains(&node));
-        let peers = if lags { self.lag_peers } else { self.n - 1 };
-        Some(fake_status(peers, self.n - 1))
+        let want = self.degree.unwrap_or(self.n - 1);
+        let peers = if lags { self.lag_peers } else { want };
+        Some(fake_status(peers, want))
     }
 }
 

@@ -4,7 +4,7 @@ use super::*;
 use crate::agent::fake::FakeAgent;
 use crate::engine::fake::FakeEngine;
 use crate::lifecycle::rig::{self, ScriptedProbe};
-use crate::plan::free_subnet;
+use crate::plan::{free_subnet, HTTP_PORT};
 
 const IMAGE: &str = "testnet-node:test";
 
@@ -398,4 +398,81 @@ fn subnets_never_overlap_existing_networks() {
     ];
     assert_eq!(free_subnet(&existing, 4).unwrap(), "10.77.2.0/24");
     assert!(free_subnet(&["10.0.0.0/8".to_owned()], 4).is_none());
+}
+
+/// A ring of 6 with 3 validators: each node is handed its two neighbours,
+/// genesis lists 3 validators and 3 full nodes, and readiness wants 2 peers
+/// per node (a node with 1 is named).
+#[tokio::test]
+async fn a_sparse_testnet_hands_each_node_its_neighbours_and_waits_for_them() {
+    let (engine, _) = setup();
+    let file = TestnetFile::parse("nodes: 6\nvalidators: 3\ntopology: ring\n", "t").unwrap();
+    let probe = ScriptedProbe {
+        degree: Some(2),
+        ..ScriptedProbe::healthy(6)
+    };
+    up(
+        &engine,
+        &probe,
+        request("ring", &file),
+        &|_| {},
+        &CancellationToken::new(),
+    )
+    .await
+    .unwrap();
+    let plan = crate::state::StateDir::of("ring").plan().unwrap();
+    assert!(plan.sparse);
+    assert_eq!(plan.validators(), ["n0", "n1", "n2"]);
+    assert_eq!(plan.neighbours_of("n0"), ["n1", "n5"]);
+    let genesis =
+        testnet_node::genesis::Genesis::load(&crate::state::StateDir::of("ring").genesis())
+            .unwrap();
+    assert_eq!((genesis.validators.len(), genesis.full_nodes.len()), (3, 3));
+    let cmd = engine.state().containers["ring-n0"].0.cmd.join(" ");
+    let ip = |n: &str| plan.ip_of(n).unwrap();
+    assert!(
+        cmd.contains(&format!("--neighbour {}:7000", ip("n1"))),
+        "{cmd}"
+    );
+    assert!(
+        cmd.contains(&format!("--neighbour {}:7000", ip("n5"))),
+        "{cmd}"
+    );
+    assert_eq!(cmd.matches("--neighbour").count(), 2, "{cmd}");
+    super::down(&engine, Some("ring")).await.unwrap();
+
+    let probe = ScriptedProbe {
+        degree: Some(2),
+        ..ScriptedProbe::lagging(6, &engine, &["n4"], 1)
+    };
+    let err = up(
+        &engine,
+        &probe,
+        request("ring", &file),
+        &|_| {},
+        &CancellationToken::new(),
+    )
+    .await
+    .unwrap_err()
+    .to_string();
+    assert!(err.contains("n4 (running): 1 of 2 peers"), "{err}");
+    assert_nothing_left(&engine);
+}
+
+/// A full mesh is not handed neighbour lists: every node dials genesis.
+#[tokio::test]
+async fn a_mesh_is_not_handed_neighbours() {
+    let (engine, file) = setup();
+    up(
+        &engine,
+        &ScriptedProbe::healthy(4),
+        request("mesh", &file),
+        &|_| {},
+        &CancellationToken::new(),
+    )
+    .await
+    .unwrap();
+    let cmd = engine.state().containers["mesh-n0"].0.cmd.join(" ");
+    assert!(!cmd.contains("--neighbour"), "{cmd}");
+    super::down(&engine, Some("mesh")).await.unwrap();
 }
