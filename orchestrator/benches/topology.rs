@@ -1,0 +1,245 @@
+//! Topologies at scale, on the real Docker engine. `cargo bench -p testnet
+//! --bench topology` prints, each against a baseline measured in the same run:
+//! - `up` to ready (every node holding its neighbours) for 64, 128 and 256
+//!   nodes on a random graph of degree 4 with 7 validators, against bare
+//!   `docker run -d` of the same image and count, 16 at a time (the same
+//!   parallelism `up` uses), and the ratio;
+//! - idle CPU (share of one core) and RSS per node (agent and node processes,
+//!   read from the host's /proc) over `TOPOLOGY_BENCH_IDLE_SECS` (default 20);
+//! - finality p50/p99 of `testnet load --tps 20 --duration 10s` on 32 nodes
+//!   against the graph's diameter (star, random degree 4, ring, line).
+//!
+//! `TOPOLOGY_BENCH_NODES=64,128` picks the sizes. Where the kernel's
+//! neighbour table is too small it is raised for the run and restored after.
+
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use testnet::config::TestnetFile;
+
+const BIN: &str = env!("CARGO_BIN_EXE_testnet");
+const GC: [&str; 3] = ["gc_thresh1", "gc_thresh2", "gc_thresh3"];
+
+fn gc_path(k: &str) -> String {
+    format!("/proc/sys/net/ipv4/neigh/default/{k}")
+}
+
+/// The neighbour-table limits as they were; restored on drop.
+struct NeighbourTable(Vec<String>);
+
+impl NeighbourTable {
+    fn raise_to(t3: u64) -> NeighbourTable {
+        let saved: Vec<String> = GC
+            .iter()
+            .map(|k| std::fs::read_to_string(gc_path(k)).unwrap_or_default())
+            .collect();
+        let now: u64 = saved[2].trim().parse().unwrap_or(0);
+        if now < t3 {
+            for (k, v) in GC.iter().zip([t3 / 4, t3 / 2, t3]) {
+                std::fs::write(gc_path(k), v.to_string())
+                    .unwrap_or_else(|e| panic!("cannot raise {k} (run as root): {e}"));
+            }
+            eprintln!("neighbour table raised to gc_thresh3={t3} for the run (was {now})");
+        }
+        NeighbourTable(saved)
+    }
+}
+
+impl Drop for NeighbourTable {
+    fn drop(&mut self) {
+        for (k, v) in GC.iter().zip(&self.0) {
+            let _ = std::fs::write(gc_path(k), v.trim());
+        }
+    }
+}
+
+fn testnet(args: &[&str]) -> std::process::Output {
+    let out = Command::new(BIN)
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .expect("the testnet binary runs");
+    assert!(
+        out.status.success(),
+        "testnet {args:?} failed: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
+fn docker(args: &[&str]) -> String {
+    let out = Command::new("docker")
+        .args(args)
+        .output()
+        .expect("docker runs");
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn file(dir: &std::path::Path, name: &str, text: &str) -> String {
+    let path = dir.join(format!("{name}.yaml"));
+    std::fs::write(&path, text).unwrap();
+    path.to_string_lossy().into_owned()
+}
+
+/// `n` containers of `image` started by `docker run -d`, 16 at a time, on a
+/// network of their own: the engine's floor for `up`.
+fn bare_parallel_run(image: &str, n: usize) -> Duration {
+    let net = "testnet-bench-bare";
+    docker(&["network", "rm", net]);
+    docker(&[
+        "network",
+        "create",
+        "--label",
+        "io.testnet.name=bench-bare",
+        net,
+    ]);
+    let start = Instant::now();
+    let script = format!(
+        "seq {n} | xargs -P 16 -I{{}} docker run -d --name bench-bare-{{}} --network {net} \
+         --cap-add NET_ADMIN --label io.testnet.name=bench-bare {image} sleep 600 >/dev/null"
+    );
+    let ok = Command::new("sh").args(["-c", &script]).status().unwrap();
+    let took = start.elapsed();
+    let ids = docker(&["ps", "-aq", "--filter", "label=io.testnet.name=bench-bare"]);
+    let ids: Vec<&str> = ids.split_whitespace().collect();
+    let started = ids.len();
+    let mut rm = vec!["rm", "-f"];
+    rm.extend(ids);
+    docker(&rm);
+    docker(&["network", "rm", net]);
+    assert!(ok.success() && started == n, "bare docker run: {started} of {n}");
+    took
+}
+
+/// (user+system ticks, RSS kB) of every `testnet-node` process on the host.
+fn node_processes() -> Vec<(u64, u64)> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        let p = entry.path();
+        let Ok(stat) = std::fs::read_to_string(p.join("stat")) else {
+            continue;
+        };
+        if !stat.contains("(testnet-node)") {
+            continue;
+        }
+        let after = stat.rsplit(") ").next().unwrap_or("");
+        let f: Vec<&str> = after.split_whitespace().collect();
+        let field = |i: usize| f.get(i).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0);
+        let rss = std::fs::read_to_string(p.join("status"))
+            .unwrap_or_default()
+            .lines()
+            .find(|l| l.starts_with("VmRSS:"))
+            .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
+            .unwrap_or(0);
+        // utime and stime: fields 14 and 15 of stat, 12 and 13 after the name.
+        out.push((field(11) + field(12), rss));
+    }
+    out
+}
+
+/// Idle CPU (share of a core) and RSS (MiB) per node, over `window`.
+fn idle(nodes: usize, window: Duration) -> (f64, f64) {
+    let ticks_per_sec = 100.0; // USER_HZ
+    let before: u64 = node_processes().iter().map(|p| p.0).sum();
+    std::thread::sleep(window);
+    let after = node_processes();
+    let used = after.iter().map(|p| p.0).sum::<u64>().saturating_sub(before) as f64;
+    let rss: u64 = after.iter().map(|p| p.1).sum();
+    (
+        used / ticks_per_sec / window.as_secs_f64() / nodes as f64,
+        rss as f64 / 1024.0 / nodes as f64,
+    )
+}
+
+fn scale(image: &str, dir: &std::path::Path, n: usize, window: Duration) {
+    let name = format!("bench-{n}");
+    let text = format!("nodes: {n}\nvalidators: 7\ntopology: {{ random: {{ degree: 4 }} }}\n");
+    let path = file(dir, &name, &text);
+    let edges = TestnetFile::parse(&text, "bench")
+        .unwrap()
+        .graph()
+        .unwrap()
+        .edges() as u64;
+    let need = 2 * edges + 2 * n as u64 + 64;
+    let _table = NeighbourTable::raise_to((need * 4).next_power_of_two().max(1024));
+    let bare = bare_parallel_run(image, n);
+    let start = Instant::now();
+    testnet(&["up", &path, "--name", &name, "--image", image]);
+    let up = start.elapsed();
+    let (cpu, rss) = idle(n, window);
+    let start = Instant::now();
+    testnet(&["down", "--name", &name]);
+    let down = start.elapsed();
+    println!(
+        "{n:>4} nodes  up {:>6.1}s  bare docker run {:>6.1}s  ratio {:.2}  |  idle per node: \
+         CPU {:.2}% of a core, RSS {:.1} MiB  |  down {:.1}s",
+        up.as_secs_f64(),
+        bare.as_secs_f64(),
+        up.as_secs_f64() / bare.as_secs_f64(),
+        100.0 * cpu,
+        rss,
+        down.as_secs_f64()
+    );
+}
+
+fn latency(image: &str, dir: &std::path::Path, topology: &str) {
+    let name = "bench-latency";
+    let text = format!("nodes: 32\nvalidators: 7\ntopology: {topology}\n");
+    let path = file(dir, name, &text);
+    let graph = TestnetFile::parse(&text, "bench").unwrap().graph().unwrap();
+    testnet(&["up", &path, "--name", name, "--image", image]);
+    let load = Command::new(BIN)
+        .args([
+            "load",
+            "--name",
+            name,
+            "--tps",
+            "20",
+            "--duration",
+            "10s",
+            "--json",
+        ])
+        .output()
+        .unwrap();
+    testnet(&["down", "--name", name]);
+    let r: serde_json::Value = serde_json::from_slice(&load.stdout).unwrap_or_default();
+    println!(
+        "32 nodes {topology:<26} diameter {:>2}  finality p50 {:>6.0} ms  p99 {:>6.0} ms  \
+         ({} of {} final everywhere)",
+        graph.diameter().unwrap_or(0),
+        r["latency_p50_ms"].as_f64().unwrap_or(f64::NAN),
+        r["latency_p99_ms"].as_f64().unwrap_or(f64::NAN),
+        r["finalized_everywhere"],
+        r["accepted"]
+    );
+}
+
+fn main() {
+    if std::env::args().any(|a| a == "--list") {
+        return;
+    }
+    let sizes: Vec<usize> = std::env::var("TOPOLOGY_BENCH_NODES")
+        .unwrap_or_else(|_| "64,128,256".into())
+        .split(',')
+        .filter_map(|s| s.trim().parse().ok())
+        .collect();
+    let window = Duration::from_secs(
+        std::env::var("TOPOLOGY_BENCH_IDLE_SECS")
+            .ok()
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(20),
+    );
+    let image = String::from_utf8(testnet(&["image", "build"]).stdout)
+        .unwrap()
+        .trim()
+        .to_owned();
+    let dir = tempfile::tempdir().unwrap();
+    println!("image {image}; idle window {window:?}");
+    for n in sizes {
+        scale(&image, dir.path(), n, window);
+    }
+    for topology in ["star", "{ random: { degree: 4 } }", "ring", "line"] {
+        latency(&image, dir.path(), topology);
+    }
+}
