@@ -3,7 +3,8 @@
 //! - `up` to ready (every node holding its neighbours) for 64, 128 and 256
 //!   nodes on a random graph of degree 4 with 7 validators, against bare
 //!   `docker run -d` of the same image and count, 16 at a time (the same
-//!   parallelism `up` uses), and the ratio;
+//!   parallelism `up` uses), without and with the two published ports `up`
+//!   asks for, and the ratios;
 //! - idle CPU (share of one core) and RSS per node (agent and node processes,
 //!   read from the host's /proc) over `TOPOLOGY_BENCH_IDLE_SECS` (default 20);
 //! - finality p50/p99 of `testnet load --tps 20 --duration 10s` on 32 nodes
@@ -83,10 +84,10 @@ fn file(dir: &std::path::Path, name: &str, text: &str) -> String {
 }
 
 /// `n` containers of `image` started by `docker run -d`, 16 at a time, on a
-/// network of their own: the engine's floor for `up`.
-fn bare_parallel_run(image: &str, n: usize) -> Duration {
+/// network of their own (with `ports`, each publishing the two ports `up`
+/// publishes): the engine's floor for `up`.
+fn bare_parallel_run(image: &str, n: usize, ports: bool) -> Duration {
     let net = "testnet-bench-bare";
-    docker(&["network", "rm", net]);
     docker(&[
         "network",
         "create",
@@ -94,10 +95,15 @@ fn bare_parallel_run(image: &str, n: usize) -> Duration {
         "io.testnet.name=bench-bare",
         net,
     ]);
+    let publish = if ports {
+        "-p 127.0.0.1::8000 -p 127.0.0.1::9000"
+    } else {
+        ""
+    };
     let start = Instant::now();
     let script = format!(
         "seq {n} | xargs -P 16 -I{{}} docker run -d --name bench-bare-{{}} --network {net} \
-         --cap-add NET_ADMIN --label io.testnet.name=bench-bare {image} sleep 600 >/dev/null"
+         --cap-add NET_ADMIN --label io.testnet.name=bench-bare {publish} {image} sleep 600 >/dev/null"
     );
     let ok = Command::new("sh").args(["-c", &script]).status().unwrap();
     let took = start.elapsed();
@@ -107,8 +113,22 @@ fn bare_parallel_run(image: &str, n: usize) -> Duration {
     let mut rm = vec!["rm", "-f"];
     rm.extend(ids);
     docker(&rm);
-    docker(&["network", "rm", net]);
-    assert!(ok.success() && started == n, "bare docker run: {started} of {n}");
+    // The daemon may still count the endpoints of containers just removed.
+    let gone = (0..40).any(|_| {
+        let out = Command::new("docker")
+            .args(["network", "rm", net])
+            .output()
+            .unwrap();
+        out.status.success() || {
+            std::thread::sleep(Duration::from_millis(250));
+            false
+        }
+    });
+    assert!(gone, "network {net} could not be removed");
+    assert!(
+        ok.success() && started == n,
+        "bare docker run: {started} of {n}"
+    );
     took
 }
 
@@ -144,7 +164,11 @@ fn idle(nodes: usize, window: Duration) -> (f64, f64) {
     let before: u64 = node_processes().iter().map(|p| p.0).sum();
     std::thread::sleep(window);
     let after = node_processes();
-    let used = after.iter().map(|p| p.0).sum::<u64>().saturating_sub(before) as f64;
+    let used = after
+        .iter()
+        .map(|p| p.0)
+        .sum::<u64>()
+        .saturating_sub(before) as f64;
     let rss: u64 = after.iter().map(|p| p.1).sum();
     (
         used / ticks_per_sec / window.as_secs_f64() / nodes as f64,
@@ -162,8 +186,10 @@ fn scale(image: &str, dir: &std::path::Path, n: usize, window: Duration) {
         .unwrap()
         .edges() as u64;
     let need = 2 * edges + 2 * n as u64 + 64;
-    let _table = NeighbourTable::raise_to((need * 4).next_power_of_two().max(1024));
-    let bare = bare_parallel_run(image, n);
+    // With twice the need as headroom (the bare baseline's containers too).
+    let _table = NeighbourTable::raise_to((need * 2).next_power_of_two().max(1024));
+    let bare = bare_parallel_run(image, n, false);
+    let bare_ports = bare_parallel_run(image, n, true);
     let start = Instant::now();
     testnet(&["up", &path, "--name", &name, "--image", image]);
     let up = start.elapsed();
@@ -172,11 +198,14 @@ fn scale(image: &str, dir: &std::path::Path, n: usize, window: Duration) {
     testnet(&["down", "--name", &name]);
     let down = start.elapsed();
     println!(
-        "{n:>4} nodes  up {:>6.1}s  bare docker run {:>6.1}s  ratio {:.2}  |  idle per node: \
-         CPU {:.2}% of a core, RSS {:.1} MiB  |  down {:.1}s",
+        "{n:>4} nodes  up {:>6.1}s  bare docker run {:>6.1}s (ratio {:.2}), with the same 2 \
+         published ports {:>6.1}s (ratio {:.2})  |  idle per node: CPU {:.2}% of a core, RSS \
+         {:.1} MiB  |  down {:.1}s",
         up.as_secs_f64(),
         bare.as_secs_f64(),
         up.as_secs_f64() / bare.as_secs_f64(),
+        bare_ports.as_secs_f64(),
+        up.as_secs_f64() / bare_ports.as_secs_f64(),
         100.0 * cpu,
         rss,
         down.as_secs_f64()

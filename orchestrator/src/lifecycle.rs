@@ -221,7 +221,10 @@ async fn create_all<E: Engine, P: NodeProbe>(
     let total = plan.nodes.len();
     let snapshot = plan.clone();
     let snapshot = &snapshot;
-    let mut created = futures::stream::iter(snapshot.nodes.iter().enumerate())
+    // Highest address first: by the direction rule the lower end of a link
+    // dials, so each node finds its dial targets listening when it starts
+    // instead of backing off from refused dials while later ones come up.
+    let mut created = futures::stream::iter(snapshot.nodes.iter().enumerate().rev())
         .map(|(i, node)| async move { (i, create_node(tn, snapshot, node, genesis).await) })
         .buffer_unordered(CREATE_AT_ONCE);
     let (mut done, mut repinned, mut said) = (0, false, Instant::now());
@@ -437,6 +440,24 @@ fn node_spec(testnet: &str, plan: &Plan, node: &NodePlan) -> ContainerSpec {
     }
 }
 
+/// Removes a network; while the engine still counts endpoints of containers
+/// just removed ("has active endpoints", a lag of the daemon after many
+/// removals at once), asks again for up to 10 s.
+async fn remove_network<E: Engine>(engine: &E, name: &str) -> Result<(), EngineError> {
+    let start = Instant::now();
+    loop {
+        match engine.remove_network(name).await {
+            Err(EngineError::Api { message, .. })
+                if message.contains("active endpoints")
+                    && start.elapsed() < Duration::from_secs(10) =>
+            {
+                tokio::time::sleep(Duration::from_millis(250)).await;
+            }
+            r => return r,
+        }
+    }
+}
+
 /// What `down` removed.
 #[derive(Debug, Default, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct Removed {
@@ -466,7 +487,7 @@ pub async fn down<E: Engine>(engine: &E, name: Option<&str>) -> Result<Removed, 
         }
     }
     for n in engine.list_networks(Some(label)).await? {
-        match engine.remove_network(&n.name).await {
+        match remove_network(engine, &n.name).await {
             Ok(()) => removed.networks.push(n.name),
             Err(e) => {
                 first_error.get_or_insert(e);

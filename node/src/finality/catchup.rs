@@ -1,0 +1,117 @@
+//! Catch-up: what a node sends a peer that (re)connects, the periodic
+//! inventory comparison, and the exchange that fetches missing certificates.
+//! Across hops it works neighbour by neighbour: each node catches up from its
+//! own peers, which caught up from theirs.
+
+use super::*;
+
+impl Engine {
+    /// A catch-up message from peer `from`: compare inventories, offer,
+    /// request and apply missing certificates (seed 004's fix).
+    pub(super) fn on_catch_up(
+        &mut self,
+        from: NodeId,
+        msg: LedgerMessage,
+        now: u64,
+        fx: &mut Vec<Effect>,
+    ) {
+        let passive = self.cfg.bugs.passive_catchup;
+        match msg {
+            LedgerMessage::Inventory(inv) => {
+                if inv.count != self.finalized_set.len()
+                    || inv.buckets != self.finalized_set.inventory().buckets
+                {
+                    let have = self.finalized_set.differing(&inv, MAX_HAVE);
+                    if !have.is_empty() {
+                        fx.push(Effect::Send(from, LedgerMessage::Have(have)));
+                    }
+                }
+            }
+            LedgerMessage::Have(txids) => {
+                if !passive {
+                    let missing: Vec<TxId> = txids
+                        .into_iter()
+                        .filter(|t| {
+                            !self.certificates.contains_key(t) && !self.waiting.contains_key(t)
+                        })
+                        .take(MAX_CERTIFICATES_PER_MESSAGE)
+                        .collect();
+                    if !missing.is_empty() {
+                        fx.push(Effect::Send(from, LedgerMessage::GetCertificates(missing)));
+                    }
+                }
+            }
+            LedgerMessage::GetCertificates(txids) => {
+                let found: Vec<Certificate> = txids
+                    .iter()
+                    .take(MAX_CERTIFICATES_PER_MESSAGE)
+                    .filter_map(|t| self.certificates.get(t).cloned())
+                    .collect();
+                if !found.is_empty() {
+                    fx.push(Effect::Send(from, LedgerMessage::Certificates(found)));
+                }
+            }
+            LedgerMessage::Certificates(certs) => {
+                for c in certs.into_iter().take(MAX_CERTIFICATES_PER_MESSAGE) {
+                    if self.on_certificate(c, now, fx) {
+                        self.metrics.caught_up.inc();
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+
+    /// A peer (re)connected: re-send what it may have missed: pending
+    /// transactions with every vote held on them (not only ours: in a sparse
+    /// topology the voter may be hops away, behind a link that was cut).
+    pub fn on_peer_connected(&mut self, peer: NodeId) -> Vec<Effect> {
+        let mut fx = Vec::new();
+        for (txid, e) in self.txs.iter().filter(|(_, e)| e.state == TxState::Pending) {
+            if let Some(tx) = &e.tx {
+                fx.push(Effect::Send(peer, LedgerMessage::Tx(tx.clone())));
+            }
+            for v in e.tally.votes(*txid) {
+                fx.push(Effect::Send(peer, LedgerMessage::Vote(v)));
+            }
+        }
+        // The votes that rejected what was rejected lately (the rejections
+        // suffice: more than 1/3 of them decide it there too).
+        for txid in &self.recent_rejected {
+            if let Some(e) = self.txs.get(txid) {
+                for v in e.tally.votes(*txid).filter(|v| !v.approve) {
+                    fx.push(Effect::Send(peer, LedgerMessage::Vote(v)));
+                }
+            }
+        }
+        if !self.cfg.bugs.passive_catchup {
+            fx.push(Effect::Send(
+                peer,
+                LedgerMessage::Inventory(self.finalized_set.inventory()),
+            ));
+        }
+        fx
+    }
+
+    /// Periodic catch-up: compare inventories with a few peers, and ask again for
+    /// parents of certificates still waiting.
+    pub fn on_tick(&mut self, peers: &[NodeId]) -> Vec<Effect> {
+        let mut fx = Vec::new();
+        if self.cfg.bugs.passive_catchup || peers.is_empty() {
+            return fx;
+        }
+        self.tick += 1;
+        let inv = self.finalized_set.inventory();
+        let fanout = peers.len().min(3);
+        for k in 0..fanout {
+            let p = peers[(self.tick as usize * fanout + k) % peers.len()];
+            fx.push(Effect::Send(p, LedgerMessage::Inventory(inv.clone())));
+        }
+        let mut parents: Vec<TxId> = self.waiting_on.keys().copied().collect();
+        parents.truncate(MAX_CERTIFICATES_PER_MESSAGE);
+        if !parents.is_empty() {
+            fx.push(Effect::Broadcast(LedgerMessage::GetCertificates(parents)));
+        }
+        fx
+    }
+}
