@@ -453,6 +453,16 @@ async fn remove_network<E: Engine>(engine: &E, name: &str) -> Result<(), EngineE
             {
                 tokio::time::sleep(Duration::from_millis(250)).await;
             }
+            Err(EngineError::Api { action, message }) if message.contains("active endpoints") => {
+                return Err(EngineError::Api {
+                    action,
+                    message: format!(
+                        "{message} (its containers are gone, but the Docker daemon still counts \
+                         their endpoints, a daemon fault after many removals at once; restarting \
+                         the daemon clears it, then `testnet down` again)"
+                    ),
+                })
+            }
             r => return r,
         }
     }
