@@ -322,7 +322,7 @@ pub struct Metrics {
     registry: Registry,
     pub p2p: P2pMetrics,
     pub finality: FinalityMetrics,
-    /// Peers of a full mesh (the other validators of genesis).
+    /// Peers this node should have (its topology neighbours, or a full mesh).
     pub expected_peers: IntGauge,
 }
 
@@ -339,7 +339,7 @@ impl Metrics {
         let finality = FinalityMetrics::register(&registry);
         let expected_peers = IntGauge::new(
             "testnet_expected_peers",
-            "Peers of a full mesh: the other validators of genesis.",
+            "Peers this node should have: its topology neighbours, or every other genesis node in a full mesh.",
         )
         .expect("valid metric definition");
         registry

@@ -17,28 +17,23 @@ impl Engine {
     ) {
         let passive = self.cfg.bugs.passive_catchup;
         match msg {
-            LedgerMessage::Inventory(inv) => {
+            LedgerMessage::Inventory(inv)
                 if inv.count != self.finalized_set.len()
-                    || inv.buckets != self.finalized_set.inventory().buckets
-                {
-                    let have = self.finalized_set.differing(&inv, MAX_HAVE);
-                    if !have.is_empty() {
-                        fx.push(Effect::Send(from, LedgerMessage::Have(have)));
-                    }
+                    || inv.buckets != self.finalized_set.inventory().buckets =>
+            {
+                let have = self.finalized_set.differing(&inv, MAX_HAVE);
+                if !have.is_empty() {
+                    fx.push(Effect::Send(from, LedgerMessage::Have(have)));
                 }
             }
-            LedgerMessage::Have(txids) => {
-                if !passive {
-                    let missing: Vec<TxId> = txids
-                        .into_iter()
-                        .filter(|t| {
-                            !self.certificates.contains_key(t) && !self.waiting.contains_key(t)
-                        })
-                        .take(MAX_CERTIFICATES_PER_MESSAGE)
-                        .collect();
-                    if !missing.is_empty() {
-                        fx.push(Effect::Send(from, LedgerMessage::GetCertificates(missing)));
-                    }
+            LedgerMessage::Have(txids) if !passive => {
+                let missing: Vec<TxId> = txids
+                    .into_iter()
+                    .filter(|t| !self.certificates.contains_key(t) && !self.waiting.contains_key(t))
+                    .take(MAX_CERTIFICATES_PER_MESSAGE)
+                    .collect();
+                if !missing.is_empty() {
+                    fx.push(Effect::Send(from, LedgerMessage::GetCertificates(missing)));
                 }
             }
             LedgerMessage::GetCertificates(txids) => {

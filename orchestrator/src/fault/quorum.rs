@@ -130,9 +130,9 @@ impl Hearing<'_> {
     /// Marks everyone who hears, link by link, a node of `frontier`.
     fn spread(&self, reached: &mut [bool], mut frontier: Vec<usize>) {
         while let Some(from) = frontier.pop() {
-            for to in 0..reached.len() {
-                if !reached[to] && self.direct(to, from) {
-                    reached[to] = true;
+            for (to, r) in reached.iter_mut().enumerate() {
+                if !*r && self.direct(to, from) {
+                    *r = true;
                     frontier.push(to);
                 }
             }
