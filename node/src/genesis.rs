@@ -148,7 +148,7 @@ impl Genesis {
                 if ips.len() != total {
                     return Err(GenesisError::Invalid(format!(
                         "--ips lists {} addresses but there are {total} nodes \
-                         ({validators} validators, {full_nodes} full nodes)",
+                         (--validators {validators} + --full-nodes {full_nodes})",
                         ips.len()
                     )));
                 }

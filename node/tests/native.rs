@@ -218,7 +218,9 @@ fn cli_explains_bad_input_and_exits_2() {
     ]);
     assert_eq!(code, 2, "{text}");
     assert!(
-        text.contains("--ips lists 2 addresses but --validators is 3"),
+        text.contains(
+            "--ips lists 2 addresses but there are 3 nodes (--validators 3 + --full-nodes 0)"
+        ),
         "{text}"
     );
 
