@@ -1,7 +1,9 @@
 //! The in-container agent: supervises the node process and applies faults.
 //!
 //! It is the container's main process, so killing, stopping or pausing the node
-//! keeps the network namespace, its IP and its rules. It needs NET_ADMIN (for
+//! keeps the network namespace, its IP and its rules. In holder mode it runs
+//! no node itself: the node's own container joins the agent's network and PID
+//! namespaces ([`holder`]), so any image can be faulted. It needs NET_ADMIN (for
 //! iptables), the node needs nothing. HTTP control API (its JSON types are in
 //! [`crate::api::agent`]):
 //! - `GET /faults`: the fault state read back from the kernel, whether our chains
@@ -9,6 +11,7 @@
 //! - `PUT /faults` (a [`FaultState`]): applied as one `iptables-restore --noflush`
 //!   batch, read back and compared; an empty state heals (removes our chains);
 //! - `GET /process`, `POST /process/{kill,start,restart,stop,pause,resume}`;
+//! - `GET /connections`: the namespace's established TCP connections;
 //! - `GET /metrics`: `testnet_fault_rules{kind}`, the faults in place now (for
 //!   Prometheus: dashboards shade fault windows with it).
 //!
@@ -19,14 +22,14 @@ use std::process::Stdio;
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpListener;
-use tokio::process::{Child, Command};
+use tokio::process::Command;
 use tokio::sync::Mutex;
 use tracing::{info, warn};
 
@@ -41,17 +44,21 @@ use crate::faults::{
 /// The interface of the testnet's network inside a node's container.
 const DEV: &str = "eth0";
 
+mod connections;
 mod delay;
+pub mod holder;
+mod process;
 
-struct Supervised {
-    command: Vec<String>,
-    child: Option<Child>,
-    state: ProcessState,
-    restarts: u64,
+/// What the agent runs alongside its control API.
+pub enum Mode {
+    /// Start `command` (the node) as a child and supervise it.
+    Supervise(Vec<String>),
+    /// Hold the namespaces a node's own container joins ([`holder`]).
+    Holder,
 }
 
 struct Agent {
-    node: Mutex<Supervised>,
+    node: Mutex<process::Node>,
     faults: Mutex<()>,
     /// Delay per destination, read by the delay worker (started on first use).
     delays: delay::Delays,
@@ -443,114 +450,15 @@ async fn stop_delay_worker(State(agent): State<Arc<Agent>>) -> Response {
     }
 }
 
-fn spawn_node(command: &[String]) -> std::io::Result<Child> {
-    Command::new(&command[0])
-        .args(&command[1..])
-        .kill_on_drop(true)
-        .spawn()
-}
-
-fn signal(child: &Child, sig: i32) {
-    if let Some(pid) = child.id() {
-        // SAFETY: sending a signal to our own child process.
-        unsafe {
-            libc::kill(pid as i32, sig);
-        }
-    }
-}
-
-async fn get_process(State(agent): State<Arc<Agent>>) -> Json<ProcessReport> {
-    let s = agent.node.lock().await;
-    Json(ProcessReport {
-        state: s.state,
-        pid: s.child.as_ref().and_then(|c| c.id()),
-        restarts: s.restarts,
-    })
-}
-
-async fn process_action(State(agent): State<Arc<Agent>>, Path(action): Path<String>) -> Response {
-    let mut s = agent.node.lock().await;
-    let result: Result<(), String> = match action.as_str() {
-        "kill" | "stop" => {
-            if let Some(mut child) = s.child.take() {
-                if action == "stop" {
-                    signal(&child, libc::SIGTERM);
-                    // A paused process would hold the SIGTERM pending forever.
-                    signal(&child, libc::SIGCONT);
-                    if tokio::time::timeout(Duration::from_secs(5), child.wait())
-                        .await
-                        .is_err()
-                    {
-                        let _ = child.kill().await;
-                    }
-                } else {
-                    let _ = child.kill().await;
-                }
-            }
-            s.state = ProcessState::Stopped;
-            Ok(())
-        }
-        "start" | "restart" => {
-            if let Some(mut child) = s.child.take() {
-                let _ = child.kill().await;
-            }
-            match spawn_node(&s.command) {
-                Ok(child) => {
-                    s.child = Some(child);
-                    s.state = ProcessState::Running;
-                    s.restarts += 1;
-                    Ok(())
-                }
-                Err(e) => Err(format!("cannot start the node: {e}")),
-            }
-        }
-        "pause" | "resume" => match &s.child {
-            Some(child) => {
-                let pause = action == "pause";
-                signal(child, if pause { libc::SIGSTOP } else { libc::SIGCONT });
-                s.state = if pause {
-                    ProcessState::Paused
-                } else {
-                    ProcessState::Running
-                };
-                Ok(())
-            }
-            None => Err("the node is not running".into()),
-        },
-        other => {
-            return error(
-                StatusCode::NOT_FOUND,
-                format!(
-                    "unknown action {other:?}; use kill, start, restart, stop, pause or resume"
-                ),
-            )
-        }
+/// Runs the agent: starts the node (supervised mode), serves the control API
+/// on `control`, and returns the exit code the container should end with.
+pub async fn run(control: TcpListener, mode: Mode) -> std::io::Result<i32> {
+    let node = match mode {
+        Mode::Supervise(command) => process::Node::supervise(command)?,
+        Mode::Holder => process::Node::Holder(holder::Watch::default()),
     };
-    match result {
-        Ok(()) => {
-            info!(action, "process fault applied");
-            let report = ProcessReport {
-                state: s.state,
-                pid: s.child.as_ref().and_then(|c| c.id()),
-                restarts: s.restarts,
-            };
-            Json(report).into_response()
-        }
-        Err(e) => error(StatusCode::CONFLICT, e),
-    }
-}
-
-/// Runs the agent: starts `command`, serves the control API on `control`, and
-/// returns the exit code the container should end with.
-pub async fn run(control: TcpListener, command: Vec<String>) -> std::io::Result<i32> {
-    let child = spawn_node(&command)?;
     let agent = Arc::new(Agent {
-        node: Mutex::new(Supervised {
-            command,
-            child: Some(child),
-            state: ProcessState::Running,
-            restarts: 0,
-        }),
+        node: Mutex::new(node),
         faults: Mutex::new(()),
         delays: Default::default(),
         worker: std::sync::Mutex::new(None),
@@ -571,8 +479,12 @@ pub async fn run(control: TcpListener, command: Vec<String>) -> std::io::Result<
         .route("/sink", axum::routing::put(sink))
         .route("/probe/throughput", post(probe_throughput))
         .route("/probe/connect", post(probe_connect))
-        .route("/process", get(get_process))
-        .route("/process/{action}", post(process_action))
+        .route("/process", get(process::get_process))
+        .route("/process/{action}", post(process::process_action))
+        .route(
+            "/connections",
+            get(|| async { Json(connections::read()) }),
+        )
         .layer(axum::extract::DefaultBodyLimit::disable())
         .with_state(agent.clone());
     let server = tokio::spawn(async move { axum::serve(control, app).await });
@@ -580,10 +492,13 @@ pub async fn run(control: TcpListener, command: Vec<String>) -> std::io::Result<
     let mut int = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())?;
     let code = loop {
         tokio::select! {
-            _ = term.recv() => break forward_and_wait(&agent).await,
-            _ = int.recv() => break forward_and_wait(&agent).await,
+            _ = term.recv() => break process::forward_and_wait(&agent).await,
+            _ = int.recv() => break process::forward_and_wait(&agent).await,
             _ = tokio::time::sleep(Duration::from_millis(100)) => {
-                let mut s = agent.node.lock().await;
+                let mut node = agent.node.lock().await;
+                let process::Node::Supervised(s) = &mut *node else {
+                    continue;
+                };
                 let exited = match s.child.as_mut() {
                     Some(child) => child.try_wait()?,
                     None => None,
@@ -599,23 +514,6 @@ pub async fn run(control: TcpListener, command: Vec<String>) -> std::io::Result<
     };
     server.abort();
     Ok(code)
-}
-
-async fn forward_and_wait(agent: &Agent) -> i32 {
-    let mut s = agent.node.lock().await;
-    if let Some(mut child) = s.child.take() {
-        signal(&child, libc::SIGCONT);
-        signal(&child, libc::SIGTERM);
-        match tokio::time::timeout(Duration::from_secs(5), child.wait()).await {
-            Ok(Ok(status)) => status.code().unwrap_or(0),
-            _ => {
-                let _ = child.kill().await;
-                0
-            }
-        }
-    } else {
-        0
-    }
 }
 
 #[cfg(test)]

@@ -9,6 +9,9 @@
 //!                       #   | { random: { degree: 4 } } | { links: [[n0, n1], [n1, n2]] }
 //! seed: demo            # optional: reproducible keys, network id and random topology
 //! image: testnet-node:4f2a9c1e   # optional: use this image, build nothing
+//! holder: true          # optional: run each node in a container of its own
+//!                       #   beside a holder of ours (the path any image takes)
+//! node: { ... }         # optional: a node image not ours (see `nodespec`)
 //! node_options:         # optional, per node
 //!   n3:
 //!     simulate_bug: [handshake-race]
@@ -34,7 +37,7 @@ pub const DEFAULT_TESTNET: &str = "nodes: 4\n";
 /// (memory, the neighbour table) is checked by `up` against that host.
 pub const MAX_NODES: usize = 4000;
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct TestnetFile {
     #[serde(default)]
@@ -50,6 +53,12 @@ pub struct TestnetFile {
     pub seed: Option<String>,
     #[serde(default)]
     pub image: Option<String>,
+    /// Our own node through the holder path (implied by `node`).
+    #[serde(default)]
+    pub holder: bool,
+    /// A node image not ours, with how to run it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub node: Option<crate::nodespec::NodeSpec>,
     #[serde(default)]
     pub node_options: BTreeMap<String, NodeOptions>,
     /// Run Prometheus and Grafana too (`up --monitor`).
@@ -195,7 +204,32 @@ impl TestnetFile {
             }
         }
         problems.extend(self.zones().problems(&self.node_names()));
+        if let Some(node) = &self.node {
+            problems.extend(node.problems());
+            if self.validators.is_some() {
+                problems.push(
+                    "validators: only our own node reads roles from the testnet's genesis; \
+                     give a foreign node its role in `node.command` (e.g. with {index})"
+                        .into(),
+                );
+            }
+            if self.node_options.values().any(|o| !o.simulate_bug.is_empty()) {
+                problems.push(
+                    "node_options: simulate_bug seeds bugs in our own node only; remove it \
+                     or the `node:` section"
+                        .into(),
+                );
+            }
+            if self.image.is_some() {
+                problems.push("image: with a `node:` section, give the image as `node.image`".into());
+            }
+        }
         problems
+    }
+
+    /// Whether each node runs in a container of its own beside a holder.
+    pub fn uses_holder(&self) -> bool {
+        self.holder || self.node.is_some()
     }
 
     pub fn node_names(&self) -> Vec<String> {

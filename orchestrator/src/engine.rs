@@ -22,6 +22,12 @@ pub const LABEL_ROLE: &str = "io.testnet.role";
 /// A node container's pinned host ports (`8000:23456,9000:23457`), readable
 /// while it is stopped.
 pub const LABEL_PORTS: &str = "io.testnet.ports";
+/// The container port of a node's API, when not ours (`8000`).
+pub const LABEL_API: &str = "io.testnet.api";
+/// Where a node's metrics are, when not ours: `PORT/PATH`, or `none`.
+pub const LABEL_METRICS: &str = "io.testnet.metrics";
+/// The holder container a node's own container joined (holder mode).
+pub const LABEL_HOLDER: &str = "io.testnet.holder";
 
 #[derive(Debug, thiserror::Error)]
 pub enum EngineError {
@@ -83,6 +89,10 @@ pub struct ContainerSpec {
     pub env: Vec<String>,
     /// Extra DNS names on the network (e.g. `prometheus`).
     pub aliases: Vec<String>,
+    /// Join this container's network and PID namespaces (the holder
+    /// pattern) instead of a network: `network`, `ip`, `publish` and
+    /// `aliases` are then not used.
+    pub join: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -11,6 +11,9 @@ use sha2::{Digest, Sha256};
 
 use crate::engine::{Engine, EngineError, LABEL_ROLE};
 
+mod foreign;
+pub use foreign::{ensure_foreign, package_tag};
+
 const BASE_DOCKERFILE: &str = include_str!("../../docker/base.Dockerfile");
 const NODE_DOCKERFILE: &str = include_str!("../../docker/node.Dockerfile");
 /// The base image the online path starts from.
@@ -39,6 +42,8 @@ pub enum ImageError {
     NoMmdebstrap { pull: String },
     #[error("mmdebstrap failed (exit {code:?}):\n{stderr}")]
     Mmdebstrap { code: Option<i32>, stderr: String },
+    #[error("node image {reference:?} is not here and cannot be pulled ({why}); load it (`docker save {reference}` where it exists, `docker load` here), or give `node.packages` to assemble one from Debian packages")]
+    Foreign { reference: String, why: String },
     #[error(transparent)]
     Engine(#[from] EngineError),
 }

@@ -19,11 +19,10 @@ use crate::agent::AgentApi;
 use crate::chaos;
 use crate::config::TestnetFile;
 use crate::engine::{
-    ContainerSpec, Engine, EngineError, Label, LABEL_NODE, LABEL_PORTS, LABEL_ROLE, LABEL_TESTNET,
+    Engine, EngineError, Label, LABEL_ROLE, LABEL_TESTNET,
 };
-use crate::image::tar_of;
 use crate::plan::{
-    container_name, free_subnet, network_name, node_ip, NodePlan, Plan, AGENT_PORT, CONFIG_DIR,
+    container_name, free_subnet, network_name, node_ip, NodePlan, Plan,
     P2P_PORT,
 };
 use crate::ports::{self, NoPorts};
@@ -65,6 +64,8 @@ pub enum UpError {
     NotReady { deadline: Duration, report: String },
     #[error("applying the latency zones failed: {0}")]
     Zones(String),
+    #[error("the testnet file has a `node:` section but no node image was prepared for it (a bug of the caller)")]
+    NoNodeImage,
     #[error("the testnet's topology is invalid: {0}")]
     Topology(String),
     #[error("interrupted; everything created was removed")]
@@ -81,7 +82,11 @@ pub enum UpError {
 
 pub struct UpRequest<'a> {
     pub file: &'a TestnetFile,
+    /// Our image: every node's, or in holder mode every holder's.
     pub image: &'a str,
+    /// The image of a `node:` section, made ready beforehand
+    /// ([`crate::image::ensure_foreign`]).
+    pub node_image: Option<&'a str>,
     pub readiness: Duration,
     pub replace: bool,
     /// Also run Prometheus (and Grafana) with these images.
@@ -166,14 +171,15 @@ async fn create_and_wait<E: Engine, P: NodeProbe>(
         network_name(&tn.name)
     ));
     let held = ports::held(&tn.engine.list_containers(Label::testnet(None)).await?);
+    let per_node = per_node_ports(req.file);
     let pins = ports::pick(
-        2 * req.file.nodes,
+        per_node * req.file.nodes,
         &held,
         ports::ephemeral_range(),
         ports::spread(),
         ports::bindable,
     )?;
-    let mut plan = plan(tn, req, &subnet, &pins)?;
+    let mut plan = plan(tn, req, &subnet, &pins, per_node)?;
     let genesis = write_state(tn, req, &plan)?;
     check_cancel()?;
     if plan.sparse || plan.validators().len() < plan.nodes.len() {
@@ -185,7 +191,7 @@ async fn create_and_wait<E: Engine, P: NodeProbe>(
             plan.validators().len()
         ));
     }
-    create_all(tn, &mut plan, &genesis, progress, cancel).await?;
+    create::create_all(tn, &mut plan, &genesis, progress, cancel).await?;
     check_cancel()?;
     ready::wait_ready(tn, &plan, req.readiness, progress, cancel).await?;
     if !plan.zones.is_empty() {
@@ -200,60 +206,6 @@ async fn create_and_wait<E: Engine, P: NodeProbe>(
         crate::monitor::start(tn.engine, &plan, images, progress).await?;
     }
     Ok(tn.status().await?)
-}
-
-/// Containers created at once: enough to keep the engine busy, few enough
-/// that hundreds of nodes do not queue hundreds of requests on it.
-const CREATE_AT_ONCE: usize = 16;
-
-/// Creates and starts every node's container, a bounded number at a time,
-/// saying how far it got; saves the plan again when a node had to take other
-/// host ports.
-async fn create_all<E: Engine, P: NodeProbe>(
-    tn: &Testnet<'_, E, P>,
-    plan: &mut Plan,
-    genesis: &[u8],
-    progress: &(impl Fn(&str) + Sync),
-    cancel: &CancellationToken,
-) -> Result<(), UpError> {
-    use futures::StreamExt;
-    let start = Instant::now();
-    let total = plan.nodes.len();
-    let snapshot = plan.clone();
-    let snapshot = &snapshot;
-    // Highest address first: by the direction rule the lower end of a link
-    // dials, so each node finds its dial targets listening when it starts
-    // instead of backing off from refused dials while later ones come up.
-    let mut created = futures::stream::iter(snapshot.nodes.iter().enumerate().rev())
-        .map(|(i, node)| async move { (i, create_node(tn, snapshot, node, genesis).await) })
-        .buffer_unordered(CREATE_AT_ONCE);
-    let (mut done, mut repinned, mut said) = (0, false, Instant::now());
-    while let Some((i, r)) = created.next().await {
-        let node = r?;
-        repinned |= node != plan.nodes[i];
-        plan.nodes[i] = node;
-        done += 1;
-        if cancel.is_cancelled() {
-            return Err(UpError::Interrupted);
-        }
-        if total >= 32 && done < total && said.elapsed() >= Duration::from_secs(2) {
-            progress(&format!(
-                "{done}/{total} containers started ({:.1}s)",
-                start.elapsed().as_secs_f64()
-            ));
-            said = Instant::now();
-        }
-    }
-    if repinned {
-        tn.state
-            .save_plan(plan)
-            .map_err(|e| UpError::State(e.path, e.source))?;
-    }
-    progress(&format!(
-        "{total} containers created and started, {CREATE_AT_ONCE} at a time ({:.1}s)",
-        start.elapsed().as_secs_f64()
-    ));
-    Ok(())
 }
 
 /// Creates the testnet's network on a free subnet sized for `nodes`. Another
@@ -300,6 +252,7 @@ fn plan<E: Engine, P: NodeProbe>(
     req: &UpRequest<'_>,
     subnet: &str,
     pins: &[u16],
+    per_node: usize,
 ) -> Result<Plan, UpError> {
     let graph = req
         .file
@@ -310,12 +263,14 @@ fn plan<E: Engine, P: NodeProbe>(
     let nodes = names
         .iter()
         .enumerate()
-        .map(|(i, n)| NodePlan {
+        .map(|(i, n)| {
+            let mut node = NodePlan {
             container: container_name(&tn.name, n),
             ip: node_ip(subnet, i).unwrap_or(Ipv4Addr::UNSPECIFIED),
             bugs: req.file.bugs_of(n),
-            http_port: pins[2 * i],
-            agent_port: pins[2 * i + 1],
+            http_port: 0,
+            agent_port: 0,
+            metrics_port: 0,
             validator: i < validators,
             neighbours: Some(
                 graph
@@ -325,6 +280,9 @@ fn plan<E: Engine, P: NodeProbe>(
                     .collect(),
             ),
             name: n.clone(),
+            };
+            node.set_pins(&pins[per_node * i..per_node * (i + 1)]);
+            node
         })
         .collect();
     Ok(Plan {
@@ -335,7 +293,23 @@ fn plan<E: Engine, P: NodeProbe>(
         nodes,
         zones: req.file.zones(),
         sparse: !graph.is_mesh(),
+        holder: req.file.uses_holder(),
+        node_image: match (&req.file.node, req.file.uses_holder()) {
+            (Some(_), _) => Some(req.node_image.ok_or(UpError::NoNodeImage)?.to_owned()),
+            (None, true) => Some(req.image.to_owned()),
+            (None, false) => None,
+        },
+        node: req.file.node.clone(),
     })
+}
+
+/// Host ports each node publishes: API, agent, and a foreign node's metrics
+/// when they are not on its API port.
+fn per_node_ports(file: &TestnetFile) -> usize {
+    match &file.node {
+        Some(spec) if spec.ports.metrics.is_some() && spec.ports.metrics != spec.ports.api => 3,
+        _ => 2,
+    }
 }
 
 /// Genesis and keys for the plan's IPs, the plan itself, and no desired faults
@@ -367,77 +341,6 @@ fn write_state<E: Engine, P: NodeProbe>(
         .and_then(|()| tn.state.save_owner(&req.owner))
         .map_err(|e| UpError::State(e.path, e.source))?;
     Ok(serde_json::to_vec_pretty(&generated.genesis).expect("genesis serializes"))
-}
-
-/// The agent is the container's main process and supervises the node, so
-/// process faults keep the network namespace. In a sparse topology the node
-/// is handed its neighbours.
-fn node_command(plan: &Plan, node: &NodePlan) -> Vec<String> {
-    let mut cmd: Vec<String> = [
-        "agent",
-        "--control",
-        &format!("0.0.0.0:{AGENT_PORT}"),
-        "--",
-        "/usr/local/bin/testnet-node",
-    ]
-    .iter()
-    .map(|s| s.to_string())
-    .collect();
-    cmd.extend(plan.node_args(node));
-    cmd
-}
-
-/// Creates and starts `node`'s container with its pinned ports; when another
-/// process took one of them since the pick, picks again (a few times) and
-/// returns the node with its new pins.
-async fn create_node<E: Engine, P: NodeProbe>(
-    tn: &Testnet<'_, E, P>,
-    plan: &Plan,
-    node: &NodePlan,
-    genesis: &[u8],
-) -> Result<NodePlan, UpError> {
-    let mut node = node.clone();
-    let key = std::fs::read(tn.state.node_key(&node.name)).unwrap_or_default();
-    let mut attempts = 0;
-    loop {
-        let spec = node_spec(&tn.name, plan, &node);
-        let files = tar_of(&[("genesis.json", genesis, 0o644), ("node.key", &key, 0o600)]);
-        tn.engine.create_container(&spec).await?;
-        tn.engine.upload(&spec.name, CONFIG_DIR, files).await?;
-        match tn.engine.start_container(&spec.name).await {
-            Ok(()) => return Ok(node),
-            Err(EngineError::PortTaken(_)) if attempts < 5 => {
-                attempts += 1;
-                tn.engine.remove_container(&spec.name).await?;
-                let held = ports::held(&tn.engine.list_containers(Label::testnet(None)).await?);
-                let start = ports::spread();
-                let pins = ports::pick(2, &held, ports::ephemeral_range(), start, ports::bindable)?;
-                (node.http_port, node.agent_port) = (pins[0], pins[1]);
-            }
-            Err(e) => return Err(e.into()),
-        }
-    }
-}
-
-fn node_spec(testnet: &str, plan: &Plan, node: &NodePlan) -> ContainerSpec {
-    let labels = BTreeMap::from([
-        (LABEL_TESTNET.to_owned(), testnet.to_owned()),
-        (LABEL_NODE.to_owned(), node.name.clone()),
-        (LABEL_ROLE.to_owned(), "node".to_owned()),
-        (LABEL_PORTS.to_owned(), ports::label(&node.pins())),
-    ]);
-    ContainerSpec {
-        name: node.container.clone(),
-        image: plan.image.clone(),
-        cmd: node_command(plan, node),
-        labels,
-        network: plan.network.clone(),
-        ip: node.ip,
-        publish: node.pins(),
-        cap_add: vec!["NET_ADMIN".into()],
-        env: Vec::new(),
-        aliases: Vec::new(),
-    }
 }
 
 /// Removes a network; while the engine still counts endpoints of containers
@@ -522,6 +425,7 @@ pub async fn down<E: Engine>(engine: &E, name: Option<&str>) -> Result<Removed, 
 }
 
 mod capacity;
+mod create;
 mod ready;
 #[cfg(test)]
 pub mod rig;

@@ -197,6 +197,7 @@ pub async fn start<E: Engine>(
         cap_add: vec![],
         env: vec![],
         aliases: vec!["prometheus".into()],
+        join: None,
     };
     let config = prometheus_config(testnet, nodes);
     engine.create_container(&prom).await?;
@@ -262,6 +263,7 @@ async fn start_grafana<E: Engine>(
         .map(|s| s.to_string())
         .collect(),
         aliases: vec!["grafana".into()],
+        join: None,
     };
     engine.create_container(&graf).await?;
     // Provisioning under /etc/grafana, dashboards where the provider looks.

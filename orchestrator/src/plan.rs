@@ -10,6 +10,7 @@ use std::net::Ipv4Addr;
 use testnet_node::faults::FaultState;
 use testnet_node::SimulatedBug;
 
+use crate::nodespec::{NodeSpec, Slot};
 use crate::zones::Zones;
 
 pub const P2P_PORT: u16 = 7000;
@@ -32,6 +33,10 @@ pub struct NodePlan {
     pub http_port: u16,
     #[serde(default)]
     pub agent_port: u16,
+    /// Host port of a foreign node's metrics when they are not on its API
+    /// port (0: none of its own).
+    #[serde(default)]
+    pub metrics_port: u16,
     /// Whether the node votes (false: a full node).
     #[serde(default = "yes")]
     pub validator: bool,
@@ -46,9 +51,17 @@ fn yes() -> bool {
 }
 
 impl NodePlan {
-    /// (container port, host port) pairs to publish.
-    pub fn pins(&self) -> Vec<(u16, u16)> {
-        vec![(HTTP_PORT, self.http_port), (AGENT_PORT, self.agent_port)]
+    /// Sets its host ports from `pins` (in [`Plan::pins_of`]'s order).
+    pub fn set_pins(&mut self, pins: &[u16]) {
+        let mut it = pins.iter().copied();
+        self.http_port = it.next().unwrap_or(0);
+        self.agent_port = it.next().unwrap_or(0);
+        self.metrics_port = it.next().unwrap_or(0);
+    }
+
+    /// The holder container of a node in holder mode.
+    pub fn holder(&self) -> String {
+        format!("{}-holder", self.container)
     }
 }
 
@@ -66,9 +79,61 @@ pub struct Plan {
     /// Not a full mesh: nodes are handed their neighbours and relay.
     #[serde(default)]
     pub sparse: bool,
+    /// Each node runs in a container of its own that joined the network and
+    /// PID namespaces of a holder container (ours, running the agent);
+    /// `image` is the holder's, `node_image` the node's.
+    #[serde(default)]
+    pub holder: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub node_image: Option<String>,
+    /// A node image not ours, and how to run it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub node: Option<NodeSpec>,
 }
 
 impl Plan {
+    /// The container port of the nodes' API (ours: [`HTTP_PORT`]).
+    pub fn api_port(&self) -> Option<u16> {
+        match &self.node {
+            Some(spec) => spec.ports.api,
+            None => Some(HTTP_PORT),
+        }
+    }
+
+    /// Where the nodes' metrics are: container port and path.
+    pub fn metrics_at(&self) -> Option<(u16, String)> {
+        match &self.node {
+            Some(spec) => spec.ports.metrics.map(|p| (p, spec.metrics_path.clone())),
+            None => Some((HTTP_PORT, "/metrics".into())),
+        }
+    }
+
+    /// The port nodes link on (connectivity is judged on it).
+    pub fn p2p_port(&self) -> u16 {
+        self.node.as_ref().map_or(P2P_PORT, |s| s.ports.p2p)
+    }
+
+    /// The container ports each node publishes on the host, in
+    /// [`NodePlan::set_pins`]'s order: API, agent, metrics (when not the API's).
+    pub fn published_ports(&self) -> Vec<u16> {
+        let mut out = vec![self.api_port().unwrap_or(0), AGENT_PORT];
+        if let Some((m, _)) = self.metrics_at().filter(|(m, _)| Some(*m) != self.api_port()) {
+            out.push(m);
+        }
+        out
+    }
+
+    /// (container port, host port) pairs `node` publishes (an API-less node
+    /// publishes its agent and metrics only).
+    pub fn pins_of(&self, node: &NodePlan) -> Vec<(u16, u16)> {
+        let hosts = [node.http_port, node.agent_port, node.metrics_port];
+        self.published_ports()
+            .into_iter()
+            .zip(hosts)
+            .filter(|(c, _)| *c != 0)
+            .collect()
+    }
+
     /// Node names with their IPs, in plan order (n0, n1, ...).
     pub fn roster(&self) -> Vec<(String, Ipv4Addr)> {
         self.nodes.iter().map(|n| (n.name.clone(), n.ip)).collect()
@@ -150,6 +215,31 @@ impl Plan {
             }
         }
         args
+    }
+
+    /// The command and environment of `node`'s own container in holder mode:
+    /// `testnet-node run ...` for ours, the `node:` section's for a foreign one.
+    pub fn process_command(&self, node: &NodePlan) -> Result<(Vec<String>, Vec<String>), String> {
+        let Some(spec) = &self.node else {
+            return Ok((self.node_args(node), Vec::new()));
+        };
+        let slots: Vec<Slot<'_>> = self
+            .nodes
+            .iter()
+            .enumerate()
+            .map(|(index, n)| Slot {
+                name: &n.name,
+                index,
+                ip: n.ip,
+            })
+            .collect();
+        let me = self.nodes.iter().position(|n| n.name == node.name).unwrap_or(0);
+        let near: Vec<usize> = self
+            .neighbours_of(&node.name)
+            .iter()
+            .filter_map(|m| self.nodes.iter().position(|n| &n.name == m))
+            .collect();
+        spec.resolve(&slots, me, &near)
     }
 
     /// The nodes that vote.
@@ -289,6 +379,9 @@ mod tests {
             nodes: vec![],
             zones: Zones::default(),
             sparse: false,
+            holder: false,
+            node_image: None,
+            node: None,
         };
         assert_eq!(
             plan("10.77.5.0/24").monitor_ip(0).to_string(),

@@ -35,6 +35,8 @@ const DAEMON_GRACE: u32 = 3;
 
 pub struct RunOptions {
     pub image: String,
+    /// The image of the scenario's `node:` section, made ready beforehand.
+    pub node_image: Option<String>,
     pub report_dir: PathBuf,
     pub keep: bool,
     pub readiness: Duration,
@@ -79,6 +81,7 @@ pub async fn run<E: Engine, P: NodeProbe>(
     // first, faults and all (`replace`).
     let req = UpRequest {
         file: &scenario.testnet,
+        node_image: opts.node_image.as_deref(),
         image: &opts.image,
         readiness: opts.readiness,
         replace: true,

@@ -36,6 +36,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::config::{load_yaml, parse_yaml, ConfigError, TestnetFile};
 use crate::fault::Fault;
+pub use crate::op::Op;
 
 fn dur<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
     let s = String::deserialize(d)?;
@@ -258,42 +259,6 @@ pub struct MetricAssertion {
     /// A metric that no scrape shows counts as 0 (else: a failure).
     #[serde(default)]
     pub allow_absent: bool,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub enum Op {
-    #[serde(rename = "<")]
-    Lt,
-    #[serde(rename = "<=")]
-    Le,
-    #[serde(rename = "==")]
-    Eq,
-    #[serde(rename = ">=")]
-    Ge,
-    #[serde(rename = ">")]
-    Gt,
-}
-
-impl Op {
-    pub fn holds(self, a: f64, b: f64) -> bool {
-        match self {
-            Op::Lt => a < b,
-            Op::Le => a <= b,
-            Op::Eq => (a - b).abs() < 1e-9,
-            Op::Ge => a >= b,
-            Op::Gt => a > b,
-        }
-    }
-
-    pub fn symbol(self) -> &'static str {
-        match self {
-            Op::Lt => "<",
-            Op::Le => "<=",
-            Op::Eq => "==",
-            Op::Ge => ">=",
-            Op::Gt => ">",
-        }
-    }
 }
 
 /// One concrete action of the resolved timeline.

@@ -87,6 +87,36 @@ pub struct DelayWorkerStopped {
     pub stopped: bool,
 }
 
+/// One established TCP connection of the node's network namespace.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Connection {
+    pub local: std::net::SocketAddrV4,
+    pub remote: std::net::SocketAddrV4,
+}
+
+/// `GET /connections`: the namespace's established TCP connections (IPv4, and
+/// IPv4-mapped IPv6) and the ports something listens on.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Connections {
+    pub established: Vec<Connection>,
+    pub listening: Vec<u16>,
+}
+
+impl Connections {
+    /// The remote addresses linked to `port` on either end, each once.
+    pub fn peers_on(&self, port: u16) -> Vec<std::net::Ipv4Addr> {
+        let mut out: Vec<std::net::Ipv4Addr> = self
+            .established
+            .iter()
+            .filter(|c| c.local.port() == port || c.remote.port() == port)
+            .map(|c| *c.remote.ip())
+            .collect();
+        out.sort_unstable();
+        out.dedup();
+        out
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -39,8 +39,12 @@ struct AgentArgs {
     /// Control API listen address.
     #[arg(long, default_value = "0.0.0.0:9000")]
     control: SocketAddr,
+    /// Run no node: hold the network and PID namespaces that the node's own
+    /// container joins (any image), and fault its processes by signals.
+    #[arg(long, conflicts_with = "command")]
+    holder: bool,
     /// The node's command line, after `--`.
-    #[arg(last = true, required = true)]
+    #[arg(last = true, required_unless_present = "holder")]
     command: Vec<String>,
 }
 
@@ -174,8 +178,14 @@ fn agent(args: AgentArgs) -> ExitCode {
         let control = TcpListener::bind(args.control)
             .await
             .with_context(|| format!("cannot listen for control on {}", args.control))?;
-        info!(control = %args.control, command = ?args.command, "agent supervising the node");
-        testnet_node::agent::run(control, args.command)
+        let mode = if args.holder {
+            info!(control = %args.control, "agent holding the namespaces of a node's container");
+            testnet_node::agent::Mode::Holder
+        } else {
+            info!(control = %args.control, command = ?args.command, "agent supervising the node");
+            testnet_node::agent::Mode::Supervise(args.command)
+        };
+        testnet_node::agent::run(control, mode)
             .await
             .context("cannot start the node")
     });

@@ -37,9 +37,16 @@ pub async fn exec(ctx: &Ctx, a: Args) -> Result<ExitCode, Fail> {
         Some(tag) => tag,
         None => super::image::build(ctx, &engine, a.node_binary).await?,
     };
+    let node_image = match &scenario.testnet.node {
+        Some(spec) => {
+            Some(crate::image::ensure_foreign(&engine, spec, &|l: &str| ctx.progress(l)).await?)
+        }
+        None => None,
+    };
     let interrupt = Interrupt::listen("interrupted: healing and tearing down...");
     let opts = RunOptions {
         image,
+        node_image,
         report_dir: a
             .report
             .unwrap_or_else(|| PathBuf::from("testnet-report").join(&scenario.name)),

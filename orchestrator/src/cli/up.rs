@@ -85,6 +85,12 @@ pub async fn exec(ctx: &Ctx, a: Args) -> Result<ExitCode, Fail> {
         Some(tag) => tag,
         None => super::image::build(ctx, &engine, a.node_binary).await?,
     };
+    let node_image = match &tf.node {
+        Some(spec) => {
+            Some(crate::image::ensure_foreign(&engine, spec, &|l: &str| ctx.progress(l)).await?)
+        }
+        None => None,
+    };
     let monitor = match a.monitor || tf.monitor {
         true => Some(crate::monitor::ensure_images(&engine, &|l: &str| ctx.progress(l)).await?),
         false => None,
@@ -99,6 +105,7 @@ pub async fn exec(ctx: &Ctx, a: Args) -> Result<ExitCode, Fail> {
     }
     let req = UpRequest {
         file: &tf,
+        node_image: node_image.as_deref(),
         image: &image,
         readiness: a.timeout,
         replace: a.replace || stale,

@@ -249,7 +249,7 @@ impl Engine for DockerEngine {
                 )
             })
             .collect();
-        let body = ContainerCreateBody {
+        let mut body = ContainerCreateBody {
             image: Some(spec.image.clone()),
             cmd: Some(spec.cmd.clone()),
             env: (!spec.env.is_empty()).then(|| spec.env.clone()),
@@ -282,6 +282,18 @@ impl Engine for DockerEngine {
             }),
             ..Default::default()
         };
+        if let Some(holder) = &spec.join {
+            // The pod pattern: the holder's network and PID namespaces.
+            body.exposed_ports = None;
+            body.networking_config = None;
+            body.host_config = Some(HostConfig {
+                network_mode: Some(format!("container:{holder}")),
+                pid_mode: Some(format!("container:{holder}")),
+                cap_add: Some(spec.cap_add.clone()),
+                init: Some(false),
+                ..Default::default()
+            });
+        }
         let opts = CreateContainerOptionsBuilder::default()
             .name(&spec.name)
             .build();

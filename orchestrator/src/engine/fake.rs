@@ -193,7 +193,14 @@ impl Engine for FakeEngine {
                 name: spec.name.clone(),
             });
         }
-        if !s.networks.contains_key(&spec.network) {
+        if let Some(holder) = &spec.join {
+            if !s.containers.contains_key(holder) {
+                return Err(EngineError::NotFound {
+                    what: "container",
+                    name: holder.clone(),
+                });
+            }
+        } else if !s.networks.contains_key(&spec.network) {
             return Err(EngineError::NotFound {
                 what: "network",
                 name: spec.network.clone(),
@@ -205,9 +212,10 @@ impl Engine for FakeEngine {
                 name: spec.image.clone(),
             });
         }
-        if s.containers
-            .values()
-            .any(|(c, _)| c.network == spec.network && c.ip == spec.ip)
+        if spec.join.is_none()
+            && s.containers
+                .values()
+                .any(|(c, _)| c.join.is_none() && c.network == spec.network && c.ip == spec.ip)
         {
             return Err(EngineError::Api {
                 action: format!("creating container {}", spec.name),
@@ -225,11 +233,14 @@ impl Engine for FakeEngine {
             };
             ports.push((p, host));
         }
+        if spec.join.is_some() {
+            ports.clear();
+        }
         let info = ContainerInfo {
             name: spec.name.clone(),
             state: ContainerState::Created,
             labels: spec.labels.clone(),
-            ip: Some(spec.ip),
+            ip: spec.join.is_none().then_some(spec.ip),
             ports,
         };
         s.containers.insert(spec.name.clone(), (spec.clone(), info));
@@ -254,12 +265,24 @@ impl Engine for FakeEngine {
     async fn start_container(&self, name: &str) -> Result<(), EngineError> {
         let mut s = self.call(format!("start {name}"))?;
         let exit = s.exit_on_start.get(name).copied();
-        let Some((_, info)) = s.containers.get(name) else {
+        let Some((spec, info)) = s.containers.get(name) else {
             return Err(EngineError::NotFound {
                 what: "container",
                 name: name.into(),
             });
         };
+        if let Some(holder) = &spec.join {
+            let running = s
+                .containers
+                .get(holder)
+                .is_some_and(|(_, h)| h.state == ContainerState::Running);
+            if !running {
+                return Err(EngineError::Api {
+                    action: format!("starting container {name}"),
+                    message: format!("cannot join container {holder}: it is not running"),
+                });
+            }
+        }
         let clash = info.ports.iter().map(|(_, h)| *h).find(|h| {
             s.containers.values().any(|(_, o)| {
                 o.name != name
