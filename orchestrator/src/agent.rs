@@ -40,6 +40,11 @@ pub trait AgentApi: Send + Sync {
         state: &'a FaultState,
         lease: Option<Duration>,
     ) -> BoxFuture<'a, Result<FaultReport, AgentError>>;
+    /// The node process as the agent sees it now.
+    fn process_report<'a>(
+        &'a self,
+        node: &'a NodeSummary,
+    ) -> BoxFuture<'a, Result<ProcessReport, AgentError>>;
     /// Kills, starts, restarts, stops, pauses or resumes the node process.
     fn process<'a>(
         &'a self,
@@ -110,6 +115,13 @@ impl AgentApi for HttpAgent {
         Box::pin(self.call(node, move |http, url| {
             http.put(format!("{url}/faults{query}")).json(state)
         }))
+    }
+
+    fn process_report<'a>(
+        &'a self,
+        node: &'a NodeSummary,
+    ) -> BoxFuture<'a, Result<ProcessReport, AgentError>> {
+        Box::pin(self.call(node, |http, url| http.get(format!("{url}/process"))))
     }
 
     fn process<'a>(

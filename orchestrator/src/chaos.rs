@@ -281,7 +281,10 @@ async fn process<E: Engine, P: NodeProbe>(
     let detail = if container {
         container_action(tn, agent, n, action).await?
     } else {
-        let report = agent.process(n, action).await?;
+        let report = match n.holder {
+            Some(_) => held::process(tn, agent, n, action).await?,
+            None => agent.process(n, action).await?,
+        };
         serde_json::to_string(&report).expect("report serializes")
     };
     let undo = match action.undo() {
@@ -391,5 +394,6 @@ pub fn desired_states<E: Engine, P: NodeProbe>(
     Ok(desired.render(&plan.baseline()))
 }
 
+mod held;
 #[cfg(test)]
 mod tests;

@@ -99,6 +99,7 @@ mod tests {
                     validator: true,
                     neighbours: None,
                     agent_port: 0,
+                    metrics_port: 0,
                     name: "n0".into(),
                     container: "demo-n0".into(),
                     ip: "10.77.3.10".parse().unwrap(),
@@ -109,6 +110,7 @@ mod tests {
                     validator: true,
                     neighbours: None,
                     agent_port: 0,
+                    metrics_port: 0,
                     name: "n1".into(),
                     container: "demo-n1".into(),
                     ip: "10.77.3.11".parse().unwrap(),
@@ -117,6 +119,9 @@ mod tests {
             ],
             zones: Default::default(),
             sparse: false,
+            holder: false,
+            node_image: None,
+            node: None,
         };
         let text = render(&plan);
         let doc: serde_yaml_ng::Value = serde_yaml_ng::from_str(&text).unwrap();

@@ -60,7 +60,7 @@ pub enum UpError {
         code: i64,
         logs: String,
     },
-    #[error("not every node had a full mesh within {deadline:?}:\n{report}")]
+    #[error("not every node was ready within {deadline:?}:\n{report}")]
     NotReady { deadline: Duration, report: String },
     #[error("applying the latency zones failed: {0}")]
     Zones(String),
@@ -386,16 +386,23 @@ pub async fn down<E: Engine>(engine: &E, name: Option<&str>) -> Result<Removed, 
     let mut removed = Removed::default();
     // Keep going past a failure: remove all that can be, then report the first error.
     let mut first_error = None;
-    let containers = engine.list_containers(label).await?;
-    let removals = containers.iter().map(|c| engine.remove_container(&c.name));
-    for (c, r) in containers
-        .iter()
-        .zip(futures::future::join_all(removals).await)
-    {
-        match r {
-            Ok(()) => removed.containers.push(c.name.clone()),
-            Err(e) => {
-                first_error.get_or_insert(e);
+    // Nodes' own containers before the holders whose namespaces they joined.
+    let (holders, others): (Vec<_>, Vec<_>) = engine
+        .list_containers(label)
+        .await?
+        .into_iter()
+        .partition(|c| c.labels.get(LABEL_ROLE).is_some_and(|r| r == "holder"));
+    for containers in [others, holders] {
+        let removals = containers.iter().map(|c| engine.remove_container(&c.name));
+        for (c, r) in containers
+            .iter()
+            .zip(futures::future::join_all(removals).await)
+        {
+            match r {
+                Ok(()) => removed.containers.push(c.name.clone()),
+                Err(e) => {
+                    first_error.get_or_insert(e);
+                }
             }
         }
     }

@@ -451,6 +451,7 @@ mod tests {
                 validator: true,
                 neighbours: None,
                 agent_port: 0,
+                metrics_port: 0,
                 name: format!("n{i}"),
                 container: format!("t-n{i}"),
                 ip: Ipv4Addr::new(10, 77, 1, 10 + i),

@@ -128,24 +128,40 @@ impl Observations {
 /// Parses the Prometheus text exposition into `series -> value`, keeping the
 /// `testnet_` series (histogram buckets too). Lines it cannot read are skipped.
 pub fn parse_metrics(text: &str) -> BTreeMap<String, f64> {
+    parse_exposition(text, |name| name.starts_with("testnet_"))
+}
+
+/// Parses the text exposition, keeping the series whose name `keep` accepts.
+/// A trailing timestamp is ignored.
+pub fn parse_exposition(text: &str, keep: impl Fn(&str) -> bool) -> BTreeMap<String, f64> {
     let mut out = BTreeMap::new();
     for line in text.lines() {
-        if line.starts_with('#') || !line.starts_with("testnet_") {
+        if line.starts_with('#') {
             continue;
         }
-        // The value is the last field (no timestamps in our exposition).
-        let Some((series, value)) = line.rsplit_once(' ') else {
+        let name_end = line.find(['{', ' ']).unwrap_or(line.len());
+        if !keep(&line[..name_end]) {
             continue;
+        }
+        // The series ends at the closing brace, or at the first space.
+        let series_end = match line[name_end..].starts_with('{') {
+            true => match line.rfind('}') {
+                Some(close) => close + 1,
+                None => continue,
+            },
+            false => name_end,
         };
-        let value = match value {
-            "+Inf" => f64::INFINITY,
-            "-Inf" => f64::NEG_INFINITY,
-            v => match v.parse() {
+        let mut fields = line[series_end..].split_whitespace();
+        let value = match fields.next() {
+            Some("+Inf") => f64::INFINITY,
+            Some("-Inf") => f64::NEG_INFINITY,
+            Some(v) => match v.parse() {
                 Ok(v) => v,
                 Err(_) => continue,
             },
+            None => continue,
         };
-        out.insert(series.trim().to_owned(), value);
+        out.insert(line[..series_end].trim().to_owned(), value);
     }
     out
 }
@@ -237,6 +253,13 @@ mod tests {
         assert_eq!(m["testnet_certificates_total"], 7.0);
         assert_eq!(m["testnet_ping_rtt_seconds_bucket{le=\"+Inf\"}"], 14.0);
         assert_eq!(m.len(), 3, "{m:?}");
+        let all = parse_exposition(
+            "etcd_server_has_leader 1\netcd_x{a=\"b c\"} 2 1700000000000\nbad\n",
+            |_| true,
+        );
+        assert_eq!(all["etcd_server_has_leader"], 1.0);
+        assert_eq!(all["etcd_x{a=\"b c\"}"], 2.0, "labels with spaces, a timestamp");
+        assert_eq!(all.len(), 2);
         let (name, labels) =
             split_series("testnet_handshake_failures_total{reason=\"bad_magic\",x=\"1\"}");
         assert_eq!(name, "testnet_handshake_failures_total");

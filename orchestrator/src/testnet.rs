@@ -3,6 +3,7 @@
 //! [`Engine`] and the [`NodeProbe`], so the logic runs against the fake engine
 //! in unit tests and against Docker for real.
 
+use std::collections::BTreeMap;
 use std::future::Future;
 use std::net::Ipv4Addr;
 use std::time::Duration;
@@ -10,7 +11,8 @@ use std::time::Duration;
 use testnet_node::api::Status;
 
 use crate::engine::{
-    ContainerState, Engine, EngineError, Label, LABEL_NODE, LABEL_PORTS, LABEL_ROLE,
+    ContainerInfo, ContainerState, Engine, EngineError, Label, LABEL_API, LABEL_HOLDER,
+    LABEL_METRICS, LABEL_NODE, LABEL_PORTS, LABEL_ROLE,
 };
 use crate::plan::{Plan, AGENT_PORT, HTTP_PORT};
 use crate::state::StateDir;
@@ -34,6 +36,9 @@ pub enum TestnetError {
 /// Reads a node's `/status` (HTTP in real runs, scripted in tests).
 pub trait NodeProbe: Send + Sync {
     fn status(&self, url: &str) -> impl Future<Output = Option<Status>> + Send;
+    /// Any URL of a node or its agent: the status code and body, `None` when
+    /// nothing answered (a foreign node's readiness).
+    fn get(&self, url: &str) -> impl Future<Output = Option<(u16, String)>> + Send;
 }
 
 /// The HTTP probe.
@@ -64,6 +69,12 @@ impl NodeProbe for HttpProbe {
             .await
             .ok()
     }
+
+    async fn get(&self, url: &str) -> Option<(u16, String)> {
+        let r = self.client.get(url).send().await.ok()?;
+        let code = r.status().as_u16();
+        Some((code, r.text().await.ok()?))
+    }
 }
 
 /// Nodes asked for their `/status` at once.
@@ -79,6 +90,10 @@ pub struct NodeSummary {
     pub http_url: Option<String>,
     /// The agent's control API on the host.
     pub agent_url: Option<String>,
+    /// The node's metrics on the host (URL with path), where it serves any.
+    pub metrics_url: Option<String>,
+    /// Holder mode: the container holding the node's namespaces (and the agent).
+    pub holder: Option<String>,
     pub peers: Option<usize>,
     pub expected_peers: Option<usize>,
     /// Whether the node votes (from its API).
@@ -155,38 +170,21 @@ impl<'a, E: Engine, P: NodeProbe> Testnet<'a, E, P> {
             .engine
             .list_containers(Label::testnet(Some(&self.name)))
             .await?;
+        let role = |c: &ContainerInfo| c.labels.get(LABEL_ROLE).cloned().unwrap_or_default();
+        let holders: BTreeMap<&str, &ContainerInfo> = containers
+            .iter()
+            .filter(|c| role(c) == "holder")
+            .map(|c| (c.name.as_str(), c))
+            .collect();
         let mut out: Vec<NodeSummary> = containers
-            .into_iter()
-            .filter(|c| c.labels.get(LABEL_ROLE).map(String::as_str) == Some("node"))
+            .iter()
+            .filter(|c| role(c) == "node")
             .map(|c| {
-                // Pinned ports hold while the container is down; others only
-                // while it runs.
-                let pinned = c
+                let holder = c
                     .labels
-                    .get(LABEL_PORTS)
-                    .map(|v| crate::ports::parse_label(v))
-                    .unwrap_or_default();
-                let published = |port: u16| {
-                    pinned
-                        .iter()
-                        .chain(&c.ports)
-                        .find(|(p, h)| *p == port && *h != 0)
-                        .map(|(_, h)| format!("http://127.0.0.1:{h}"))
-                };
-                NodeSummary {
-                    node: c.labels.get(LABEL_NODE).cloned().unwrap_or_default(),
-                    container: c.name.clone(),
-                    state: state_name(c.state),
-                    ip: c.ip,
-                    http_url: published(HTTP_PORT),
-                    agent_url: published(AGENT_PORT),
-                    peers: None,
-                    expected_peers: None,
-                    validator: None,
-                    handshake_failures: None,
-                    finalized_transactions: None,
-                    utxo_digest: None,
-                }
+                    .get(LABEL_HOLDER)
+                    .map(|h| (h.clone(), holders.get(h.as_str()).copied()));
+                summarize(c, holder)
             })
             .collect();
         out.sort_by_key(|s| {
@@ -225,6 +223,61 @@ impl<'a, E: Engine, P: NodeProbe> Testnet<'a, E, P> {
                     .collect::<Vec<_>>()
                     .join(", "),
             })
+    }
+}
+
+/// A node container as a summary; in holder mode its IP comes from its
+/// holder, and a holder that is not running makes the node unreachable.
+fn summarize(c: &ContainerInfo, holder: Option<(String, Option<&ContainerInfo>)>) -> NodeSummary {
+    // Pinned ports hold while the container is down; others only while it runs.
+    let pinned = c
+        .labels
+        .get(LABEL_PORTS)
+        .map(|v| crate::ports::parse_label(v))
+        .unwrap_or_default();
+    let published = |port: u16| {
+        pinned
+            .iter()
+            .chain(&c.ports)
+            .find(|(p, h)| *p == port && *h != 0)
+            .map(|(_, h)| format!("http://127.0.0.1:{h}"))
+    };
+    // A foreign node says where its API and metrics are; ours: HTTP_PORT.
+    let api: Option<u16> = match c.labels.get(LABEL_API) {
+        Some(v) => v.parse().ok(),
+        None => Some(HTTP_PORT),
+    };
+    let metrics: Option<(u16, String)> = match c.labels.get(LABEL_METRICS) {
+        Some(v) => v
+            .split_once('/')
+            .and_then(|(p, path)| Some((p.parse().ok()?, format!("/{path}")))),
+        None => Some((HTTP_PORT, "/metrics".into())),
+    };
+    let mut state = state_name(c.state);
+    let mut ip = c.ip;
+    if let Some((name, h)) = &holder {
+        ip = h.and_then(|h| h.ip);
+        match h.map(|h| h.state) {
+            Some(ContainerState::Running) => {}
+            Some(other) => state = format!("holder {}", state_name(other)),
+            None => state = format!("holder {name} missing"),
+        }
+    }
+    NodeSummary {
+        node: c.labels.get(LABEL_NODE).cloned().unwrap_or_default(),
+        container: c.name.clone(),
+        state,
+        ip,
+        http_url: api.and_then(published),
+        agent_url: published(AGENT_PORT),
+        metrics_url: metrics.and_then(|(port, path)| Some(format!("{}{path}", published(port)?))),
+        holder: holder.map(|(name, _)| name),
+        peers: None,
+        expected_peers: None,
+        validator: None,
+        handshake_failures: None,
+        finalized_transactions: None,
+        utxo_digest: None,
     }
 }
 

@@ -138,6 +138,19 @@ impl AgentApi for FakeAgent {
         })
     }
 
+    fn process_report<'a>(
+        &'a self,
+        node: &'a NodeSummary,
+    ) -> BoxFuture<'a, Result<ProcessReport, AgentError>> {
+        Box::pin(async move {
+            self.with(node, "process", |a| ProcessReport {
+                state: a.process,
+                pid: (a.process != ProcessState::Stopped).then_some(100 + a.restarts as u32),
+                restarts: a.restarts,
+            })
+        })
+    }
+
     fn process<'a>(
         &'a self,
         node: &'a NodeSummary,

@@ -24,6 +24,7 @@ fn plan() -> Plan {
                 validator: true,
                 neighbours: None,
                 agent_port: 0,
+                metrics_port: 0,
                 name: format!("n{i}"),
                 container: format!("t-n{i}"),
                 ip: ip(i),
@@ -32,6 +33,9 @@ fn plan() -> Plan {
             .collect(),
         zones,
         sparse: false,
+        holder: false,
+        node_image: None,
+        node: None,
     }
 }
 

@@ -7,6 +7,8 @@ use std::time::{Duration, Instant};
 use tokio_util::sync::CancellationToken;
 
 use super::UpError;
+
+mod foreign;
 use crate::engine::Engine;
 use crate::plan::Plan;
 use crate::testnet::{NodeProbe, NodeSummary, Testnet};
@@ -37,7 +39,9 @@ pub(super) async fn wait_ready<E: Engine, P: NodeProbe>(
 ) -> Result<(), UpError> {
     let want = expected(plan);
     let n = want.len();
-    let what = if plan.sparse {
+    let what = if let Some(spec) = &plan.node {
+        foreign::describe(spec)
+    } else if plan.sparse {
         "their topology neighbours".to_owned()
     } else {
         format!("a full mesh ({} peers each)", n.saturating_sub(1))
@@ -61,7 +65,10 @@ pub(super) async fn wait_ready<E: Engine, P: NodeProbe>(
                 });
             }
         }
-        let ready = summary.iter().filter(|s| is_ready(s, &want)).count();
+        let ready = match &plan.node {
+            Some(spec) => foreign::count_ready(tn.probe, spec, &summary).await,
+            None => summary.iter().filter(|s| is_ready(s, &want)).count(),
+        };
         if ready == n {
             progress(&format!(
                 "all {n} nodes have {what} ({:.1}s)",
@@ -77,7 +84,10 @@ pub(super) async fn wait_ready<E: Engine, P: NodeProbe>(
             (last_ready, said) = (ready, Instant::now());
         }
         if start.elapsed() > deadline {
-            let report = not_ready_report(tn, &summary, &want).await;
+            let report = match &plan.node {
+                Some(spec) => foreign::not_ready_report(tn, spec, &summary).await,
+                None => not_ready_report(tn, &summary, &want).await,
+            };
             return Err(UpError::NotReady { deadline, report });
         }
         tokio::select! {

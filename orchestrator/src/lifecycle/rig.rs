@@ -33,6 +33,8 @@ pub struct ScriptedProbe {
     pub lag_peers: usize,
     pub engine: Option<FakeEngine>,
     pub asked: Mutex<usize>,
+    /// URL -> (status code, body) for [`NodeProbe::get`] (a foreign node).
+    pub pages: Mutex<std::collections::BTreeMap<String, (u16, String)>>,
 }
 
 impl ScriptedProbe {
@@ -44,6 +46,7 @@ impl ScriptedProbe {
             lag_peers: 0,
             engine: None,
             asked: Mutex::new(0),
+            pages: Mutex::default(),
         }
     }
 
@@ -92,6 +95,10 @@ impl NodeProbe for ScriptedProbe {
         let peers = if lags { self.lag_peers } else { want };
         Some(fake_status(peers, want))
     }
+
+    async fn get(&self, url: &str) -> Option<(u16, String)> {
+        self.pages.lock().unwrap().get(url).cloned()
+    }
 }
 
 /// A testnet that is up on the fake engine, with fake agents.
@@ -117,6 +124,7 @@ impl Rig {
         let req = UpRequest {
             file: &file,
             image: IMAGE,
+            node_image: None,
             readiness: Duration::from_secs(1),
             replace: false,
             monitor: None,

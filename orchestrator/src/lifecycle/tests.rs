@@ -4,7 +4,8 @@ use super::*;
 use crate::agent::fake::FakeAgent;
 use crate::engine::fake::FakeEngine;
 use crate::lifecycle::rig::{self, ScriptedProbe};
-use crate::plan::{free_subnet, HTTP_PORT};
+use crate::engine::LABEL_NODE;
+use crate::plan::{free_subnet, AGENT_PORT, CONFIG_DIR, HTTP_PORT};
 
 const IMAGE: &str = "testnet-node:test";
 
@@ -44,6 +45,7 @@ async fn up<P: NodeProbe>(
     let req = UpRequest {
         file: r.file,
         image: IMAGE,
+        node_image: None,
         readiness: r.readiness,
         replace: r.replace,
         monitor: None,

@@ -127,6 +127,7 @@ async fn a_latency_step_is_undone_and_a_heal_closes_the_network_windows() {
 fn fake_options(report_dir: &std::path::Path) -> RunOptions {
     RunOptions {
         image: IMAGE.into(),
+        node_image: None,
         report_dir: report_dir.to_owned(),
         keep: false,
         readiness: Duration::from_secs(1),
