@@ -118,10 +118,10 @@ pub fn check_name(name: &str) -> Result<(), String> {
 pub(crate) fn parse_yaml<T: serde::de::DeserializeOwned>(
     text: &str,
     source_name: &str,
-    problems: impl FnOnce(&T) -> Vec<String>,
+    problems: impl FnOnce(&mut T) -> Vec<String>,
 ) -> Result<T, ConfigError> {
     let de = serde_yaml_ng::Deserializer::from_str(text);
-    let value: T = serde_path_to_error::deserialize(de).map_err(|e| {
+    let mut value: T = serde_path_to_error::deserialize(de).map_err(|e| {
         let path = e.path().to_string();
         let inner = e.into_inner();
         let (line, column) = inner
@@ -136,7 +136,7 @@ pub(crate) fn parse_yaml<T: serde::de::DeserializeOwned>(
             message: inner.to_string(),
         }
     })?;
-    let problems = problems(&value);
+    let problems = problems(&mut value);
     if problems.is_empty() {
         Ok(value)
     } else {
@@ -160,7 +160,7 @@ pub(crate) fn load_yaml<T>(
 impl TestnetFile {
     /// Parses and validates `text`; `source_name` names it in errors.
     pub fn parse(text: &str, source_name: &str) -> Result<Self, ConfigError> {
-        parse_yaml(text, source_name, Self::problems)
+        parse_yaml(text, source_name, |f: &mut Self| f.problems())
     }
 
     pub fn load(path: &std::path::Path) -> Result<Self, ConfigError> {

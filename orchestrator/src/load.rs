@@ -17,6 +17,7 @@ use testnet_node::genesis::Genesis;
 use testnet_node::Keypair;
 
 mod client;
+pub mod command;
 pub mod generator;
 mod report;
 

@@ -38,6 +38,11 @@ pub struct Sample {
     /// its scrape failed.
     #[serde(default)]
     pub agent_metrics: BTreeMap<String, f64>,
+    /// A foreign node's peers: the nodes it has an established TCP connection
+    /// with on its p2p port, as its holder's agent sees them (`None`: not
+    /// asked, or the agent did not answer).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub peers: Option<Vec<String>>,
 }
 
 /// Everything a run observed.
@@ -45,6 +50,10 @@ pub struct Sample {
 pub struct Observations {
     pub testnet: String,
     pub nodes: Vec<String>,
+    /// The nodes are not ours: they answer no `/status` and export none of
+    /// our metrics; liveness and peers come from their holders' agents.
+    #[serde(default)]
+    pub foreign: bool,
     /// Each node's topology neighbours (a node absent here: every other node,
     /// a full mesh).
     #[serde(default)]
@@ -69,6 +78,9 @@ pub struct Observations {
     #[serde(default)]
     pub finalized: BTreeMap<String, Vec<String>>,
     pub load: Option<LoadReport>,
+    /// What a `workload: { command }` did.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub command: Option<crate::load::command::CommandReport>,
 }
 
 /// The wait for a quiet testnet at the end of a run.
@@ -96,6 +108,30 @@ impl Observations {
         self.nodes
             .iter()
             .all(|n| self.neighbours_of(n).len() + 1 >= self.nodes.len())
+    }
+
+    /// Whether the node was up in this sample: ours answered `/status`; a
+    /// foreign one had a running process by its agent.
+    pub fn up(&self, s: &Sample) -> bool {
+        match self.foreign {
+            false => s.status.is_some(),
+            true => s
+                .process
+                .as_ref()
+                .is_some_and(|p| p.state == testnet_node::api::agent::ProcessState::Running),
+        }
+    }
+
+    /// The peers this sample shows by name, and how many: `None` when it
+    /// shows none (no answer).
+    pub fn peer_view(&self, s: &Sample) -> Option<(Vec<String>, usize)> {
+        match self.foreign {
+            false => s.status.as_ref().map(|st| (st.peer_names.clone(), st.peers)),
+            true => s.peers.clone().map(|p| {
+                let n = p.len();
+                (p, n)
+            }),
+        }
     }
 
     /// Samples of `node`, in time order.
@@ -186,10 +222,52 @@ pub fn split_series(series: &str) -> (&str, BTreeMap<&str, &str>) {
 /// round costs the host a bounded number of requests in flight.
 const SAMPLE_AT_ONCE: usize = 24;
 
+/// What to sample besides the agent: ours (the default) answers `/status`
+/// and `testnet_` metrics; a foreign node has the series named in `keep` and
+/// its peers read from its agent's connections on `p2p`.
+#[derive(Debug, Clone, Default)]
+pub struct Sampling {
+    pub foreign: Option<ForeignSampling>,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct ForeignSampling {
+    pub p2p: u16,
+    /// Node names by IP (to name a connection's far end).
+    pub names: BTreeMap<std::net::Ipv4Addr, String>,
+    /// Metric names to keep from each scrape.
+    pub keep: std::collections::BTreeSet<String>,
+}
+
+impl Sampling {
+    /// How to sample the nodes of `plan`; a foreign node's scrapes keep the
+    /// series named in `metrics` (its readiness metric and its `metrics:`
+    /// map are added).
+    pub fn of(plan: &crate::plan::Plan, metrics: impl IntoIterator<Item = String>) -> Sampling {
+        let Some(spec) = &plan.node else {
+            return Sampling::default();
+        };
+        let mut keep: std::collections::BTreeSet<String> = metrics.into_iter().collect();
+        keep.extend(spec.ready.as_ref().and_then(|r| r.metric.clone()));
+        keep.extend(spec.metrics.values().cloned());
+        Sampling {
+            foreign: Some(ForeignSampling {
+                p2p: spec.ports.p2p,
+                names: plan.nodes.iter().map(|n| (n.ip, n.name.clone())).collect(),
+                keep,
+            }),
+        }
+    }
+}
+
 /// Samples every node once, concurrently (at most [`SAMPLE_AT_ONCE`] nodes at a
 /// time): `/status`, `/metrics`, the agent's `/process` and `/metrics`. Never
 /// fails: what does not answer is recorded as missing.
-pub async fn sample_all(http: &reqwest::Client, nodes: &[NodeSummary]) -> Vec<Sample> {
+pub async fn sample_all(
+    http: &reqwest::Client,
+    nodes: &[NodeSummary],
+    how: &Sampling,
+) -> Vec<Sample> {
     use futures::StreamExt;
     let one = |n: &NodeSummary| {
         let (http, n) = (http.clone(), n.clone());
@@ -210,23 +288,46 @@ pub async fn sample_all(http: &reqwest::Client, nodes: &[NodeSummary]) -> Vec<Sa
                     r.bytes().await.ok()
                 }
             };
-            let (status, metrics, process, agent_metrics) = tokio::join!(
-                get(n.http_url.clone(), "/status"),
-                get(n.http_url.clone(), "/metrics"),
+            let foreign = how.foreign.as_ref();
+            let (status_url, metrics_url) = match foreign {
+                Some(_) => (None, n.metrics_url.clone()),
+                None => (n.http_url.clone(), n.http_url.clone().map(|u| u + "/metrics")),
+            };
+            let conns_url = foreign.and(n.agent_url.clone());
+            let (status, metrics, process, agent_metrics, conns) = tokio::join!(
+                get(status_url, "/status"),
+                get(metrics_url, ""),
                 get(n.agent_url.clone(), "/process"),
                 get(n.agent_url.clone(), "/metrics"),
+                get(conns_url, "/connections"),
             );
+            let text = |b: bytes::Bytes| String::from_utf8_lossy(&b).into_owned();
+            let metrics = match (metrics, foreign) {
+                (Some(b), Some(f)) => parse_exposition(&text(b), |name| f.keep.contains(name)),
+                (Some(b), None) => parse_metrics(&text(b)),
+                (None, _) => BTreeMap::new(),
+            };
+            let peers = foreign.zip(conns).and_then(|(f, b)| {
+                let c: testnet_node::api::agent::Connections =
+                    serde_json::from_slice(&b).ok()?;
+                Some(
+                    c.peers_on(f.p2p)
+                        .iter()
+                        .filter_map(|ip| f.names.get(ip).cloned())
+                        .filter(|name| *name != n.node)
+                        .collect(),
+                )
+            });
             Sample {
                 t: unix_now(),
                 node: n.node.clone(),
                 status: status.and_then(|b| serde_json::from_slice(&b).ok()),
                 process: process.and_then(|b| serde_json::from_slice(&b).ok()),
-                metrics: metrics
-                    .map(|b| parse_metrics(&String::from_utf8_lossy(&b)))
-                    .unwrap_or_default(),
+                metrics,
                 agent_metrics: agent_metrics
-                    .map(|b| parse_metrics(&String::from_utf8_lossy(&b)))
+                    .map(|b| parse_metrics(&text(b)))
                     .unwrap_or_default(),
+                peers,
             }
         }
     };

@@ -2,7 +2,12 @@
 //! heal, wait for quiescence, check the invariants, report, down.
 //! `testnet check`: the same checkers against a running testnet.
 
+mod check;
+mod quiescence;
 pub mod timeline;
+
+pub use check::{check, check_invariants};
+use quiescence::quiescence;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -15,14 +20,14 @@ use tokio_util::sync::CancellationToken;
 
 use crate::agent::AgentApi;
 use crate::chaos::{self, ChaosError};
-use crate::checks::{check_all, Verdict};
+use crate::checks::check_all;
 use crate::engine::Engine;
 use crate::fault::{Fault, WindowBook};
 use crate::lifecycle::{self, UpRequest};
 use crate::load::LoadArgs;
-use crate::observe::{sample_all, unix_now, Observations, Quiescence};
+use crate::observe::{sample_all, unix_now, Observations, Quiescence, Sampling};
 use crate::report::{self, RunReport};
-use crate::scenario::{Invariants, Scenario, Within};
+use crate::scenario::Scenario;
 use crate::state::Owner;
 use crate::testnet::{NodeProbe, Testnet, TestnetError};
 
@@ -96,6 +101,7 @@ pub async fn run<E: Engine, P: NodeProbe>(
     let mut obs = Observations {
         testnet: name.to_owned(),
         nodes: scenario.testnet.node_names(),
+        foreign: scenario.testnet.node.is_some(),
         neighbours: sparse_neighbours(tn),
         started: unix_now(),
         ..Observations::default()
@@ -223,6 +229,9 @@ async fn drive<E: Engine, P: NodeProbe>(
     progress: &(impl Fn(&str) + Sync),
     cancel: &CancellationToken,
 ) -> Result<(), RunError> {
+    let wanted = scenario.invariants.metrics.iter().map(|m| m.metric.clone());
+    let how = Sampling::of(&tn.plan()?, wanted);
+    let how = &how;
     let samples = Mutex::new(Vec::new());
     let book = Mutex::new(WindowBook::default());
     let done = CancellationToken::new();
@@ -243,7 +252,7 @@ async fn drive<E: Engine, P: NodeProbe>(
             match tn.status().await {
                 Ok(nodes) => {
                     unreachable = 0;
-                    let s = sample_all(&http, &nodes).await;
+                    let s = sample_all(&http, &nodes, how).await;
                     samples.lock().unwrap_or_else(|e| e.into_inner()).extend(s);
                 }
                 Err(e @ crate::engine::EngineError::Unreachable(_)) => {
@@ -277,13 +286,14 @@ async fn drive<E: Engine, P: NodeProbe>(
         .into_parts();
     // One last look at every node, now quiet.
     if let Ok(nodes) = tn.status().await {
-        obs.samples.extend(sample_all(&http, &nodes).await);
+        obs.samples.extend(sample_all(&http, &nodes, how).await);
         obs.finalized = finalized_if_different(&http, obs, &nodes).await;
     }
     let worked = outcome?;
     obs.load = worked.load;
+    obs.command = worked.command;
     obs.timeline_end = Some(worked.timeline_end);
-    obs.quiescence = Some(worked.quiescence);
+    obs.quiescence = worked.quiescence;
     Ok(())
 }
 
@@ -328,8 +338,10 @@ async fn finalized_if_different(
 /// What the workload and timeline left for the report.
 struct Worked {
     load: Option<LoadReport>,
+    command: Option<crate::load::command::CommandReport>,
     timeline_end: f64,
-    quiescence: Quiescence,
+    /// `None`: a foreign node's run (no contract to judge quiescence by).
+    quiescence: Option<Quiescence>,
 }
 
 /// Workload and timeline side by side; then a heal of what is left and quiescence.
@@ -352,8 +364,9 @@ async fn work<E: Engine, P: NodeProbe>(
     let lease = Some(total + Duration::from_secs(60));
     let load = async {
         match &scenario.workload {
-            Some(w) => workload(tn, w, scenario.seed, progress).await.map(Some),
-            None => Ok(None),
+            Some(w) if w.command.is_some() => command_workload(tn, w, progress).await.map(Load::Command),
+            Some(w) => workload(tn, w, scenario.seed, progress).await.map(Load::Payments),
+            None => Ok(Load::Nothing),
         }
     };
     let events = scenario.resolve();
@@ -368,14 +381,59 @@ async fn work<E: Engine, P: NodeProbe>(
         chaos::apply(tn, agent, &Fault::Heal, None).await?;
         book.lock().unwrap_or_else(|e| e.into_inner()).heal(at);
     }
-    progress("waiting for quiescence (equal finalized sets, empty mempools)");
-    let quiescence = quiescence(tn, limit).await;
-    progress(&format!("quiescence: {}", quiescence.detail));
+    let quiescence = match scenario.testnet.node {
+        Some(_) => None,
+        None => {
+            progress("waiting for quiescence (equal finalized sets, empty mempools)");
+            let q = quiescence(tn, limit).await;
+            progress(&format!("quiescence: {}", q.detail));
+            Some(q)
+        }
+    };
+    let (load, command) = match load {
+        Load::Payments(l) => (Some(l), None),
+        Load::Command(c) => (None, Some(c)),
+        Load::Nothing => (None, None),
+    };
     Ok(Worked {
         load,
+        command,
         timeline_end,
         quiescence,
     })
+}
+
+enum Load {
+    Payments(LoadReport),
+    Command(crate::load::command::CommandReport),
+    Nothing,
+}
+
+/// A `workload: { command }`: run to its end in a helper container.
+async fn command_workload<E: Engine, P: NodeProbe>(
+    tn: &Testnet<'_, E, P>,
+    w: &crate::scenario::Workload,
+    progress: &(impl Fn(&str) + Sync),
+) -> Result<crate::load::command::CommandReport, RunError> {
+    let plan = tn.plan()?;
+    let command = w.command.clone().unwrap_or_default();
+    progress(&format!("workload: {} (up to {}s)", command.join(" "), (w.duration + w.settle).as_secs()));
+    let r = crate::load::command::run(
+        tn.engine,
+        &plan,
+        &command,
+        w.image.as_deref(),
+        w.duration,
+        w.duration + w.settle,
+    )
+    .await?;
+    progress(&format!(
+        "workload: exit {}, {} operations ok, {} failed",
+        r.exit_code.map_or("none (stopped)".into(), |c| c.to_string()),
+        r.succeeded(),
+        r.failed()
+    ));
+    Ok(r)
 }
 
 async fn workload<E: Engine, P: NodeProbe>(
@@ -404,157 +462,6 @@ async fn workload<E: Engine, P: NodeProbe>(
     crate::load::generator::run(cfg, |line| progress(line))
         .await
         .map_err(|e| RunError::Load(e.to_string()))
-}
-
-/// Waits (up to `limit`) until every node answers with the same finalized
-/// set and an empty mempool, twice in a row; stops early once nothing has
-/// changed for [`STILL`] (a node that will not catch up, a transaction no
-/// node can decide any more). Says what it saw.
-async fn quiescence<E: Engine, P: NodeProbe>(
-    tn: &Testnet<'_, E, P>,
-    limit: Duration,
-) -> Quiescence {
-    let start = Instant::now();
-    let http = reqwest::Client::new();
-    let (mut calm, mut still_since, mut last) = (0, Instant::now(), None);
-    let mut seen = Settled::default();
-    while start.elapsed() < limit {
-        tokio::time::sleep(Duration::from_millis(500)).await;
-        let Ok(nodes) = tn.endpoints().await else {
-            continue;
-        };
-        seen = settled(&sample_all(&http, &nodes).await);
-        if last.as_ref() != Some(&seen.key) {
-            still_since = Instant::now();
-            last = Some(seen.key.clone());
-        }
-        calm = if seen.quiet { calm + 1 } else { 0 };
-        if calm >= 2 {
-            break;
-        }
-        if still_since.elapsed() >= STILL {
-            seen.detail
-                .push_str(&format!(" (no change for {}s)", STILL.as_secs()));
-            break;
-        }
-    }
-    Quiescence {
-        reached: seen.agree,
-        waited_secs: start.elapsed().as_secs_f64(),
-        detail: seen.detail,
-    }
-}
-
-/// How long nothing may change before quiescence stops waiting.
-const STILL: Duration = Duration::from_secs(8);
-
-/// One look at every node at the end.
-#[derive(Debug, Default)]
-struct Settled {
-    /// Every node answered, with the same finalized set.
-    agree: bool,
-    /// And every mempool is empty.
-    quiet: bool,
-    detail: String,
-    /// What changes while the testnet is still settling.
-    key: Vec<(String, Option<NodeLedger>)>,
-}
-
-/// A node's finalized set (digest, count) and mempool size.
-type NodeLedger = (String, u64, usize);
-
-fn settled(looks: &[crate::observe::Sample]) -> Settled {
-    let mut silent = Vec::new();
-    let mut busy = Vec::new();
-    let mut sets = BTreeMap::<(&str, u64), Vec<&str>>::new();
-    for l in looks {
-        match &l.status {
-            None => silent.push(l.node.as_str()),
-            Some(st) => {
-                if st.mempool > 0 {
-                    busy.push(format!("{} mempool {}", l.node, st.mempool));
-                }
-                let key = (st.finalized_digest.as_str(), st.finalized_transactions);
-                sets.entry(key).or_default().push(&l.node);
-            }
-        }
-    }
-    let mut what = Vec::new();
-    if !silent.is_empty() {
-        what.push(format!("not answering: {}", silent.join(",")));
-    }
-    if sets.len() > 1 {
-        let shown: Vec<String> = sets
-            .iter()
-            .map(|((_, count), nodes)| format!("{count} final on {}", nodes.join(",")))
-            .collect();
-        what.push(format!("finalized sets differ: {}", shown.join("; ")));
-    }
-    let agree = what.is_empty() && !looks.is_empty();
-    if agree {
-        let count = sets.keys().next().map(|k| k.1).unwrap_or(0);
-        what.push(format!("{} nodes agree on {count} finalized", looks.len()));
-    }
-    let quiet = agree && busy.is_empty();
-    what.extend(busy);
-    let key = looks
-        .iter()
-        .map(|l| {
-            let st = l.status.as_ref();
-            let v = st.map(|s| {
-                (
-                    s.finalized_digest.clone(),
-                    s.finalized_transactions,
-                    s.mempool,
-                )
-            });
-            (l.node.clone(), v)
-        })
-        .collect();
-    Settled {
-        agree,
-        quiet,
-        detail: what.join("; "),
-        key,
-    }
-}
-
-/// `testnet check`: samples the running testnet a few times and runs the
-/// checkers that need no workload or timeline.
-pub async fn check<E: Engine, P: NodeProbe>(
-    tn: &Testnet<'_, E, P>,
-) -> Result<Vec<Verdict>, RunError> {
-    let http = reqwest::Client::new();
-    let first = tn.endpoints().await?;
-    let mut obs = Observations {
-        testnet: tn.name.clone(),
-        nodes: first.iter().map(|n| n.node.clone()).collect(),
-        neighbours: sparse_neighbours(tn),
-        started: unix_now(),
-        ..Observations::default()
-    };
-    for i in 0..3 {
-        if i > 0 {
-            tokio::time::sleep(SAMPLE_EVERY).await;
-        }
-        let nodes = tn.status().await?;
-        obs.samples.extend(sample_all(&http, &nodes).await);
-    }
-    obs.ended = unix_now();
-    Ok(check_all(&check_invariants(&obs), &obs))
-}
-
-/// What `testnet check` judges: every invariant that needs no workload, with
-/// the mesh wanted within the span it sampled (on a running testnet "within"
-/// is now: the mesh must be there already).
-pub fn check_invariants(obs: &Observations) -> Invariants {
-    Invariants {
-        finality: None,
-        connectivity: Some(Within {
-            within: Duration::from_secs_f64((obs.ended - obs.started).max(0.0)),
-        }),
-        ..Invariants::default()
-    }
 }
 
 #[cfg(test)]

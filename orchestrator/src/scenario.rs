@@ -27,7 +27,6 @@
 //!     - { metric: testnet_duplicate_connections_resolved_total, op: "==", value: 0 }
 //! ```
 
-use std::collections::BTreeMap;
 use std::time::Duration;
 
 use rand::rngs::StdRng;
@@ -37,6 +36,9 @@ use serde::{Deserialize, Serialize};
 use crate::config::{load_yaml, parse_yaml, ConfigError, TestnetFile};
 use crate::fault::Fault;
 pub use crate::op::Op;
+
+pub mod assertion;
+pub use assertion::{Agg, MetricAssertion, NodeSelect};
 
 fn dur<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
     let s = String::deserialize(d)?;
@@ -83,9 +85,20 @@ fn one() -> u64 {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Workload {
+    /// Our node's payment load: payments per second.
+    #[serde(default)]
     pub tps: f64,
+    /// How long the load runs; a `command` gets this long (plus `settle`)
+    /// before it is stopped and judged failed.
     #[serde(deserialize_with = "dur", serialize_with = "ser_dur")]
     pub duration: Duration,
+    /// Any node's workload: a command run in a helper container on the
+    /// testnet's network (see `run::command_workload`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub command: Option<Vec<String>>,
+    /// The helper's image (default: the node image).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub image: Option<String>,
     #[serde(default)]
     pub double_spend: f64,
     /// How long after the load every payment may take to be final everywhere.
@@ -149,6 +162,9 @@ pub struct Invariants {
     pub safety: Option<Empty>,
     #[serde(default)]
     pub processes: Option<Empty>,
+    /// A `workload: { command }` exited 0 and printed no failed operation.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub workload_ok: Option<Empty>,
     /// Every fault of the timeline must be seen to bite: on unless the
     /// scenario says `faults_took_effect: false` (then every verdict about a
     /// fault may be vacuous).
@@ -170,7 +186,21 @@ impl Invariants {
             && self.finality.is_none()
             && self.safety.is_none()
             && self.processes.is_none()
+            && self.workload_ok.is_none()
             && self.metrics.is_empty()
+    }
+
+    /// What a run of a foreign node checks when the scenario does not say:
+    /// no crash, its links, its workload if it has one.
+    pub fn foreign(workload: bool) -> Self {
+        Invariants {
+            handshake_success: None,
+            utxo_agreement: None,
+            finality: None,
+            safety: None,
+            workload_ok: workload.then_some(Empty {}),
+            ..Invariants::default()
+        }
     }
 }
 
@@ -183,6 +213,7 @@ impl Default for Invariants {
             finality: Some(Within::default()),
             safety: Some(Empty {}),
             processes: Some(Empty {}),
+            workload_ok: None,
             faults_took_effect: true,
             metrics: Vec::new(),
         }
@@ -237,30 +268,6 @@ impl Default for Within {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct MetricAssertion {
-    /// Series name; summed over the nodes (or per node with `per_node`).
-    pub metric: String,
-    #[serde(default)]
-    pub labels: BTreeMap<String, String>,
-    pub op: Op,
-    pub value: f64,
-    /// Must hold at some point within this long of the start (else: at the end).
-    #[serde(
-        default,
-        deserialize_with = "opt_dur",
-        serialize_with = "ser_opt_dur",
-        skip_serializing_if = "Option::is_none"
-    )]
-    pub within: Option<Duration>,
-    #[serde(default)]
-    pub per_node: bool,
-    /// A metric that no scrape shows counts as 0 (else: a failure).
-    #[serde(default)]
-    pub allow_absent: bool,
-}
-
 /// One concrete action of the resolved timeline.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Event {
@@ -270,6 +277,8 @@ pub struct Event {
     pub action: Action,
     /// Index of the fault window this event opens or closes.
     pub window: usize,
+    /// The timeline step it comes from.
+    pub step: usize,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -282,7 +291,16 @@ pub enum Action {
 
 impl Scenario {
     pub fn parse(text: &str, source_name: &str) -> Result<Self, ConfigError> {
-        parse_yaml(text, source_name, |s: &Scenario| {
+        // Without an `invariants:` key a foreign node gets the checks that
+        // can judge it (ours read our contract).
+        let listed = serde_yaml_ng::from_str::<serde_yaml_ng::Value>(text)
+            .ok()
+            .is_some_and(|v| v.get("invariants").is_some());
+        parse_yaml(text, source_name, |s: &mut Scenario| {
+            if s.testnet.node.is_some() && !listed {
+                let command = s.workload.as_ref().is_some_and(|w| w.command.is_some());
+                s.invariants = Invariants::foreign(command);
+            }
             let mut problems = s.testnet.problems();
             problems.extend(s.problems());
             problems
@@ -299,7 +317,17 @@ impl Scenario {
             p.push(format!("name: {e}"));
         }
         let names = self.testnet.node_names();
-        if let Some(w) = &self.workload {
+        if let Some(w) = self.workload.as_ref().filter(|w| w.command.is_some()) {
+            if w.command.as_ref().is_some_and(|c| c.is_empty()) {
+                p.push("workload.command: empty; give the command line as a list".into());
+            }
+            if w.tps != 0.0 || w.double_spend != 0.0 || !w.endpoints.is_empty() {
+                p.push("workload: `tps`, `double_spend` and `endpoints` shape our payment load; a `command` workload takes none of them".into());
+            }
+        } else if let Some(w) = &self.workload {
+            if w.image.is_some() {
+                p.push("workload.image: goes with `command`".into());
+            }
             if !(w.tps > 0.0 && w.tps <= 2000.0) {
                 p.push(format!("workload.tps: {} is not in (0, 2000]", w.tps));
             }
@@ -337,10 +365,48 @@ impl Scenario {
             p.push(format!("invariants: {}", Invariants::NOTHING));
         }
         for (i, m) in self.invariants.metrics.iter().enumerate() {
-            if !m.metric.starts_with("testnet_") {
+            let at = format!("invariants.metrics[{i}]");
+            let foreign = self.testnet.node.is_some();
+            p.extend(m.problems(&names, self.timeline.len(), foreign).into_iter().map(|e| format!("{at}{e}")));
+        }
+        p.extend(self.contract_problems());
+        p
+    }
+
+    /// A foreign node speaks none of our contract: the invariants that read
+    /// it cannot judge it (and would fail for want of data), so listing them
+    /// is a mistake named here.
+    fn contract_problems(&self) -> Vec<String> {
+        let Some(node) = &self.testnet.node else {
+            if self.invariants.workload_ok.is_some() {
+                return vec!["invariants.workload_ok: judges a `workload: { command: [...] }`; \
+                             our node's load has its own invariants (finality, utxo_agreement)"
+                    .into()];
+            }
+            return Vec::new();
+        };
+        let what = node.image.clone().unwrap_or_else(|| node.packages.join("+"));
+        let inv = &self.invariants;
+        let mut p = Vec::new();
+        for (name, listed) in [
+            ("handshake_success", inv.handshake_success.is_some()),
+            ("utxo_agreement", inv.utxo_agreement.is_some()),
+            ("finality", inv.finality.is_some()),
+            ("safety", inv.safety.is_some()),
+        ] {
+            if listed {
                 p.push(format!(
-                    "invariants.metrics[{i}].metric: {:?} is not a testnet_ metric",
-                    m.metric
+                    "invariants.{name}: reads our node's /status, which the node image {what} \
+                     does not serve; judge it with `metrics:` assertions (node selectors, \
+                     windows, aggregates), `processes`, `connectivity` and `workload_ok`"
+                ));
+            }
+        }
+        if let Some(w) = &self.workload {
+            if w.command.is_none() {
+                p.push(format!(
+                    "workload: our payment load needs our node; give the node image {what} \
+                     a `workload: {{ command: [...] }}`"
                 ));
             }
         }
@@ -361,7 +427,7 @@ impl Scenario {
         };
         let mut events = Vec::new();
         let mut window = 0;
-        for step in &self.timeline {
+        for (index, step) in self.timeline.iter().enumerate() {
             for k in 0..step.count.unwrap_or(1) {
                 let at = step.at + step.every.unwrap_or_default() * k;
                 let fault = step.fault.map_nodes(&mut pick);
@@ -369,12 +435,14 @@ impl Scenario {
                     at,
                     action: Action::Apply(fault.clone()),
                     window,
+                    step: index,
                 });
                 if let Some(d) = step.duration {
                     events.push(Event {
                         at: at + d,
                         action: Action::Undo(fault),
                         window,
+                        step: index,
                     });
                 }
                 window += 1;

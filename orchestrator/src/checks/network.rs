@@ -301,6 +301,7 @@ mod tests {
                     process: None,
                     metrics: BTreeMap::new(),
                     agent_metrics: BTreeMap::new(),
+                    peers: None,
                 })
             })
             .collect();
@@ -341,6 +342,7 @@ mod tests {
                     process: None,
                     metrics,
                     agent_metrics: BTreeMap::new(),
+                    peers: None,
                 });
             }
         }
@@ -356,6 +358,7 @@ mod tests {
                 cut_off: vec![],
                 fault: None,
                 applied: None,
+                step: None,
             });
         }
         obs

@@ -81,6 +81,7 @@ fn sample(t: f64, node: &str, look: Option<&Look>) -> Sample {
             })
             .unwrap_or_default(),
         agent_metrics: BTreeMap::new(),
+        peers: None,
     }
 }
 
@@ -181,6 +182,7 @@ fn partition(start: f64, end: f64, no_quorum: bool) -> FaultEvent {
         cut_off: vec![],
         fault: None,
         applied: None,
+        step: None,
     }
 }
 
@@ -382,6 +384,7 @@ fn processes_allow_timeline_restarts_only() {
         cut_off: vec![],
         fault: None,
         applied: None,
+        step: None,
     });
     assert!(processes(&obs).passed, "{:?}", processes(&obs));
     // A restart seen only by the agent's count is caught too.
@@ -407,6 +410,10 @@ fn metric_assertions_sum_filter_and_skip_failed_scrapes() {
             within: None,
             per_node,
             allow_absent: false,
+            always: false,
+            during: None,
+            nodes: None,
+            agg: None,
         }
     };
     assert!(metric(&obs, &m("testnet_peers", &[], Op::Eq, 12.0, false)).passed);
@@ -489,6 +496,7 @@ fn none() -> crate::scenario::Invariants {
         finality: None,
         safety: None,
         processes: None,
+        workload_ok: None,
         faults_took_effect: false,
         metrics: vec![],
     }
@@ -505,6 +513,7 @@ fn window(kind: FaultKind, start: f64, end: Option<f64>, label: &str) -> FaultEv
         cut_off: vec![],
         fault: None,
         applied: None,
+        step: None,
     }
 }
 
@@ -654,6 +663,10 @@ fn metric_counters_add_up_across_restarts_and_absent_metrics_fail() {
         within: None,
         per_node: false,
         allow_absent,
+        always: false,
+        during: None,
+        nodes: None,
+        agg: None,
     };
     let v = metric(&obs, &m("testnet_votes_total", Op::Eq, 22.0, false));
     assert!(
@@ -741,6 +754,7 @@ fn with_fault(fault: Fault, start: f64, end: f64) -> Observations {
         cut_off: vec![],
         fault: Some(fault),
         applied: Some("applied".into()),
+        step: None,
     });
     obs
 }
@@ -1176,6 +1190,10 @@ fn a_metric_within_a_bound_counts_only_values_before_the_deadline() {
         within: Some(Duration::from_secs(within)),
         per_node,
         allow_absent: false,
+        always: false,
+        during: None,
+        nodes: None,
+        agg: None,
     };
     for per_node in [false, true] {
         let late = metric(&obs, &m(5, per_node));

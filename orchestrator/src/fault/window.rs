@@ -47,6 +47,9 @@ pub struct FaultEvent {
     /// through).
     #[serde(default)]
     pub applied: Option<String>,
+    /// The timeline step it comes from (`timeline[N]`).
+    #[serde(default)]
+    pub step: Option<usize>,
 }
 
 /// A span with no quorum anywhere: the union of the cuts in place and the
@@ -175,6 +178,7 @@ mod tests {
             cut_off: vec![],
             fault: None,
             applied: None,
+            step: None,
         }
     }
 

@@ -70,6 +70,7 @@ fn observations(with_load: bool) -> Observations {
                 }),
                 metrics: BTreeMap::new(),
                 agent_metrics: BTreeMap::new(),
+                peers: None,
             });
         }
     }
@@ -85,6 +86,7 @@ fn observations(with_load: bool) -> Observations {
             cut_off: vec![],
             fault: None,
             applied: None,
+            step: None,
         },
         FaultEvent {
             start: T0 + 22.0,
@@ -96,6 +98,7 @@ fn observations(with_load: bool) -> Observations {
             cut_off: vec![],
             fault: None,
             applied: None,
+            step: None,
         },
     ];
     Observations {

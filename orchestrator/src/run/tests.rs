@@ -6,6 +6,7 @@ use std::time::{Duration, Instant};
 
 use super::timeline::execute;
 use super::*;
+use super::quiescence::settled;
 use crate::fault::{FaultEvent, FaultKind};
 use crate::lifecycle::rig::{Rig, IMAGE};
 use crate::scenario::Scenario;
@@ -280,6 +281,7 @@ fn quiescence_wants_one_finalized_set_and_empty_mempools() {
             process: None,
             metrics: Default::default(),
             agent_metrics: Default::default(),
+            peers: None,
         }
     };
     let s = settled(&[look("n0", 5, "d", 0), look("n1", 5, "d", 0)]);

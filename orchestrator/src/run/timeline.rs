@@ -92,6 +92,7 @@ pub async fn execute<E: Engine, P: NodeProbe>(
             cut_off,
             fault: Some(fault.clone()),
             applied: Some(applied.detail.clone()),
+            step: Some(event.step),
         });
         windows[event.window] = Some((id, applied.undo));
     }

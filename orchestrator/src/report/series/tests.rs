@@ -28,6 +28,7 @@ fn sample(node: &str, t: f64, status: Option<Status>) -> Sample {
         process: None,
         metrics: BTreeMap::new(),
         agent_metrics: BTreeMap::new(),
+        peers: None,
     }
 }
 
@@ -70,6 +71,7 @@ fn fault(start: f64, end: Option<f64>, kind: FaultKind, label: &str) -> FaultEve
         cut_off: vec![],
         fault: None,
         applied: None,
+        step: None,
     }
 }
 
