@@ -481,10 +481,7 @@ pub async fn run(control: TcpListener, mode: Mode) -> std::io::Result<i32> {
         .route("/probe/connect", post(probe_connect))
         .route("/process", get(process::get_process))
         .route("/process/{action}", post(process::process_action))
-        .route(
-            "/connections",
-            get(|| async { Json(connections::read()) }),
-        )
+        .route("/connections", get(|| async { Json(connections::read()) }))
         .layer(axum::extract::DefaultBodyLimit::disable())
         .with_state(agent.clone());
     let server = tokio::spawn(async move { axum::serve(control, app).await });

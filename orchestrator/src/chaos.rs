@@ -41,6 +41,8 @@ pub enum ChaosError {
     },
     #[error("node {0}'s agent did not answer within 30 s of the container's start")]
     NotBack(String),
+    #[error("choosing the fault's node: {0}")]
+    Select(String),
     #[error("applied, but cannot record it: {0}")]
     Record(#[from] StateError),
     #[error(transparent)]

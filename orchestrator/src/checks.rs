@@ -11,6 +11,7 @@
 //! - [`process`]: no crash or restart outside the timeline.
 //! - [`effect`]: every fault of the timeline was seen to bite.
 //! - [`metric`]: custom metric assertions.
+//! - [`workload`]: a workload command succeeded.
 
 pub mod effect;
 mod finality;
@@ -18,6 +19,7 @@ mod ledger;
 mod metric;
 mod network;
 mod process;
+mod workload;
 
 use serde::{Deserialize, Serialize};
 
@@ -27,6 +29,7 @@ pub use ledger::{safety, utxo_agreement};
 pub use metric::metric;
 pub use network::{connectivity, handshake_success};
 pub use process::processes;
+pub use workload::workload_ok;
 
 use crate::observe::{Observations, Sample};
 use crate::scenario::Invariants;
@@ -80,6 +83,9 @@ pub fn check_all(inv: &Invariants, obs: &Observations) -> Vec<Verdict> {
     if inv.processes.is_some() {
         out.push(processes(obs));
     }
+    if inv.workload_ok.is_some() {
+        out.push(workload_ok(obs));
+    }
     for m in &inv.metrics {
         out.push(metric(obs, m));
     }
@@ -100,16 +106,22 @@ pub fn check_all(inv: &Invariants, obs: &Observations) -> Vec<Verdict> {
 /// it: after a restart (the uptime went back, or the counter did) its counters
 /// began at 0 again, so the new value is all increment.
 fn counter_series(samples: &[&Sample], value: impl Fn(&Sample) -> Option<f64>) -> Vec<(f64, f64)> {
-    let (mut total, mut prev, mut uptime) = (0.0, 0.0, 0.0);
+    let (mut total, mut prev, mut uptime, mut pid) = (0.0, 0.0, 0.0, None);
     let mut out = Vec::new();
     for s in samples {
-        let (Some(v), Some(st)) = (value(s), s.status.as_ref()) else {
+        let Some(v) = value(s) else {
             continue;
         };
-        let restarted = st.uptime_secs + 0.5 < uptime || v < prev;
+        // Ours says its uptime; any node's agent says its main process.
+        let new_uptime = s.status.as_ref().map(|st| st.uptime_secs);
+        let new_pid = s.process.as_ref().and_then(|p| p.pid);
+        let restarted = new_uptime.is_some_and(|u| u + 0.5 < uptime)
+            || (new_uptime.is_none() && pid.is_some() && new_pid.is_some() && new_pid != pid)
+            || v < prev;
         total += if restarted { v } else { v - prev };
         prev = v;
-        uptime = st.uptime_secs;
+        uptime = new_uptime.unwrap_or(uptime);
+        pid = new_pid.or(pid);
         out.push((s.t, total));
     }
     out
@@ -121,9 +133,14 @@ fn counter_total(samples: &[&Sample], value: impl Fn(&Sample) -> Option<f64>) ->
 }
 
 fn never_answered(obs: &Observations, node: &str) -> Option<String> {
-    obs.last_status(node)
-        .is_none()
-        .then(|| format!("{node} never answered /status during the run"))
+    match obs.foreign {
+        false => obs
+            .last_status(node)
+            .is_none()
+            .then(|| format!("{node} never answered /status during the run")),
+        true => (!obs.of(node).any(|s| obs.up(s)))
+            .then(|| format!("{node}'s process was never seen running by its holder's agent")),
+    }
 }
 
 /// When the testnet did not settle at the end, why: verdicts "at quiescence"

@@ -213,7 +213,11 @@ impl TestnetFile {
                         .into(),
                 );
             }
-            if self.node_options.values().any(|o| !o.simulate_bug.is_empty()) {
+            if self
+                .node_options
+                .values()
+                .any(|o| !o.simulate_bug.is_empty())
+            {
                 problems.push(
                     "node_options: simulate_bug seeds bugs in our own node only; remove it \
                      or the `node:` section"
@@ -221,10 +225,38 @@ impl TestnetFile {
                 );
             }
             if self.image.is_some() {
-                problems.push("image: with a `node:` section, give the image as `node.image`".into());
+                problems
+                    .push("image: with a `node:` section, give the image as `node.image`".into());
             }
         }
         problems
+    }
+
+    /// The nodes in words: `4 validators`, `8 nodes (4 validators, 4 full
+    /// nodes)`, `3 nodes of etcd-server`.
+    pub fn describe_nodes(&self) -> String {
+        if let Some(spec) = &self.node {
+            let what = spec
+                .image
+                .clone()
+                .unwrap_or_else(|| spec.packages.join("+"));
+            return format!("{} nodes of {what} (each beside a holder)", self.nodes);
+        }
+        let validators = self.validator_count();
+        let holder = if self.holder {
+            ", each beside a holder"
+        } else {
+            ""
+        };
+        if validators == self.nodes {
+            format!("{} validators{holder}", self.nodes)
+        } else {
+            format!(
+                "{} nodes ({validators} validators, {} full nodes){holder}",
+                self.nodes,
+                self.nodes - validators
+            )
+        }
     }
 
     /// Whether each node runs in a container of its own beside a holder.

@@ -424,6 +424,7 @@ impl Fault {
                     "reorder_percent: {reorder_percent} is not between 0 and 100"
                 ));
             }
+            Fault::Shape(s) if s.starts_with("isolate:max:") => {}
             Fault::Shape(s) => {
                 let ok = match parse_shape(s) {
                     Some(Shape::Isolate(k)) => k < names.len(),
@@ -443,9 +444,9 @@ impl Fault {
             _ => {}
         }
         for n in self.named_nodes() {
-            if n != "random" && !names.contains(n) {
+            if n != "random" && !n.starts_with("max:") && !names.contains(n) {
                 p.push(format!(
-                    "no node {n:?} (nodes are n0..n{}, or random)",
+                    "no node {n:?} (nodes are n0..n{}, random, or max:METRIC for the node exporting the most of METRIC)",
                     names.len().saturating_sub(1)
                 ));
             }

@@ -18,13 +18,8 @@ use tokio_util::sync::CancellationToken;
 use crate::agent::AgentApi;
 use crate::chaos;
 use crate::config::TestnetFile;
-use crate::engine::{
-    Engine, EngineError, Label, LABEL_ROLE, LABEL_TESTNET,
-};
-use crate::plan::{
-    container_name, free_subnet, network_name, node_ip, NodePlan, Plan,
-    P2P_PORT,
-};
+use crate::engine::{Engine, EngineError, Label, LABEL_ROLE, LABEL_TESTNET};
+use crate::plan::{container_name, free_subnet, network_name, node_ip, NodePlan, Plan, P2P_PORT};
 use crate::ports::{self, NoPorts};
 use crate::state::Owner;
 use crate::testnet::{NodeProbe, NodeSummary, Testnet};
@@ -265,21 +260,21 @@ fn plan<E: Engine, P: NodeProbe>(
         .enumerate()
         .map(|(i, n)| {
             let mut node = NodePlan {
-            container: container_name(&tn.name, n),
-            ip: node_ip(subnet, i).unwrap_or(Ipv4Addr::UNSPECIFIED),
-            bugs: req.file.bugs_of(n),
-            http_port: 0,
-            agent_port: 0,
-            metrics_port: 0,
-            validator: i < validators,
-            neighbours: Some(
-                graph
-                    .neighbours(i)
-                    .iter()
-                    .map(|j| names[*j].clone())
-                    .collect(),
-            ),
-            name: n.clone(),
+                container: container_name(&tn.name, n),
+                ip: node_ip(subnet, i).unwrap_or(Ipv4Addr::UNSPECIFIED),
+                bugs: req.file.bugs_of(n),
+                http_port: 0,
+                agent_port: 0,
+                metrics_port: 0,
+                validator: i < validators,
+                neighbours: Some(
+                    graph
+                        .neighbours(i)
+                        .iter()
+                        .map(|j| names[*j].clone())
+                        .collect(),
+                ),
+                name: n.clone(),
             };
             node.set_pins(&pins[per_node * i..per_node * (i + 1)]);
             node

@@ -118,7 +118,9 @@ pub fn expand(template: &str, vars: &BTreeMap<&str, String>) -> Result<String, S
             continue;
         }
         let Some(end) = tail.find('}').filter(|_| tail.starts_with('{')) else {
-            return Err(format!("unmatched brace in {template:?} (write }}}} for a brace)"));
+            return Err(format!(
+                "unmatched brace in {template:?} (write }}}} for a brace)"
+            ));
         };
         let key = &tail[1..end];
         match vars.get(key) {
@@ -243,7 +245,10 @@ impl NodeSpec {
                 vec!["node.ready.metric: give `op` and `value` too, e.g. { metric: up, op: \"==\", value: 1 }".into()]
             }
             (None, Some(_)) => vec![],
-            _ => vec!["node.ready: give one of `http: /PATH` or `metric: NAME` (with op and value)".into()],
+            _ => vec![
+                "node.ready: give one of `http: /PATH` or `metric: NAME` (with op and value)"
+                    .into(),
+            ],
         }
     }
 }
@@ -285,7 +290,14 @@ mod tests {
         assert_eq!(env, ["ETCD_DATA_DIR=/var/lib/etcd/n1"]);
         let vars = BTreeMap::from([("ip", "1.2.3.4".to_owned())]);
         assert_eq!(expand("{{json}} {ip}", &vars).unwrap(), "{json} 1.2.3.4");
-        assert_eq!(expand("{neighbours}", &BTreeMap::from([("neighbours", String::new())])).unwrap(), "");
+        assert_eq!(
+            expand(
+                "{neighbours}",
+                &BTreeMap::from([("neighbours", String::new())])
+            )
+            .unwrap(),
+            ""
+        );
     }
 
     #[test]
@@ -296,7 +308,10 @@ mod tests {
         spec.ports.api = None;
         spec.ports.p2p = 9000;
         let p = spec.problems().join("\n");
-        assert!(p.contains("unknown placeholder {hostname}") && p.contains("{peers}"), "{p}");
+        assert!(
+            p.contains("unknown placeholder {hostname}") && p.contains("{peers}"),
+            "{p}"
+        );
         assert!(p.contains("`image` or `packages`, not both"), "{p}");
         assert!(p.contains("node.ready.http: needs `ports.api`"), "{p}");
         assert!(p.contains("agent's control port"), "{p}");

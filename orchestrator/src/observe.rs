@@ -126,7 +126,10 @@ impl Observations {
     /// shows none (no answer).
     pub fn peer_view(&self, s: &Sample) -> Option<(Vec<String>, usize)> {
         match self.foreign {
-            false => s.status.as_ref().map(|st| (st.peer_names.clone(), st.peers)),
+            false => s
+                .status
+                .as_ref()
+                .map(|st| (st.peer_names.clone(), st.peers)),
             true => s.peers.clone().map(|p| {
                 let n = p.len();
                 (p, n)
@@ -291,7 +294,10 @@ pub async fn sample_all(
             let foreign = how.foreign.as_ref();
             let (status_url, metrics_url) = match foreign {
                 Some(_) => (None, n.metrics_url.clone()),
-                None => (n.http_url.clone(), n.http_url.clone().map(|u| u + "/metrics")),
+                None => (
+                    n.http_url.clone(),
+                    n.http_url.clone().map(|u| u + "/metrics"),
+                ),
             };
             let conns_url = foreign.and(n.agent_url.clone());
             let (status, metrics, process, agent_metrics, conns) = tokio::join!(
@@ -308,8 +314,7 @@ pub async fn sample_all(
                 (None, _) => BTreeMap::new(),
             };
             let peers = foreign.zip(conns).and_then(|(f, b)| {
-                let c: testnet_node::api::agent::Connections =
-                    serde_json::from_slice(&b).ok()?;
+                let c: testnet_node::api::agent::Connections = serde_json::from_slice(&b).ok()?;
                 Some(
                     c.peers_on(f.p2p)
                         .iter()
@@ -359,7 +364,10 @@ mod tests {
             |_| true,
         );
         assert_eq!(all["etcd_server_has_leader"], 1.0);
-        assert_eq!(all["etcd_x{a=\"b c\"}"], 2.0, "labels with spaces, a timestamp");
+        assert_eq!(
+            all["etcd_x{a=\"b c\"}"], 2.0,
+            "labels with spaces, a timestamp"
+        );
         assert_eq!(all.len(), 2);
         let (name, labels) =
             split_series("testnet_handshake_failures_total{reason=\"bad_magic\",x=\"1\"}");

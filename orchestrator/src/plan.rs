@@ -117,7 +117,10 @@ impl Plan {
     /// [`NodePlan::set_pins`]'s order: API, agent, metrics (when not the API's).
     pub fn published_ports(&self) -> Vec<u16> {
         let mut out = vec![self.api_port().unwrap_or(0), AGENT_PORT];
-        if let Some((m, _)) = self.metrics_at().filter(|(m, _)| Some(*m) != self.api_port()) {
+        if let Some((m, _)) = self
+            .metrics_at()
+            .filter(|(m, _)| Some(*m) != self.api_port())
+        {
             out.push(m);
         }
         out
@@ -233,7 +236,11 @@ impl Plan {
                 ip: n.ip,
             })
             .collect();
-        let me = self.nodes.iter().position(|n| n.name == node.name).unwrap_or(0);
+        let me = self
+            .nodes
+            .iter()
+            .position(|n| n.name == node.name)
+            .unwrap_or(0);
         let near: Vec<usize> = self
             .neighbours_of(&node.name)
             .iter()

@@ -4,6 +4,7 @@
 
 mod check;
 mod quiescence;
+pub mod select;
 pub mod timeline;
 
 pub use check::{check, check_invariants};
@@ -364,8 +365,12 @@ async fn work<E: Engine, P: NodeProbe>(
     let lease = Some(total + Duration::from_secs(60));
     let load = async {
         match &scenario.workload {
-            Some(w) if w.command.is_some() => command_workload(tn, w, progress).await.map(Load::Command),
-            Some(w) => workload(tn, w, scenario.seed, progress).await.map(Load::Payments),
+            Some(w) if w.command.is_some() => {
+                command_workload(tn, w, progress).await.map(Load::Command)
+            }
+            Some(w) => workload(tn, w, scenario.seed, progress)
+                .await
+                .map(Load::Payments),
             None => Ok(Load::Nothing),
         }
     };
@@ -417,7 +422,17 @@ async fn command_workload<E: Engine, P: NodeProbe>(
 ) -> Result<crate::load::command::CommandReport, RunError> {
     let plan = tn.plan()?;
     let command = w.command.clone().unwrap_or_default();
-    progress(&format!("workload: {} (up to {}s)", command.join(" "), (w.duration + w.settle).as_secs()));
+    let shown = command.join(" ");
+    let first = shown.lines().next().unwrap_or_default();
+    let more = if first.len() < shown.len() {
+        " ..."
+    } else {
+        ""
+    };
+    progress(&format!(
+        "workload: {first}{more} (up to {}s)",
+        (w.duration + w.settle).as_secs()
+    ));
     let r = crate::load::command::run(
         tn.engine,
         &plan,
@@ -429,7 +444,8 @@ async fn command_workload<E: Engine, P: NodeProbe>(
     .await?;
     progress(&format!(
         "workload: exit {}, {} operations ok, {} failed",
-        r.exit_code.map_or("none (stopped)".into(), |c| c.to_string()),
+        r.exit_code
+            .map_or("none (stopped)".into(), |c| c.to_string()),
         r.succeeded(),
         r.failed()
     ));

@@ -367,7 +367,11 @@ impl Scenario {
         for (i, m) in self.invariants.metrics.iter().enumerate() {
             let at = format!("invariants.metrics[{i}]");
             let foreign = self.testnet.node.is_some();
-            p.extend(m.problems(&names, self.timeline.len(), foreign).into_iter().map(|e| format!("{at}{e}")));
+            p.extend(
+                m.problems(&names, self.timeline.len(), foreign)
+                    .into_iter()
+                    .map(|e| format!("{at}{e}")),
+            );
         }
         p.extend(self.contract_problems());
         p
@@ -379,13 +383,18 @@ impl Scenario {
     fn contract_problems(&self) -> Vec<String> {
         let Some(node) = &self.testnet.node else {
             if self.invariants.workload_ok.is_some() {
-                return vec!["invariants.workload_ok: judges a `workload: { command: [...] }`; \
+                return vec![
+                    "invariants.workload_ok: judges a `workload: { command: [...] }`; \
                              our node's load has its own invariants (finality, utxo_agreement)"
-                    .into()];
+                        .into(),
+                ];
             }
             return Vec::new();
         };
-        let what = node.image.clone().unwrap_or_else(|| node.packages.join("+"));
+        let what = node
+            .image
+            .clone()
+            .unwrap_or_else(|| node.packages.join("+"));
         let inv = &self.invariants;
         let mut p = Vec::new();
         for (name, listed) in [

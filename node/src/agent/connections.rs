@@ -26,7 +26,8 @@ fn parse_addr(s: &str) -> Option<SocketAddrV4> {
             let words: Vec<u32> = (0..4)
                 .map(|k| u32::from_str_radix(&ip[8 * k..8 * k + 8], 16).ok())
                 .collect::<Option<_>>()?;
-            let mapped = words[0] == 0 && words[1] == 0 && words[2].to_ne_bytes() == [0, 0, 255, 255];
+            let mapped =
+                words[0] == 0 && words[1] == 0 && words[2].to_ne_bytes() == [0, 0, 255, 255];
             if !mapped {
                 return None;
             }

@@ -104,6 +104,9 @@ pub(super) async fn process_action(
         );
     }
     let mut node = agent.node.lock().await;
+    // A held node's main process is noted before the fault, so the start
+    // after it counts as a restart even if nobody looked in between.
+    let _ = node.report();
     let result = match &mut *node {
         Node::Supervised(s) => supervised_action(s, &action).await,
         Node::Holder(_) => holder_action(&action).await,
@@ -125,7 +128,10 @@ async fn supervised_action(s: &mut Supervised, action: &str) -> Result<(), Strin
                     signal(&child, libc::SIGTERM);
                     // A paused process would hold the SIGTERM pending forever.
                     signal(&child, libc::SIGCONT);
-                    if tokio::time::timeout(STOP_GRACE, child.wait()).await.is_err() {
+                    if tokio::time::timeout(STOP_GRACE, child.wait())
+                        .await
+                        .is_err()
+                    {
                         let _ = child.kill().await;
                     }
                 } else {
@@ -139,7 +145,8 @@ async fn supervised_action(s: &mut Supervised, action: &str) -> Result<(), Strin
             if let Some(mut child) = s.child.take() {
                 let _ = child.kill().await;
             }
-            let child = spawn_node(&s.command).map_err(|e| format!("cannot start the node: {e}"))?;
+            let child =
+                spawn_node(&s.command).map_err(|e| format!("cannot start the node: {e}"))?;
             s.child = Some(child);
             s.state = ProcessState::Running;
             s.restarts += 1;

@@ -60,6 +60,21 @@ pub fn effect(obs: &Observations, w: &FaultEvent) -> Result<String, String> {
         | Fault::Loss { percent: 0.0, .. }
         | Fault::Duplicate { percent: 0.0, .. }
         | Fault::Bandwidth { kbit: 0, .. } => Ok("clears a fault: nothing to see".into()),
+        // A foreign node measures no pings for us: the packets held in the
+        // queue are the witness, on the receiving nodes (a delay holds what
+        // arrives from the delayed nodes).
+        Fault::Delay { .. } | Fault::Latency { .. } if obs.foreign => {
+            let everywhere = FaultEvent {
+                nodes: obs.nodes.clone(),
+                ..w.clone()
+            };
+            counted(
+                &everywhere,
+                &during,
+                "testnet_fault_matched_packets{kind=\"delay\"}",
+                "held",
+            )
+        }
         Fault::Delay { ms, .. } | Fault::Latency { ms, .. } => slow_pings(obs, w, *ms, until),
         Fault::Loss { .. } => counted(
             w,
@@ -200,8 +215,8 @@ fn process_effect(
     let at = |s: &Sample| format!("+{:.1}s", s.t - obs.started);
     match action {
         ProcessAction::Kill | ProcessAction::Stop | ProcessAction::Pause => {
-            if let Some(s) = samples.iter().find(|s| s.t <= until && s.status.is_none()) {
-                return Ok(format!("{node} did not answer at {}", at(s)));
+            if let Some(s) = samples.iter().find(|s| s.t <= until && !obs.up(s)) {
+                return Ok(format!("{node} was down at {}", at(s)));
             }
             // The agent's report ("stopped", "paused") or the engine's
             // ("killed, ...", "stopped", "paused").
@@ -214,6 +229,24 @@ fn process_effect(
             Err(format!(
                 "{node} was never seen down and nothing reported it stopped or paused"
             ))
+        }
+        ProcessAction::Restart if obs.foreign => {
+            let before = obs
+                .of(node)
+                .filter(|s| s.t < w.start)
+                .filter_map(|s| s.process.as_ref()?.pid)
+                .last();
+            samples
+                .iter()
+                .filter(|s| s.t <= w.start + COME_BACK_SECS)
+                .find(|s| {
+                    let pid = s.process.as_ref().and_then(|p| p.pid);
+                    obs.up(s) && pid.is_some() && pid != before
+                })
+                .map(|s| format!("{node} ran a new main process at {}", at(s)))
+                .ok_or_else(|| {
+                    format!("{node} was never seen running a new process after the restart")
+                })
         }
         ProcessAction::Restart => samples
             .iter()
@@ -228,8 +261,8 @@ fn process_effect(
         ProcessAction::Start | ProcessAction::Resume => samples
             .iter()
             .filter(|s| s.t <= w.start + COME_BACK_SECS)
-            .find(|s| s.status.is_some())
-            .map(|s| format!("{node} answered at {}", at(s)))
+            .find(|s| obs.up(s))
+            .map(|s| format!("{node} was up at {}", at(s)))
             .ok_or_else(|| format!("{node} did not answer within {COME_BACK_SECS}s")),
     }
 }

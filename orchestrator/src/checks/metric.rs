@@ -62,12 +62,12 @@ fn node_values(
         ));
     }
     if m.metric.ends_with("_total") && !counting {
-        return Ok(counter_series(&samples, |s| {
-            scraped(s, m).map(|v| v.unwrap_or(0.0))
-        })
-        .into_iter()
-        .map(|(t, v)| (t, Some(v)))
-        .collect());
+        return Ok(
+            counter_series(&samples, |s| scraped(s, m).map(|v| v.unwrap_or(0.0)))
+                .into_iter()
+                .map(|(t, v)| (t, Some(v)))
+                .collect(),
+        );
     }
     let absent = if m.allow_absent { Some(0.0) } else { None };
     Ok(scrapes
@@ -94,7 +94,11 @@ fn span(obs: &Observations, m: &MetricAssertion) -> Result<(f64, f64, String), S
         .filter(|f| f.step == Some(step))
         .min_by(|a, b| a.start.total_cmp(&b.start))
         .ok_or_else(|| format!("{d} never happened in this run"))?;
-    Ok((w.start, w.end.unwrap_or(obs.ended), format!("{d} ({})", w.label)))
+    Ok((
+        w.start,
+        w.end.unwrap_or(obs.ended),
+        format!("{d} ({})", w.label),
+    ))
 }
 
 /// One judgement at `t`: whether it holds, and what was seen.
@@ -118,9 +122,16 @@ fn judge(
             Agg::Min => present.iter().copied().reduce(f64::min),
         };
         return match figure {
-            Some(v) => (m.op.holds(v, m.value), format!("{:?} = {v}", agg).to_lowercase()),
+            Some(v) => (
+                m.op.holds(v, m.value),
+                format!("{:?} = {v}", agg).to_lowercase(),
+            ),
             None => {
-                let missing: Vec<&str> = now.iter().filter(|(_, v)| v.is_none()).map(|(n, _)| n.as_str()).collect();
+                let missing: Vec<&str> = now
+                    .iter()
+                    .filter(|(_, v)| v.is_none())
+                    .map(|(n, _)| n.as_str())
+                    .collect();
                 (false, format!("no value from {}", missing.join(", ")))
             }
         };
@@ -130,19 +141,46 @@ fn judge(
         .cloned()
         .unwrap_or(NodeSelect::Quantifier(Quantifier::All))
         .resolve(&all);
-    let holding = now.iter().filter(|(_, v)| v.is_some_and(|v| m.op.holds(v, m.value))).count();
+    let holding = now
+        .iter()
+        .filter(|(_, v)| v.is_some_and(|v| m.op.holds(v, m.value)))
+        .count();
     let seen: Vec<String> = now
         .iter()
         .map(|(n, v)| format!("{n}={}", v.map_or("-".into(), |v| v.to_string())))
         .collect();
-    (holding >= need, format!("{holding} of {} hold ({})", now.len(), seen.join(", ")))
+    (
+        holding >= need,
+        format!("{holding} of {} hold ({})", now.len(), seen.join(", ")),
+    )
+}
+
+/// Spans of consecutive failed instants: (start, how long until the next
+/// instant that held, or `end`, what was seen at the start).
+fn violations(verdicts: &[(f64, bool, String)], end: f64) -> Vec<(f64, f64, String)> {
+    let mut out = Vec::new();
+    let mut open: Option<(f64, &str)> = None;
+    for (t, ok, seen) in verdicts {
+        match (open, ok) {
+            (None, false) => open = Some((*t, seen)),
+            (Some((start, first)), true) => {
+                out.push((start, t - start, first.to_owned()));
+                open = None;
+            }
+            _ => {}
+        }
+    }
+    if let Some((start, first)) = open {
+        out.push((start, end - start, first.to_owned()));
+    }
+    out
 }
 
 /// The selection judged: explicit, or `all` for `per_node`.
 fn selection(m: &MetricAssertion) -> Option<NodeSelect> {
-    m.nodes
-        .clone()
-        .or(m.per_node.then_some(NodeSelect::Quantifier(Quantifier::All)))
+    m.nodes.clone().or(m
+        .per_node
+        .then_some(NodeSelect::Quantifier(Quantifier::All)))
 }
 
 pub fn metric(obs: &Observations, m: &MetricAssertion) -> Verdict {
@@ -154,7 +192,7 @@ pub fn metric(obs: &Observations, m: &MetricAssertion) -> Verdict {
     };
     // A node with no data fails an aggregate or a list outright; in a
     // quantified selection it counts as not holding (and is named).
-    let strict = !matches!(select, Some(NodeSelect::Quantifier(q)) if q != Quantifier::All) ;
+    let strict = !matches!(select, Some(NodeSelect::Quantifier(q)) if q != Quantifier::All);
     let (mut problems, mut notes) = (Vec::new(), Vec::new());
     let mut per_node = Vec::new();
     for node in &selected {
@@ -174,6 +212,12 @@ pub fn metric(obs: &Observations, m: &MetricAssertion) -> Verdict {
         Ok(s) => s,
         Err(why) => return Verdict::new(&name, vec![why], String::new()),
     };
+    // Instants from when every node with data has been looked at once (the
+    // first round of samples lands over a few milliseconds).
+    let from = per_node
+        .iter()
+        .filter_map(|(_, v)| v.first().map(|x| x.0))
+        .fold(from, f64::max);
     let mut times: Vec<f64> = per_node
         .iter()
         .flat_map(|(_, v)| v.iter().map(|x| x.0))
@@ -182,7 +226,9 @@ pub fn metric(obs: &Observations, m: &MetricAssertion) -> Verdict {
     times.sort_by(|a, b| a.total_cmp(b));
     times.dedup();
     if times.is_empty() {
-        return Verdict::new(&name, vec![format!("no scrape during {what}")], String::new());
+        let mut why = vec![format!("no scrape with {} during {what}", m.metric)];
+        why.extend(notes);
+        return Verdict::new(&name, why, String::new());
     }
     let verdicts: Vec<(f64, bool, String)> = times
         .iter()
@@ -193,8 +239,12 @@ pub fn metric(obs: &Observations, m: &MetricAssertion) -> Verdict {
         .collect();
     let at_s = |t: f64| format!("+{:.1}s", t - obs.started);
     if m.always {
-        if let Some((t, _, seen)) = verdicts.iter().find(|v| !v.1) {
-            problems.push(format!("not at {}: {seen}", at_s(*t)));
+        let tolerated = m.tolerate.map_or(0.0, |d| d.as_secs_f64());
+        if let Some((t, secs, seen)) = violations(&verdicts, to)
+            .into_iter()
+            .find(|(_, secs, _)| *secs > tolerated || m.tolerate.is_none())
+        {
+            problems.push(format!("not at {} (for {secs:.1}s): {seen}", at_s(t)));
         }
     } else if let Some(w) = m.within {
         let deadline = from + w.as_secs_f64();
@@ -218,10 +268,176 @@ pub fn metric(obs: &Observations, m: &MetricAssertion) -> Verdict {
     if !problems.is_empty() {
         problems.extend(notes);
     }
-    let when = if m.always { "at every instant of" } else { "in" };
+    let when = if m.always {
+        "at every instant of"
+    } else {
+        "in"
+    };
     Verdict::new(
         &name,
         problems,
         format!("holds {when} {what} ({} instants judged)", verdicts.len()),
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::observe::FaultEvent;
+    use crate::scenario::assertion::Quantifier;
+    use crate::scenario::Op;
+    use std::time::Duration;
+    use testnet_node::api::agent::{ProcessReport, ProcessState};
+
+    const T0: f64 = 1000.0;
+
+    /// Three foreign nodes sampled each second for 20 s; `value(node, s)`
+    /// is the metric `m` then (`None`: not exported).
+    fn run(value: impl Fn(usize, usize) -> Option<f64>) -> Observations {
+        let mut obs = Observations {
+            nodes: vec!["n0".into(), "n1".into(), "n2".into()],
+            foreign: true,
+            started: T0,
+            ended: T0 + 20.0,
+            ..Observations::default()
+        };
+        for sec in 0..=20 {
+            for n in 0..3 {
+                let mut metrics = std::collections::BTreeMap::from([("up".to_owned(), 1.0)]);
+                if let Some(v) = value(n, sec) {
+                    metrics.insert("m".into(), v);
+                }
+                obs.samples.push(Sample {
+                    t: T0 + sec as f64 + 0.01 * n as f64,
+                    node: format!("n{n}"),
+                    status: None,
+                    process: Some(ProcessReport {
+                        state: ProcessState::Running,
+                        pid: Some(7),
+                        restarts: 0,
+                    }),
+                    metrics,
+                    agent_metrics: Default::default(),
+                    peers: None,
+                });
+            }
+        }
+        obs.faults.push(FaultEvent {
+            start: T0 + 5.0,
+            end: Some(T0 + 15.0),
+            kind: crate::observe::FaultKind::Partition,
+            label: "partition".into(),
+            nodes: vec![],
+            no_quorum: false,
+            cut_off: vec![],
+            fault: None,
+            applied: None,
+            step: Some(0),
+        });
+        obs
+    }
+
+    fn assertion(op: Op, value: f64) -> MetricAssertion {
+        MetricAssertion {
+            metric: "m".into(),
+            labels: Default::default(),
+            op,
+            value,
+            within: None,
+            always: false,
+            tolerate: None,
+            during: None,
+            nodes: None,
+            agg: None,
+            per_node: false,
+            allow_absent: false,
+        }
+    }
+
+    #[test]
+    fn two_leaders_at_once_fail_always_unless_briefer_than_tolerated() {
+        // n0 leads; n1 also believes it leads from +6 s to +9 s.
+        let obs = run(|n, s| Some(f64::from(n == 0 || (n == 1 && (6..9).contains(&s)))));
+        let mut at_most_one = assertion(Op::Le, 1.0);
+        at_most_one.agg = Some(Agg::Sum);
+        at_most_one.always = true;
+        let v = metric(&obs, &at_most_one);
+        assert!(
+            !v.passed && v.summary.contains("not at +6.0s (for 3.0s): sum = 2"),
+            "{v:?}"
+        );
+        at_most_one.tolerate = Some(Duration::from_secs(4));
+        assert!(metric(&obs, &at_most_one).passed, "3 s tolerated");
+        at_most_one.tolerate = Some(Duration::from_secs(2));
+        assert!(!metric(&obs, &at_most_one).passed, "3 s > 2 s");
+        // The green twin: one leader throughout.
+        at_most_one.tolerate = None;
+        assert!(metric(&run(|n, _| Some(f64::from(n == 0))), &at_most_one).passed);
+    }
+
+    #[test]
+    fn a_majority_during_a_window_and_every_node_are_told_apart() {
+        // During the window (+5..+15) n2 loses its leader (0) from +6 on.
+        let obs = run(|n, s| {
+            Some(if n == 2 && (6..15).contains(&s) {
+                0.0
+            } else {
+                1.0
+            })
+        });
+        let mut has_leader = assertion(Op::Eq, 1.0);
+        has_leader.during = Some("timeline[0]".into());
+        has_leader.nodes = Some(NodeSelect::Quantifier(Quantifier::Majority));
+        let v = metric(&obs, &has_leader);
+        assert!(v.passed && v.summary.contains("partition"), "{v:?}");
+        has_leader.nodes = Some(NodeSelect::Quantifier(Quantifier::All));
+        let v = metric(&obs, &has_leader);
+        assert!(
+            !v.passed
+                && v.summary.contains("not at the end of timeline[0]")
+                && v.summary.contains("n2=0"),
+            "{v:?}"
+        );
+        // The whole run: n2 has its leader back at the end.
+        has_leader.during = None;
+        assert!(metric(&obs, &has_leader).passed);
+        has_leader.nodes = Some(NodeSelect::List(vec!["n0".into(), "n1".into()]));
+        has_leader.during = Some("timeline[0]".into());
+        assert!(metric(&obs, &has_leader).passed, "n0 and n1 keep theirs");
+        has_leader.during = Some("timeline[3]".into());
+        let v = metric(&obs, &has_leader);
+        assert!(!v.passed && v.summary.contains("never happened"), "{v:?}");
+    }
+
+    #[test]
+    fn within_a_window_counts_from_its_start_and_silence_fails_closed() {
+        // A counter reaching 2 on n0 and n1 at +12 s (7 s into the window).
+        let obs = run(|n, s| Some(if n < 2 && s >= 12 { 2.0 } else { 1.0 }));
+        let mut changes = assertion(Op::Ge, 2.0);
+        changes.nodes = Some(NodeSelect::Quantifier(Quantifier::Majority));
+        changes.during = Some("timeline[0]".into());
+        changes.within = Some(Duration::from_secs(10));
+        assert!(metric(&obs, &changes).passed);
+        changes.within = Some(Duration::from_secs(5));
+        let v = metric(&obs, &changes);
+        assert!(!v.passed && v.summary.contains("not within 5s"), "{v:?}");
+        // Count: how many nodes export it; a metric nobody exports fails.
+        let none = run(|_, _| None);
+        let mut count = assertion(Op::Ge, 1.0);
+        count.agg = Some(Agg::Count);
+        let v = metric(&none, &count);
+        assert!(!v.passed && v.summary.contains("count = 0"), "{v:?}");
+        let v = metric(&none, &assertion(Op::Ge, 1.0));
+        assert!(
+            !v.passed && v.summary.contains("no scrape showed m"),
+            "{v:?}"
+        );
+        let mut majority = assertion(Op::Ge, 1.0);
+        majority.nodes = Some(NodeSelect::Quantifier(Quantifier::Majority));
+        let v = metric(&none, &majority);
+        assert!(
+            !v.passed && v.details.iter().any(|d| d.contains("no scrape showed")),
+            "{v:?}"
+        );
+    }
 }

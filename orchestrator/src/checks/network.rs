@@ -4,7 +4,6 @@
 use super::{counter_series, counter_total, never_answered, Verdict};
 use crate::fault::window;
 use crate::observe::{split_series, Observations, Sample};
-use testnet_node::api::Status;
 
 /// Handshake failures of the transport (the socket broke, went silent or was
 /// closed), as opposed to a peer or node doing something wrong.
@@ -116,19 +115,23 @@ fn failure_reasons(samples: &[&Sample]) -> String {
 
 /// What `node` lacks of its neighbours in this status, if anything: `1 of 3
 /// peers`, with the missing ones named when the node names its peers.
-fn missing(obs: &Observations, node: &str, st: &Status) -> Option<String> {
+fn missing(
+    obs: &Observations,
+    node: &str,
+    (names, peers): &(Vec<String>, usize),
+) -> Option<String> {
     let want = obs.neighbours_of(node);
-    let gone: Vec<&String> = want.iter().filter(|w| !st.peer_names.contains(w)).collect();
-    let short = if st.peer_names.is_empty() {
-        st.peers < want.len()
+    let gone: Vec<&String> = want.iter().filter(|w| !names.contains(w)).collect();
+    let short = if names.is_empty() {
+        *peers < want.len()
     } else {
         !gone.is_empty()
     };
     if !short {
         return None;
     }
-    let mut text = format!("{} of {} peers", st.peers, want.len());
-    if !st.peer_names.is_empty() {
+    let mut text = format!("{peers} of {} peers", want.len());
+    if !names.is_empty() {
         let shown: Vec<&str> = gone.iter().take(6).map(|s| s.as_str()).collect();
         let more = gone.len() - shown.len();
         let more = if more > 0 {
@@ -165,7 +168,10 @@ pub fn connectivity(obs: &Observations, within: f64) -> Verdict {
             problems.push(p);
             continue;
         }
-        problems.extend(duplicates(obs, node));
+        if !obs.foreign {
+            // A foreign node may hold several streams per peer by design.
+            problems.extend(duplicates(obs, node));
+        }
     }
     let active_at = |t: f64| {
         window::active_at(&obs.faults, t, obs.ended)
@@ -180,8 +186,8 @@ pub fn connectivity(obs: &Observations, within: f64) -> Verdict {
         let lacks = |node: &String| -> Option<String> {
             let mut last = None;
             for s in obs.of(node).filter(|s| s.t >= h && s.t <= h + within) {
-                if let Some(st) = &s.status {
-                    last = Some(missing(obs, node, st)?);
+                if let Some(view) = obs.peer_view(s) {
+                    last = Some(missing(obs, node, &view)?);
                 }
             }
             Some(last.unwrap_or_else(|| "no answer".to_owned()))
@@ -203,14 +209,19 @@ pub fn connectivity(obs: &Observations, within: f64) -> Verdict {
     }
     if !active_at(obs.ended - 0.001) {
         for node in &obs.nodes {
-            match obs.status_at_end(node) {
-                Ok(st) => {
-                    if let Some(what) = missing(obs, node, st) {
+            match obs.of(node).last().and_then(|s| obs.peer_view(s)) {
+                Some(view) => {
+                    if let Some(what) = missing(obs, node, &view) {
                         problems.push(format!("{node} ended with {what}"));
                     }
                 }
-                Err(why) if obs.last_status(node).is_some() => problems.push(why),
-                Err(_) => {} // never answered: said above
+                None if obs.foreign => problems.push(format!(
+                    "{node}'s holder did not show its connections at the end"
+                )),
+                None => match obs.status_at_end(node) {
+                    Err(why) if obs.last_status(node).is_some() => problems.push(why),
+                    _ => {} // never answered: said above
+                },
             }
         }
     }
@@ -266,6 +277,7 @@ fn duplicates(obs: &Observations, node: &str) -> Vec<String> {
 mod tests {
     use super::*;
     use std::collections::BTreeMap;
+    use testnet_node::api::Status;
 
     fn status(node: &str, peers: &[&str]) -> Status {
         serde_json::from_value(serde_json::json!({

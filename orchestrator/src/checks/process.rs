@@ -32,12 +32,15 @@ pub fn processes(obs: &Observations) -> Verdict {
                 ));
                 break;
             }
-            let down = s.status.is_none();
+            let down = !obs.up(s);
             let restarted = match (prev.and_then(|p| p.status.as_ref()), s.status.as_ref()) {
                 (Some(a), Some(b)) => b.uptime_secs + 0.5 < a.uptime_secs,
                 _ => false,
             } || match (prev.and_then(|p| p.process.as_ref()), s.process.as_ref()) {
-                (Some(a), Some(b)) => b.restarts > a.restarts,
+                (Some(a), Some(b)) => {
+                    b.restarts > a.restarts
+                        || (a.pid.is_some() && b.pid.is_some() && a.pid != b.pid)
+                }
                 _ => false,
             };
             if (down || restarted) && !allowed(node, s.t) {

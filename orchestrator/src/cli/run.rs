@@ -56,10 +56,9 @@ pub async fn exec(ctx: &Ctx, a: Args) -> Result<ExitCode, Fail> {
         hurry: interrupt.hurry.clone(),
     };
     ctx.progress(&format!(
-        "scenario {}: {} nodes ({} validators), {} timeline steps",
+        "scenario {}: {}, {} timeline steps",
         scenario.name,
-        scenario.testnet.nodes,
-        scenario.testnet.validator_count(),
+        scenario.testnet.describe_nodes(),
         scenario.timeline.len()
     ));
     let (probe, agent) = (HttpProbe::default(), HttpAgent::default());

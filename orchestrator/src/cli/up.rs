@@ -62,16 +62,7 @@ pub async fn exec(ctx: &Ctx, a: Args) -> Result<ExitCode, Fail> {
         }
     }
     let name = ctx.name_or(tf.name.as_deref());
-    let validators = tf.validator_count();
-    let who = if validators == tf.nodes {
-        format!("{} validators", tf.nodes)
-    } else {
-        format!(
-            "{} nodes ({validators} validators, {} full nodes)",
-            tf.nodes,
-            tf.nodes - validators
-        )
-    };
+    let who = tf.describe_nodes();
     ctx.progress(&format!(
         "bringing up testnet {name:?}: {who}, {}",
         tf.topology.describe()

@@ -51,7 +51,10 @@ pub async fn ensure_foreign<E: Engine>(
     }
     let tag = package_tag(&spec.packages);
     if engine.image_exists(&tag).await? {
-        progress(&format!("node image {tag} ({}): cached", spec.packages.join(", ")));
+        progress(&format!(
+            "node image {tag} ({}): cached",
+            spec.packages.join(", ")
+        ));
         return Ok(tag);
     }
     let labels = BTreeMap::from([(LABEL_ROLE.to_owned(), "node-image".to_owned())]);
@@ -61,7 +64,9 @@ pub async fn ensure_foreign<E: Engine>(
             let dockerfile = online_dockerfile(&spec.packages);
             let context = tar_of(&[("Dockerfile", dockerfile.as_bytes(), 0o644)]);
             engine.build_image(&tag, context, labels).await?;
-            progress(&format!("node image {tag}: built on {ONLINE_BASE} (online path)"));
+            progress(&format!(
+                "node image {tag}: built on {ONLINE_BASE} (online path)"
+            ));
         }
         failed => {
             let why = match failed {
@@ -117,7 +122,10 @@ mod tests {
             .await
             .unwrap_err()
             .to_string();
-        assert!(err.contains("etcd:gone") && err.contains("packages"), "{err}");
+        assert!(
+            err.contains("etcd:gone") && err.contains("packages"),
+            "{err}"
+        );
     }
 
     #[tokio::test]

@@ -72,7 +72,6 @@ pub(super) async fn create_all<E: Engine, P: NodeProbe>(
     Ok(())
 }
 
-
 /// The agent is the container's main process and supervises the node, so
 /// process faults keep the network namespace; in holder mode it holds the
 /// namespaces and runs no node. In a sparse topology the node is handed its
@@ -109,7 +108,9 @@ async fn create_node<E: Engine, P: NodeProbe>(
         let spec = agent_spec(&tn.name, plan, &node);
         tn.engine.create_container(&spec).await?;
         if !plan.holder {
-            tn.engine.upload(&spec.name, CONFIG_DIR, files.clone()).await?;
+            tn.engine
+                .upload(&spec.name, CONFIG_DIR, files.clone())
+                .await?;
         }
         match tn.engine.start_container(&spec.name).await {
             Ok(()) => break,
@@ -118,8 +119,13 @@ async fn create_node<E: Engine, P: NodeProbe>(
                 tn.engine.remove_container(&spec.name).await?;
                 let held = ports::held(&tn.engine.list_containers(Label::testnet(None)).await?);
                 let count = plan.published_ports().len();
-                let pins =
-                    ports::pick(count, &held, ports::ephemeral_range(), ports::spread(), ports::bindable)?;
+                let pins = ports::pick(
+                    count,
+                    &held,
+                    ports::ephemeral_range(),
+                    ports::spread(),
+                    ports::bindable,
+                )?;
                 node.set_pins(&pins);
             }
             Err(e) => return Err(e.into()),
@@ -185,7 +191,10 @@ fn process_spec(testnet: &str, plan: &Plan, node: &NodePlan) -> Result<Container
     labels.insert(LABEL_HOLDER.to_owned(), node.holder());
     Ok(ContainerSpec {
         name: node.container.clone(),
-        image: plan.node_image.clone().unwrap_or_else(|| plan.image.clone()),
+        image: plan
+            .node_image
+            .clone()
+            .unwrap_or_else(|| plan.image.clone()),
         cmd,
         labels,
         network: plan.network.clone(),

@@ -3,8 +3,8 @@
 use super::*;
 use crate::agent::fake::FakeAgent;
 use crate::engine::fake::FakeEngine;
-use crate::lifecycle::rig::{self, ScriptedProbe};
 use crate::engine::LABEL_NODE;
+use crate::lifecycle::rig::{self, ScriptedProbe};
 use crate::plan::{free_subnet, AGENT_PORT, CONFIG_DIR, HTTP_PORT};
 
 const IMAGE: &str = "testnet-node:test";

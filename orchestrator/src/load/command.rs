@@ -65,7 +65,10 @@ pub fn parse_output(output: &str, report: &mut CommandReport) {
         let Ok(op) = serde_json::from_str::<OpLine>(line) else {
             continue;
         };
-        let entry = report.ops.entry(op.op.unwrap_or_else(|| "op".into())).or_default();
+        let entry = report
+            .ops
+            .entry(op.op.unwrap_or_else(|| "op".into()))
+            .or_default();
         if op.ok {
             entry.0 += 1;
         } else {
@@ -94,7 +97,10 @@ pub fn environment(plan: &Plan, duration: Duration) -> Vec<String> {
         plan.nodes.iter().map(f).collect::<Vec<_>>().join(",")
     };
     let mut env = vec![
-        format!("TESTNET_NODES={}", join(&|n| format!("{}={}", n.name, n.ip))),
+        format!(
+            "TESTNET_NODES={}",
+            join(&|n| format!("{}={}", n.name, n.ip))
+        ),
         format!("TESTNET_IPS={}", join(&|n| n.ip.to_string())),
         format!("TESTNET_DURATION_SECS={}", duration.as_secs()),
     ];
@@ -182,7 +188,10 @@ mod tests {
         assert_eq!(r.ops["put"], (1, 1));
         assert_eq!(r.ops["get"], (1, 0));
         assert_eq!((r.succeeded(), r.failed()), (2, 1));
-        assert_eq!(r.failures, ["{\"op\":\"put\",\"ok\":false,\"error\":\"timeout\"}"]);
+        assert_eq!(
+            r.failures,
+            ["{\"op\":\"put\",\"ok\":false,\"error\":\"timeout\"}"]
+        );
         assert_eq!(r.latency_ms_p50, Some(1.0));
         assert_eq!(r.tail.len(), 6);
     }

@@ -54,4 +54,3 @@ pub fn check_invariants(obs: &Observations) -> Invariants {
         ..Invariants::default()
     }
 }
-

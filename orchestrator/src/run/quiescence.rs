@@ -120,4 +120,3 @@ pub(super) fn settled(looks: &[crate::observe::Sample]) -> Settled {
         key,
     }
 }
-

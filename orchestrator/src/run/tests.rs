@@ -4,9 +4,9 @@
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
+use super::quiescence::settled;
 use super::timeline::execute;
 use super::*;
-use super::quiescence::settled;
 use crate::fault::{FaultEvent, FaultKind};
 use crate::lifecycle::rig::{Rig, IMAGE};
 use crate::scenario::Scenario;

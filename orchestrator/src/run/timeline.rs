@@ -62,6 +62,8 @@ pub async fn execute<E: Engine, P: NodeProbe>(
             record_quorum(tn, book, &down, before)?;
             continue;
         }
+        let resolved = super::select::resolve(tn, fault).await?;
+        let fault = &resolved;
         let applied = chaos::apply(tn, agent, fault, lease).await?;
         let now = unix_now();
         if let Some((node, action, _)) = fault.process() {

@@ -42,6 +42,16 @@ pub struct MetricAssertion {
     /// Must hold at every instant of the span.
     #[serde(default)]
     pub always: bool,
+    /// With `always`: a violation that lasts no longer than this is
+    /// tolerated (Raft's deposed leader believes it leads until it misses a
+    /// quorum for an election timeout or two).
+    #[serde(
+        default,
+        deserialize_with = "opt_dur",
+        serialize_with = "ser_opt_dur",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub tolerate: Option<Duration>,
     /// The span: the fault window of a timeline step (`timeline[0]`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub during: Option<String>,
@@ -134,10 +144,18 @@ impl MetricAssertion {
             ));
         }
         if self.always && self.within.is_some() {
-            p.push(": `always` and `within` exclude each other (every instant, or some instant)".into());
+            p.push(
+                ": `always` and `within` exclude each other (every instant, or some instant)"
+                    .into(),
+            );
+        }
+        if self.tolerate.is_some() && !self.always {
+            p.push(".tolerate: goes with `always: true` (how long a violation may last)".into());
         }
         if self.agg.is_some() && self.per_node {
-            p.push(": `agg` makes one figure of the nodes; `per_node` judges each: pick one".into());
+            p.push(
+                ": `agg` makes one figure of the nodes; `per_node` judges each: pick one".into(),
+            );
         }
         if self.nodes.is_some() && self.per_node {
             p.push(": `per_node` is `nodes: all`; give just one of them".into());
@@ -180,6 +198,9 @@ impl MetricAssertion {
         }
         if self.always {
             text.push_str(" always");
+        }
+        if let Some(t) = self.tolerate {
+            text.push_str(&format!(" (tolerating {})", humantime::format_duration(t)));
         }
         if let Some(w) = self.within {
             text.push_str(&format!(" within {}", humantime::format_duration(w)));

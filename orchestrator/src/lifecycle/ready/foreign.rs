@@ -45,7 +45,10 @@ pub(super) async fn check<P: NodeProbe>(
     }
     if let Some(r) = ready.filter(|r| r.metric.is_some()) {
         let metric = r.metric.as_deref().unwrap_or_default();
-        let url = node.metrics_url.as_ref().ok_or("no metrics port published")?;
+        let url = node
+            .metrics_url
+            .as_ref()
+            .ok_or("no metrics port published")?;
         let (_, text) = probe.get(url).await.ok_or("metrics: no answer")?;
         let series = parse_exposition(&text, |n| n == metric);
         let sum: f64 = series.values().sum();
@@ -163,13 +166,24 @@ mod tests {
         assert_eq!(check(&probe, &metric, &node()).await, Ok(()));
 
         let listening = spec("");
-        page("http://agent/connections", 200, "{\"established\":[],\"listening\":[2379]}");
+        page(
+            "http://agent/connections",
+            200,
+            "{\"established\":[],\"listening\":[2379]}",
+        );
         let why = check(&probe, &listening, &node()).await.unwrap_err();
         assert!(why.contains("nothing listens on port 2380"), "{why}");
-        page("http://agent/connections", 200, "{\"established\":[],\"listening\":[2380]}");
+        page(
+            "http://agent/connections",
+            200,
+            "{\"established\":[],\"listening\":[2380]}",
+        );
         assert_eq!(check(&probe, &listening, &node()).await, Ok(()));
         let mut down = node();
         down.state = "exited 1".into();
-        assert_eq!(check(&probe, &listening, &down).await, Err("container exited 1".into()));
+        assert_eq!(
+            check(&probe, &listening, &down).await,
+            Err("container exited 1".into())
+        );
     }
 }
