@@ -10,7 +10,14 @@
 //! - finality p50/p99 of `testnet load --tps 20 --duration 10s` on 32 nodes
 //!   against the graph's diameter (star, random degree 4, ring, line).
 //!
-//! `TOPOLOGY_BENCH_NODES=64,128` picks the sizes. Where the kernel's
+//! - our node direct against through holder containers (the path any image
+//!   takes) at `TOPOLOGY_BENCH_HOLDER_NODES` (default 64): `up` time, idle CPU
+//!   and RSS of the node processes, and the host memory each node costs
+//!   (`MemAvailable` before and after `up`, so the second container's shim
+//!   counts), with the ratios.
+//!
+//! `TOPOLOGY_BENCH_NODES=64,128` picks the sizes (empty: none);
+//! `TOPOLOGY_BENCH_LATENCY=0` skips the finality part. Where the kernel's
 //! neighbour table is too small it is raised for the run and restored after.
 
 use std::process::{Command, Stdio};
@@ -217,6 +224,56 @@ fn scale(image: &str, dir: &std::path::Path, n: usize, window: Duration) {
     );
 }
 
+fn mem_available_mib() -> f64 {
+    std::fs::read_to_string("/proc/meminfo")
+        .unwrap_or_default()
+        .lines()
+        .find(|l| l.starts_with("MemAvailable:"))
+        .and_then(|l| l.split_whitespace().nth(1)?.parse::<f64>().ok())
+        .map_or(0.0, |kb| kb / 1024.0)
+}
+
+/// Our node direct, then through holders, at `n` nodes.
+fn holder_cost(image: &str, dir: &std::path::Path, n: usize, window: Duration) {
+    let text = format!("nodes: {n}\nvalidators: 7\ntopology: {{ random: {{ degree: 4 }} }}\n");
+    let edges = TestnetFile::parse(&text, "bench")
+        .unwrap()
+        .graph()
+        .unwrap()
+        .edges() as u64;
+    let _table = NeighbourTable::raise_to(
+        ((2 * edges + 2 * n as u64 + 64) * 2)
+            .next_power_of_two()
+            .max(1024),
+    );
+    let mut seen = Vec::new();
+    for holder in [false, true] {
+        let name = format!("bench-holder-{holder}");
+        let path = file(dir, &name, &format!("{text}holder: {holder}\n"));
+        let before = mem_available_mib();
+        let start = Instant::now();
+        testnet(&["up", &path, "--name", &name, "--image", image]);
+        let up = start.elapsed().as_secs_f64();
+        let (cpu, rss) = idle(n, window);
+        let host = (before - mem_available_mib()) / n as f64;
+        testnet(&["down", "--name", &name]);
+        println!(
+            "{n:>4} nodes {:<8} up {up:>6.1}s  |  idle per node: CPU {:.2}% of a core, node \
+             processes' RSS {rss:.1} MiB, host memory {host:.1} MiB",
+            if holder { "holder" } else { "direct" },
+            100.0 * cpu
+        );
+        seen.push((up, rss, host));
+    }
+    let (d, h) = (seen[0], seen[1]);
+    println!(
+        "{n:>4} nodes holder/direct: up {:.2}, RSS {:.2}, host memory {:.2}",
+        h.0 / d.0,
+        h.1 / d.1,
+        h.2 / d.2
+    );
+}
+
 fn latency(image: &str, dir: &std::path::Path, topology: &str) {
     let name = "bench-latency";
     let text = format!("nodes: 32\nvalidators: 7\ntopology: {topology}\n");
@@ -272,6 +329,16 @@ fn main() {
     println!("image {image}; idle window {window:?}");
     for n in sizes {
         scale(&image, dir.path(), n, window);
+    }
+    let holder_sizes = std::env::var("TOPOLOGY_BENCH_HOLDER_NODES").unwrap_or_else(|_| "64".into());
+    for n in holder_sizes
+        .split(',')
+        .filter_map(|s| s.trim().parse().ok())
+    {
+        holder_cost(&image, dir.path(), n, window);
+    }
+    if std::env::var("TOPOLOGY_BENCH_LATENCY").as_deref() == Ok("0") {
+        return;
     }
     for topology in ["star", "{ random: { degree: 4 } }", "ring", "line"] {
         latency(&image, dir.path(), topology);

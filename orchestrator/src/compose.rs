@@ -3,7 +3,7 @@
 
 use std::path::Path;
 
-use crate::plan::{Plan, HTTP_PORT};
+use crate::plan::{NodePlan, Plan, HTTP_PORT};
 use crate::state::StateDir;
 
 #[derive(Debug, thiserror::Error)]
@@ -34,26 +34,76 @@ pub fn render(plan: &Plan) -> String {
     ));
     y.push_str("services:\n");
     for n in &plan.nodes {
-        let cmd: Vec<String> = plan.node_args(n).iter().map(|c| yaml_str(c)).collect();
-        y.push_str(&format!("  {}:\n", n.name));
-        y.push_str(&format!("    image: {}\n", yaml_str(&plan.image)));
-        y.push_str(&format!("    command: [{}]\n", cmd.join(", ")));
-        y.push_str(&format!(
-            "    networks:\n      testnet:\n        ipv4_address: {}\n",
-            yaml_str(&n.ip.to_string())
-        ));
-        y.push_str(&format!("    ports:\n      - \"127.0.0.1::{HTTP_PORT}\"\n"));
-        y.push_str("    cap_add: [NET_ADMIN]\n");
-        y.push_str(&format!(
-            "    volumes:\n      - ./genesis.json:/etc/testnet/genesis.json:ro\n      - ./{}.key:/etc/testnet/node.key:ro\n",
-            n.name
-        ));
-        y.push_str(&format!(
-            "    labels:\n      io.testnet.compose: {}\n",
-            yaml_str(&plan.name)
-        ));
+        match plan.holder {
+            false => direct(&mut y, plan, n),
+            true => held(&mut y, plan, n),
+        }
     }
     y
+}
+
+fn list(items: &[String]) -> String {
+    let quoted: Vec<String> = items.iter().map(|c| yaml_str(c)).collect();
+    format!("[{}]", quoted.join(", "))
+}
+
+fn common(y: &mut String, plan: &Plan, n: &NodePlan, api: Option<u16>) {
+    y.push_str(&format!(
+        "    networks:\n      testnet:\n        ipv4_address: {}\n",
+        yaml_str(&n.ip.to_string())
+    ));
+    if let Some(port) = api {
+        y.push_str(&format!("    ports:\n      - \"127.0.0.1::{port}\"\n"));
+    }
+    y.push_str("    cap_add: [NET_ADMIN]\n");
+    y.push_str(&format!(
+        "    labels:\n      io.testnet.compose: {}\n",
+        yaml_str(&plan.name)
+    ));
+}
+
+fn config_volumes(y: &mut String, n: &NodePlan) {
+    y.push_str(&format!(
+        "    volumes:\n      - ./genesis.json:/etc/testnet/genesis.json:ro\n      - ./{}.key:/etc/testnet/node.key:ro\n",
+        n.name
+    ));
+}
+
+/// Our node alone in its container (no agent: compose has no faults).
+fn direct(y: &mut String, plan: &Plan, n: &NodePlan) {
+    y.push_str(&format!("  {}:\n", n.name));
+    y.push_str(&format!("    image: {}\n", yaml_str(&plan.image)));
+    y.push_str(&format!("    command: {}\n", list(&plan.node_args(n))));
+    common(y, plan, n, Some(HTTP_PORT));
+    config_volumes(y, n);
+}
+
+/// A holder (our agent, the IP and ports) and the node's own container in
+/// its network and PID namespaces, as `up` makes them.
+fn held(y: &mut String, plan: &Plan, n: &NodePlan) {
+    let holder = format!("{}-holder", n.name);
+    y.push_str(&format!("  {holder}:\n"));
+    y.push_str(&format!("    image: {}\n", yaml_str(&plan.image)));
+    let agent = ["agent", "--control", "0.0.0.0:9000", "--holder"].map(String::from);
+    y.push_str(&format!("    command: {}\n", list(&agent)));
+    common(y, plan, n, plan.api_port());
+    let (cmd, env) = plan.process_command(n).unwrap_or_default();
+    let image = plan
+        .node_image
+        .clone()
+        .unwrap_or_else(|| plan.image.clone());
+    y.push_str(&format!("  {}:\n", n.name));
+    y.push_str(&format!("    image: {}\n", yaml_str(&image)));
+    y.push_str(&format!("    command: {}\n", list(&cmd)));
+    if !env.is_empty() {
+        y.push_str(&format!("    environment: {}\n", list(&env)));
+    }
+    y.push_str(&format!("    network_mode: \"service:{holder}\"\n"));
+    y.push_str(&format!("    pid: \"service:{holder}\"\n"));
+    y.push_str(&format!("    depends_on: [{holder}]\n"));
+    if plan.node.is_none() {
+        config_volumes(y, n);
+    }
 }
 
 /// Writes the compose file to `out` and genesis plus node keys beside it.
@@ -84,7 +134,6 @@ pub fn export(testnet: &str, out: &Path) -> Result<(), ComposeError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::plan::NodePlan;
 
     #[test]
     fn compose_names_every_node_with_its_ip_and_bugs() {
@@ -136,5 +185,31 @@ mod tests {
         let cmd = doc["services"]["n1"]["command"].as_sequence().unwrap();
         assert!(cmd.iter().any(|c| c == "handshake-race"));
         assert_eq!(doc["services"]["n0"]["ports"][0], "127.0.0.1::8000");
+        // Through holders: the node's own service joins its holder's namespaces.
+        let mut held = plan.clone();
+        held.holder = true;
+        held.node = Some(
+            serde_yaml_ng::from_str(
+                "image: etcd:3.5\ncommand: [etcd, '--name={name}', '--initial-cluster={peers}']\n\
+                 peer_format: '{name}=http://{ip}:2380'\nports: { p2p: 2380, api: 2379 }\n",
+            )
+            .unwrap(),
+        );
+        held.node_image = Some("etcd:3.5".into());
+        let doc: serde_yaml_ng::Value = serde_yaml_ng::from_str(&render(&held)).unwrap();
+        let n1 = &doc["services"]["n1"];
+        assert_eq!(n1["network_mode"], "service:n1-holder");
+        assert_eq!(n1["pid"], "service:n1-holder");
+        assert_eq!(n1["image"], "etcd:3.5");
+        assert_eq!(n1["command"][1], "--name=n1");
+        assert_eq!(
+            n1["command"][2],
+            "--initial-cluster=n0=http://10.77.3.10:2380,n1=http://10.77.3.11:2380"
+        );
+        let holder = &doc["services"]["n1-holder"];
+        assert_eq!(holder["networks"]["testnet"]["ipv4_address"], "10.77.3.11");
+        assert_eq!(holder["ports"][0], "127.0.0.1::2379");
+        assert_eq!(holder["command"][3], "--holder");
+        assert!(n1["volumes"].is_null(), "a foreign node gets no genesis");
     }
 }

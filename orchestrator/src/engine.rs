@@ -26,6 +26,8 @@ pub const LABEL_PORTS: &str = "io.testnet.ports";
 pub const LABEL_API: &str = "io.testnet.api";
 /// Where a node's metrics are, when not ours: `PORT/PATH`, or `none`.
 pub const LABEL_METRICS: &str = "io.testnet.metrics";
+/// The container port a foreign node links to its peers on.
+pub const LABEL_P2P: &str = "io.testnet.p2p";
 /// The holder container a node's own container joined (holder mode).
 pub const LABEL_HOLDER: &str = "io.testnet.holder";
 

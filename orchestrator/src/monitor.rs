@@ -14,6 +14,7 @@ use crate::engine::{
     ContainerSpec, ContainerState, Engine, EngineError, Label, LABEL_ROLE, LABEL_TESTNET,
 };
 use crate::image::{debootstrap_import, short_hash, tar_of, ImageError, PULL_TIMEOUT};
+use crate::nodespec::NodeSpec;
 use crate::plan::{NodePlan, Plan, AGENT_PORT, HTTP_PORT};
 
 pub const PROMETHEUS_ONLINE: &str = "prom/prometheus:v2.53.0";
@@ -135,16 +136,41 @@ pub async fn ensure_images<E: Engine>(
     })
 }
 
-/// `prometheus.yml` for a testnet: every node (`:8000`) and agent (`:9000`),
-/// labelled with the node name and testnet, and the alerting rules.
-pub fn prometheus_config(testnet: &str, nodes: &[NodePlan]) -> String {
+/// `prometheus.yml` for a testnet: every node (ours `:8000/metrics`, a
+/// foreign one where its `node:` section says) and agent (`:9000`), labelled
+/// with the node name and testnet, and the alerting rules. A foreign node's
+/// `metrics:` map renames its series to our contract's names, so the
+/// dashboards and rules read them.
+pub fn prometheus_config(testnet: &str, nodes: &[NodePlan], spec: Option<&NodeSpec>) -> String {
     let mut out = format!(
         "global:\n  scrape_interval: {SCRAPE_INTERVAL}\n  evaluation_interval: {SCRAPE_INTERVAL}\n\
          rule_files:\n  - /etc/testnet-prometheus/rules.yml\n\
          scrape_configs:\n"
     );
-    for (job, port) in [("node", HTTP_PORT), ("agent", AGENT_PORT)] {
-        out.push_str(&format!("  - job_name: {job}\n    static_configs:\n"));
+    let node_at = match spec {
+        Some(s) => s.ports.metrics.map(|p| (p, s.metrics_path.clone())),
+        None => Some((HTTP_PORT, "/metrics".to_owned())),
+    };
+    let jobs = node_at
+        .iter()
+        .map(|(p, path)| ("node", *p, path.clone()))
+        .chain([("agent", AGENT_PORT, "/metrics".to_owned())]);
+    for (job, port, path) in jobs {
+        out.push_str(&format!(
+            "  - job_name: {job}\n    metrics_path: '{path}'\n"
+        ));
+        let renames = spec
+            .map(|s| &s.metrics)
+            .filter(|m| job == "node" && !m.is_empty());
+        if let Some(map) = renames {
+            out.push_str("    metric_relabel_configs:\n");
+            for (ours, theirs) in map {
+                out.push_str(&format!(
+                    "      - {{source_labels: [__name__], regex: '{theirs}', target_label: __name__, replacement: '{ours}'}}\n"
+                ));
+            }
+        }
+        out.push_str("    static_configs:\n");
         for n in nodes {
             out.push_str(&format!(
                 "      - targets: ['{}:{port}']\n        labels: {{node: '{}', testnet: '{testnet}'}}\n",
@@ -199,7 +225,7 @@ pub async fn start<E: Engine>(
         aliases: vec!["prometheus".into()],
         join: None,
     };
-    let config = prometheus_config(testnet, nodes);
+    let config = prometheus_config(testnet, nodes, plan.node.as_ref());
     engine.create_container(&prom).await?;
     engine
         .upload(
@@ -458,7 +484,7 @@ mod tests {
                 bugs: vec![],
             })
             .collect();
-        let text = prometheus_config("t", &nodes);
+        let text = prometheus_config("t", &nodes, None);
         let doc: serde_yaml_ng::Value = serde_yaml_ng::from_str(&text).unwrap();
         let jobs = doc["scrape_configs"].as_sequence().unwrap();
         assert_eq!(jobs.len(), 2);
@@ -473,5 +499,29 @@ mod tests {
             assert_eq!(targets[2]["labels"]["testnet"].as_str().unwrap(), "t");
         }
         assert_eq!(doc["global"]["scrape_interval"].as_str().unwrap(), "2s");
+        // A foreign node: its port and path, its names mapped to ours.
+        let spec: NodeSpec = serde_yaml_ng::from_str(
+            "image: etcd\ncommand: [etcd]\nports: { p2p: 2380, metrics: 2381 }\n\
+             metrics_path: /m\nmetrics: { testnet_peers: etcd_network_active_peers }\n",
+        )
+        .unwrap();
+        let text = prometheus_config("t", &nodes, Some(&spec));
+        let doc: serde_yaml_ng::Value = serde_yaml_ng::from_str(&text).unwrap();
+        let node = &doc["scrape_configs"][0];
+        assert_eq!(node["metrics_path"].as_str().unwrap(), "/m");
+        assert_eq!(
+            node["static_configs"][1]["targets"][0].as_str().unwrap(),
+            "10.77.1.11:2381"
+        );
+        let rename = &node["metric_relabel_configs"][0];
+        assert_eq!(
+            rename["regex"].as_str().unwrap(),
+            "etcd_network_active_peers"
+        );
+        assert_eq!(rename["replacement"].as_str().unwrap(), "testnet_peers");
+        assert_eq!(
+            doc["scrape_configs"][1]["job_name"].as_str().unwrap(),
+            "agent"
+        );
     }
 }

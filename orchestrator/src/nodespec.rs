@@ -223,6 +223,12 @@ impl NodeSpec {
         if let Some(r) = &self.ready {
             p.extend(self.ready_problems(r));
         }
+        for ours in self.metrics.keys().filter(|k| !k.starts_with("testnet_")) {
+            p.push(format!(
+                "node.metrics.{ours}: keys are our contract's metric names (testnet_...), \
+                 values the node's own, e.g. {{ testnet_peers: etcd_network_active_peers }}"
+            ));
+        }
         p
     }
 

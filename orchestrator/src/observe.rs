@@ -240,6 +240,27 @@ pub struct ForeignSampling {
     pub names: BTreeMap<std::net::Ipv4Addr, String>,
     /// Metric names to keep from each scrape.
     pub keep: std::collections::BTreeSet<String>,
+    /// The node's names of our contract's metrics -> ours (its `metrics:`
+    /// map): kept and renamed, so checks of our metrics read them.
+    pub renames: BTreeMap<String, String>,
+}
+
+impl ForeignSampling {
+    /// The series of a scrape this run keeps, under our names where mapped.
+    pub fn series(&self, text: &str) -> BTreeMap<String, f64> {
+        parse_exposition(text, |name| {
+            self.keep.contains(name) || self.renames.contains_key(name)
+        })
+        .into_iter()
+        .map(|(series, v)| {
+            let (name, _) = split_series(&series);
+            match self.renames.get(name) {
+                Some(ours) => (format!("{ours}{}", &series[name.len()..]), v),
+                None => (series, v),
+            }
+        })
+        .collect()
+    }
 }
 
 impl Sampling {
@@ -252,12 +273,16 @@ impl Sampling {
         };
         let mut keep: std::collections::BTreeSet<String> = metrics.into_iter().collect();
         keep.extend(spec.ready.as_ref().and_then(|r| r.metric.clone()));
-        keep.extend(spec.metrics.values().cloned());
         Sampling {
             foreign: Some(ForeignSampling {
                 p2p: spec.ports.p2p,
                 names: plan.nodes.iter().map(|n| (n.ip, n.name.clone())).collect(),
                 keep,
+                renames: spec
+                    .metrics
+                    .iter()
+                    .map(|(ours, theirs)| (theirs.clone(), ours.clone()))
+                    .collect(),
             }),
         }
     }
@@ -309,7 +334,7 @@ pub async fn sample_all(
             );
             let text = |b: bytes::Bytes| String::from_utf8_lossy(&b).into_owned();
             let metrics = match (metrics, foreign) {
-                (Some(b), Some(f)) => parse_exposition(&text(b), |name| f.keep.contains(name)),
+                (Some(b), Some(f)) => f.series(&text(b)),
                 (Some(b), None) => parse_metrics(&text(b)),
                 (None, _) => BTreeMap::new(),
             };
@@ -369,6 +394,24 @@ mod tests {
             "labels with spaces, a timestamp"
         );
         assert_eq!(all.len(), 2);
+        let f = ForeignSampling {
+            keep: ["etcd_server_has_leader".to_owned()].into(),
+            renames: [(
+                "etcd_network_active_peers".to_owned(),
+                "testnet_peers".to_owned(),
+            )]
+            .into(),
+            ..ForeignSampling::default()
+        };
+        let kept = f.series(
+            "etcd_server_has_leader 1\netcd_network_active_peers{local=\"a\"} 2\nother 5\n",
+        );
+        assert_eq!(kept["etcd_server_has_leader"], 1.0);
+        assert_eq!(
+            kept["testnet_peers{local=\"a\"}"], 2.0,
+            "renamed to ours: {kept:?}"
+        );
+        assert_eq!(kept.len(), 2);
         let (name, labels) =
             split_series("testnet_handshake_failures_total{reason=\"bad_magic\",x=\"1\"}");
         assert_eq!(name, "testnet_handshake_failures_total");

@@ -12,7 +12,7 @@ use testnet_node::api::Status;
 
 use crate::engine::{
     ContainerInfo, ContainerState, Engine, EngineError, Label, LABEL_API, LABEL_HOLDER,
-    LABEL_METRICS, LABEL_NODE, LABEL_PORTS, LABEL_ROLE,
+    LABEL_METRICS, LABEL_NODE, LABEL_P2P, LABEL_PORTS, LABEL_ROLE,
 };
 use crate::plan::{Plan, AGENT_PORT, HTTP_PORT};
 use crate::state::StateDir;
@@ -94,6 +94,10 @@ pub struct NodeSummary {
     pub metrics_url: Option<String>,
     /// Holder mode: the container holding the node's namespaces (and the agent).
     pub holder: Option<String>,
+    /// A foreign node's p2p port: its peers are read from its agent's view
+    /// of the TCP connections on it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub p2p_port: Option<u16>,
     pub peers: Option<usize>,
     pub expected_peers: Option<usize>,
     /// Whether the node votes (from its API).
@@ -144,7 +148,15 @@ impl<'a, E: Engine, P: NodeProbe> Testnet<'a, E, P> {
             .buffered(STATUS_AT_ONCE)
             .collect()
             .await;
-        for (n, st) in nodes.iter_mut().zip(statuses) {
+        let foreign = self.foreign_peers(&nodes).await;
+        for (n, peers) in nodes.iter_mut().zip(foreign) {
+            n.peers = peers;
+        }
+        for (n, st) in nodes
+            .iter_mut()
+            .zip(statuses)
+            .filter(|(n, _)| n.p2p_port.is_none())
+        {
             n.peers = st.as_ref().map(|s| s.peers);
             n.expected_peers = st.as_ref().map(|s| s.expected_peers);
             n.validator = st.as_ref().map(|s| s.validator);
@@ -153,6 +165,33 @@ impl<'a, E: Engine, P: NodeProbe> Testnet<'a, E, P> {
             n.utxo_digest = st.map(|s| s.utxo_digest);
         }
         Ok(nodes)
+    }
+
+    /// A foreign node's peers: the other nodes it has an established TCP
+    /// connection with on its p2p port, as its holder's agent sees them.
+    async fn foreign_peers(&self, nodes: &[NodeSummary]) -> Vec<Option<usize>> {
+        use futures::StreamExt;
+        let ips: Vec<Ipv4Addr> = nodes.iter().filter_map(|n| n.ip).collect();
+        futures::stream::iter(nodes)
+            .map(|n| {
+                let ips = &ips;
+                async move {
+                    let (port, url) = (n.p2p_port?, n.agent_url.as_ref()?);
+                    let (_, body) = self.probe.get(&format!("{url}/connections")).await?;
+                    let c: testnet_node::api::agent::Connections =
+                        serde_json::from_str(&body).ok()?;
+                    let peers = c.peers_on(port);
+                    Some(
+                        peers
+                            .iter()
+                            .filter(|ip| ips.contains(ip) && Some(**ip) != n.ip)
+                            .count(),
+                    )
+                }
+            })
+            .buffered(STATUS_AT_ONCE)
+            .collect()
+            .await
     }
 
     /// Every node's container and published URLs, without asking the nodes;
@@ -272,6 +311,7 @@ fn summarize(c: &ContainerInfo, holder: Option<(String, Option<&ContainerInfo>)>
         agent_url: published(AGENT_PORT),
         metrics_url: metrics.and_then(|(port, path)| Some(format!("{}{path}", published(port)?))),
         holder: holder.map(|(name, _)| name),
+        p2p_port: c.labels.get(LABEL_P2P).and_then(|p| p.parse().ok()),
         peers: None,
         expected_peers: None,
         validator: None,

@@ -22,7 +22,7 @@ use crate::api::agent::{ProcessReport, ProcessState};
 const STOP_GRACE: Duration = Duration::from_secs(5);
 
 pub(super) enum Node {
-    Supervised(Supervised),
+    Supervised(Box<Supervised>),
     Holder(holder::Watch),
 }
 
@@ -36,12 +36,12 @@ pub(super) struct Supervised {
 impl Node {
     pub fn supervise(command: Vec<String>) -> std::io::Result<Node> {
         let child = spawn_node(&command)?;
-        Ok(Node::Supervised(Supervised {
+        Ok(Node::Supervised(Box::new(Supervised {
             command,
             child: Some(child),
             state: ProcessState::Running,
             restarts: 0,
-        }))
+        })))
     }
 
     pub fn report(&mut self) -> ProcessReport {

@@ -42,7 +42,7 @@ fn node_values(
     obs: &Observations,
     node: &str,
     m: &MetricAssertion,
-) -> Result<Vec<(f64, Option<f64>)>, String> {
+) -> Result<Values, String> {
     let samples: Vec<&Sample> = obs.of(node).collect();
     let scrapes: Vec<(f64, Option<f64>)> = samples
         .iter()
@@ -76,6 +76,9 @@ fn node_values(
         .collect())
 }
 
+/// A node's values over time (`None`: not exported in that scrape).
+type Values = Vec<(f64, Option<f64>)>;
+
 /// The latest scrape at or before `t`: its value, `Some(None)` when that
 /// scrape lacked the series, `None` before the first scrape.
 fn at(values: &[(f64, Option<f64>)], t: f64) -> Option<Option<f64>> {
@@ -103,7 +106,7 @@ fn span(obs: &Observations, m: &MetricAssertion) -> Result<(f64, f64, String), S
 
 /// One judgement at `t`: whether it holds, and what was seen.
 fn judge(
-    per_node: &[(&String, Vec<(f64, Option<f64>)>)],
+    per_node: &[(&String, Values)],
     m: &MetricAssertion,
     select: Option<&NodeSelect>,
     t: f64,

@@ -11,7 +11,7 @@ use tokio_util::sync::CancellationToken;
 use super::UpError;
 use crate::engine::{
     ContainerSpec, Engine, EngineError, Label, LABEL_API, LABEL_HOLDER, LABEL_METRICS, LABEL_NODE,
-    LABEL_PORTS, LABEL_ROLE, LABEL_TESTNET,
+    LABEL_P2P, LABEL_PORTS, LABEL_ROLE, LABEL_TESTNET,
 };
 use crate::image::tar_of;
 use crate::plan::{NodePlan, Plan, AGENT_PORT, CONFIG_DIR};
@@ -156,6 +156,7 @@ fn labels(testnet: &str, plan: &Plan, node: &NodePlan, role: &str) -> BTreeMap<S
             .map_or("none".into(), |(port, path)| format!("{port}{path}"));
         labels.insert(LABEL_API.to_owned(), api);
         labels.insert(LABEL_METRICS.to_owned(), metrics);
+        labels.insert(LABEL_P2P.to_owned(), plan.p2p_port().to_string());
     }
     labels
 }

@@ -128,13 +128,19 @@ pub(super) fn throughput(samples: &[&Sample], started: f64) -> Vec<Segment> {
     segments
 }
 
-/// Peers per answered sample; an unanswered sample breaks the line.
+/// Peers per answered sample (ours by `/status`, a foreign node's by its
+/// holder's view of its connections); an unanswered sample breaks the line.
 pub(super) fn peers(samples: &[&Sample], started: f64) -> Vec<Segment> {
     let mut segments = Vec::new();
     let mut current = Vec::new();
     for s in samples {
-        match &s.status {
-            Some(st) => current.push((s.t - started, st.peers as f64)),
+        let seen = match (&s.status, &s.peers) {
+            (Some(st), _) => Some(st.peers),
+            (None, Some(p)) => Some(p.len()),
+            (None, None) => None,
+        };
+        match seen {
+            Some(n) => current.push((s.t - started, n as f64)),
             None => flush(&mut segments, &mut current),
         }
     }
@@ -144,6 +150,9 @@ pub(super) fn peers(samples: &[&Sample], started: f64) -> Vec<Segment> {
 
 /// The peers a full mesh gives a node (the most any node expected), if known.
 pub(super) fn full_mesh(obs: &Observations) -> Option<usize> {
+    if obs.foreign {
+        return obs.nodes.iter().map(|n| obs.neighbours_of(n).len()).max();
+    }
     obs.samples
         .iter()
         .filter_map(|s| s.status.as_ref())

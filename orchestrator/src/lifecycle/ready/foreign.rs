@@ -120,6 +120,7 @@ mod tests {
             agent_url: Some("http://agent".into()),
             metrics_url: Some("http://api/metrics".into()),
             holder: Some("t-n0-holder".into()),
+            p2p_port: Some(2380),
             peers: None,
             expected_peers: None,
             validator: None,

@@ -1,0 +1,146 @@
+//! Docker end to end for node images that are not ours: a real etcd cluster
+//! (Debian's etcd-server, assembled offline where no registry answers) run
+//! through holder containers, every fault class on it, its green scenario and
+//! its red twin; and our own node through the same holder path.
+
+#[path = "support/e2e.rs"]
+mod e2e;
+
+use e2e::*;
+use serde_json::Value;
+
+fn verdict<'a>(report: &'a Value, prefix: &str) -> &'a Value {
+    report["verdicts"]
+        .as_array()
+        .and_then(|v| {
+            v.iter()
+                .find(|x| x["invariant"].as_str().unwrap_or("").starts_with(prefix))
+        })
+        .unwrap_or_else(|| panic!("no verdict {prefix}: {report}"))
+}
+
+/// `testnets/etcd.yaml` comes up through holders, answers on its published
+/// API, takes a kill and a start, and goes leaving nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn etcd_comes_up_through_holders_and_takes_process_faults() {
+    let image = image().await;
+    let name = "e2e-etcd";
+    let _guard = Guard(name);
+    let file = format!("{}/../testnets/etcd.yaml", env!("CARGO_MANIFEST_DIR"));
+    let out = run(&["up", &file, "--name", name, "--image", &image]).await;
+    assert!(out.status.success(), "{}", text(&out));
+    let status: Vec<Value> =
+        serde_json::from_slice(&run(&["status", "--name", name, "--json"]).await.stdout).unwrap();
+    assert_eq!(status.len(), 3, "{status:?}");
+    for n in &status {
+        assert_eq!(n["state"], "running", "{n}");
+        let holder = n["holder"].as_str().unwrap_or_default();
+        assert!(holder.ends_with("-holder"), "{n}");
+        let url = n["http_url"].as_str().unwrap();
+        let health = reqwest::get(format!("{url}/health")).await.unwrap();
+        assert!(health.status().is_success(), "{n}");
+    }
+    let kill = run(&["chaos", "kill", "n1", "--name", name]).await;
+    assert!(
+        text(&kill).contains("\"state\":\"stopped\""),
+        "{}",
+        text(&kill)
+    );
+    let start = run(&["chaos", "start", "n1", "--name", name]).await;
+    let said = text(&start);
+    assert!(
+        said.contains("\"state\":\"running\"") && said.contains("\"restarts\":1"),
+        "the agent saw a new main process: {said}"
+    );
+    down_leaves_nothing(name).await;
+}
+
+/// The etcd scenarios: the leader cut off (green, exit 0), every member cut
+/// off with "a leader on every node" asserted (red, exit 1, that assertion
+/// named), and delay, loss, kill, pause, restart and container restart under
+/// a put/get workload (green, each fault seen to bite).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn etcd_scenarios_green_and_red() {
+    let image = image().await;
+    let _g = [
+        Guard("e2e-etcd-partition"),
+        Guard("e2e-etcd-minority"),
+        Guard("e2e-etcd-faults"),
+    ];
+    let (code, report, _) = run_scenario(&image, "etcd-partition.scenario.yaml").await;
+    assert_eq!(code, Some(0), "{}", report["verdicts"]);
+    let elected = verdict(&report, "metric etcd_server_leader_changes_seen_total");
+    assert!(
+        elected["summary"].as_str().unwrap().contains("isolate:n"),
+        "{elected}"
+    );
+    assert_eq!(verdict(&report, "workload_ok")["passed"], true);
+
+    let (code, report, dir) = run_scenario(&image, "etcd-minority.scenario.yaml").await;
+    assert_eq!(
+        code,
+        Some(1),
+        "the red twin must fail: {}",
+        report["verdicts"]
+    );
+    let leader = verdict(&report, "metric etcd_server_has_leader");
+    assert_eq!(leader["passed"], false, "{leader}");
+    let why = leader["summary"].as_str().unwrap();
+    assert!(
+        why.contains("of 3 hold") && why.contains("timeline[0]"),
+        "{why}"
+    );
+    assert!(
+        dir.join("debug/n0.log").exists(),
+        "a debug bundle for the red run"
+    );
+
+    let (code, report, _) = run_scenario(&image, "etcd-faults.scenario.yaml").await;
+    assert_eq!(code, Some(0), "{}", report["verdicts"]);
+    let bit = verdict(&report, "faults_took_effect");
+    assert!(bit["summary"].as_str().unwrap().contains("(6)"), "{bit}");
+    let labels: Vec<String> = report["observations"]["faults"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["label"].as_str().unwrap_or("").to_owned())
+        .collect();
+    for what in [
+        "delay",
+        "loss",
+        "kill",
+        "pause",
+        "restart n2",
+        "restart container",
+    ] {
+        assert!(
+            labels.iter().any(|l| l.contains(what)),
+            "{what} missing: {labels:?}"
+        );
+    }
+}
+
+/// Our own node through the holder path (`holder: true`): the baseline and
+/// the partition-heal scenarios pass with every built-in invariant.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn our_node_passes_through_the_holder_path() {
+    let image = image().await;
+    for file in ["baseline.scenario.yaml", "partition-heal.scenario.yaml"] {
+        let path = format!("{}/../testnets/{file}", env!("CARGO_MANIFEST_DIR"));
+        let mut s = testnet::scenario::Scenario::load(std::path::Path::new(&path)).unwrap();
+        s.testnet.holder = true;
+        s.name = format!("{}-held", s.name);
+        let dir = tempfile::tempdir().unwrap();
+        let held = dir.path().join(format!("{}.scenario.yaml", s.name));
+        std::fs::write(&held, serde_yaml_ng::to_string(&s).unwrap()).unwrap();
+        let _guard = Guard(Box::leak(format!("e2e-{}", s.name).into_boxed_str()));
+        let (code, report, _) = run_scenario_at(&image, &held).await;
+        assert_eq!(code, Some(0), "{file} held: {}", report["verdicts"]);
+        let checked = report["verdicts"].as_array().unwrap().len();
+        assert!(
+            checked >= 7,
+            "every built-in invariant ran: {}",
+            report["verdicts"]
+        );
+    }
+}
