@@ -256,7 +256,6 @@ fn holder_cost(image: &str, dir: &std::path::Path, n: usize, window: Duration) {
         let up = start.elapsed().as_secs_f64();
         let (cpu, rss) = idle(n, window);
         let host = (before - mem_available_mib()) / n as f64;
-        testnet(&["down", "--name", &name]);
         println!(
             "{n:>4} nodes {:<8} up {up:>6.1}s  |  idle per node: CPU {:.2}% of a core, node \
              processes' RSS {rss:.1} MiB, host memory {host:.1} MiB",
@@ -264,6 +263,13 @@ fn holder_cost(image: &str, dir: &std::path::Path, n: usize, window: Duration) {
             100.0 * cpu
         );
         seen.push((up, rss, host));
+        let start = Instant::now();
+        testnet(&["down", "--name", &name]);
+        println!(
+            "{n:>4} nodes {:<8} down {:.1}s",
+            if holder { "holder" } else { "direct" },
+            start.elapsed().as_secs_f64()
+        );
     }
     let (d, h) = (seen[0], seen[1]);
     println!(

@@ -205,7 +205,7 @@ impl TestnetFile {
         }
         problems.extend(self.zones().problems(&self.node_names()));
         if let Some(node) = &self.node {
-            problems.extend(node.problems());
+            problems.extend(node.problems(crate::plan::AGENT_PORT));
             if self.validators.is_some() {
                 problems.push(
                     "validators: only our own node reads roles from the testnet's genesis; \

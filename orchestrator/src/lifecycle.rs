@@ -366,6 +366,9 @@ async fn remove_network<E: Engine>(engine: &E, name: &str) -> Result<(), EngineE
     }
 }
 
+/// Containers `down` removes at once.
+const REMOVE_AT_ONCE: usize = 16;
+
 /// What `down` removed.
 #[derive(Debug, Default, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct Removed {
@@ -387,14 +390,18 @@ pub async fn down<E: Engine>(engine: &E, name: Option<&str>) -> Result<Removed, 
         .await?
         .into_iter()
         .partition(|c| c.labels.get(LABEL_ROLE).is_some_and(|r| r == "holder"));
+    // A bounded number at a time: hundreds of removals at once can leave the
+    // daemon counting endpoints of containers that are gone.
     for containers in [others, holders] {
-        let removals = containers.iter().map(|c| engine.remove_container(&c.name));
-        for (c, r) in containers
-            .iter()
-            .zip(futures::future::join_all(removals).await)
-        {
+        use futures::StreamExt;
+        let results: Vec<(String, Result<(), EngineError>)> = futures::stream::iter(&containers)
+            .map(|c| async move { (c.name.clone(), engine.remove_container(&c.name).await) })
+            .buffer_unordered(REMOVE_AT_ONCE)
+            .collect()
+            .await;
+        for (name, r) in results {
             match r {
-                Ok(()) => removed.containers.push(c.name.clone()),
+                Ok(()) => removed.containers.push(name),
                 Err(e) => {
                     first_error.get_or_insert(e);
                 }

@@ -109,7 +109,7 @@ const PLACEHOLDERS: &str = "{name}, {index}, {ip}, {peers}, {neighbours}";
 pub fn expand(template: &str, vars: &BTreeMap<&str, String>) -> Result<String, String> {
     let mut out = String::new();
     let mut rest = template;
-    while let Some(i) = rest.find(['{', '}']) {
+    while let Some(i) = [rest.find("{"), rest.find("}")].into_iter().flatten().min() {
         out.push_str(&rest[..i]);
         let tail = &rest[i..];
         if let Some(t) = tail.strip_prefix("{{").or_else(|| tail.strip_prefix("}}")) {
@@ -117,7 +117,7 @@ pub fn expand(template: &str, vars: &BTreeMap<&str, String>) -> Result<String, S
             rest = t;
             continue;
         }
-        let Some(end) = tail.find('}').filter(|_| tail.starts_with('{')) else {
+        let Some(end) = tail.find("}").filter(|_| tail.starts_with("{")) else {
             return Err(format!(
                 "unmatched brace in {template:?} (write }}}} for a brace)"
             ));
@@ -179,8 +179,9 @@ impl NodeSpec {
         Ok((command, env))
     }
 
-    /// Everything wrong with the section ("node.FIELD: message, the fix").
-    pub fn problems(&self) -> Vec<String> {
+    /// Everything wrong with the section; `agent_port` is the port the
+    /// holder's agent takes in the node's network namespace.
+    pub fn problems(&self, agent_port: u16) -> Vec<String> {
         let mut p = Vec::new();
         match (&self.image, self.packages.is_empty()) {
             (Some(_), false) => p.push("node: give `image` or `packages`, not both".into()),
@@ -207,11 +208,10 @@ impl NodeSpec {
         if ports.contains(&Some(0)) {
             p.push("node.ports: 0 is not a port".into());
         }
-        if ports.contains(&Some(crate::plan::AGENT_PORT)) {
+        if ports.contains(&Some(agent_port)) {
             p.push(format!(
-                "node.ports: {} is the agent's control port in the node's network namespace; \
-                 the node must not listen on it",
-                crate::plan::AGENT_PORT
+                "node.ports: {agent_port} is the agent's control port in the node's network \
+                 namespace; the node must not listen on it"
             ));
         }
         if !self.metrics_path.starts_with('/') {
@@ -278,7 +278,7 @@ mod tests {
     #[test]
     fn placeholders_expand_per_node() {
         let spec = etcd();
-        assert!(spec.problems().is_empty(), "{:?}", spec.problems());
+        assert!(spec.problems(9000).is_empty(), "{:?}", spec.problems(9000));
         let all: Vec<Slot> = (0..3)
             .map(|i| Slot {
                 name: ["n0", "n1", "n2"][i],
@@ -313,7 +313,7 @@ mod tests {
         spec.image = Some("etcd:3.5".into());
         spec.ports.api = None;
         spec.ports.p2p = 9000;
-        let p = spec.problems().join("\n");
+        let p = spec.problems(9000).join("\n");
         assert!(
             p.contains("unknown placeholder {hostname}") && p.contains("{peers}"),
             "{p}"
@@ -330,7 +330,7 @@ mod tests {
             value: None,
         });
         spec.command = vec!["x {oops".into()];
-        let p = spec.problems().join("\n");
+        let p = spec.problems(9000).join("\n");
         assert!(p.contains("`image: REF`"), "{p}");
         assert!(p.contains("give `op` and `value` too"), "{p}");
         assert!(p.contains("unmatched brace"), "{p}");

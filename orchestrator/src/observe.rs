@@ -170,6 +170,10 @@ pub fn parse_metrics(text: &str) -> BTreeMap<String, f64> {
     parse_exposition(text, |name| name.starts_with("testnet_"))
 }
 
+/// The braces around a series' labels.
+const LABELS_OPEN: &str = "{";
+const LABELS_CLOSE: &str = "}";
+
 /// Parses the text exposition, keeping the series whose name `keep` accepts.
 /// A trailing timestamp is ignored.
 pub fn parse_exposition(text: &str, keep: impl Fn(&str) -> bool) -> BTreeMap<String, f64> {
@@ -178,13 +182,17 @@ pub fn parse_exposition(text: &str, keep: impl Fn(&str) -> bool) -> BTreeMap<Str
         if line.starts_with('#') {
             continue;
         }
-        let name_end = line.find(['{', ' ']).unwrap_or(line.len());
+        let name_end = [line.find(' '), line.find(LABELS_OPEN)]
+            .into_iter()
+            .flatten()
+            .min()
+            .unwrap_or(line.len());
         if !keep(&line[..name_end]) {
             continue;
         }
         // The series ends at the closing brace, or at the first space.
-        let series_end = match line[name_end..].starts_with('{') {
-            true => match line.rfind('}') {
+        let series_end = match line[name_end..].starts_with(LABELS_OPEN) {
+            true => match line.rfind(LABELS_CLOSE) {
                 Some(close) => close + 1,
                 None => continue,
             },

@@ -149,8 +149,12 @@ impl<'a, E: Engine, P: NodeProbe> Testnet<'a, E, P> {
             .collect()
             .await;
         let foreign = self.foreign_peers(&nodes).await;
+        let plan = self.plan().ok();
         for (n, peers) in nodes.iter_mut().zip(foreign) {
-            n.peers = peers;
+            if n.p2p_port.is_some() {
+                n.peers = peers;
+                n.expected_peers = plan.as_ref().map(|p| p.neighbours_of(&n.node).len());
+            }
         }
         for (n, st) in nodes
             .iter_mut()

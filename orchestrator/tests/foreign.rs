@@ -19,16 +19,62 @@ fn verdict<'a>(report: &'a Value, prefix: &str) -> &'a Value {
         .unwrap_or_else(|| panic!("no verdict {prefix}: {report}"))
 }
 
-/// `testnets/etcd.yaml` comes up through holders, answers on its published
-/// API, takes a kill and a start, and goes leaving nothing.
+/// Asks Prometheus at `prom` until `query` returns `want` series (30 s).
+async fn series(prom: &str, query: &str, want: usize) -> Vec<Value> {
+    let start = std::time::Instant::now();
+    loop {
+        let v: Value = reqwest::Client::new()
+            .get(format!("{prom}/api/v1/query"))
+            .query(&[("query", query)])
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let result = v["data"]["result"].as_array().cloned().unwrap_or_default();
+        if result.len() == want || start.elapsed().as_secs() > 30 {
+            return result;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    }
+}
+
+/// `testnets/etcd.yaml` comes up through holders with monitoring, answers on
+/// its published API, is scraped by Prometheus under our labels (renamed by
+/// its `metrics:` map), takes a kill and a start, and goes leaving nothing.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn etcd_comes_up_through_holders_and_takes_process_faults() {
     let image = image().await;
     let name = "e2e-etcd";
     let _guard = Guard(name);
     let file = format!("{}/../testnets/etcd.yaml", env!("CARGO_MANIFEST_DIR"));
-    let out = run(&["up", &file, "--name", name, "--image", &image]).await;
+    let out = run(&["up", &file, "--name", name, "--image", &image, "--monitor"]).await;
     assert!(out.status.success(), "{}", text(&out));
+    let stdout = String::from_utf8_lossy(&out.stdout).to_string();
+    let prom = stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("prometheus  "))
+        .unwrap_or_else(|| panic!("no prometheus URL: {stdout}"))
+        .trim()
+        .to_owned();
+    let leaders = series(
+        &prom,
+        "etcd_server_has_leader{testnet=\"e2e-etcd\"} == 1",
+        3,
+    )
+    .await;
+    assert_eq!(
+        leaders.len(),
+        3,
+        "every member scraped with a leader: {leaders:?}"
+    );
+    assert_eq!(leaders[0]["metric"]["job"], "node");
+    let peers = series(&prom, "sum by (node) (testnet_peers)", 3).await;
+    assert_eq!(peers.len(), 3, "etcd's peers under our name: {peers:?}");
+    for p in &peers {
+        assert_eq!(p["value"][1], "2", "{p}");
+    }
     let status: Vec<Value> =
         serde_json::from_slice(&run(&["status", "--name", name, "--json"]).await.stdout).unwrap();
     assert_eq!(status.len(), 3, "{status:?}");

@@ -38,11 +38,7 @@ fn scraped(s: &Sample, m: &MetricAssertion) -> Option<Option<f64>> {
 
 /// A node's values over time (`None`: no matching series then), or why it
 /// has none at all.
-fn node_values(
-    obs: &Observations,
-    node: &str,
-    m: &MetricAssertion,
-) -> Result<Values, String> {
+fn node_values(obs: &Observations, node: &str, m: &MetricAssertion) -> Result<Values, String> {
     let samples: Vec<&Sample> = obs.of(node).collect();
     let scrapes: Vec<(f64, Option<f64>)> = samples
         .iter()
