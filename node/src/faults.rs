@@ -149,6 +149,11 @@ pub fn render(state: &FaultState, installed: &Installed) -> String {
             "-A {CHAIN_IN} -s {ip}/32 -j NFQUEUE --queue-num {DELAY_QUEUE} --queue-bypass\n"
         ));
     }
+    // A one-way cut's other direction: what still arrives is counted (a
+    // rule that only returns), so a run can show it flowed.
+    for ip in state.drop_to.difference(&state.drop_from) {
+        r.push_str(&format!("-A {CHAIN_IN} -s {ip}/32 -j RETURN\n"));
+    }
     r.push_str("COMMIT\n");
     r
 }
@@ -226,6 +231,9 @@ pub fn read_back_with(
                     Err(_) => foreign.push(line.to_owned()),
                 }
             }
+            // The counter of a one-way cut's other direction (derived from the drops).
+            ["-A", c, "-s", ip, "-j", "RETURN"]
+                if *c == CHAIN_IN && ip.trim_end_matches("/32").parse::<Ipv4Addr>().is_ok() => {}
             ["-A", c, ..] if *c == CHAIN_IN || *c == CHAIN_OUT => foreign.push(line.to_owned()),
             _ => {}
         }
@@ -354,12 +362,61 @@ pub fn partition(groups: &[Vec<Ipv4Addr>], all: &[Ipv4Addr]) -> Vec<(Ipv4Addr, F
         .collect()
 }
 
+/// A one-way cut: the packets of `cut` to `to` are dropped, on the way out
+/// of `cut` and on arrival at `to`; `to`'s packets to `cut` still arrive, and
+/// nodes in neither are untouched.
+pub fn one_way(cut: &[Ipv4Addr], to: &[Ipv4Addr], all: &[Ipv4Addr]) -> Vec<(Ipv4Addr, FaultState)> {
+    let to: BTreeSet<Ipv4Addr> = to.iter().filter(|o| !cut.contains(o)).copied().collect();
+    all.iter()
+        .map(|me| {
+            let mut state = FaultState::default();
+            if cut.contains(me) {
+                state.drop_to = to.clone();
+            } else if to.contains(me) {
+                state.drop_from = cut.iter().copied().collect();
+            }
+            (*me, state)
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     fn ip(last: u8) -> Ipv4Addr {
         Ipv4Addr::new(10, 77, 0, last)
+    }
+
+    #[test]
+    fn a_one_way_cut_drops_one_direction_only() {
+        let all = [ip(10), ip(11), ip(12), ip(13)];
+        let cut: BTreeMap<Ipv4Addr, FaultState> = one_way(&[ip(10)], &[ip(11), ip(12)], &all)
+            .into_iter()
+            .collect();
+        assert_eq!(cut[&ip(10)].drop_to, [ip(11), ip(12)].into());
+        assert!(
+            cut[&ip(10)].drop_from.is_empty(),
+            "their packets still arrive"
+        );
+        assert_eq!(cut[&ip(11)].drop_from, [ip(10)].into());
+        assert!(cut[&ip(11)].drop_to.is_empty());
+        assert!(cut[&ip(13)].is_healed(), "a node in no group is untouched");
+        // The cut node counts what still arrives from the others; reading the
+        // rules back takes that counter for ours, not a foreign rule.
+        let rules = render(&cut[&ip(10)], &Installed::default());
+        assert!(
+            rules.contains("-A TESTNET-IN -s 10.77.0.11/32 -j RETURN"),
+            "{rules}"
+        );
+        let listed: String = rules
+            .lines()
+            .filter(|l| l.starts_with("-A"))
+            .map(|l| format!("{l}\n"))
+            .collect();
+        let (back, _, foreign) = read_back(&format!("-N TESTNET-IN\n-N TESTNET-OUT\n{listed}"));
+        assert!(foreign.is_empty(), "{foreign:?}");
+        assert_eq!(back, cut[&ip(10)]);
     }
 
     #[test]

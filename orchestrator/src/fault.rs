@@ -17,17 +17,16 @@
 //! place; [`quorum`] says whether a cut leaves any validator a quorum.
 
 pub mod layers;
+mod partition;
+mod planning;
 pub mod quorum;
 pub mod window;
 
-use std::collections::BTreeMap;
-use std::net::Ipv4Addr;
-
 use serde::{Deserialize, Serialize};
-use testnet_node::faults::{partition, shape, Delay, FaultState, Shape};
+use testnet_node::faults::Shape;
 
-use crate::plan::Plan;
 pub use layers::{Cut, Desired, Layer, NodePatch};
+pub use partition::Partition;
 pub use window::{FaultEvent, FaultKind, QuorumGap, WindowBook, WindowId};
 
 /// A node name, or `random` in scenario files (chosen with the scenario's seed).
@@ -40,7 +39,8 @@ pub type NodeSel = String;
 #[serde(rename_all = "snake_case", deny_unknown_fields)]
 pub enum Fault {
     /// Groups that only talk within themselves; nodes in none are isolated.
-    Partition(Vec<Vec<NodeSel>>),
+    /// One way: only the first group's packets to the others are dropped.
+    Partition(Partition),
     /// A Jepsen shape: halves, bridge, majorities-ring, isolate:NODE.
     Shape(String),
     /// Hold packets leaving `nodes` (towards `to`) this long.
@@ -192,6 +192,8 @@ pub enum FaultError {
     Shape(String),
     #[error("{0}% is not between 0 and 100")]
     Percent(f64),
+    #[error("a one-way cut needs the cut group and at least one more: `--one-way n0 n1,n2` drops n0's packets to n1 and n2")]
+    OneWay,
 }
 
 /// A Jepsen shape as the CLI and scenarios write it: `halves`, `bridge`,
@@ -273,7 +275,10 @@ impl Fault {
     pub fn map_nodes(&self, mut pick: impl FnMut(&String) -> String) -> Fault {
         let mut list = |v: &[String]| v.iter().map(&mut pick).collect::<Vec<_>>();
         match self {
-            Fault::Partition(groups) => Fault::Partition(groups.iter().map(|g| list(g)).collect()),
+            Fault::Partition(p) => Fault::Partition(Partition {
+                groups: p.groups.iter().map(|g| list(g)).collect(),
+                one_way: p.one_way,
+            }),
             Fault::Delay {
                 nodes,
                 to,
@@ -312,7 +317,7 @@ impl Fault {
     /// Every node name the fault mentions (for validation).
     pub fn named_nodes(&self) -> Vec<&String> {
         match self {
-            Fault::Partition(groups) => groups.iter().flatten().collect(),
+            Fault::Partition(p) => p.groups.iter().flatten().collect(),
             Fault::Delay { nodes, to, .. }
             | Fault::Loss { nodes, to, .. }
             | Fault::Duplicate { nodes, to, .. } => nodes.iter().chain(to).collect(),
@@ -325,7 +330,7 @@ impl Fault {
     /// for process faults, the nodes allowed to go down.
     pub fn nodes(&self, all: &[String]) -> Vec<String> {
         match self {
-            Fault::Partition(groups) => groups.iter().flatten().cloned().collect(),
+            Fault::Partition(p) => p.groups.iter().flatten().cloned().collect(),
             Fault::Delay { nodes, .. }
             | Fault::Loss { nodes, .. }
             | Fault::Duplicate { nodes, .. }
@@ -355,14 +360,7 @@ impl Fault {
 
     pub fn label(&self) -> String {
         match self {
-            Fault::Partition(groups) => format!(
-                "partition {}",
-                groups
-                    .iter()
-                    .map(|g| g.join(","))
-                    .collect::<Vec<_>>()
-                    .join(" | ")
-            ),
+            Fault::Partition(p) => p.label(),
             Fault::Shape(s) => format!("partition {s}"),
             Fault::Delay {
                 nodes,
@@ -412,6 +410,16 @@ impl Fault {
     pub fn problems(&self, names: &[String], zones: &[&String]) -> Vec<String> {
         let mut p = Vec::new();
         match self {
+            Fault::Partition(Partition {
+                groups,
+                one_way: true,
+            }) if groups.len() < 2 || groups.iter().any(|g| g.is_empty()) => {
+                p.push(
+                    "partition: a one-way cut needs the cut group and at least one more \
+                     (`groups: [[n0], [n1, n2]]`: n0's packets to n1 and n2 are dropped)"
+                        .into(),
+                );
+            }
             Fault::Loss { percent, .. } | Fault::Duplicate { percent, .. }
                 if per_mille(*percent).is_none() =>
             {
@@ -453,198 +461,6 @@ impl Fault {
         }
         p
     }
-
-    /// What this fault changes in testnet `plan`.
-    pub fn plan(&self, plan: &Plan) -> Result<Planned, FaultError> {
-        let ip = |n: &String| plan.ip_of(n).ok_or_else(|| unknown(plan, n));
-        let ips = |v: &[String]| v.iter().map(ip).collect::<Result<Vec<_>, _>>();
-        let all: Vec<Ipv4Addr> = plan.nodes.iter().map(|n| n.ip).collect();
-        let layer = |patches| {
-            Ok(Planned::Network(Layer::new(
-                self.label(),
-                self.kind(),
-                patches,
-            )))
-        };
-        match self {
-            Fault::Partition(groups) => {
-                let groups = groups
-                    .iter()
-                    .map(|g| ips(g))
-                    .collect::<Result<Vec<_>, _>>()?;
-                layer(cut_patches(plan, partition(&groups, &all)))
-            }
-            Fault::Shape(s) => {
-                let kind = parse_shape(s).ok_or_else(|| FaultError::Shape(s.clone()))?;
-                if let Shape::Isolate(k) = kind {
-                    ip(&format!("n{k}"))?;
-                }
-                layer(cut_patches(plan, shape(kind, &all)))
-            }
-            Fault::Delay { .. }
-            | Fault::Loss { .. }
-            | Fault::Duplicate { .. }
-            | Fault::Bandwidth { .. } => layer(self.link_patches(plan)?),
-            Fault::Latency {
-                from,
-                to,
-                ms,
-                one_way,
-            } => {
-                for z in [from, to] {
-                    if !plan.zones.zones.contains_key(z) {
-                        return Err(FaultError::UnknownZone {
-                            zone: z.clone(),
-                            testnet: plan.name.clone(),
-                            known: plan
-                                .zones
-                                .zones
-                                .keys()
-                                .cloned()
-                                .collect::<Vec<_>>()
-                                .join(", "),
-                        });
-                    }
-                }
-                Ok(Planned::ZoneLatency {
-                    from: from.clone(),
-                    to: to.clone(),
-                    ms: *ms,
-                    one_way: *one_way,
-                })
-            }
-            Fault::Heal => Ok(Planned::Heal(None)),
-            Fault::HealNodes(nodes) => {
-                ips(nodes)?;
-                Ok(Planned::Heal(Some(nodes.clone())))
-            }
-            other => {
-                let (node, action, container) =
-                    other.process().expect("the rest are process faults");
-                ip(node)?;
-                Ok(Planned::Process {
-                    node: node.clone(),
-                    action,
-                    container,
-                })
-            }
-        }
-    }
-
-    /// The per-node patches of a delay, loss, duplicate or bandwidth fault.
-    fn link_patches(&self, plan: &Plan) -> Result<BTreeMap<String, NodePatch>, FaultError> {
-        let patches = match self {
-            Fault::Delay {
-                nodes,
-                to,
-                ms,
-                jitter_ms,
-                reorder_percent,
-            } => {
-                let delay = (*ms > 0).then_some(Delay {
-                    ms: *ms,
-                    jitter_ms: *jitter_ms,
-                    reorder_per_mille: per_mille_of(*reorder_percent)?,
-                });
-                // Held on the receiver's ingress, keyed by the sender.
-                let mut patches = BTreeMap::<String, NodePatch>::new();
-                for (sender, receiver) in links(plan, nodes, to)? {
-                    let p = patches.entry(receiver.name.clone()).or_default();
-                    p.delay_from.insert(sender.ip, delay);
-                }
-                patches
-            }
-            Fault::Loss { nodes, to, percent } | Fault::Duplicate { nodes, to, percent } => {
-                let rate = Some(per_mille_of(*percent)?).filter(|p| *p > 0);
-                let loss = matches!(self, Fault::Loss { .. });
-                let mut patches = BTreeMap::<String, NodePatch>::new();
-                for (sender, receiver) in links(plan, nodes, to)? {
-                    let p = patches.entry(sender.name.clone()).or_default();
-                    let map = if loss {
-                        &mut p.loss_to
-                    } else {
-                        &mut p.duplicate_to
-                    };
-                    map.insert(receiver.ip, rate);
-                }
-                patches
-            }
-            Fault::Bandwidth { nodes, kbit } => {
-                let mut patches = BTreeMap::new();
-                for n in nodes {
-                    plan.ip_of(n).ok_or_else(|| unknown(plan, n))?;
-                    let cap = (*kbit > 0).then_some(*kbit);
-                    patches.insert(
-                        n.clone(),
-                        NodePatch {
-                            bandwidth: Some(cap),
-                            ..NodePatch::default()
-                        },
-                    );
-                }
-                patches
-            }
-            _ => BTreeMap::new(),
-        };
-        Ok(patches)
-    }
-}
-
-fn unknown(plan: &Plan, node: &str) -> FaultError {
-    FaultError::UnknownNode {
-        node: node.to_owned(),
-        testnet: plan.name.clone(),
-        known: plan.node_names().join(", "),
-    }
-}
-
-/// (sender, receiver) pairs from each of `from` to each of `to` (every other
-/// node when empty).
-fn links<'a>(
-    plan: &'a Plan,
-    from: &[String],
-    to: &[String],
-) -> Result<Vec<(&'a crate::plan::NodePlan, &'a crate::plan::NodePlan)>, FaultError> {
-    let find = |n: &String| {
-        plan.nodes
-            .iter()
-            .find(|p| &p.name == n)
-            .ok_or_else(|| unknown(plan, n))
-    };
-    for n in to {
-        find(n)?;
-    }
-    let mut pairs = Vec::new();
-    for name in from {
-        let sender = find(name)?;
-        for receiver in plan
-            .nodes
-            .iter()
-            .filter(|o| o.name != *name && (to.is_empty() || to.contains(&o.name)))
-        {
-            pairs.push((sender, receiver));
-        }
-    }
-    Ok(pairs)
-}
-
-/// Each node's drop sets from a cut computed over IPs.
-fn cut_patches(plan: &Plan, cut: Vec<(Ipv4Addr, FaultState)>) -> BTreeMap<String, NodePatch> {
-    plan.nodes
-        .iter()
-        .map(|n| {
-            let (from, to) = cut
-                .iter()
-                .find(|(ip, _)| *ip == n.ip)
-                .map(|(_, s)| (s.drop_from.clone(), s.drop_to.clone()))
-                .unwrap_or_default();
-            let patch = NodePatch {
-                cut: Some(Cut { from, to }),
-                ..NodePatch::default()
-            };
-            (n.name.clone(), patch)
-        })
-        .collect()
 }
 
 #[cfg(test)]

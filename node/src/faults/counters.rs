@@ -9,7 +9,8 @@ use std::collections::BTreeMap;
 use super::{CHAIN_IN, CHAIN_OUT};
 
 /// The kinds of our rules, as the metrics label them.
-pub const KINDS: [&str; 4] = ["drop", "loss", "duplicate", "delay"];
+/// `arrived`: packets still arriving from a node this one cuts one way.
+pub const KINDS: [&str; 5] = ["drop", "loss", "duplicate", "delay", "arrived"];
 
 /// Packets matched by our rules in place, by kind (every kind present, 0
 /// when none). Counters restart when the rules are replaced.
@@ -40,6 +41,7 @@ pub fn rule_packets(iptables_s_v: &str) -> BTreeMap<&'static str, u64> {
             "DROP" => "drop",
             "TEE" => "duplicate",
             "NFQUEUE" => "delay",
+            "RETURN" => "arrived",
             _ => continue,
         };
         *out.entry(kind).or_default() += packets;
@@ -73,12 +75,14 @@ mod tests {
             -A TESTNET-OUT -d 10.77.0.11/32 -c 5 300 -j DROP\n\
             -A TESTNET-OUT -d 10.77.0.13/32 -m statistic --mode random --probability 0.05000000000 -c 3 180 -j DROP\n\
             -A TESTNET-OUT -d 10.77.0.13/32 -m statistic --mode random --probability 0.02000000000 -c 2 120 -j TEE --gateway 10.77.0.13\n\
+            -A TESTNET-IN -s 10.77.0.14/32 -c 11 660 -j RETURN\n\
             -A FORWARD -c 99 99 -j DROP\n";
         let c = rule_packets(text);
         assert_eq!(c["drop"], 12);
         assert_eq!(c["loss"], 3);
         assert_eq!(c["duplicate"], 2);
         assert_eq!(c["delay"], 30);
+        assert_eq!(c["arrived"], 11);
         assert_eq!(rule_packets("")["drop"], 0, "every kind is there");
     }
 

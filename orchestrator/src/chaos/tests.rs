@@ -34,7 +34,10 @@ async fn undoing_a_partition_keeps_a_delay_applied_after_it() {
     let rig = Rig::up("chaos-layers", TestnetFile::default_testnet()).await;
     let cut = apply_ok(
         &rig,
-        Fault::Partition(vec![names(&["n0", "n1"]), names(&["n2", "n3"])]),
+        Fault::Partition(crate::fault::Partition::groups(vec![
+            names(&["n0", "n1"]),
+            names(&["n2", "n3"]),
+        ])),
     )
     .await;
     assert_eq!(rig.faults_of("n0").unwrap().drop_to, [ip(2), ip(3)].into());

@@ -767,10 +767,10 @@ fn bites(obs: &Observations) -> Verdict {
 
 #[test]
 fn a_cut_is_seen_by_its_dropped_packets_or_lost_peers() {
-    let cut = Fault::Partition(vec![
+    let cut = Fault::Partition(crate::fault::Partition::groups(vec![
         vec!["n0".into(), "n1".into()],
         vec!["n2".into(), "n3".into()],
-    ]);
+    ]));
     let mut obs = with_fault(cut, 5.0, 9.0);
     let v = bites(&obs);
     assert!(
@@ -986,10 +986,10 @@ fn false_finality_allows_the_grace_and_ends_with_the_gap() {
 /// (the next samples), not later; the summary counts the faults seen.
 #[test]
 fn an_effect_counts_within_the_slack_after_its_window_only() {
-    let cut = Fault::Partition(vec![
+    let cut = Fault::Partition(crate::fault::Partition::groups(vec![
         vec!["n0".into(), "n1".into()],
         vec!["n2".into(), "n3".into()],
-    ]);
+    ]));
     let mut obs = with_fault(cut.clone(), 5.0, 9.0);
     edit(&mut obs, "n3", 10.0, |s| {
         if s.t <= T0 + 10.0 {

@@ -27,11 +27,15 @@ enum Command {
     /// Split into groups that only talk within themselves: `partition n0,n1 n2,n3`
     /// (nodes in no group are isolated), or a Jepsen shape: `partition --shape
     /// halves|bridge|majorities-ring|isolate:n2`. It replaces the cut in place.
+    /// `--one-way n0 n1,n2`: n0's packets to n1 and n2 are dropped, theirs to
+    /// n0 still arrive.
     Partition {
         #[arg(required_unless_present = "shape")]
         groups: Vec<String>,
         #[arg(long, conflicts_with = "groups")]
         shape: Option<String>,
+        #[arg(long, conflicts_with = "shape")]
+        one_way: bool,
     },
     /// Remove every network fault (back to the latency zones, if any), or only
     /// those of the named nodes and of the links to them.
@@ -116,8 +120,10 @@ fn fault(command: Command) -> Option<Fault> {
         Command::Partition {
             shape: Some(shape), ..
         } => Fault::Shape(shape),
-        Command::Partition { groups, .. } => Fault::Partition(
-            groups
+        Command::Partition {
+            groups, one_way, ..
+        } => Fault::Partition(crate::fault::Partition {
+            groups: groups
                 .iter()
                 .map(|g| {
                     g.split(',')
@@ -126,7 +132,8 @@ fn fault(command: Command) -> Option<Fault> {
                         .collect()
                 })
                 .collect(),
-        ),
+            one_way,
+        }),
         Command::Heal { nodes } if nodes.is_empty() => Fault::Heal,
         Command::Heal { nodes } => Fault::HealNodes(nodes),
         Command::Delay {

@@ -2,7 +2,9 @@
 
 use super::*;
 use crate::plan::NodePlan;
+use crate::plan::Plan;
 use crate::zones::Zones;
+use std::net::Ipv4Addr;
 
 fn plan() -> Plan {
     let mut zones = Zones::default();
@@ -56,10 +58,10 @@ fn names(v: &[&str]) -> Vec<String> {
 
 #[test]
 fn a_partition_plans_the_real_drop_sets_and_isolates_nodes_in_no_group() {
-    let l = layer(&Fault::Partition(vec![
+    let l = layer(&Fault::Partition(crate::fault::Partition::groups(vec![
         names(&["n0", "n1"]),
         names(&["n2"]),
-    ]));
+    ])));
     assert_eq!(l.kind, FaultKind::Partition);
     let cut = |n: &str| l.patches[n].cut.clone().unwrap();
     assert_eq!(cut("n0").to, [ip(2), ip(3)].into());
@@ -218,8 +220,33 @@ fn scenario_yaml_keeps_its_shape() {
     );
     assert_eq!(
         parse("fault: { partition: [[n0, n1], [n2]] }").unwrap(),
-        Fault::Partition(vec![names(&["n0", "n1"]), names(&["n2"])])
+        Fault::Partition(crate::fault::Partition::groups(vec![
+            names(&["n0", "n1"]),
+            names(&["n2"])
+        ]))
     );
+    let one_way =
+        parse("fault: { partition: { groups: [[n0], [n1, n2]], one_way: true } }").unwrap();
+    assert_eq!(
+        one_way,
+        Fault::Partition(crate::fault::Partition {
+            groups: vec![names(&["n0"]), names(&["n1", "n2"])],
+            one_way: true,
+        })
+    );
+    // n0's packets to n1 and n2 go; theirs to n0 and everything of n3 stay.
+    let l = layer(&one_way);
+    let cut = |n: &str| l.patches[n].cut.clone().unwrap();
+    assert_eq!(cut("n0").to, [ip(1), ip(2)].into());
+    assert!(cut("n0").from.is_empty());
+    assert_eq!(cut("n1").from, [ip(0)].into());
+    assert!(cut("n3").from.is_empty() && cut("n3").to.is_empty());
+    let lonely = Fault::Partition(crate::fault::Partition {
+        groups: vec![names(&["n0"])],
+        one_way: true,
+    });
+    assert!(matches!(lonely.plan(&plan()), Err(FaultError::OneWay)));
+    assert!(lonely.problems(&names(&["n0", "n1"]), &[])[0].contains("at least one more"));
     assert_eq!(
         parse("fault: { delay: { nodes: [n1], ms: 100 } }").unwrap(),
         Fault::Delay {

@@ -478,3 +478,72 @@ async fn a_mesh_is_not_handed_neighbours() {
     assert!(!cmd.contains("--neighbour"), "{cmd}");
     super::down(&engine, Some("mesh")).await.unwrap();
 }
+
+/// Holder mode: each node is a holder (the IP, the published ports, the
+/// agent with `--holder`) and the node's own container joined to it; status
+/// reads the node's state with the holder's IP; a holder that is gone makes
+/// its node unreachable; `down` removes the nodes before their holders.
+#[tokio::test]
+async fn holder_mode_pairs_each_node_with_a_holder() {
+    let (engine, mut file) = setup();
+    file.holder = true;
+    let summary = up(
+        &engine,
+        &ScriptedProbe::healthy(4),
+        request("held", &file),
+        &|_| {},
+        &CancellationToken::new(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(summary.len(), 4, "holders are not nodes: {summary:?}");
+    {
+        let s = engine.state();
+        for (i, n) in summary.iter().enumerate() {
+            let (holder, _) = &s.containers[&format!("held-n{i}-holder")];
+            let (node, info) = &s.containers[&format!("held-n{i}")];
+            assert_eq!(holder.labels[LABEL_ROLE], "holder");
+            assert_eq!(holder.cmd.last().map(String::as_str), Some("--holder"));
+            assert_eq!(holder.cap_add, ["NET_ADMIN"]);
+            assert_eq!(
+                node.join.as_deref(),
+                Some(format!("held-n{i}-holder").as_str())
+            );
+            assert_eq!(node.cmd[0], "run", "our node's own command: {:?}", node.cmd);
+            assert!(node.cap_add.is_empty() && info.ip.is_none());
+            assert_eq!(s.uploads[&format!("held-n{i}")][0].0, CONFIG_DIR);
+            assert_eq!(n.ip, holder.ip.into(), "the node's IP is its holder's");
+            assert_eq!(
+                n.holder.as_deref(),
+                Some(format!("held-n{i}-holder").as_str())
+            );
+            assert!(n.http_url.is_some() && n.agent_url.is_some());
+        }
+    }
+    let probe = ScriptedProbe::healthy(4);
+    let tn = Testnet::new("held", &engine, &probe);
+    engine
+        .state()
+        .containers
+        .get_mut("held-n2-holder")
+        .unwrap()
+        .1
+        .state = crate::engine::ContainerState::Exited(137);
+    let nodes = tn.status().await.unwrap();
+    assert_eq!(nodes[2].state, "holder exited 137");
+    let removed = down(&engine, Some("held")).await.unwrap();
+    let first_holder = removed
+        .containers
+        .iter()
+        .position(|c| c.ends_with("-holder"));
+    let last_node = removed
+        .containers
+        .iter()
+        .rposition(|c| !c.ends_with("-holder"));
+    assert!(
+        first_holder > last_node,
+        "nodes first: {:?}",
+        removed.containers
+    );
+    assert_nothing_left(&engine);
+}

@@ -1,0 +1,213 @@
+//! What a fault changes, ready to apply: a layer of per-node patches (drop
+//! sets, delays, loss...), a zone latency change, a heal, a process action.
+
+use std::collections::BTreeMap;
+use std::net::Ipv4Addr;
+
+use testnet_node::faults::{one_way, partition, shape, Delay, FaultState, Shape};
+
+use super::layers::{Cut, Layer, NodePatch};
+use super::{parse_shape, per_mille_of, Fault, FaultError, Planned};
+use crate::plan::Plan;
+
+impl Fault {
+    /// What this fault changes in testnet `plan`.
+    pub fn plan(&self, plan: &Plan) -> Result<Planned, FaultError> {
+        let ip = |n: &String| plan.ip_of(n).ok_or_else(|| unknown(plan, n));
+        let ips = |v: &[String]| v.iter().map(ip).collect::<Result<Vec<_>, _>>();
+        let all: Vec<Ipv4Addr> = plan.nodes.iter().map(|n| n.ip).collect();
+        let layer = |patches| {
+            Ok(Planned::Network(Layer::new(
+                self.label(),
+                self.kind(),
+                patches,
+            )))
+        };
+        match self {
+            Fault::Partition(p) => {
+                let groups = p
+                    .groups
+                    .iter()
+                    .map(|g| ips(g))
+                    .collect::<Result<Vec<_>, _>>()?;
+                let cut = match (p.one_way, groups.first()) {
+                    (false, _) => partition(&groups, &all),
+                    (true, Some(first)) if groups.len() > 1 && !first.is_empty() => {
+                        one_way(first, &groups[1..].concat(), &all)
+                    }
+                    (true, _) => return Err(FaultError::OneWay),
+                };
+                layer(cut_patches(plan, cut))
+            }
+            Fault::Shape(s) => {
+                let kind = parse_shape(s).ok_or_else(|| FaultError::Shape(s.clone()))?;
+                if let Shape::Isolate(k) = kind {
+                    ip(&format!("n{k}"))?;
+                }
+                layer(cut_patches(plan, shape(kind, &all)))
+            }
+            Fault::Delay { .. }
+            | Fault::Loss { .. }
+            | Fault::Duplicate { .. }
+            | Fault::Bandwidth { .. } => layer(self.link_patches(plan)?),
+            Fault::Latency {
+                from,
+                to,
+                ms,
+                one_way,
+            } => {
+                for z in [from, to] {
+                    if !plan.zones.zones.contains_key(z) {
+                        return Err(FaultError::UnknownZone {
+                            zone: z.clone(),
+                            testnet: plan.name.clone(),
+                            known: plan
+                                .zones
+                                .zones
+                                .keys()
+                                .cloned()
+                                .collect::<Vec<_>>()
+                                .join(", "),
+                        });
+                    }
+                }
+                Ok(Planned::ZoneLatency {
+                    from: from.clone(),
+                    to: to.clone(),
+                    ms: *ms,
+                    one_way: *one_way,
+                })
+            }
+            Fault::Heal => Ok(Planned::Heal(None)),
+            Fault::HealNodes(nodes) => {
+                ips(nodes)?;
+                Ok(Planned::Heal(Some(nodes.clone())))
+            }
+            other => {
+                let (node, action, container) =
+                    other.process().expect("the rest are process faults");
+                ip(node)?;
+                Ok(Planned::Process {
+                    node: node.clone(),
+                    action,
+                    container,
+                })
+            }
+        }
+    }
+
+    /// The per-node patches of a delay, loss, duplicate or bandwidth fault.
+    fn link_patches(&self, plan: &Plan) -> Result<BTreeMap<String, NodePatch>, FaultError> {
+        let patches = match self {
+            Fault::Delay {
+                nodes,
+                to,
+                ms,
+                jitter_ms,
+                reorder_percent,
+            } => {
+                let delay = (*ms > 0).then_some(Delay {
+                    ms: *ms,
+                    jitter_ms: *jitter_ms,
+                    reorder_per_mille: per_mille_of(*reorder_percent)?,
+                });
+                // Held on the receiver's ingress, keyed by the sender.
+                let mut patches = BTreeMap::<String, NodePatch>::new();
+                for (sender, receiver) in links(plan, nodes, to)? {
+                    let p = patches.entry(receiver.name.clone()).or_default();
+                    p.delay_from.insert(sender.ip, delay);
+                }
+                patches
+            }
+            Fault::Loss { nodes, to, percent } | Fault::Duplicate { nodes, to, percent } => {
+                let rate = Some(per_mille_of(*percent)?).filter(|p| *p > 0);
+                let loss = matches!(self, Fault::Loss { .. });
+                let mut patches = BTreeMap::<String, NodePatch>::new();
+                for (sender, receiver) in links(plan, nodes, to)? {
+                    let p = patches.entry(sender.name.clone()).or_default();
+                    let map = if loss {
+                        &mut p.loss_to
+                    } else {
+                        &mut p.duplicate_to
+                    };
+                    map.insert(receiver.ip, rate);
+                }
+                patches
+            }
+            Fault::Bandwidth { nodes, kbit } => {
+                let mut patches = BTreeMap::new();
+                for n in nodes {
+                    plan.ip_of(n).ok_or_else(|| unknown(plan, n))?;
+                    let cap = (*kbit > 0).then_some(*kbit);
+                    patches.insert(
+                        n.clone(),
+                        NodePatch {
+                            bandwidth: Some(cap),
+                            ..NodePatch::default()
+                        },
+                    );
+                }
+                patches
+            }
+            _ => BTreeMap::new(),
+        };
+        Ok(patches)
+    }
+}
+
+fn unknown(plan: &Plan, node: &str) -> FaultError {
+    FaultError::UnknownNode {
+        node: node.to_owned(),
+        testnet: plan.name.clone(),
+        known: plan.node_names().join(", "),
+    }
+}
+
+/// (sender, receiver) pairs from each of `from` to each of `to` (every other
+/// node when empty).
+fn links<'a>(
+    plan: &'a Plan,
+    from: &[String],
+    to: &[String],
+) -> Result<Vec<(&'a crate::plan::NodePlan, &'a crate::plan::NodePlan)>, FaultError> {
+    let find = |n: &String| {
+        plan.nodes
+            .iter()
+            .find(|p| &p.name == n)
+            .ok_or_else(|| unknown(plan, n))
+    };
+    for n in to {
+        find(n)?;
+    }
+    let mut pairs = Vec::new();
+    for name in from {
+        let sender = find(name)?;
+        for receiver in plan
+            .nodes
+            .iter()
+            .filter(|o| o.name != *name && (to.is_empty() || to.contains(&o.name)))
+        {
+            pairs.push((sender, receiver));
+        }
+    }
+    Ok(pairs)
+}
+
+/// Each node's drop sets from a cut computed over IPs.
+fn cut_patches(plan: &Plan, cut: Vec<(Ipv4Addr, FaultState)>) -> BTreeMap<String, NodePatch> {
+    plan.nodes
+        .iter()
+        .map(|n| {
+            let (from, to) = cut
+                .iter()
+                .find(|(ip, _)| *ip == n.ip)
+                .map(|(_, s)| (s.drop_from.clone(), s.drop_to.clone()))
+                .unwrap_or_default();
+            let patch = NodePatch {
+                cut: Some(Cut { from, to }),
+                ..NodePatch::default()
+            };
+            (n.name.clone(), patch)
+        })
+        .collect()
+}
