@@ -43,6 +43,8 @@ pub enum ChaosError {
     NotBack(String),
     #[error("choosing the fault's node: {0}")]
     Select(String),
+    #[error("resource limit not in place: {0}")]
+    Limit(String),
     #[error("applied, but cannot record it: {0}")]
     Record(#[from] StateError),
     #[error(transparent)]
@@ -88,6 +90,7 @@ pub async fn apply<E: Engine, P: NodeProbe>(
             action,
             container,
         } => process(tn, agent, &node, action, container).await?,
+        Planned::Limit { nodes, limit } => limits::apply(tn, agent, &nodes, limit).await?,
         network => {
             let heal_all = network == Planned::Heal(None);
             let undo = change_network(tn, agent, lease, heal_all, |desired, plan| {
@@ -135,6 +138,7 @@ pub async fn undo<E: Engine, P: NodeProbe>(
         } => {
             process(tn, agent, node, *action, *container).await?;
         }
+        Undo::Limit { nodes, limit } => limits::lift(tn, agent, nodes, *limit).await?,
     }
     log(&tn.name, &format!("undo {undo:?}"));
     Ok(())
@@ -174,7 +178,7 @@ fn network_change(
             plan.zones.set(&from, &to, ms, one_way);
             Undo::ZoneLatency(prior)
         }
-        Planned::Process { .. } => Undo::Nothing,
+        Planned::Process { .. } | Planned::Limit { .. } => Undo::Nothing,
     }
 }
 
@@ -397,5 +401,6 @@ pub fn desired_states<E: Engine, P: NodeProbe>(
 }
 
 mod held;
+mod limits;
 #[cfg(test)]
 mod tests;

@@ -118,6 +118,30 @@ pub enum ContainerAction {
     Unpause,
 }
 
+/// A resource limit changed on a running container (`None`: no limit).
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Limit {
+    /// CPU time, in cores (0.2: a fifth of one core).
+    Cpu(Option<f64>),
+    /// Memory, in MiB, swap included (the kernel OOM-kills past it).
+    Memory(Option<u64>),
+}
+
+/// What a container's cgroup says of its resources.
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize)]
+pub struct ResourceStats {
+    /// CFS periods in which the container was throttled, and for how long.
+    pub throttled_periods: u64,
+    pub throttled_secs: f64,
+    /// The CPU quota in cores, if any.
+    pub cpu_cores: Option<f64>,
+    /// The memory limit in MiB, if any (an unlimited one reads as none).
+    pub memory_mib: Option<u64>,
+    /// The kernel OOM-killed a process of the container.
+    pub oom_killed: bool,
+}
+
 /// A container as listed by the engine.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ContainerInfo {
@@ -192,6 +216,17 @@ pub trait Engine: Send + Sync {
         name: &str,
         action: ContainerAction,
     ) -> impl Future<Output = Result<(), EngineError>> + Send;
+    /// Changes a limit of a container, live (`docker update`).
+    fn update_limit(
+        &self,
+        name: &str,
+        limit: Limit,
+    ) -> impl Future<Output = Result<(), EngineError>> + Send;
+    /// Its limits, throttling and OOM kills, read back.
+    fn resource_stats(
+        &self,
+        name: &str,
+    ) -> impl Future<Output = Result<ResourceStats, EngineError>> + Send;
     /// Kills and removes a container with its anonymous volumes; fine if absent.
     fn remove_container(&self, name: &str) -> impl Future<Output = Result<(), EngineError>> + Send;
     /// Containers (in any state) carrying `label`.

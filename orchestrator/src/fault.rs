@@ -25,6 +25,8 @@ pub mod window;
 use serde::{Deserialize, Serialize};
 use testnet_node::faults::Shape;
 
+use crate::engine::Limit;
+
 pub use layers::{Cut, Desired, Layer, NodePatch};
 pub use partition::Partition;
 pub use window::{FaultEvent, FaultKind, QuorumGap, WindowBook, WindowId};
@@ -71,6 +73,19 @@ pub enum Fault {
     Bandwidth {
         nodes: Vec<NodeSel>,
         kbit: u32,
+    },
+    /// Limit the CPU of `nodes`' containers to `cores` (0 removes the limit),
+    /// live, through the engine.
+    Cpu {
+        nodes: Vec<NodeSel>,
+        cores: f64,
+    },
+    /// Limit the memory of `nodes`' containers to `mib` (0 removes the
+    /// limit); past it the kernel OOM-kills, a crash the timeline caused,
+    /// and the undo starts the node again.
+    Memory {
+        nodes: Vec<NodeSel>,
+        mib: u64,
     },
     /// Zone-to-zone latency change (both ways unless `one_way`); it moves the
     /// baseline a heal goes back to.
@@ -155,6 +170,8 @@ pub enum Planned {
         action: ProcessAction,
         container: bool,
     },
+    /// A resource limit on these nodes' containers.
+    Limit { nodes: Vec<String>, limit: Limit },
 }
 
 /// How to take back an applied fault.
@@ -170,6 +187,8 @@ pub enum Undo {
         action: ProcessAction,
         container: bool,
     },
+    /// Lift a resource limit (and start the nodes it OOM-killed).
+    Limit { nodes: Vec<String>, limit: Limit },
     /// Nothing outlasts the fault (a restart, a heal).
     Nothing,
 }
@@ -306,6 +325,14 @@ impl Fault {
                 nodes: list(nodes),
                 kbit: *kbit,
             },
+            Fault::Cpu { nodes, cores } => Fault::Cpu {
+                nodes: list(nodes),
+                cores: *cores,
+            },
+            Fault::Memory { nodes, mib } => Fault::Memory {
+                nodes: list(nodes),
+                mib: *mib,
+            },
             Fault::HealNodes(nodes) => Fault::HealNodes(list(nodes)),
             other => match other.process() {
                 Some((n, action, container)) => Fault::of_process(pick(n), action, container),
@@ -321,7 +348,10 @@ impl Fault {
             Fault::Delay { nodes, to, .. }
             | Fault::Loss { nodes, to, .. }
             | Fault::Duplicate { nodes, to, .. } => nodes.iter().chain(to).collect(),
-            Fault::Bandwidth { nodes, .. } | Fault::HealNodes(nodes) => nodes.iter().collect(),
+            Fault::Bandwidth { nodes, .. }
+            | Fault::Cpu { nodes, .. }
+            | Fault::Memory { nodes, .. }
+            | Fault::HealNodes(nodes) => nodes.iter().collect(),
             other => other.process().map(|(n, _, _)| vec![n]).unwrap_or_default(),
         }
     }
@@ -335,6 +365,8 @@ impl Fault {
             | Fault::Loss { nodes, .. }
             | Fault::Duplicate { nodes, .. }
             | Fault::Bandwidth { nodes, .. }
+            | Fault::Cpu { nodes, .. }
+            | Fault::Memory { nodes, .. }
             | Fault::HealNodes(nodes) => nodes.clone(),
             Fault::Shape(_) | Fault::Latency { .. } | Fault::Heal => all.to_vec(),
             other => other
@@ -348,6 +380,7 @@ impl Fault {
     pub fn kind(&self) -> FaultKind {
         match self {
             Fault::Partition(_) | Fault::Shape(_) => FaultKind::Partition,
+            Fault::Cpu { .. } | Fault::Memory { .. } => FaultKind::Resource,
             other if other.process().is_some() => FaultKind::Process,
             _ => FaultKind::Link,
         }
@@ -386,6 +419,10 @@ impl Fault {
             Fault::Bandwidth { nodes, kbit } => {
                 format!("bandwidth {} {kbit} kbit/s", nodes.join(","))
             }
+            Fault::Cpu { nodes, cores: 0.0 } => format!("cpu {} unlimited", nodes.join(",")),
+            Fault::Cpu { nodes, cores } => format!("cpu {} {cores} cores", nodes.join(",")),
+            Fault::Memory { nodes, mib: 0 } => format!("memory {} unlimited", nodes.join(",")),
+            Fault::Memory { nodes, mib } => format!("memory {} {mib} MiB", nodes.join(",")),
             Fault::Latency {
                 from,
                 to,
@@ -430,6 +467,14 @@ impl Fault {
             } if per_mille(*reorder_percent).is_none() => {
                 p.push(format!(
                     "reorder_percent: {reorder_percent} is not between 0 and 100"
+                ));
+            }
+            Fault::Cpu { cores, .. } if !cores.is_finite() || *cores < 0.0 => {
+                p.push(format!("cores: {cores} is not a share of cores (0.2 is a fifth of one; 0 lifts the limit)"));
+            }
+            Fault::Memory { mib, .. } if (1..6).contains(mib) => {
+                p.push(format!(
+                    "mib: {mib} is below the engine's minimum of 6 MiB (0 lifts the limit)"
                 ));
             }
             Fault::Shape(s) if s.starts_with("isolate:max:") => {}

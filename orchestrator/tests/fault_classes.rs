@@ -91,3 +91,96 @@ async fn a_one_way_cut_drops_one_direction_and_counts_the_other_arriving() {
     assert_no_rules(name).await;
     down_leaves_nothing(name).await;
 }
+
+/// CPU and memory limits, live through the engine: a node held to 0.02
+/// cores under load is throttled (the cgroup's throttled periods rise); one
+/// held to 6 MiB (the engine's minimum; a node's anonymous memory is about
+/// 1.2 MiB idle and grows with what it finalized) is OOM-killed under load
+/// (the container exits, the engine says OOM);
+/// lifting the memory limit starts it again and the mesh comes back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cpu_and_memory_limits_throttle_and_oom_kill() {
+    use testnet::engine::docker::DockerEngine;
+    use testnet::engine::Engine;
+    let image = image().await;
+    let name = "e2e-limits";
+    let _guard = Guard(name);
+    let out = run(&["up", "--name", name, "--image", &image]).await;
+    assert!(out.status.success(), "{}", text(&out));
+    let engine = DockerEngine::connect().await.unwrap();
+    let before = engine.resource_stats("e2e-limits-n1").await.unwrap();
+    assert_eq!(before.cpu_cores, None, "{before:?}");
+
+    let out = run(&[
+        "chaos", "cpu", "--nodes", "n1", "--cores", "0.02", "--name", name,
+    ])
+    .await;
+    assert!(
+        text(&out).contains("0.02 cores in place (read back)"),
+        "{}",
+        text(&out)
+    );
+    let load = run(&["load", "--name", name, "--tps", "40", "--duration", "4s"]).await;
+    let during = engine.resource_stats("e2e-limits-n1").await.unwrap();
+    assert!(
+        during.throttled_periods > before.throttled_periods,
+        "throttled: {before:?} -> {during:?}; load: {}",
+        text(&load)
+    );
+    let out = run(&[
+        "chaos", "cpu", "--nodes", "n1", "--cores", "0", "--name", name,
+    ])
+    .await;
+    assert!(out.status.success(), "{}", text(&out));
+    assert_eq!(
+        engine
+            .resource_stats("e2e-limits-n1")
+            .await
+            .unwrap()
+            .cpu_cores,
+        None
+    );
+
+    let out = run(&[
+        "chaos", "memory", "--nodes", "n2", "--mib", "6", "--name", name,
+    ])
+    .await;
+    assert!(
+        text(&out).contains("6 MiB in place (read back)"),
+        "{}",
+        text(&out)
+    );
+    let start = Instant::now();
+    let oom = loop {
+        let s = engine.resource_stats("e2e-limits-n2").await.unwrap();
+        if s.oom_killed || start.elapsed() > Duration::from_secs(60) {
+            break s;
+        }
+        // Work the node so it allocates past the limit.
+        let _ = run(&["load", "--name", name, "--tps", "200", "--duration", "5s"]).await;
+    };
+    assert!(oom.oom_killed, "no OOM kill at 6 MiB: {oom:?}");
+    let out = run(&[
+        "chaos", "memory", "--nodes", "n2", "--mib", "0", "--name", name,
+    ])
+    .await;
+    assert!(out.status.success(), "{}", text(&out));
+    let after = engine.resource_stats("e2e-limits-n2").await.unwrap();
+    assert_eq!(after.memory_mib, None, "lifted: {after:?}");
+    let start = Instant::now();
+    loop {
+        let nodes: Vec<Value> =
+            serde_json::from_slice(&run(&["status", "--name", name, "--json"]).await.stdout)
+                .unwrap();
+        let n2 = nodes.iter().find(|n| n["node"] == "n2").unwrap();
+        if n2["state"] == "running" && n2["peers"] == 3 {
+            break;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "n2 not back: {n2}"
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    down_leaves_nothing(name).await;
+}

@@ -162,3 +162,69 @@ async fn healing_one_node_keeps_the_other_faults() {
     assert!(rig.faults_of("n0").unwrap().drop_to.is_empty());
     assert_eq!(rig.faults_of("n1").unwrap().delay_from[&ip(0)].ms, 40);
 }
+
+/// CPU and memory limits go to the engine and are read back; the undo lifts
+/// them, and lifting a memory limit starts a node it took down (its
+/// container exited, as after an OOM kill).
+#[tokio::test]
+async fn limits_are_set_read_back_and_lifted() {
+    use crate::engine::{ContainerState, Limit};
+    let rig = Rig::up("chaos-limits", TestnetFile::default_testnet()).await;
+    let cpu = apply_ok(
+        &rig,
+        Fault::Cpu {
+            nodes: names(&["n1"]),
+            cores: 0.25,
+        },
+    )
+    .await;
+    assert_eq!(cpu.detail, "n1: 0.25 cores in place (read back)");
+    assert_eq!(
+        rig.engine.state().limits["chaos-limits-n1"].cpu_cores,
+        Some(0.25)
+    );
+    undo(&rig.tn(), &rig.agent, &cpu.undo, None).await.unwrap();
+    assert_eq!(rig.engine.state().limits["chaos-limits-n1"].cpu_cores, None);
+
+    let mem = apply_ok(
+        &rig,
+        Fault::Memory {
+            nodes: names(&["n2"]),
+            mib: 64,
+        },
+    )
+    .await;
+    assert_eq!(
+        mem.undo,
+        Undo::Limit {
+            nodes: names(&["n2"]),
+            limit: Limit::Memory(None)
+        }
+    );
+    rig.engine
+        .state()
+        .containers
+        .get_mut("chaos-limits-n2")
+        .unwrap()
+        .1
+        .state = ContainerState::Exited(137);
+    let starts = rig
+        .engine
+        .state()
+        .starts
+        .get("chaos-limits-n2")
+        .copied()
+        .unwrap_or(0);
+    undo(&rig.tn(), &rig.agent, &mem.undo, None).await.unwrap();
+    let s = rig.engine.state();
+    assert_eq!(s.limits["chaos-limits-n2"].memory_mib, None);
+    assert_eq!(
+        s.starts["chaos-limits-n2"],
+        starts + 1,
+        "the OOM-killed node is started again"
+    );
+    assert_eq!(
+        s.containers["chaos-limits-n2"].1.state,
+        ContainerState::Running
+    );
+}

@@ -9,14 +9,18 @@ const COME_BACK_SECS: f64 = 20.0;
 
 pub fn processes(obs: &Observations) -> Verdict {
     let mut problems = Vec::new();
-    let allowed = |node: &str, t: f64| {
-        obs.faults.iter().any(|f| {
-            f.kind == FaultKind::Process
+    // A process fault may take its node down; so may a memory limit (an OOM
+    // kill is a crash the timeline caused, and its undo starts the node).
+    let cause = |node: &str, t: f64| {
+        obs.faults.iter().find(|f| {
+            matches!(f.kind, FaultKind::Process | FaultKind::Resource)
                 && f.nodes.iter().any(|n| n == node)
                 && t >= f.start
                 && t <= f.end.map_or(f64::INFINITY, |e| e + COME_BACK_SECS)
         })
     };
+    let allowed = |node: &str, t: f64| cause(node, t).is_some();
+    let mut caused = Vec::new();
     for node in &obs.nodes {
         if let Some(p) = never_answered(obs, node) {
             problems.push(p);
@@ -43,6 +47,17 @@ pub fn processes(obs: &Observations) -> Verdict {
                 }
                 _ => false,
             };
+            if down {
+                if let Some(f) = cause(node, s.t).filter(|f| f.kind == FaultKind::Resource) {
+                    let note = format!(
+                        "{node} went down under `{}` (a crash the timeline caused)",
+                        f.label
+                    );
+                    if !caused.contains(&note) {
+                        caused.push(note);
+                    }
+                }
+            }
             if (down || restarted) && !allowed(node, s.t) {
                 problems.push(format!(
                     "{node} {} at +{:.1}s with no process fault in the timeline",
@@ -54,9 +69,9 @@ pub fn processes(obs: &Observations) -> Verdict {
             prev = Some(s);
         }
     }
-    Verdict::new(
-        "processes",
-        problems,
-        "no node crashed or restarted outside the timeline".into(),
-    )
+    let mut summary = "no node crashed or restarted outside the timeline".to_owned();
+    if !caused.is_empty() {
+        summary.push_str(&format!("; {}", caused.join("; ")));
+    }
+    Verdict::new("processes", problems, summary)
 }

@@ -1327,3 +1327,42 @@ fn counters_add_up_across_a_restart_seen_only_in_the_uptime() {
         "n1: no restart, 4 in all"
     );
 }
+
+/// A node down under a memory limit (an OOM kill) is a crash the timeline
+/// caused: allowed, and named in the verdict; the same outage with no such
+/// window fails.
+#[test]
+fn an_oom_under_a_memory_limit_is_a_timeline_crash() {
+    let mut obs = healthy();
+    edit(&mut obs, "n2", 6.0, |s| {
+        if s.t < T0 + 9.0 {
+            s.status = None;
+        } else {
+            s.status.as_mut().unwrap().uptime_secs = s.t - T0 - 9.0;
+        }
+    });
+    let v = processes(&obs);
+    assert!(
+        !v.passed && v.summary.contains("n2 was down at +6.0s"),
+        "{v:?}"
+    );
+    obs.faults.push(FaultEvent {
+        start: T0 + 5.0,
+        end: Some(T0 + 8.0),
+        kind: FaultKind::Resource,
+        label: "memory n2 6 MiB".into(),
+        nodes: vec!["n2".into()],
+        no_quorum: false,
+        cut_off: vec![],
+        fault: None,
+        applied: None,
+        step: None,
+    });
+    let v = processes(&obs);
+    assert!(
+        v.passed
+            && v.summary
+                .contains("n2 went down under `memory n2 6 MiB` (a crash the timeline caused)"),
+        "{v:?}"
+    );
+}

@@ -74,6 +74,21 @@ enum Command {
         #[arg(long)]
         kbit: u32,
     },
+    /// Limit the CPU of --nodes' containers to --cores, live (0 lifts it).
+    Cpu {
+        #[arg(long, value_delimiter = ',', required = true)]
+        nodes: Vec<String>,
+        #[arg(long)]
+        cores: f64,
+    },
+    /// Limit the memory of --nodes' containers to --mib, live (0 lifts it and
+    /// starts again a node the limit OOM-killed).
+    Memory {
+        #[arg(long, value_delimiter = ',', required = true)]
+        nodes: Vec<String>,
+        #[arg(long)]
+        mib: u64,
+    },
     /// Drop this share of packets leaving --nodes (towards --to, default all).
     Loss(Rate),
     /// Read back every node's fault rules.
@@ -163,6 +178,8 @@ fn fault(command: Command) -> Option<Fault> {
             one_way,
         },
         Command::Bandwidth { nodes, kbit } => Fault::Bandwidth { nodes, kbit },
+        Command::Cpu { nodes, cores } => Fault::Cpu { nodes, cores },
+        Command::Memory { nodes, mib } => Fault::Memory { nodes, mib },
         Command::Show => return None,
         Command::Kill(t) => process(t, ProcessAction::Kill),
         Command::Start(t) => process(t, ProcessAction::Start),
@@ -191,6 +208,8 @@ pub async fn exec(ctx: &Ctx, a: Args) -> Result<ExitCode, Fail> {
     if let Some((node, _, container)) = fault.process() {
         let what = if container { "container " } else { "" };
         println!("{node}: {what}{}", applied.detail);
+    } else if applied.detail != "applied" {
+        println!("{}", applied.detail);
     }
     Ok(ExitCode::SUCCESS)
 }

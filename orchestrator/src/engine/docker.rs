@@ -1,6 +1,8 @@
 //! [`Engine`] on the Docker Engine API, through bollard, API version negotiated
 //! (the daemons this runs against speak 1.41 and newer).
 
+mod limits;
+
 use std::collections::{BTreeMap, HashMap};
 use std::net::Ipv4Addr;
 use std::path::Path;
@@ -21,7 +23,7 @@ use futures::StreamExt;
 
 use super::{
     ContainerAction, ContainerInfo, ContainerSpec, ContainerState, Engine, EngineError, Label,
-    NetworkInfo,
+    Limit, NetworkInfo, ResourceStats,
 };
 
 pub struct DockerEngine {
@@ -343,6 +345,14 @@ impl Engine for DockerEngine {
             ContainerAction::Unpause => self.docker.unpause_container(name).await,
         };
         result.map_err(api(what))
+    }
+
+    async fn update_limit(&self, name: &str, limit: Limit) -> Result<(), EngineError> {
+        self.update(name, limit).await
+    }
+
+    async fn resource_stats(&self, name: &str) -> Result<ResourceStats, EngineError> {
+        self.stats(name).await
     }
 
     async fn remove_container(&self, name: &str) -> Result<(), EngineError> {

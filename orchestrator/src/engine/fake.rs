@@ -11,7 +11,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use super::{
     ContainerAction, ContainerInfo, ContainerSpec, ContainerState, Engine, EngineError, Label,
-    NetworkInfo,
+    Limit, NetworkInfo, ResourceStats,
 };
 
 #[derive(Debug, Default)]
@@ -37,6 +37,8 @@ pub struct FakeState {
     /// Containers whose next starts (this many) fail as if another program
     /// had taken one of their host ports.
     pub port_clash: BTreeMap<String, u32>,
+    /// Limits set per container (and what its stats then say).
+    pub limits: BTreeMap<String, ResourceStats>,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -331,6 +333,33 @@ impl Engine for FakeEngine {
             ContainerAction::Unpause => ContainerState::Running,
         };
         Ok(())
+    }
+
+    async fn update_limit(&self, name: &str, limit: Limit) -> Result<(), EngineError> {
+        let mut s = self.call(format!("update {name}"))?;
+        if !s.containers.contains_key(name) {
+            return Err(EngineError::NotFound {
+                what: "container",
+                name: name.into(),
+            });
+        }
+        let stats = s.limits.entry(name.into()).or_default();
+        match limit {
+            Limit::Cpu(cores) => stats.cpu_cores = cores,
+            Limit::Memory(mib) => stats.memory_mib = mib,
+        }
+        Ok(())
+    }
+
+    async fn resource_stats(&self, name: &str) -> Result<ResourceStats, EngineError> {
+        let s = self.call(format!("stats {name}"))?;
+        match s.containers.contains_key(name) {
+            true => Ok(s.limits.get(name).cloned().unwrap_or_default()),
+            false => Err(EngineError::NotFound {
+                what: "container",
+                name: name.into(),
+            }),
+        }
     }
 
     async fn remove_container(&self, name: &str) -> Result<(), EngineError> {

@@ -78,6 +78,21 @@ impl Fault {
                     one_way: *one_way,
                 })
             }
+            Fault::Cpu { nodes, cores } => {
+                ips(nodes)?;
+                let cores = (*cores > 0.0).then_some(*cores);
+                Ok(Planned::Limit {
+                    nodes: nodes.clone(),
+                    limit: crate::engine::Limit::Cpu(cores),
+                })
+            }
+            Fault::Memory { nodes, mib } => {
+                ips(nodes)?;
+                Ok(Planned::Limit {
+                    nodes: nodes.clone(),
+                    limit: crate::engine::Limit::Memory((*mib > 0).then_some(*mib)),
+                })
+            }
             Fault::Heal => Ok(Planned::Heal(None)),
             Fault::HealNodes(nodes) => {
                 ips(nodes)?;

@@ -19,6 +19,8 @@ pub enum FaultKind {
     Link,
     /// Stops, kills, pauses or restarts node processes or containers.
     Process,
+    /// Limits a node's CPU or memory (a memory limit may OOM-kill it).
+    Resource,
 }
 
 /// One fault window of the timeline.
@@ -94,7 +96,9 @@ impl WindowBook {
 
     /// A heal: every open network window closes at `at`.
     pub fn heal(&mut self, at: f64) {
-        self.close_where(at, |w| w.kind != FaultKind::Process);
+        self.close_where(at, |w| {
+            matches!(w.kind, FaultKind::Partition | FaultKind::Link)
+        });
     }
 
     fn close_where(&mut self, at: f64, which: impl Fn(&FaultEvent) -> bool) {

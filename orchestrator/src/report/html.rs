@@ -488,6 +488,7 @@ fn kind_colour(k: FaultKind) -> &'static str {
         FaultKind::Partition => "#d1242f",
         FaultKind::Link => "#bf8700",
         FaultKind::Process => "#8250df",
+        FaultKind::Resource => "#0969da",
     }
 }
 
@@ -496,6 +497,7 @@ fn kind_name(k: FaultKind) -> &'static str {
         FaultKind::Partition => "partition",
         FaultKind::Link => "link",
         FaultKind::Process => "process",
+        FaultKind::Resource => "resource",
     }
 }
 
