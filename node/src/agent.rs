@@ -12,6 +12,7 @@
 //!   batch, read back and compared; an empty state heals (removes our chains);
 //! - `GET /process`, `POST /process/{kill,start,restart,stop,pause,resume}`;
 //! - `GET /connections`: the namespace's established TCP connections;
+//! - `GET`/`PUT /clock`: the node's clock skew, through its own seam;
 //! - `GET /metrics`: `testnet_fault_rules{kind}`, the faults in place now (for
 //!   Prometheus: dashboards shade fault windows with it).
 //!
@@ -44,6 +45,7 @@ use crate::faults::{
 /// The interface of the testnet's network inside a node's container.
 const DEV: &str = "eth0";
 
+mod clock;
 mod connections;
 mod delay;
 pub mod holder;
@@ -66,6 +68,8 @@ struct Agent {
     /// The current lease: its deadline and a generation that each PUT bumps, so
     /// an older lease's timer knows it was superseded.
     lease: std::sync::Mutex<(Option<tokio::time::Instant>, u64)>,
+    /// The node's clock seam (`http://127.0.0.1:8000/clock` for ours).
+    clock_url: Option<String>,
 }
 
 impl Agent {
@@ -452,7 +456,11 @@ async fn stop_delay_worker(State(agent): State<Arc<Agent>>) -> Response {
 
 /// Runs the agent: starts the node (supervised mode), serves the control API
 /// on `control`, and returns the exit code the container should end with.
-pub async fn run(control: TcpListener, mode: Mode) -> std::io::Result<i32> {
+pub async fn run(
+    control: TcpListener,
+    mode: Mode,
+    clock_url: Option<String>,
+) -> std::io::Result<i32> {
     let node = match mode {
         Mode::Supervise(command) => process::Node::supervise(command)?,
         Mode::Holder => process::Node::Holder(holder::Watch::default()),
@@ -463,6 +471,7 @@ pub async fn run(control: TcpListener, mode: Mode) -> std::io::Result<i32> {
         delays: Default::default(),
         worker: std::sync::Mutex::new(None),
         lease: std::sync::Mutex::new((None, 0)),
+        clock_url,
     });
     let app = Router::new()
         .route(
@@ -482,6 +491,7 @@ pub async fn run(control: TcpListener, mode: Mode) -> std::io::Result<i32> {
         .route("/process", get(process::get_process))
         .route("/process/{action}", post(process::process_action))
         .route("/connections", get(|| async { Json(connections::read()) }))
+        .route("/clock", get(clock::get_clock).put(clock::put_clock))
         .layer(axum::extract::DefaultBodyLimit::disable())
         .with_state(agent.clone());
     let server = tokio::spawn(async move { axum::serve(control, app).await });

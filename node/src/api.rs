@@ -58,6 +58,9 @@ pub struct Status {
     /// Certificates that spent outputs already spent (a safety violation seen here).
     pub conflicting_certificates: u64,
     pub uptime_secs: f64,
+    /// The node's clock: its skew (a clock fault) and its time now.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub clock: Option<crate::clock::ClockReport>,
     pub version: String,
     /// Set when the node's store failed (I/O error, disk full): it has
     /// stopped voting, and `/health` answers 503 with this.

@@ -35,9 +35,37 @@ pub fn router(state: Arc<NodeState>) -> Router {
         .route("/tx/{id}", get(get_tx))
         .route("/finalized", get(finalized))
         .route("/utxos", get(utxos))
+        .route("/clock", get(clock).put(set_clock))
         .fallback(not_found)
         .layer(DefaultBodyLimit::max(MAX_BODY))
         .with_state(state)
+}
+
+async fn clock(State(node): State<Arc<NodeState>>) -> Json<crate::clock::ClockReport> {
+    Json(node.replica.clock.report())
+}
+
+/// Sets the node's clock skew: only from inside its network namespace (the
+/// agent beside it), never from a peer or the host.
+async fn set_clock(
+    State(node): State<Arc<NodeState>>,
+    axum::extract::ConnectInfo(from): axum::extract::ConnectInfo<std::net::SocketAddr>,
+    body: Result<Json<crate::clock::Skew>, axum::extract::rejection::JsonRejection>,
+) -> Response {
+    if !from.ip().is_loopback() {
+        return error(
+            StatusCode::FORBIDDEN,
+            format!("{from}: the clock is set from inside the node's namespace only (its agent)"),
+        );
+    }
+    match body {
+        Ok(Json(skew)) => {
+            node.replica.clock.set(skew);
+            tracing::info!(?skew, "clock skew set");
+            Json(node.replica.clock.report()).into_response()
+        }
+        Err(e) => error(StatusCode::BAD_REQUEST, format!("clock: {e}")),
+    }
 }
 
 /// 200 `ok`, or 503 once the store failed (the node no longer votes).

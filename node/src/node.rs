@@ -333,6 +333,7 @@ fn serve_http(
     let app = crate::http::router(state);
     tasks.spawn(
         async move {
+            let app = app.into_make_service_with_connect_info::<SocketAddr>();
             let served = axum::serve(listener, app)
                 .with_graceful_shutdown(stop.cancelled_owned())
                 .await;

@@ -7,7 +7,7 @@
 //! read the engine through a short lock.
 
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
@@ -24,10 +24,7 @@ use crate::store::Store;
 const MAX_BATCH: usize = 512;
 
 pub fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0)
+    crate::clock::real_ms()
 }
 
 /// Why a submission was not accepted.
@@ -50,6 +47,8 @@ pub struct ReplicaHandle {
     engine: Arc<Mutex<Engine>>,
     /// Why the replica stopped, once its store failed (it votes no more).
     failure: Arc<Mutex<Option<String>>>,
+    /// The wall clock the engine is driven with (skewed by a clock fault).
+    pub clock: Arc<crate::clock::Clock>,
 }
 
 impl ReplicaHandle {
@@ -89,6 +88,7 @@ impl Replica {
                 commands: tx,
                 engine: Arc::new(Mutex::new(engine)),
                 failure: Arc::new(Mutex::new(None)),
+                clock: Arc::default(),
             },
             commands: rx,
         }
@@ -138,7 +138,7 @@ impl Replica {
             let mut replies = Vec::new();
             {
                 let mut engine = handle.engine();
-                let now = now_ms();
+                let now = handle.clock.now_ms();
                 for input in batch {
                     match input {
                         Input::Net(NetworkEvent::Message(from, m)) => {

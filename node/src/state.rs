@@ -71,6 +71,7 @@ impl NodeState {
             mempool: engine.mempool_len(),
             conflicting_certificates: engine.conflicts().len() as u64,
             uptime_secs: self.started.elapsed().as_secs_f64(),
+            clock: Some(self.replica.clock.report()),
             version: env!("CARGO_PKG_VERSION").to_owned(),
             store_error: self.replica.failure(),
         }

@@ -11,6 +11,7 @@ use std::time::Duration;
 
 use futures::future::BoxFuture;
 use testnet_node::api::agent::{FaultReport, ProcessReport};
+use testnet_node::clock::{ClockReport, Skew};
 use testnet_node::faults::FaultState;
 
 use crate::fault::ProcessAction;
@@ -40,6 +41,12 @@ pub trait AgentApi: Send + Sync {
         state: &'a FaultState,
         lease: Option<Duration>,
     ) -> BoxFuture<'a, Result<FaultReport, AgentError>>;
+    /// Sets the node's clock skew through the agent (zero: real time).
+    fn set_clock<'a>(
+        &'a self,
+        node: &'a NodeSummary,
+        skew: Skew,
+    ) -> BoxFuture<'a, Result<ClockReport, AgentError>>;
     /// The node process as the agent sees it now.
     fn process_report<'a>(
         &'a self,
@@ -122,6 +129,16 @@ impl AgentApi for HttpAgent {
         node: &'a NodeSummary,
     ) -> BoxFuture<'a, Result<ProcessReport, AgentError>> {
         Box::pin(self.call(node, |http, url| http.get(format!("{url}/process"))))
+    }
+
+    fn set_clock<'a>(
+        &'a self,
+        node: &'a NodeSummary,
+        skew: Skew,
+    ) -> BoxFuture<'a, Result<ClockReport, AgentError>> {
+        Box::pin(self.call(node, move |http, url| {
+            http.put(format!("{url}/clock")).json(&skew)
+        }))
     }
 
     fn process<'a>(

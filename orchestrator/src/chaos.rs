@@ -91,6 +91,7 @@ pub async fn apply<E: Engine, P: NodeProbe>(
             container,
         } => process(tn, agent, &node, action, container).await?,
         Planned::Limit { nodes, limit } => limits::apply(tn, agent, &nodes, limit).await?,
+        Planned::Clock { nodes, skew } => limits::clock(tn, agent, &nodes, skew).await?,
         network => {
             let heal_all = network == Planned::Heal(None);
             let undo = change_network(tn, agent, lease, heal_all, |desired, plan| {
@@ -139,6 +140,9 @@ pub async fn undo<E: Engine, P: NodeProbe>(
             process(tn, agent, node, *action, *container).await?;
         }
         Undo::Limit { nodes, limit } => limits::lift(tn, agent, nodes, *limit).await?,
+        Undo::Clock(nodes) => {
+            limits::clock(tn, agent, nodes, Default::default()).await?;
+        }
     }
     log(&tn.name, &format!("undo {undo:?}"));
     Ok(())
@@ -178,7 +182,7 @@ fn network_change(
             plan.zones.set(&from, &to, ms, one_way);
             Undo::ZoneLatency(prior)
         }
-        Planned::Process { .. } | Planned::Limit { .. } => Undo::Nothing,
+        Planned::Process { .. } | Planned::Limit { .. } | Planned::Clock { .. } => Undo::Nothing,
     }
 }
 

@@ -26,6 +26,7 @@ use serde::{Deserialize, Serialize};
 use testnet_node::faults::Shape;
 
 use crate::engine::Limit;
+use testnet_node::clock::Skew;
 
 pub use layers::{Cut, Desired, Layer, NodePatch};
 pub use partition::Partition;
@@ -87,6 +88,16 @@ pub enum Fault {
         nodes: Vec<NodeSel>,
         mib: u64,
     },
+    /// Skew `nodes`' clocks by `offset` (`30s`, `-2m`), drifting `drift_ppm`
+    /// on top, live through the node's clock seam; 0 and 0 (or the undo) go
+    /// back to real time. A heal leaves clocks alone.
+    Clock {
+        nodes: Vec<NodeSel>,
+        #[serde(deserialize_with = "signed_ms", serialize_with = "ser_signed_ms")]
+        offset: i64,
+        #[serde(default)]
+        drift_ppm: i64,
+    },
     /// Zone-to-zone latency change (both ways unless `one_way`); it moves the
     /// baseline a heal goes back to.
     Latency {
@@ -113,6 +124,35 @@ pub enum Fault {
     StopContainer(NodeSel),
     PauseContainer(NodeSel),
     ResumeContainer(NodeSel),
+}
+
+/// `30s`, `-1m30s`, `250ms` as signed milliseconds.
+pub fn parse_signed_ms(s: &str) -> Result<i64, String> {
+    let (sign, rest) = match s.strip_prefix('-') {
+        Some(r) => (-1, r),
+        None => (1, s),
+    };
+    humantime::parse_duration(rest)
+        .map(|d| sign * d.as_millis() as i64)
+        .map_err(|e| format!("{s:?}: {e} (e.g. 30s, -2m, 500ms)"))
+}
+
+fn signed_ms<'de, D: serde::Deserializer<'de>>(d: D) -> Result<i64, D::Error> {
+    let s = String::deserialize(d)?;
+    parse_signed_ms(&s).map_err(serde::de::Error::custom)
+}
+
+fn ser_signed_ms<S: serde::Serializer>(ms: &i64, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(&signed(*ms))
+}
+
+fn signed(ms: i64) -> String {
+    let d = humantime::format_duration(std::time::Duration::from_millis(ms.unsigned_abs()));
+    if ms < 0 {
+        format!("-{d}")
+    } else {
+        d.to_string()
+    }
 }
 
 /// What a process fault does to a node's process (through its agent) or to its
@@ -172,6 +212,8 @@ pub enum Planned {
     },
     /// A resource limit on these nodes' containers.
     Limit { nodes: Vec<String>, limit: Limit },
+    /// These nodes' clock skew.
+    Clock { nodes: Vec<String>, skew: Skew },
 }
 
 /// How to take back an applied fault.
@@ -189,6 +231,8 @@ pub enum Undo {
     },
     /// Lift a resource limit (and start the nodes it OOM-killed).
     Limit { nodes: Vec<String>, limit: Limit },
+    /// Put these nodes' clocks back to real time.
+    Clock(Vec<String>),
     /// Nothing outlasts the fault (a restart, a heal).
     Nothing,
 }
@@ -333,6 +377,15 @@ impl Fault {
                 nodes: list(nodes),
                 mib: *mib,
             },
+            Fault::Clock {
+                nodes,
+                offset,
+                drift_ppm,
+            } => Fault::Clock {
+                nodes: list(nodes),
+                offset: *offset,
+                drift_ppm: *drift_ppm,
+            },
             Fault::HealNodes(nodes) => Fault::HealNodes(list(nodes)),
             other => match other.process() {
                 Some((n, action, container)) => Fault::of_process(pick(n), action, container),
@@ -351,6 +404,7 @@ impl Fault {
             Fault::Bandwidth { nodes, .. }
             | Fault::Cpu { nodes, .. }
             | Fault::Memory { nodes, .. }
+            | Fault::Clock { nodes, .. }
             | Fault::HealNodes(nodes) => nodes.iter().collect(),
             other => other.process().map(|(n, _, _)| vec![n]).unwrap_or_default(),
         }
@@ -367,6 +421,7 @@ impl Fault {
             | Fault::Bandwidth { nodes, .. }
             | Fault::Cpu { nodes, .. }
             | Fault::Memory { nodes, .. }
+            | Fault::Clock { nodes, .. }
             | Fault::HealNodes(nodes) => nodes.clone(),
             Fault::Shape(_) | Fault::Latency { .. } | Fault::Heal => all.to_vec(),
             other => other
@@ -381,6 +436,7 @@ impl Fault {
         match self {
             Fault::Partition(_) | Fault::Shape(_) => FaultKind::Partition,
             Fault::Cpu { .. } | Fault::Memory { .. } => FaultKind::Resource,
+            Fault::Clock { .. } => FaultKind::Clock,
             other if other.process().is_some() => FaultKind::Process,
             _ => FaultKind::Link,
         }
@@ -423,6 +479,16 @@ impl Fault {
             Fault::Cpu { nodes, cores } => format!("cpu {} {cores} cores", nodes.join(",")),
             Fault::Memory { nodes, mib: 0 } => format!("memory {} unlimited", nodes.join(",")),
             Fault::Memory { nodes, mib } => format!("memory {} {mib} MiB", nodes.join(",")),
+            Fault::Clock {
+                nodes,
+                offset,
+                drift_ppm,
+            } => format!(
+                "clock {} {}{} {drift_ppm} ppm",
+                nodes.join(","),
+                if *offset >= 0 { "+" } else { "" },
+                signed(*offset)
+            ),
             Fault::Latency {
                 from,
                 to,

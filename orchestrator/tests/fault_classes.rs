@@ -184,3 +184,34 @@ async fn cpu_and_memory_limits_throttle_and_oom_kill() {
     }
     down_leaves_nothing(name).await;
 }
+
+/// A clock 30 s ahead on one validator of four: the scenario passes (safety,
+/// finality), the node's /status showed the skew while it lasted, and the
+/// fault was read back in place.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_skewed_clock_is_read_back_and_safety_holds() {
+    let image = image().await;
+    let _guard = Guard("e2e-clock-skew");
+    let (code, report, _) = run_scenario(&image, "clock-skew.scenario.yaml").await;
+    assert_eq!(code, Some(0), "{}", report["verdicts"]);
+    let samples = report["observations"]["samples"].as_array().unwrap();
+    let skewed = samples.iter().any(|s| {
+        s["node"] == "n1"
+            && s["status"]["clock"]["offset_ms"] == 30_000
+            && s["status"]["clock"]["drift_ppm"] == 500
+    });
+    assert!(skewed, "n1's /status never showed the skew");
+    let others_real = samples
+        .iter()
+        .filter(|s| s["node"] == "n0" && s["status"].is_object())
+        .all(|s| s["status"]["clock"]["offset_ms"] == 0);
+    assert!(others_real, "n0 kept real time");
+    let fault = &report["observations"]["faults"][0];
+    assert!(
+        fault["applied"]
+            .as_str()
+            .unwrap_or("")
+            .contains("n1: clock +30000 ms, drift 500 ppm in place"),
+        "{fault}"
+    );
+}

@@ -12,6 +12,7 @@ use std::time::Duration;
 
 use futures::future::BoxFuture;
 use testnet_node::api::agent::{FaultReport, ProcessReport, ProcessState};
+use testnet_node::clock::{ClockReport, Skew};
 use testnet_node::faults::FaultState;
 
 use super::{AgentApi, AgentError};
@@ -28,6 +29,8 @@ pub struct AgentSide {
     pub lease: Option<Duration>,
     pub process: ProcessState,
     pub restarts: u64,
+    /// The node's clock skew (a fresh process runs on real time).
+    pub clock: Skew,
 }
 
 #[derive(Default)]
@@ -82,6 +85,7 @@ impl FakeAgent {
                     lease: None,
                     process: ProcessState::Running,
                     restarts: 0,
+                    clock: Skew::default(),
                 },
             );
         }
@@ -134,6 +138,23 @@ impl AgentApi for FakeAgent {
                 a.faults = state.clone();
                 a.lease = lease;
                 report(a)
+            })
+        })
+    }
+
+    fn set_clock<'a>(
+        &'a self,
+        node: &'a NodeSummary,
+        skew: Skew,
+    ) -> BoxFuture<'a, Result<ClockReport, AgentError>> {
+        Box::pin(async move {
+            self.with(node, "clock", |a| {
+                a.clock = skew;
+                ClockReport {
+                    skew,
+                    now_ms: 0,
+                    real_ms: 0,
+                }
             })
         })
     }

@@ -1,6 +1,8 @@
-//! Resource limits on nodes' containers, live through the engine: each set
-//! limit is read back (a limit the engine does not show is an error, not a
-//! fault in place); lifting a memory limit starts again the nodes it OOM-killed.
+//! What a fault sets on nodes beyond their links: resource limits on their
+//! containers, live through the engine (each read back: a limit the engine
+//! does not show is an error, not a fault in place; lifting a memory limit
+//! starts again the nodes it OOM-killed), and clock skews through each
+//! node's agent and clock seam (read back from the node).
 
 use super::{process, Applied, ChaosError};
 use crate::agent::AgentApi;
@@ -84,4 +86,32 @@ pub(super) async fn lift<E: Engine, P: NodeProbe>(
         }
     }
     Ok(())
+}
+
+/// Skews `nodes`' clocks (the default skew: real time again); the undo puts
+/// them back.
+pub(super) async fn clock<E: Engine, P: NodeProbe>(
+    tn: &Testnet<'_, E, P>,
+    agent: &dyn AgentApi,
+    nodes: &[String],
+    skew: testnet_node::clock::Skew,
+) -> Result<Applied, ChaosError> {
+    let all = tn.endpoints().await?;
+    let mut said = Vec::new();
+    for node in nodes {
+        let n = tn.find(&all, node)?;
+        let back = agent.set_clock(n, skew).await?;
+        said.push(format!(
+            "{node}: clock {:+} ms, drift {} ppm in place (read back)",
+            back.skew.offset_ms, back.skew.drift_ppm
+        ));
+    }
+    let undo = match skew == Default::default() {
+        true => Undo::Nothing,
+        false => Undo::Clock(nodes.to_vec()),
+    };
+    Ok(Applied {
+        undo,
+        detail: said.join("; "),
+    })
 }

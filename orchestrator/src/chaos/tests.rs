@@ -228,3 +228,27 @@ async fn limits_are_set_read_back_and_lifted() {
         ContainerState::Running
     );
 }
+
+/// A clock skew goes through the agent and is undone to real time.
+#[tokio::test]
+async fn a_clock_skew_is_set_through_the_agent_and_undone() {
+    use testnet_node::clock::Skew;
+    let rig = Rig::up("chaos-clock", TestnetFile::default_testnet()).await;
+    let skew = apply_ok(
+        &rig,
+        Fault::Clock {
+            nodes: names(&["n3"]),
+            offset: 30_000,
+            drift_ppm: 0,
+        },
+    )
+    .await;
+    assert_eq!(
+        skew.detail,
+        "n3: clock +30000 ms, drift 0 ppm in place (read back)"
+    );
+    assert_eq!(skew.undo, Undo::Clock(names(&["n3"])));
+    undo(&rig.tn(), &rig.agent, &skew.undo, None).await.unwrap();
+    let back = rig.agent.side("chaos-clock-n3").unwrap().clock;
+    assert_eq!(back, Skew::default());
+}

@@ -89,6 +89,16 @@ enum Command {
         #[arg(long)]
         mib: u64,
     },
+    /// Skew the clock of --nodes by --offset (`30s`, `-2m`) drifting
+    /// --drift-ppm on top (0 and 0: real time again).
+    Clock {
+        #[arg(long, value_delimiter = ',', required = true)]
+        nodes: Vec<String>,
+        #[arg(long, allow_hyphen_values = true, value_parser = crate::fault::parse_signed_ms)]
+        offset: i64,
+        #[arg(long, default_value_t = 0, allow_hyphen_values = true)]
+        drift_ppm: i64,
+    },
     /// Drop this share of packets leaving --nodes (towards --to, default all).
     Loss(Rate),
     /// Read back every node's fault rules.
@@ -180,6 +190,15 @@ fn fault(command: Command) -> Option<Fault> {
         Command::Bandwidth { nodes, kbit } => Fault::Bandwidth { nodes, kbit },
         Command::Cpu { nodes, cores } => Fault::Cpu { nodes, cores },
         Command::Memory { nodes, mib } => Fault::Memory { nodes, mib },
+        Command::Clock {
+            nodes,
+            offset,
+            drift_ppm,
+        } => Fault::Clock {
+            nodes,
+            offset,
+            drift_ppm,
+        },
         Command::Show => return None,
         Command::Kill(t) => process(t, ProcessAction::Kill),
         Command::Start(t) => process(t, ProcessAction::Start),

@@ -78,20 +78,9 @@ impl Fault {
                     one_way: *one_way,
                 })
             }
-            Fault::Cpu { nodes, cores } => {
+            Fault::Cpu { nodes, .. } | Fault::Memory { nodes, .. } | Fault::Clock { nodes, .. } => {
                 ips(nodes)?;
-                let cores = (*cores > 0.0).then_some(*cores);
-                Ok(Planned::Limit {
-                    nodes: nodes.clone(),
-                    limit: crate::engine::Limit::Cpu(cores),
-                })
-            }
-            Fault::Memory { nodes, mib } => {
-                ips(nodes)?;
-                Ok(Planned::Limit {
-                    nodes: nodes.clone(),
-                    limit: crate::engine::Limit::Memory((*mib > 0).then_some(*mib)),
-                })
+                Ok(self.node_change(nodes))
             }
             Fault::Heal => Ok(Planned::Heal(None)),
             Fault::HealNodes(nodes) => {
@@ -112,6 +101,31 @@ impl Fault {
     }
 
     /// The per-node patches of a delay, loss, duplicate or bandwidth fault.
+    /// A limit or a clock skew on `nodes` (what is not a network change).
+    fn node_change(&self, nodes: &[String]) -> Planned {
+        let nodes = nodes.to_vec();
+        match self {
+            Fault::Cpu { cores, .. } => Planned::Limit {
+                nodes,
+                limit: crate::engine::Limit::Cpu((*cores > 0.0).then_some(*cores)),
+            },
+            Fault::Memory { mib, .. } => Planned::Limit {
+                nodes,
+                limit: crate::engine::Limit::Memory((*mib > 0).then_some(*mib)),
+            },
+            Fault::Clock {
+                offset, drift_ppm, ..
+            } => Planned::Clock {
+                nodes,
+                skew: testnet_node::clock::Skew {
+                    offset_ms: *offset,
+                    drift_ppm: *drift_ppm,
+                },
+            },
+            other => unreachable!("not a node change: {other:?}"),
+        }
+    }
+
     fn link_patches(&self, plan: &Plan) -> Result<BTreeMap<String, NodePatch>, FaultError> {
         let patches = match self {
             Fault::Delay {

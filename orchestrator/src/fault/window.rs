@@ -21,6 +21,8 @@ pub enum FaultKind {
     Process,
     /// Limits a node's CPU or memory (a memory limit may OOM-kill it).
     Resource,
+    /// Skews a node's clock.
+    Clock,
 }
 
 /// One fault window of the timeline.

@@ -82,6 +82,13 @@ fn agent_command(plan: &Plan, node: &NodePlan) -> Vec<String> {
         "--control".into(),
         format!("0.0.0.0:{AGENT_PORT}"),
     ];
+    if plan.node.is_none() {
+        // Our node's clock seam, on the loopback of the shared namespace.
+        cmd.extend([
+            "--clock-url".into(),
+            format!("http://127.0.0.1:{}/clock", crate::plan::HTTP_PORT),
+        ]);
+    }
     if plan.holder {
         cmd.push("--holder".into());
     } else {

@@ -278,12 +278,14 @@ impl Run {
             let (i, page) = joined.expect("poll task does not panic");
             let Ok(page) = page else { continue };
             self.cursors[i] = page.next;
+            let seen = now_ms();
             for e in page.entries {
+                let sent = self.tracked.get(&e.txid).map(|t| t.submitted_ms);
                 let at = self.observed.entry(e.txid).or_insert_with(|| vec![None; n]);
                 if at[i].is_some() {
                     continue;
                 }
-                at[i] = Some(e.at_ms);
+                at[i] = Some(believable(e.at_ms, sent, seen));
                 if at.iter().all(|a| a.is_some()) {
                     if let Some(c) = self.tracked.get_mut(&e.txid).and_then(|t| t.creates.take()) {
                         self.coins.push(c);
@@ -655,5 +657,37 @@ impl Run {
                 })
                 .collect(),
         })
+    }
+}
+
+/// When a payment became final at a node: the node's own stamp when it lies
+/// between the submission and this look (the node's clock may be skewed by a
+/// fault, and a stamp outside that window cannot be true), else this look.
+fn believable(node_ms: u64, sent_ms: Option<u64>, seen_ms: u64) -> u64 {
+    match sent_ms {
+        Some(sent) if (sent..=seen_ms).contains(&node_ms) => node_ms,
+        None if node_ms <= seen_ms => node_ms,
+        _ => seen_ms,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::believable;
+
+    #[test]
+    fn a_skewed_node_stamp_is_replaced_by_the_look() {
+        assert_eq!(
+            believable(1_005, Some(1_000), 1_050),
+            1_005,
+            "in the window"
+        );
+        assert_eq!(believable(31_005, Some(1_000), 1_050), 1_050, "30 s ahead");
+        assert_eq!(
+            believable(5, Some(1_000), 1_050),
+            1_050,
+            "behind the submission"
+        );
+        assert_eq!(believable(900, None, 1_050), 900);
     }
 }

@@ -489,6 +489,7 @@ fn kind_colour(k: FaultKind) -> &'static str {
         FaultKind::Link => "#bf8700",
         FaultKind::Process => "#8250df",
         FaultKind::Resource => "#0969da",
+        FaultKind::Clock => "#1a7f37",
     }
 }
 
@@ -498,6 +499,7 @@ fn kind_name(k: FaultKind) -> &'static str {
         FaultKind::Link => "link",
         FaultKind::Process => "process",
         FaultKind::Resource => "resource",
+        FaultKind::Clock => "clock",
     }
 }
 
