@@ -205,18 +205,47 @@ async fn holder_action(action: &str) -> Result<(), String> {
             }
         }
         "pause" | "resume" if procs.is_empty() => Err("the node is not running".into()),
-        "pause" => {
-            holder::signal_all(&procs, libc::SIGSTOP);
-            Ok(())
-        }
-        "resume" => {
-            holder::signal_all(&procs, libc::SIGCONT);
-            Ok(())
-        }
+        "pause" => settle(libc::SIGSTOP, true).await,
+        "resume" => settle(libc::SIGCONT, false).await,
         _ => Err(format!(
             "{action}: the node runs in a container of its own (holder mode); the \
              orchestrator starts it through the engine (`testnet chaos start NODE`)"
         )),
+    }
+}
+
+/// Signals the node's processes until they are all stopped (`stop`) or none
+/// is (resume), asking again those not there yet, for up to 2 s: a report
+/// says what is true, not what was asked.
+async fn settle(sig: i32, stop: bool) -> Result<(), String> {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(2);
+    loop {
+        let procs = holder::node_processes();
+        let stopped = |p: &holder::Proc| matches!(p.state, 'T' | 't');
+        let behind: Vec<holder::Proc> = procs
+            .iter()
+            .filter(|p| stopped(p) != stop)
+            .cloned()
+            .collect();
+        if procs.is_empty() {
+            return Err("the node is not running".into());
+        }
+        if behind.is_empty() {
+            return Ok(());
+        }
+        if tokio::time::Instant::now() >= deadline {
+            let pids: Vec<String> = behind
+                .iter()
+                .map(|p| format!("{} ({})", p.pid, p.state))
+                .collect();
+            return Err(format!(
+                "the node's processes {} did not {} within 2 s",
+                pids.join(", "),
+                if stop { "stop" } else { "resume" }
+            ));
+        }
+        holder::signal_all(&behind, sig);
+        tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
 

@@ -36,8 +36,21 @@ fn scraped(s: &Sample, m: &MetricAssertion) -> Option<Option<f64>> {
     Some((!matching.is_empty()).then(|| matching.iter().sum()))
 }
 
-/// A node's values over time (`None`: no matching series then), or why it
-/// has none at all.
+/// A node at one instant: its value, a scrape without the series, or the
+/// node down (its process stopped: it claims nothing, and holds nothing).
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Reading {
+    Value(f64),
+    Absent,
+    Down,
+}
+
+/// A node's readings over time.
+type Values = Vec<(f64, Reading)>;
+
+/// A node's readings over time, or why it has none at all. A failed scrape
+/// of a node that is up carries its last reading forward; a node down reads
+/// as down (not as its last value: a killed leader is no leader).
 fn node_values(obs: &Observations, node: &str, m: &MetricAssertion) -> Result<Values, String> {
     let samples: Vec<&Sample> = obs.of(node).collect();
     let scrapes: Vec<(f64, Option<f64>)> = samples
@@ -48,36 +61,42 @@ fn node_values(obs: &Observations, node: &str, m: &MetricAssertion) -> Result<Va
         return Err(format!("{node}: never scraped"));
     }
     let counting = m.agg == Some(Agg::Count);
-    if scrapes.iter().all(|(_, v)| v.is_none()) && !counting {
-        if m.allow_absent {
-            return Ok(scrapes.iter().map(|(t, _)| (*t, Some(0.0))).collect());
-        }
+    if scrapes.iter().all(|(_, v)| v.is_none()) && !counting && !m.allow_absent {
         return Err(format!(
             "{node}: no scrape showed {} (say `allow_absent: true` if that is fine)",
             m.metric
         ));
     }
-    if m.metric.ends_with("_total") && !counting {
-        return Ok(
-            counter_series(&samples, |s| scraped(s, m).map(|v| v.unwrap_or(0.0)))
-                .into_iter()
-                .map(|(t, v)| (t, Some(v)))
-                .collect(),
-        );
-    }
-    let absent = if m.allow_absent { Some(0.0) } else { None };
-    Ok(scrapes
-        .into_iter()
-        .map(|(t, v)| (t, v.or(absent)))
+    let counter: Vec<(f64, f64)> = match m.metric.ends_with("_total") && !counting {
+        true => counter_series(&samples, |s| scraped(s, m).map(|v| v.unwrap_or(0.0))),
+        false => Vec::new(),
+    };
+    let absent = match m.allow_absent {
+        true => Reading::Value(0.0),
+        false => Reading::Absent,
+    };
+    Ok(samples
+        .iter()
+        .filter_map(|s| {
+            if !obs.up(s) {
+                return Some((s.t, Reading::Down));
+            }
+            let v = scraped(s, m)?;
+            let total = counter.iter().find(|(t, _)| *t == s.t).map(|(_, v)| *v);
+            Some((
+                s.t,
+                match (total, v) {
+                    (Some(total), _) => Reading::Value(total),
+                    (None, Some(v)) => Reading::Value(v),
+                    (None, None) => absent,
+                },
+            ))
+        })
         .collect())
 }
 
-/// A node's values over time (`None`: not exported in that scrape).
-type Values = Vec<(f64, Option<f64>)>;
-
-/// The latest scrape at or before `t`: its value, `Some(None)` when that
-/// scrape lacked the series, `None` before the first scrape.
-fn at(values: &[(f64, Option<f64>)], t: f64) -> Option<Option<f64>> {
+/// The latest reading at or before `t` (`None` before the first).
+fn at(values: &[(f64, Reading)], t: f64) -> Option<Reading> {
     values.iter().rev().find(|(vt, _)| *vt <= t).map(|v| v.1)
 }
 
@@ -107,15 +126,22 @@ fn judge(
     select: Option<&NodeSelect>,
     t: f64,
 ) -> (bool, String) {
-    let now: Vec<(&String, Option<f64>)> = per_node
+    let now: Vec<(&String, Reading)> = per_node
         .iter()
-        .map(|(n, v)| (*n, at(v, t).flatten()))
+        .map(|(n, v)| (*n, at(v, t).unwrap_or(Reading::Absent)))
         .collect();
+    let value = |r: &Reading| match r {
+        Reading::Value(v) => Some(*v),
+        _ => None,
+    };
     if let Some(agg) = m.agg.or(select.is_none().then_some(Agg::Sum)) {
-        let present: Vec<f64> = now.iter().filter_map(|(_, v)| *v).collect();
+        // Nodes down claim nothing; a node up without the series fails closed.
+        let up: Vec<&(&String, Reading)> =
+            now.iter().filter(|(_, r)| *r != Reading::Down).collect();
+        let present: Vec<f64> = up.iter().filter_map(|(_, r)| value(r)).collect();
         let figure = match agg {
             Agg::Count => Some(present.len() as f64),
-            _ if present.len() < now.len() => None,
+            _ if present.len() < up.len() => None,
             Agg::Sum => Some(present.iter().sum()),
             Agg::Max => present.iter().copied().reduce(f64::max),
             Agg::Min => present.iter().copied().reduce(f64::min),
@@ -126,9 +152,9 @@ fn judge(
                 format!("{:?} = {v}", agg).to_lowercase(),
             ),
             None => {
-                let missing: Vec<&str> = now
+                let missing: Vec<&str> = up
                     .iter()
-                    .filter(|(_, v)| v.is_none())
+                    .filter(|(_, r)| value(r).is_none())
                     .map(|(n, _)| n.as_str())
                     .collect();
                 (false, format!("no value from {}", missing.join(", ")))
@@ -142,11 +168,15 @@ fn judge(
         .resolve(&all);
     let holding = now
         .iter()
-        .filter(|(_, v)| v.is_some_and(|v| m.op.holds(v, m.value)))
+        .filter(|(_, r)| value(r).is_some_and(|v| m.op.holds(v, m.value)))
         .count();
     let seen: Vec<String> = now
         .iter()
-        .map(|(n, v)| format!("{n}={}", v.map_or("-".into(), |v| v.to_string())))
+        .map(|(n, r)| match r {
+            Reading::Value(v) => format!("{n}={v}"),
+            Reading::Absent => format!("{n}=-"),
+            Reading::Down => format!("{n} down"),
+        })
         .collect();
     (
         holding >= need,
@@ -372,6 +402,46 @@ mod tests {
         // The green twin: one leader throughout.
         at_most_one.tolerate = None;
         assert!(metric(&run(|n, _| Some(f64::from(n == 0))), &at_most_one).passed);
+    }
+
+    #[test]
+    fn a_killed_leader_claims_nothing_but_a_silent_live_one_fails_closed() {
+        // n0 leads until it is killed at +8 s; n1 leads from +9 s.
+        let mut obs = run(|n, s| Some(f64::from((n == 0 && s < 8) || (n == 1 && s >= 9))));
+        for s in obs
+            .samples
+            .iter_mut()
+            .filter(|s| s.node == "n0" && s.t >= T0 + 8.0)
+        {
+            s.metrics.clear();
+            s.process.as_mut().unwrap().state = ProcessState::Stopped;
+        }
+        let mut at_most_one = assertion(Op::Le, 1.0);
+        at_most_one.agg = Some(Agg::Sum);
+        at_most_one.always = true;
+        assert!(
+            metric(&obs, &at_most_one).passed,
+            "{:?}",
+            metric(&obs, &at_most_one)
+        );
+        let mut every = assertion(Op::Ge, 0.0);
+        every.nodes = Some(NodeSelect::Quantifier(Quantifier::All));
+        let v = metric(&obs, &every);
+        assert!(
+            !v.passed && v.summary.contains("n0 down"),
+            "a node down holds nothing: {v:?}"
+        );
+        // Up but its scrape lacks the series: no figure, a failure.
+        for s in obs
+            .samples
+            .iter_mut()
+            .filter(|s| s.node == "n0" && s.t >= T0 + 8.0)
+        {
+            s.process.as_mut().unwrap().state = ProcessState::Running;
+            s.metrics.insert("up".into(), 1.0);
+        }
+        let v = metric(&obs, &at_most_one);
+        assert!(!v.passed && v.summary.contains("no value from n0"), "{v:?}");
     }
 
     #[test]
