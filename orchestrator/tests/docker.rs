@@ -981,12 +981,7 @@ async fn monitoring_answers_every_dashboard_and_rule_expression() {
     let out = run(&["up", "--name", name, "--image", &image, "--monitor"]).await;
     assert!(out.status.success(), "{}", text(&out));
     let stdout = String::from_utf8_lossy(&out.stdout).to_string();
-    let prom = stdout
-        .lines()
-        .find_map(|l| l.strip_prefix("prometheus  "))
-        .unwrap_or_else(|| panic!("no prometheus URL in the summary: {stdout}"))
-        .trim()
-        .to_owned();
+    let prom = prometheus_url(&stdout);
     let http = reqwest::Client::new();
     let query = |q: String| {
         let (http, prom) = (http.clone(), prom.clone());

@@ -52,12 +52,7 @@ async fn etcd_comes_up_through_holders_and_takes_process_faults() {
     let out = run(&["up", &file, "--name", name, "--image", &image, "--monitor"]).await;
     assert!(out.status.success(), "{}", text(&out));
     let stdout = String::from_utf8_lossy(&out.stdout).to_string();
-    let prom = stdout
-        .lines()
-        .find_map(|l| l.strip_prefix("prometheus  "))
-        .unwrap_or_else(|| panic!("no prometheus URL: {stdout}"))
-        .trim()
-        .to_owned();
+    let prom = prometheus_url(&stdout);
     let leaders = series(
         &prom,
         "etcd_server_has_leader{testnet=\"e2e-etcd\"} == 1",

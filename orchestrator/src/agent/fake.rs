@@ -110,6 +110,15 @@ impl FakeAgent {
     }
 }
 
+/// The node process as this fake agent reports it (a restart is a new pid).
+fn process_of(side: &AgentSide) -> ProcessReport {
+    ProcessReport {
+        state: side.process,
+        pid: (side.process != ProcessState::Stopped).then_some(100 + side.restarts as u32),
+        restarts: side.restarts,
+    }
+}
+
 fn report(side: &AgentSide) -> FaultReport {
     FaultReport {
         state: side.faults.clone(),
@@ -163,13 +172,7 @@ impl AgentApi for FakeAgent {
         &'a self,
         node: &'a NodeSummary,
     ) -> BoxFuture<'a, Result<ProcessReport, AgentError>> {
-        Box::pin(async move {
-            self.with(node, "process", |a| ProcessReport {
-                state: a.process,
-                pid: (a.process != ProcessState::Stopped).then_some(100 + a.restarts as u32),
-                restarts: a.restarts,
-            })
-        })
+        Box::pin(async move { self.with(node, "process", |a| process_of(a)) })
     }
 
     fn process<'a>(
@@ -188,11 +191,7 @@ impl AgentApi for FakeAgent {
                         ProcessState::Running
                     }
                 };
-                ProcessReport {
-                    state: a.process,
-                    pid: (a.process != ProcessState::Stopped).then_some(100 + a.restarts as u32),
-                    restarts: a.restarts,
-                }
+                process_of(a)
             })
         })
     }

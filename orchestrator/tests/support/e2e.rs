@@ -166,3 +166,13 @@ pub fn twin_of(file: &str) -> (tempfile::TempDir, std::path::PathBuf, Vec<String
     std::fs::write(&twin, serde_yaml_ng::to_string(&s).unwrap()).unwrap();
     (dir, twin, buggy)
 }
+
+/// The Prometheus URL `up --monitor` printed in its summary.
+pub fn prometheus_url(stdout: &str) -> String {
+    stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("prometheus  "))
+        .unwrap_or_else(|| panic!("no prometheus URL in the summary: {stdout}"))
+        .trim()
+        .to_owned()
+}
