@@ -145,11 +145,18 @@ pub fn finality(obs: &Observations, within: f64) -> Verdict {
             }
         }
     }
+    let short = match load.skipped {
+        0 => String::new(),
+        n => format!(
+            "; {n} of {} planned payments not sent (no free coin, or too many awaiting an answer)",
+            load.planned
+        ),
+    };
     Verdict::new(
         "finality",
         problems,
         format!(
-            "{} payments final on all {} nodes; slowest {:.2}s; p99 at a node {:.0} ms",
+            "{} payments final on all {} nodes; slowest {:.2}s; p99 at a node {:.0} ms{short}",
             load.payments.len(),
             names.len(),
             worst,

@@ -141,7 +141,8 @@ fn judge(
         let present: Vec<f64> = up.iter().filter_map(|(_, r)| value(r)).collect();
         let figure = match agg {
             Agg::Count => Some(present.len() as f64),
-            _ if present.len() < up.len() => None,
+            // Over no live node there is nothing to add up: no figure.
+            _ if up.is_empty() || present.len() < up.len() => None,
             Agg::Sum => Some(present.iter().sum()),
             Agg::Max => present.iter().copied().reduce(f64::max),
             Agg::Min => present.iter().copied().reduce(f64::min),
@@ -157,7 +158,10 @@ fn judge(
                     .filter(|(_, r)| value(r).is_none())
                     .map(|(n, _)| n.as_str())
                     .collect();
-                (false, format!("no value from {}", missing.join(", ")))
+                match missing.is_empty() {
+                    true => (false, "no node up to read".to_owned()),
+                    false => (false, format!("no value from {}", missing.join(", "))),
+                }
             }
         };
     }
@@ -402,6 +406,24 @@ mod tests {
         // The green twin: one leader throughout.
         at_most_one.tolerate = None;
         assert!(metric(&run(|n, _| Some(f64::from(n == 0))), &at_most_one).passed);
+    }
+
+    #[test]
+    fn a_sum_over_no_live_node_fails_closed_but_a_count_is_zero() {
+        let mut obs = run(|_, _| Some(0.0));
+        for s in obs.samples.iter_mut() {
+            s.metrics.clear();
+            s.process.as_mut().unwrap().state = ProcessState::Stopped;
+        }
+        let mut at_most_one = assertion(Op::Le, 1.0);
+        at_most_one.agg = Some(Agg::Sum);
+        let v = metric(&obs, &at_most_one);
+        assert!(!v.passed && v.summary.contains("no node up"), "{v:?}");
+        let mut none_up = assertion(Op::Eq, 0.0);
+        none_up.agg = Some(Agg::Count);
+        assert!(metric(&obs, &none_up).passed, "0 nodes report it");
+        // The green twin: the same sum with the nodes up.
+        assert!(metric(&run(|_, _| Some(0.0)), &at_most_one).passed);
     }
 
     #[test]

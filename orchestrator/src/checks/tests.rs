@@ -129,6 +129,8 @@ fn load(payments: Vec<Payment>) -> LoadReport {
     LoadReport {
         interrupted: false,
         duration_secs: 10.0,
+        planned: 0,
+        skipped: 0,
         submitted: payments.len() as u64,
         accepted: payments.len() as u64,
         refused: BTreeMap::new(),

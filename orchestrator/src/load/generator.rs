@@ -15,9 +15,9 @@ use std::collections::{BTreeMap, HashMap};
 use std::time::{Duration, Instant};
 
 use rand::rngs::StdRng;
-use rand::{Rng, SeedableRng};
+use rand::SeedableRng;
 use sha2::{Digest, Sha256};
-use testnet_node::api::Refused;
+use testnet_node::api::{FinalizedPage, Refused};
 use testnet_node::genesis::Genesis;
 use testnet_node::identity::Keypair;
 use testnet_node::ledger::tx::{OutPoint, Transaction, TxId, TxOut};
@@ -31,7 +31,10 @@ use super::{LoadError, LoadReport, NodeClient, NodeSummary, Payment};
 /// Coins the wallets want before the load starts.
 const TARGET_COINS: usize = 1024;
 
-/// Most submissions awaiting an answer; past it, ticks are skipped.
+mod send;
+
+/// Most submissions awaiting an answer; past it, payments due are skipped
+/// (and counted so).
 const MAX_INFLIGHT: usize = 256;
 /// Nodes asked for their new finalized transactions per poll: a testnet of
 /// hundreds is polled in turns (finality times are the nodes' own stamps, so
@@ -128,6 +131,9 @@ struct Tally {
     /// Transactions accepted (each twin counts).
     accepted: u64,
     double_spend_pairs: u64,
+    /// Payments due that were not sent: no coin was free, or too many
+    /// submissions were awaiting an answer.
+    skipped: u64,
     refused: BTreeMap<String, u64>,
     /// Accepted plain payments, in the order their acceptance came back.
     plain: Vec<TxId>,
@@ -135,6 +141,9 @@ struct Tally {
 }
 
 type Answer = Result<Result<TxId, Refused>, LoadError>;
+
+/// One node's answer to a poll, by endpoint index.
+type Page = (usize, Result<FinalizedPage, LoadError>);
 
 /// A submission's outcome, from its task back to the generator.
 enum Submission {
@@ -266,30 +275,42 @@ impl Run {
     /// turns); frees the coins final everywhere. A node that does not answer
     /// (restarting) is asked on its next turn.
     async fn poll(&mut self) {
-        let n = self.clients.len();
         let mut pages = JoinSet::new();
+        self.poll_spawn(&mut pages);
+        while let Some(joined) = pages.join_next().await {
+            self.merge(joined.expect("poll task does not panic"));
+        }
+    }
+
+    /// Asks the next few nodes (in turns) for their newly finalized
+    /// transactions; the answers come back through `pages`.
+    fn poll_spawn(&mut self, pages: &mut JoinSet<Page>) {
+        let n = self.clients.len();
         let turn = n.min(POLL_AT_ONCE);
         for i in (self.poll_next..self.poll_next + turn).map(|i| i % n) {
             let (c, after) = (self.clients[i].clone(), self.cursors[i]);
             pages.spawn(async move { (i, c.finalized(after).await) });
         }
         self.poll_next = (self.poll_next + turn) % n.max(1);
-        while let Some(joined) = pages.join_next().await {
-            let (i, page) = joined.expect("poll task does not panic");
-            let Ok(page) = page else { continue };
-            self.cursors[i] = page.next;
-            let seen = now_ms();
-            for e in page.entries {
-                let sent = self.tracked.get(&e.txid).map(|t| t.submitted_ms);
-                let at = self.observed.entry(e.txid).or_insert_with(|| vec![None; n]);
-                if at[i].is_some() {
-                    continue;
-                }
-                at[i] = Some(believable(e.at_ms, sent, seen));
-                if at.iter().all(|a| a.is_some()) {
-                    if let Some(c) = self.tracked.get_mut(&e.txid).and_then(|t| t.creates.take()) {
-                        self.coins.push(c);
-                    }
+    }
+
+    /// Takes in one node's page of finalized transactions; frees the coins
+    /// that are now final everywhere.
+    fn merge(&mut self, (i, page): Page) {
+        let n = self.clients.len();
+        let Ok(page) = page else { return };
+        self.cursors[i] = page.next;
+        let seen = now_ms();
+        for e in page.entries {
+            let sent = self.tracked.get(&e.txid).map(|t| t.submitted_ms);
+            let at = self.observed.entry(e.txid).or_insert_with(|| vec![None; n]);
+            if at[i].is_some() {
+                continue;
+            }
+            at[i] = Some(believable(e.at_ms, sent, seen));
+            if at.iter().all(|a| a.is_some()) {
+                if let Some(c) = self.tracked.get_mut(&e.txid).and_then(|t| t.creates.take()) {
+                    self.coins.push(c);
                 }
             }
         }
@@ -392,136 +413,6 @@ impl Run {
         Ok(())
     }
 
-    /// The load phase: a payment per tick for the configured duration, answers
-    /// counted as they come, finality polled meanwhile. Returns its length in
-    /// seconds; every submission has been answered when it returns.
-    async fn send(&mut self, tally: &mut Tally, progress: &impl Fn(&str)) -> f64 {
-        let interval = Duration::from_secs_f64(1.0 / self.cfg.tps.max(0.1));
-        let mut ticker = tokio::time::interval(interval);
-        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
-        let mut poll = tokio::time::interval(Duration::from_millis(100));
-        let mut inflight: JoinSet<Submission> = JoinSet::new();
-        let start = Instant::now();
-        let mut last_report = Instant::now();
-        progress(&format!(
-            "load: {} tx/s for {:?} against {} nodes, {:.0}% double spends",
-            self.cfg.tps,
-            self.cfg.duration,
-            self.clients.len(),
-            self.cfg.double_spend * 100.0
-        ));
-        while start.elapsed() < self.cfg.duration && !self.cfg.stop.is_cancelled() {
-            tokio::select! {
-                _ = self.cfg.stop.cancelled() => break,
-                _ = ticker.tick() => self.submit_next(&mut inflight, tally),
-                Some(done) = inflight.join_next() => {
-                    self.record(done.expect("submission task does not panic"), tally);
-                }
-                _ = poll.tick() => {
-                    self.poll().await;
-                    if last_report.elapsed() >= Duration::from_secs(5) {
-                        last_report = Instant::now();
-                        let done = tally.plain.iter().filter(|t| self.final_everywhere(t)).count();
-                        progress(&format!("  {:>4.0}s: {} submitted, {done} final everywhere, {} coins free", start.elapsed().as_secs_f64(), tally.submitted, self.coins.len()));
-                    }
-                }
-            }
-        }
-        let load_secs = start.elapsed().as_secs_f64();
-        while let Some(done) = inflight.join_next().await {
-            self.record(done.expect("submission task does not panic"), tally);
-        }
-        load_secs
-    }
-
-    /// Spends a random free coin to a random wallet through a random node, or,
-    /// with the double-spend share, twice through two nodes at once. Does nothing
-    /// when no coin is free or too many submissions are in flight.
-    fn submit_next(&mut self, inflight: &mut JoinSet<Submission>, tally: &mut Tally) {
-        if self.coins.is_empty() || inflight.len() >= MAX_INFLIGHT {
-            return;
-        }
-        let n = self.clients.len();
-        let k = self.rng.gen_range(0..self.coins.len());
-        let coin = self.coins.swap_remove(k);
-        let to = self.rng.gen_range(0..self.wallets.len());
-        let e1 = self.rng.gen_range(0..n);
-        tally.submitted += 1;
-        if n >= 2 && self.rng.gen_bool(self.cfg.double_spend.clamp(0.0, 1.0)) {
-            let (a, _) = self.pay(coin, to);
-            let (b, _) = self.pay(coin, (to + 1) % self.wallets.len());
-            let e2 = (e1 + 1 + self.rng.gen_range(0..n - 1)) % n;
-            let (ca, cb) = (self.clients[e1].clone(), self.clients[e2].clone());
-            tally.double_spend_pairs += 1;
-            inflight.spawn(async move {
-                let sent_ms = now_ms();
-                let (ra, rb) = tokio::join!(ca.submit(&a), cb.submit(&b));
-                Submission::Twins {
-                    a: (a.id(), ra),
-                    b: (b.id(), rb),
-                    sent_ms,
-                }
-            });
-        } else {
-            let (tx, created) = self.pay(coin, to);
-            let c = self.clients[e1].clone();
-            inflight.spawn(async move {
-                let sent_ms = now_ms();
-                let r = c.submit(&tx).await;
-                Submission::Plain {
-                    txid: tx.id(),
-                    coin,
-                    created,
-                    result: r,
-                    sent_ms,
-                    endpoint: e1,
-                }
-            });
-        }
-    }
-
-    /// Counts a finished submission. A node that could not be reached (restarting)
-    /// counts as a refusal `unreachable`, and a plain payment's coin is reused.
-    fn record(&mut self, done: Submission, tally: &mut Tally) {
-        let reason = |r: &Answer| match r {
-            Ok(Ok(_)) => None,
-            Ok(Err(refusal)) => Some(refusal.reason.clone()),
-            Err(_) => Some("unreachable".to_owned()),
-        };
-        match done {
-            Submission::Plain {
-                txid,
-                coin,
-                created,
-                result,
-                sent_ms,
-                endpoint,
-            } => match reason(&result) {
-                None => {
-                    tally.accepted += 1;
-                    self.track(txid, Some(created), sent_ms, Some(endpoint));
-                    tally.plain.push(txid);
-                }
-                Some(r) => {
-                    if r == "mempool_full" || r == "unreachable" {
-                        self.coins.push(coin);
-                    }
-                    *tally.refused.entry(r).or_default() += 1;
-                }
-            },
-            Submission::Twins { a, b, sent_ms } => {
-                for (txid, r) in [&a, &b] {
-                    match reason(r) {
-                        None => tally.accepted += 1,
-                        Some(r) => *tally.refused.entry(r).or_default() += 1,
-                    }
-                    self.track(*txid, None, sent_ms, None);
-                }
-                tally.twins.push((a.0, b.0));
-            }
-        }
-    }
-
     /// Waits up to `settle` for every plain payment to be final everywhere.
     async fn settle(&mut self, plain: &[TxId], progress: &impl Fn(&str)) {
         progress(&format!(
@@ -617,7 +508,9 @@ impl Run {
         let n = self.clients.len();
         Ok(LoadReport {
             duration_secs: load_secs,
+            planned: send::planned(self.cfg.tps.max(0.1), self.cfg.duration),
             submitted: tally.submitted,
+            skipped: tally.skipped,
             accepted: tally.accepted,
             refused: tally.refused,
             double_spend_pairs: tally.double_spend_pairs,

@@ -39,7 +39,14 @@ pub struct LoadReport {
     #[serde(default)]
     pub interrupted: bool,
     pub duration_secs: f64,
+    /// Payments the load meant to send: its rate times its duration.
+    #[serde(default)]
+    pub planned: u64,
     pub submitted: u64,
+    /// Payments due that were not sent (no free coin, or too many awaiting
+    /// an answer): the generator, not the network, fell short.
+    #[serde(default)]
+    pub skipped: u64,
     pub accepted: u64,
     /// Refusals at submission, by reason.
     pub refused: BTreeMap<String, u64>,
@@ -90,8 +97,9 @@ impl fmt::Display for LoadReport {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         writeln!(
             f,
-            "load: {} submitted in {:.1}s{}, {} accepted, refused {:?}",
+            "load: {} of {} planned submitted in {:.1}s{}, {} accepted, refused {:?}",
             self.submitted,
+            self.planned,
             self.duration_secs,
             if self.interrupted {
                 " (INTERRUPTED)"
@@ -116,6 +124,13 @@ impl fmt::Display for LoadReport {
             "double spends: {} pairs, {} with both twins finalized",
             self.double_spend_pairs, self.conflicting_pairs_finalized
         )?;
+        if self.skipped > 0 {
+            writeln!(
+                f,
+                "  {} payments due were not sent (no free coin, or too many awaiting an answer)",
+                self.skipped
+            )?;
+        }
         for n in self.nodes.iter().filter(|n| !n.answered) {
             writeln!(f, "  {:<6} did not answer /status at the end", n.name)?;
         }

@@ -145,6 +145,8 @@ fn load() -> LoadReport {
     LoadReport {
         interrupted: false,
         duration_secs: 26.0,
+        planned: 0,
+        skipped: 0,
         submitted: payments.len() as u64 + 12,
         accepted: payments.len() as u64,
         refused: BTreeMap::from([

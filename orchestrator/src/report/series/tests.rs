@@ -41,6 +41,8 @@ fn load(payments: Vec<Payment>) -> LoadReport {
     LoadReport {
         interrupted: false,
         duration_secs: 0.0,
+        planned: 0,
+        skipped: 0,
         submitted: 0,
         accepted: 0,
         refused: BTreeMap::new(),
