@@ -45,11 +45,11 @@ use crate::faults::{
 /// The interface of the testnet's network inside a node's container.
 const DEV: &str = "eth0";
 
-mod clock;
 mod connections;
 mod delay;
 pub mod holder;
 mod process;
+mod seams;
 
 /// What the agent runs alongside its control API.
 pub enum Mode {
@@ -68,8 +68,9 @@ struct Agent {
     /// The current lease: its deadline and a generation that each PUT bumps, so
     /// an older lease's timer knows it was superseded.
     lease: std::sync::Mutex<(Option<tokio::time::Instant>, u64)>,
-    /// The node's clock seam (`http://127.0.0.1:8000/clock` for ours).
-    clock_url: Option<String>,
+    /// The node's own API, where its live seams are (`/clock`, `/byzantine`):
+    /// `http://127.0.0.1:8000` for ours.
+    node_api: Option<String>,
 }
 
 impl Agent {
@@ -459,7 +460,7 @@ async fn stop_delay_worker(State(agent): State<Arc<Agent>>) -> Response {
 pub async fn run(
     control: TcpListener,
     mode: Mode,
-    clock_url: Option<String>,
+    node_api: Option<String>,
 ) -> std::io::Result<i32> {
     let node = match mode {
         Mode::Supervise(command) => process::Node::supervise(command)?,
@@ -471,7 +472,7 @@ pub async fn run(
         delays: Default::default(),
         worker: std::sync::Mutex::new(None),
         lease: std::sync::Mutex::new((None, 0)),
-        clock_url,
+        node_api,
     });
     let app = Router::new()
         .route(
@@ -491,7 +492,11 @@ pub async fn run(
         .route("/process", get(process::get_process))
         .route("/process/{action}", post(process::process_action))
         .route("/connections", get(|| async { Json(connections::read()) }))
-        .route("/clock", get(clock::get_clock).put(clock::put_clock))
+        .route("/clock", get(seams::get_clock).put(seams::put_clock))
+        .route(
+            "/byzantine",
+            get(seams::get_byzantine).put(seams::put_byzantine),
+        )
         .layer(axum::extract::DefaultBodyLimit::disable())
         .with_state(agent.clone());
     let server = tokio::spawn(async move { axum::serve(control, app).await });

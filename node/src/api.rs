@@ -61,6 +61,9 @@ pub struct Status {
     /// The node's clock: its skew (a clock fault) and its time now.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub clock: Option<crate::clock::ClockReport>,
+    /// Byzantine behaviours switched on live (a fault); absent when honest.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub byzantine: Option<crate::byzantine::Misbehaviour>,
     pub version: String,
     /// Set when the node's store failed (I/O error, disk full): it has
     /// stopped voting, and `/health` answers 503 with this.

@@ -113,6 +113,8 @@ pub struct Engine {
     /// would stay pending there for ever.
     recent_rejected: std::collections::VecDeque<TxId>,
     tick: u64,
+    /// Equivocation switched on live (a Byzantine fault), beside the seeded bug.
+    live_equivocate: bool,
 }
 
 impl Engine {
@@ -127,6 +129,7 @@ impl Engine {
             certificates: HashMap::new(),
             finalized: Vec::new(),
             finalized_set: FinalizedSet::default(),
+            live_equivocate: false,
             waiting: HashMap::new(),
             waiting_on: HashMap::new(),
             orphans: HashMap::new(),
@@ -196,6 +199,15 @@ impl Engine {
         self.metrics.mempool.set(self.mempool as i64);
     }
 
+    /// Switches live equivocation on or off (the seeded bug stays as set).
+    pub fn set_live_equivocate(&mut self, on: bool) {
+        self.live_equivocate = on;
+    }
+
+    fn equivocates(&self) -> bool {
+        self.cfg.bugs.equivocate || self.live_equivocate
+    }
+
     fn reject_count(&self, r: &Rejection) {
         self.metrics.rejected.with_label_values(&[r.label()]).inc();
     }
@@ -214,7 +226,7 @@ impl Engine {
                 return (Err(r), Vec::new());
             }
         };
-        if !self.cfg.bugs.equivocate {
+        if !self.equivocates() {
             if let Some((op, by)) = self.locked_by_other(&tx, &txid) {
                 let r = Rejection::Conflict { outpoint: op, by };
                 self.reject_count(&r);
@@ -288,10 +300,10 @@ impl Engine {
         }
         let Some(tx) = e.tx.clone() else { return };
         let conflict = self.locked_by_other(&tx, &txid);
-        let approve = conflict.is_none() || self.cfg.bugs.equivocate;
+        let approve = conflict.is_none() || self.equivocates();
         if approve {
             for i in &tx.inputs {
-                if !self.cfg.bugs.equivocate || !self.locks.contains_key(&i.prev) {
+                if !self.equivocates() || !self.locks.contains_key(&i.prev) {
                     self.locks.insert(i.prev, txid);
                 }
             }
@@ -517,6 +529,10 @@ impl Engine {
         }
         if !self.cfg.validators.contains(&vote.voter) || !vote.verify(&self.cfg.network_id) {
             warn!(voter = %vote.voter.short(), "dropping a vote that does not verify");
+            self.metrics
+                .votes
+                .with_label_values(&["dropped", "invalid"])
+                .inc();
             return;
         }
         let label = if vote.approve { "approve" } else { "reject" };

@@ -17,6 +17,7 @@ use axum::{Json, Router};
 use crate::api::{
     ApiError, FinalizedEntry, FinalizedPage, Health, PeerInfo, Refused, Status, Submitted, Utxo,
 };
+use crate::byzantine::Misbehaviour;
 use crate::finality::TxReport;
 use crate::ledger::tx::{Transaction, TxId};
 use crate::replica::SubmitError;
@@ -36,6 +37,7 @@ pub fn router(state: Arc<NodeState>) -> Router {
         .route("/finalized", get(finalized))
         .route("/utxos", get(utxos))
         .route("/clock", get(clock).put(set_clock))
+        .route("/byzantine", get(byzantine).put(set_byzantine))
         .fallback(not_found)
         .layer(DefaultBodyLimit::max(MAX_BODY))
         .with_state(state)
@@ -45,18 +47,25 @@ async fn clock(State(node): State<Arc<NodeState>>) -> Json<crate::clock::ClockRe
     Json(node.replica.clock.report())
 }
 
-/// Sets the node's clock skew: only from inside its network namespace (the
-/// agent beside it), never from a peer or the host.
+/// Refuses a seam's PUT from anywhere but the node's own namespace (the
+/// agent beside it): never from a peer or the host.
+fn from_outside(from: std::net::SocketAddr, what: &str) -> Option<Response> {
+    (!from.ip().is_loopback()).then(|| {
+        error(
+            StatusCode::FORBIDDEN,
+            format!("{from}: {what} is set from inside the node's namespace only (its agent)"),
+        )
+    })
+}
+
+/// Sets the node's clock skew (loopback only).
 async fn set_clock(
     State(node): State<Arc<NodeState>>,
     axum::extract::ConnectInfo(from): axum::extract::ConnectInfo<std::net::SocketAddr>,
     body: Result<Json<crate::clock::Skew>, axum::extract::rejection::JsonRejection>,
 ) -> Response {
-    if !from.ip().is_loopback() {
-        return error(
-            StatusCode::FORBIDDEN,
-            format!("{from}: the clock is set from inside the node's namespace only (its agent)"),
-        );
+    if let Some(refused) = from_outside(from, "the clock") {
+        return refused;
     }
     match body {
         Ok(Json(skew)) => {
@@ -65,6 +74,30 @@ async fn set_clock(
             Json(node.replica.clock.report()).into_response()
         }
         Err(e) => error(StatusCode::BAD_REQUEST, format!("clock: {e}")),
+    }
+}
+
+async fn byzantine(State(node): State<Arc<NodeState>>) -> Json<Misbehaviour> {
+    Json(node.replica.byzantine.get())
+}
+
+/// Switches Byzantine behaviours on or off (loopback only); an empty list
+/// makes the node honest again.
+async fn set_byzantine(
+    State(node): State<Arc<NodeState>>,
+    axum::extract::ConnectInfo(from): axum::extract::ConnectInfo<std::net::SocketAddr>,
+    body: Result<Json<Misbehaviour>, axum::extract::rejection::JsonRejection>,
+) -> Response {
+    if let Some(refused) = from_outside(from, "misbehaviour") {
+        return refused;
+    }
+    match body {
+        Ok(Json(m)) => {
+            tracing::warn!(behaviours = ?m.behaviours, delay_ms = m.delay_ms, "byzantine behaviours set");
+            node.replica.byzantine.set(m);
+            Json(node.replica.byzantine.get()).into_response()
+        }
+        Err(e) => error(StatusCode::BAD_REQUEST, format!("byzantine: {e}")),
     }
 }
 

@@ -25,6 +25,7 @@
 
 pub mod agent;
 pub mod api;
+pub mod byzantine;
 pub mod clock;
 pub mod faults;
 pub mod finality;

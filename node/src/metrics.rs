@@ -250,7 +250,7 @@ impl FinalityMetrics {
             votes: counter_vec(
                 registry,
                 "testnet_votes_total",
-                "Finality votes, by direction (sent/received) and vote (approve/reject).",
+                "Finality votes, by direction (sent/received/dropped) and vote (approve/reject/invalid).",
                 &["direction", "vote"],
             ),
             certificates: counter(
@@ -309,6 +309,8 @@ impl FinalityMetrics {
                 m.votes.with_label_values(&[d, v]);
             }
         }
+        // Votes from peers whose signature does not verify (a Byzantine sender).
+        m.votes.with_label_values(&["dropped", "invalid"]);
         for r in crate::ledger::REJECTION_REASONS {
             m.rejected.with_label_values(&[r]);
         }

@@ -429,15 +429,22 @@ impl Network {
     /// [`Network::broadcast`] to every established peer but `except` (the one
     /// a relayed message came from).
     pub fn broadcast_except(&self, except: Option<&NodeId>, message: &Message) -> usize {
-        let payload = message.encode();
+        self.broadcast_payload(except, message.kind(), message.encode())
+    }
+
+    /// Queues an encoded `payload` (even one that is no message: a Byzantine
+    /// node's garbage) for every established peer but `except`.
+    pub fn broadcast_payload(
+        &self,
+        except: Option<&NodeId>,
+        kind: &'static str,
+        payload: Bytes,
+    ) -> usize {
         let max = self.shared.config.peer_queue_bytes;
         let mut sent = 0;
         let table = self.shared.table();
         for peer in table.peers().filter(|p| Some(&p.peer.node_id) != except) {
-            match peer
-                .handle
-                .enqueue(message.kind(), payload.clone(), Some(max))
-            {
+            match peer.handle.enqueue(kind, payload.clone(), Some(max)) {
                 Ok(()) => sent += 1,
                 Err(QueueFull) => peer.handle.close.close(SessionEnd::SendQueueFull),
             }

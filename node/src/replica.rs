@@ -13,6 +13,7 @@ use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 use tracing::{error, info};
 
+use crate::byzantine::{Behaviour, Misbehaviour};
 use crate::finality::{Effect, Engine, Record};
 use crate::ledger::tx::{Transaction, TxId};
 use crate::ledger::Rejection;
@@ -49,6 +50,8 @@ pub struct ReplicaHandle {
     failure: Arc<Mutex<Option<String>>>,
     /// The wall clock the engine is driven with (skewed by a clock fault).
     pub clock: Arc<crate::clock::Clock>,
+    /// Byzantine behaviours switched on live (a fault); honest by default.
+    pub byzantine: Arc<crate::byzantine::Byzantine>,
 }
 
 impl ReplicaHandle {
@@ -89,6 +92,7 @@ impl Replica {
                 engine: Arc::new(Mutex::new(engine)),
                 failure: Arc::new(Mutex::new(None)),
                 clock: Arc::default(),
+                byzantine: Arc::default(),
             },
             commands: rx,
         }
@@ -107,6 +111,7 @@ impl Replica {
             handle,
             mut commands,
         } = self;
+        let mut behaved = Misbehaviour::honest();
         let mut ticker = tokio::time::interval(tick);
         ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
@@ -136,9 +141,23 @@ impl Replica {
             };
             let mut effects = Vec::new();
             let mut replies = Vec::new();
+            let behaving = handle.byzantine.get();
             {
                 let mut engine = handle.engine();
                 let now = handle.clock.now_ms();
+                engine.set_live_equivocate(behaving.is(Behaviour::Equivocate));
+                // A behaviour switched off: offer every peer what an honest
+                // node would have sent meanwhile (as to a peer reconnecting).
+                if behaved
+                    .behaviours
+                    .difference(&behaving.behaviours)
+                    .next()
+                    .is_some()
+                {
+                    for peer in network.peer_ids() {
+                        effects.extend(engine.on_peer_connected(peer));
+                    }
+                }
                 for input in batch {
                     match input {
                         Input::Net(NetworkEvent::Message(from, m)) => {
@@ -181,25 +200,46 @@ impl Replica {
                     break;
                 }
             }
-            for e in effects {
-                match e {
-                    Effect::Persist(_) => {}
-                    Effect::Broadcast(m) => {
-                        network.broadcast(&Message::Ledger(m));
-                    }
-                    Effect::Send(to, m) => {
-                        network.send_to(&to, &Message::Ledger(m));
-                    }
-                    Effect::Relay(from, m) => {
-                        network.broadcast_except(Some(&from), &Message::Ledger(m));
-                    }
-                }
-            }
+            send(&network, &behaving, effects);
+            behaved = behaving;
             for (reply, result) in replies {
                 let _ = reply.send(result.map_err(SubmitError::from));
             }
         }
         info!("replica stopped");
+    }
+}
+
+/// Sends a batch's messages, as the node's live behaviours bend them.
+fn send(network: &Network, behaving: &Misbehaviour, effects: Vec<Effect>) {
+    let out = crate::byzantine::bend(behaving, effects);
+    dispatch(network, out.now);
+    if out.garbage {
+        network.broadcast_payload(None, "garbage", crate::byzantine::garbage());
+    }
+    if !out.held.is_empty() {
+        let (network, hold) = (network.clone(), Duration::from_millis(behaving.delay_ms));
+        tokio::spawn(async move {
+            tokio::time::sleep(hold).await;
+            dispatch(&network, out.held);
+        });
+    }
+}
+
+fn dispatch(network: &Network, effects: Vec<Effect>) {
+    for e in effects {
+        match e {
+            Effect::Persist(_) => {}
+            Effect::Broadcast(m) => {
+                network.broadcast(&Message::Ledger(m));
+            }
+            Effect::Send(to, m) => {
+                network.send_to(&to, &Message::Ledger(m));
+            }
+            Effect::Relay(from, m) => {
+                network.broadcast_except(Some(&from), &Message::Ledger(m));
+            }
+        }
     }
 }
 

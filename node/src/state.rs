@@ -72,6 +72,7 @@ impl NodeState {
             conflicting_certificates: engine.conflicts().len() as u64,
             uptime_secs: self.started.elapsed().as_secs_f64(),
             clock: Some(self.replica.clock.report()),
+            byzantine: Some(self.replica.byzantine.get()).filter(|m| !m.behaviours.is_empty()),
             version: env!("CARGO_PKG_VERSION").to_owned(),
             store_error: self.replica.failure(),
         }

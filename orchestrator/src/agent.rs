@@ -11,6 +11,7 @@ use std::time::Duration;
 
 use futures::future::BoxFuture;
 use testnet_node::api::agent::{FaultReport, ProcessReport};
+use testnet_node::byzantine::Misbehaviour;
 use testnet_node::clock::{ClockReport, Skew};
 use testnet_node::faults::FaultState;
 
@@ -47,6 +48,13 @@ pub trait AgentApi: Send + Sync {
         node: &'a NodeSummary,
         skew: Skew,
     ) -> BoxFuture<'a, Result<ClockReport, AgentError>>;
+    /// The node's Byzantine behaviours now (`set` None) or after setting
+    /// them to `set` (empty: honest), read back from the node.
+    fn byzantine<'a>(
+        &'a self,
+        node: &'a NodeSummary,
+        set: Option<&'a Misbehaviour>,
+    ) -> BoxFuture<'a, Result<Misbehaviour, AgentError>>;
     /// The node process as the agent sees it now.
     fn process_report<'a>(
         &'a self,
@@ -138,6 +146,17 @@ impl AgentApi for HttpAgent {
     ) -> BoxFuture<'a, Result<ClockReport, AgentError>> {
         Box::pin(self.call(node, move |http, url| {
             http.put(format!("{url}/clock")).json(&skew)
+        }))
+    }
+
+    fn byzantine<'a>(
+        &'a self,
+        node: &'a NodeSummary,
+        set: Option<&'a Misbehaviour>,
+    ) -> BoxFuture<'a, Result<Misbehaviour, AgentError>> {
+        Box::pin(self.call(node, move |http, url| match set {
+            Some(m) => http.put(format!("{url}/byzantine")).json(m),
+            None => http.get(format!("{url}/byzantine")),
         }))
     }
 

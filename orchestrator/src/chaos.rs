@@ -45,6 +45,8 @@ pub enum ChaosError {
     Select(String),
     #[error("resource limit not in place: {0}")]
     Limit(String),
+    #[error("byzantine behaviour not in place: {0}")]
+    Byzantine(String),
     #[error("applied, but cannot record it: {0}")]
     Record(#[from] StateError),
     #[error(transparent)]
@@ -92,6 +94,11 @@ pub async fn apply<E: Engine, P: NodeProbe>(
         } => process(tn, agent, &node, action, container).await?,
         Planned::Limit { nodes, limit } => limits::apply(tn, agent, &nodes, limit).await?,
         Planned::Clock { nodes, skew } => limits::clock(tn, agent, &nodes, skew).await?,
+        Planned::Byzantine {
+            nodes,
+            behaviour,
+            delay_ms,
+        } => byzantine::switch(tn, agent, &nodes, behaviour, Some(delay_ms), true).await?,
         network => {
             let heal_all = network == Planned::Heal(None);
             let undo = change_network(tn, agent, lease, heal_all, |desired, plan| {
@@ -143,6 +150,9 @@ pub async fn undo<E: Engine, P: NodeProbe>(
         Undo::Clock(nodes) => {
             limits::clock(tn, agent, nodes, Default::default()).await?;
         }
+        Undo::Byzantine { nodes, behaviour } => {
+            byzantine::switch(tn, agent, nodes, *behaviour, None, false).await?;
+        }
     }
     log(&tn.name, &format!("undo {undo:?}"));
     Ok(())
@@ -182,7 +192,10 @@ fn network_change(
             plan.zones.set(&from, &to, ms, one_way);
             Undo::ZoneLatency(prior)
         }
-        Planned::Process { .. } | Planned::Limit { .. } | Planned::Clock { .. } => Undo::Nothing,
+        Planned::Process { .. }
+        | Planned::Limit { .. }
+        | Planned::Clock { .. }
+        | Planned::Byzantine { .. } => Undo::Nothing,
     }
 }
 
@@ -404,6 +417,7 @@ pub fn desired_states<E: Engine, P: NodeProbe>(
     Ok(desired.render(&plan.baseline()))
 }
 
+mod byzantine;
 mod held;
 mod limits;
 #[cfg(test)]

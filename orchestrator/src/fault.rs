@@ -26,6 +26,7 @@ use serde::{Deserialize, Serialize};
 use testnet_node::faults::Shape;
 
 use crate::engine::Limit;
+use testnet_node::byzantine::Behaviour;
 use testnet_node::clock::Skew;
 
 pub use layers::{Cut, Desired, Layer, NodePatch};
@@ -98,6 +99,15 @@ pub enum Fault {
         #[serde(default)]
         drift_ppm: i64,
     },
+    /// Switch a Byzantine `behaviour` on in `nodes`, live through the node's
+    /// misbehaviour seam (our node only); the undo switches it off again,
+    /// leaving other behaviours set there. `delay_ms` is `delay-votes`' hold.
+    Byzantine {
+        nodes: Vec<NodeSel>,
+        behaviour: Behaviour,
+        #[serde(default = "default_vote_delay")]
+        delay_ms: u64,
+    },
     /// Zone-to-zone latency change (both ways unless `one_way`); it moves the
     /// baseline a heal goes back to.
     Latency {
@@ -124,6 +134,10 @@ pub enum Fault {
     StopContainer(NodeSel),
     PauseContainer(NodeSel),
     ResumeContainer(NodeSel),
+}
+
+fn default_vote_delay() -> u64 {
+    testnet_node::byzantine::DEFAULT_DELAY_MS
 }
 
 /// `30s`, `-1m30s`, `250ms` as signed milliseconds.
@@ -214,6 +228,12 @@ pub enum Planned {
     Limit { nodes: Vec<String>, limit: Limit },
     /// These nodes' clock skew.
     Clock { nodes: Vec<String>, skew: Skew },
+    /// A Byzantine behaviour switched on in these nodes.
+    Byzantine {
+        nodes: Vec<String>,
+        behaviour: Behaviour,
+        delay_ms: u64,
+    },
 }
 
 /// How to take back an applied fault.
@@ -233,6 +253,11 @@ pub enum Undo {
     Limit { nodes: Vec<String>, limit: Limit },
     /// Put these nodes' clocks back to real time.
     Clock(Vec<String>),
+    /// Switch this behaviour off in these nodes (others set there stay).
+    Byzantine {
+        nodes: Vec<String>,
+        behaviour: Behaviour,
+    },
     /// Nothing outlasts the fault (a restart, a heal).
     Nothing,
 }
@@ -386,6 +411,15 @@ impl Fault {
                 offset: *offset,
                 drift_ppm: *drift_ppm,
             },
+            Fault::Byzantine {
+                nodes,
+                behaviour,
+                delay_ms,
+            } => Fault::Byzantine {
+                nodes: list(nodes),
+                behaviour: *behaviour,
+                delay_ms: *delay_ms,
+            },
             Fault::HealNodes(nodes) => Fault::HealNodes(list(nodes)),
             other => match other.process() {
                 Some((n, action, container)) => Fault::of_process(pick(n), action, container),
@@ -405,6 +439,7 @@ impl Fault {
             | Fault::Cpu { nodes, .. }
             | Fault::Memory { nodes, .. }
             | Fault::Clock { nodes, .. }
+            | Fault::Byzantine { nodes, .. }
             | Fault::HealNodes(nodes) => nodes.iter().collect(),
             other => other.process().map(|(n, _, _)| vec![n]).unwrap_or_default(),
         }
@@ -422,6 +457,7 @@ impl Fault {
             | Fault::Cpu { nodes, .. }
             | Fault::Memory { nodes, .. }
             | Fault::Clock { nodes, .. }
+            | Fault::Byzantine { nodes, .. }
             | Fault::HealNodes(nodes) => nodes.clone(),
             Fault::Shape(_) | Fault::Latency { .. } | Fault::Heal => all.to_vec(),
             other => other
@@ -437,6 +473,7 @@ impl Fault {
             Fault::Partition(_) | Fault::Shape(_) => FaultKind::Partition,
             Fault::Cpu { .. } | Fault::Memory { .. } => FaultKind::Resource,
             Fault::Clock { .. } => FaultKind::Clock,
+            Fault::Byzantine { .. } => FaultKind::Byzantine,
             other if other.process().is_some() => FaultKind::Process,
             _ => FaultKind::Link,
         }
@@ -489,6 +526,14 @@ impl Fault {
                 if *offset >= 0 { "+" } else { "" },
                 signed(*offset)
             ),
+            Fault::Byzantine {
+                nodes,
+                behaviour: Behaviour::DelayVotes,
+                delay_ms,
+            } => format!("byzantine {} delay-votes {delay_ms} ms", nodes.join(",")),
+            Fault::Byzantine {
+                nodes, behaviour, ..
+            } => format!("byzantine {} {}", nodes.join(","), behaviour.label()),
             Fault::Latency {
                 from,
                 to,

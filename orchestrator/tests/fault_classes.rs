@@ -215,3 +215,115 @@ async fn a_skewed_clock_is_read_back_and_safety_holds() {
         "{fault}"
     );
 }
+
+/// `testnet chaos byzantine` switches a behaviour on in a running node (its
+/// /status shows it), composes with a second one, and `--off` takes each
+/// away; the node refuses the same switch from outside its namespace.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn byzantine_behaviours_switch_on_and_off_through_the_agent_only() {
+    let image = image().await;
+    let name = "e2e-byzantine-cli";
+    let _guard = Guard(name);
+    let out = run(&["up", "--name", name, "--image", &image]).await;
+    assert!(out.status.success(), "{}", text(&out));
+    let status = run(&["status", "--name", name, "--json"]).await;
+    let nodes: Vec<Value> = serde_json::from_slice(&status.stdout).unwrap();
+    let api = field(&nodes, "n1", "http_url");
+    let shown = || async {
+        let s: Value = reqwest::get(format!("{api}/status"))
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        s["byzantine"]["behaviours"].clone()
+    };
+    let chaos = |extra: &'static [&'static str]| async move {
+        let mut args = vec!["chaos", "byzantine", "--nodes", "n1", "--name", name];
+        args.extend(extra);
+        let out = run(&args).await;
+        assert!(out.status.success(), "{}", text(&out));
+        text(&out)
+    };
+    let said = chaos(&["--behaviour", "mute"]).await;
+    assert!(said.contains("n1: mute in place (read back)"), "{said}");
+    chaos(&["--behaviour", "bad-signatures"]).await;
+    assert_eq!(shown().await, serde_json::json!(["mute", "bad-signatures"]));
+    chaos(&["--behaviour", "mute", "--off"]).await;
+    assert_eq!(shown().await, serde_json::json!(["bad-signatures"]));
+    // From the host (not the node's loopback): refused, nothing changes.
+    let refused = reqwest::Client::new()
+        .put(format!("{api}/byzantine"))
+        .json(&serde_json::json!({ "behaviours": ["equivocate"] }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refused.status(), 403);
+    assert_eq!(shown().await, serde_json::json!(["bad-signatures"]));
+    chaos(&["--behaviour", "bad-signatures", "--off"]).await;
+    assert_eq!(
+        shown().await,
+        Value::Null,
+        "honest again: no byzantine field"
+    );
+    let bad = run(&[
+        "chaos",
+        "byzantine",
+        "--nodes",
+        "n1",
+        "--behaviour",
+        "loud",
+        "--name",
+        name,
+    ])
+    .await;
+    assert!(
+        !bad.status.success() && text(&bad).contains("withhold-certificates"),
+        "{}",
+        text(&bad)
+    );
+    down_leaves_nothing(name).await;
+}
+
+/// One Byzantine validator of four, through every behaviour in turn under
+/// load: the scenario passes (safety, finality of what honest nodes
+/// accepted, the forged votes and garbage dropped and counted). Two that
+/// equivocate (f + 1) are caught by safety.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_byzantine_of_four_is_tolerated_and_two_equivocators_are_caught() {
+    let image = image().await;
+    let _guard = Guard("e2e-byzantine-f");
+    let (code, report, _) = run_scenario(&image, "byzantine-f.scenario.yaml").await;
+    assert_eq!(code, Some(0), "{}", report["verdicts"]);
+    let faults = report["observations"]["faults"].as_array().unwrap();
+    assert_eq!(faults.len(), 6);
+    for f in faults {
+        let applied = f["applied"].as_str().unwrap_or("");
+        assert!(applied.contains("in place (read back)"), "{f}");
+    }
+    let finality = report["verdicts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|v| v["invariant"] == "finality")
+        .unwrap();
+    assert!(
+        finality["summary"]
+            .as_str()
+            .unwrap()
+            .contains("while it was Byzantine, not judged"),
+        "{finality}"
+    );
+    let _guard = Guard("e2e-byzantine-f-plus-one");
+    let (code, report, _) = run_scenario(&image, "byzantine-f-plus-one.scenario.yaml").await;
+    assert_eq!(code, Some(1), "{}", report["verdicts"]);
+    let safety = &report["verdicts"][0];
+    assert_eq!(safety["invariant"], "safety");
+    assert!(
+        safety["summary"]
+            .as_str()
+            .unwrap()
+            .contains("had both twins finalized"),
+        "{safety}"
+    );
+}

@@ -43,10 +43,10 @@ struct AgentArgs {
     /// container joins (any image), and fault its processes by signals.
     #[arg(long, conflicts_with = "command")]
     holder: bool,
-    /// The node's clock seam, for clock faults (our node:
-    /// `http://127.0.0.1:8000/clock`).
+    /// The node's own API, for faults through its live seams (`/clock`,
+    /// `/byzantine`); our node: `http://127.0.0.1:8000`.
     #[arg(long)]
-    clock_url: Option<String>,
+    node_api: Option<String>,
     /// The node's command line, after `--`.
     #[arg(last = true, required_unless_present = "holder")]
     command: Vec<String>,
@@ -189,7 +189,7 @@ fn agent(args: AgentArgs) -> ExitCode {
             info!(control = %args.control, command = ?args.command, "agent supervising the node");
             testnet_node::agent::Mode::Supervise(args.command)
         };
-        testnet_node::agent::run(control, mode, args.clock_url)
+        testnet_node::agent::run(control, mode, args.node_api)
             .await
             .context("cannot start the node")
     });

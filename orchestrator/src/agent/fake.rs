@@ -12,6 +12,7 @@ use std::time::Duration;
 
 use futures::future::BoxFuture;
 use testnet_node::api::agent::{FaultReport, ProcessReport, ProcessState};
+use testnet_node::byzantine::Misbehaviour;
 use testnet_node::clock::{ClockReport, Skew};
 use testnet_node::faults::FaultState;
 
@@ -31,6 +32,8 @@ pub struct AgentSide {
     pub restarts: u64,
     /// The node's clock skew (a fresh process runs on real time).
     pub clock: Skew,
+    /// The node's live misbehaviours (a fresh process is honest).
+    pub byzantine: Misbehaviour,
 }
 
 #[derive(Default)]
@@ -86,6 +89,7 @@ impl FakeAgent {
                     process: ProcessState::Running,
                     restarts: 0,
                     clock: Skew::default(),
+                    byzantine: Misbehaviour::honest(),
                 },
             );
         }
@@ -164,6 +168,21 @@ impl AgentApi for FakeAgent {
                     now_ms: 0,
                     real_ms: 0,
                 }
+            })
+        })
+    }
+
+    fn byzantine<'a>(
+        &'a self,
+        node: &'a NodeSummary,
+        set: Option<&'a Misbehaviour>,
+    ) -> BoxFuture<'a, Result<Misbehaviour, AgentError>> {
+        Box::pin(async move {
+            self.with(node, "byzantine", |a| {
+                if let Some(m) = set {
+                    a.byzantine = m.clone();
+                }
+                a.byzantine.clone()
             })
         })
     }

@@ -252,3 +252,36 @@ async fn a_clock_skew_is_set_through_the_agent_and_undone() {
     let back = rig.agent.side("chaos-clock-n3").unwrap().clock;
     assert_eq!(back, Skew::default());
 }
+
+/// Byzantine behaviours compose on one node: each undo switches off only its
+/// own, and the fault parses from a scenario's words.
+#[tokio::test]
+async fn byzantine_behaviours_compose_and_each_undo_takes_only_its_own() {
+    use testnet_node::byzantine::Behaviour;
+    let rig = Rig::up("chaos-byz", TestnetFile::default_testnet()).await;
+    let parse = |y: &str| {
+        serde_yaml_ng::with::singleton_map::deserialize::<Fault, _>(
+            serde_yaml_ng::Deserializer::from_str(y),
+        )
+    };
+    let mute = parse("byzantine: { nodes: [n1], behaviour: mute }").unwrap();
+    let mute = apply_ok(&rig, mute).await;
+    assert_eq!(mute.detail, "n1: mute in place (read back)");
+    let delay = parse("byzantine: { nodes: [n1], behaviour: delay-votes, delay_ms: 500 }").unwrap();
+    assert_eq!(delay.label(), "byzantine n1 delay-votes 500 ms");
+    let delay = apply_ok(&rig, delay).await;
+    assert_eq!(delay.detail, "n1: mute, delay-votes in place (read back)");
+    undo(&rig.tn(), &rig.agent, &mute.undo, None).await.unwrap();
+    let side = rig.agent.side("chaos-byz-n1").unwrap().byzantine;
+    assert!(!side.is(Behaviour::Mute) && side.is(Behaviour::DelayVotes));
+    assert_eq!(side.delay_ms, 500);
+    undo(&rig.tn(), &rig.agent, &delay.undo, None)
+        .await
+        .unwrap();
+    let side = rig.agent.side("chaos-byz-n1").unwrap().byzantine;
+    assert!(side.behaviours.is_empty(), "honest again: {side:?}");
+    let err = parse("byzantine: { nodes: [n1], behaviour: loud }")
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("equivocate"), "names the choices: {err}");
+}

@@ -96,15 +96,16 @@ pub fn effect(obs: &Observations, w: &FaultEvent) -> Result<String, String> {
         ),
         Fault::Heal | Fault::HealNodes(_) => Ok("a heal".into()),
         // The engine's read-back of the limit (see `chaos::limits`).
-        Fault::Cpu { .. } | Fault::Memory { .. } | Fault::Clock { .. } => {
-            match w.applied.as_deref() {
-                Some(a) if a.contains("in place (read back)") => Ok(a.to_owned()),
-                other => Err(format!(
-                    "nothing read the change back in place ({})",
-                    other.unwrap_or("nothing reported")
-                )),
-            }
-        }
+        Fault::Cpu { .. }
+        | Fault::Memory { .. }
+        | Fault::Clock { .. }
+        | Fault::Byzantine { .. } => match w.applied.as_deref() {
+            Some(a) if a.contains("in place (read back)") => Ok(a.to_owned()),
+            other => Err(format!(
+                "nothing read the change back in place ({})",
+                other.unwrap_or("nothing reported")
+            )),
+        },
         other => {
             let (node, action, _) = other.process().expect("the rest are process faults");
             process_effect(obs, w, node, action)

@@ -5,9 +5,11 @@
 //! what keeps it from finalizing there: a span with no quorum anywhere, a
 //! cut that leaves that node (or the node that accepted the payment) hearing
 //! no validator able to certify, or that node (or the accepting one) being
-//! down. Each pushes the bound to its end (a fault still open when the
-//! timeline ended counts as ending then); a delay or a loss that leaves a
-//! quorum pushes nothing.
+//! down or Byzantine. Each pushes the bound to its end (a fault still open
+//! when the timeline ended counts as ending then); a delay or a loss that
+//! leaves a quorum pushes nothing. A payment a Byzantine node accepted while
+//! it misbehaved is its client's loss, not the network's: it is not judged
+//! (safety still is).
 
 use super::Verdict;
 use crate::observe::{FaultKind, Observations};
@@ -45,7 +47,7 @@ fn holds(obs: &Observations) -> Vec<Hold<'_>> {
                 nodes: None,
             });
         }
-        if f.kind == FaultKind::Process {
+        if matches!(f.kind, FaultKind::Process | FaultKind::Byzantine) {
             out.push(Hold {
                 start: f.start,
                 end,
@@ -61,6 +63,17 @@ fn holds(obs: &Observations) -> Vec<Hold<'_>> {
         }
     }
     out
+}
+
+/// Was `node` Byzantine at `t` (a window of that kind on it, open then)?
+fn byzantine_at(obs: &Observations, node: &str, t: f64) -> bool {
+    let open_end = obs.timeline_end.unwrap_or(obs.ended);
+    obs.faults.iter().any(|f| {
+        f.kind == FaultKind::Byzantine
+            && f.nodes.iter().any(|n| n == node)
+            && f.start <= t
+            && t <= f.end.unwrap_or(open_end)
+    })
 }
 
 /// When the payment sent at `sent` must be final at `node` (accepted by
@@ -111,12 +124,17 @@ pub fn finality(obs: &Observations, within: f64) -> Verdict {
     let names: Vec<String> = load.nodes.iter().map(|n| n.name.clone()).collect();
     let holds = holds(obs);
     let mut worst = 0.0f64;
+    let mut lost_to_byzantine = 0;
     for p in &load.payments {
         let sent = p.sent_ms as f64 / 1000.0;
         let accepted_by = p
             .submitted_to
             .and_then(|i| names.get(i))
             .map(String::as_str);
+        if accepted_by.is_some_and(|n| byzantine_at(obs, n, sent)) {
+            lost_to_byzantine += 1;
+            continue;
+        }
         for (i, at) in p.final_ms.iter().enumerate() {
             let node = names.get(i).map(String::as_str).unwrap_or("?");
             let Some(ms) = at else {
@@ -145,6 +163,16 @@ pub fn finality(obs: &Observations, within: f64) -> Verdict {
             }
         }
     }
+    let judged = load.payments.len() - lost_to_byzantine;
+    if judged == 0 && lost_to_byzantine > 0 {
+        problems.push(format!(
+            "all {lost_to_byzantine} accepted payments went through a node while it was Byzantine: nothing to judge"
+        ));
+    }
+    let byzantine = match lost_to_byzantine {
+        0 => String::new(),
+        n => format!("; {n} accepted by a node while it was Byzantine, not judged"),
+    };
     let short = match load.skipped {
         0 => String::new(),
         n => format!(
@@ -156,8 +184,7 @@ pub fn finality(obs: &Observations, within: f64) -> Verdict {
         "finality",
         problems,
         format!(
-            "{} payments final on all {} nodes; slowest {:.2}s; p99 at a node {:.0} ms{short}",
-            load.payments.len(),
+            "{judged} payments final on all {} nodes; slowest {:.2}s; p99 at a node {:.0} ms{byzantine}{short}",
             names.len(),
             worst,
             load.latency_p99_ms
@@ -180,4 +207,116 @@ fn no_quorum_at(obs: &Observations, t: f64) -> Option<String> {
         .iter()
         .find(|f| f.no_quorum && inside(f.start, f.end))
         .map(|f| format!("`{}` left no quorum", f.label))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::load::{LoadReport, NodeSummary, Payment};
+    use crate::observe::FaultEvent;
+
+    const T0: f64 = 1_000.0;
+
+    fn obs(
+        payments: Vec<(f64, usize, [f64; 2])>,
+        byzantine: Option<(f64, Option<f64>)>,
+    ) -> Observations {
+        let nodes = ["n0", "n1"];
+        let payments = payments
+            .into_iter()
+            .map(|(sent, to, at)| Payment {
+                sent_ms: ((T0 + sent) * 1000.0) as u64,
+                submitted_to: Some(to),
+                final_ms: at
+                    .iter()
+                    .map(|a| (*a >= 0.0).then(|| ((T0 + a) * 1000.0) as u64))
+                    .collect(),
+            })
+            .collect();
+        let summary = |n: &str| NodeSummary {
+            endpoint: String::new(),
+            answered: true,
+            name: n.into(),
+            finalized: 0,
+            utxo_digest: String::new(),
+            total_value: 0,
+            fees: 0,
+            conflicting_certificates: 0,
+        };
+        Observations {
+            nodes: nodes.iter().map(|n| n.to_string()).collect(),
+            started: T0,
+            ended: T0 + 30.0,
+            faults: byzantine
+                .map(|(start, end)| FaultEvent {
+                    start: T0 + start,
+                    end: end.map(|e| T0 + e),
+                    kind: FaultKind::Byzantine,
+                    label: "byzantine n1 mute".into(),
+                    nodes: vec!["n1".into()],
+                    no_quorum: false,
+                    cut_off: vec![],
+                    fault: None,
+                    applied: None,
+                    step: Some(0),
+                })
+                .into_iter()
+                .collect(),
+            load: Some(LoadReport {
+                interrupted: false,
+                duration_secs: 10.0,
+                planned: 0,
+                submitted: 0,
+                skipped: 0,
+                accepted: 0,
+                refused: Default::default(),
+                double_spend_pairs: 0,
+                conflicting_pairs_finalized: 0,
+                finalized_everywhere: 0,
+                not_finalized: 0,
+                not_finalized_examples: vec![],
+                latency_p50_ms: 0.0,
+                latency_p99_ms: 0.0,
+                latency_max_ms: 0.0,
+                throughput_tps: 0.0,
+                nodes: nodes.iter().map(|n| summary(n)).collect(),
+                payments,
+                digests_agree: true,
+                value_conserved: true,
+            }),
+            ..Observations::default()
+        }
+    }
+
+    #[test]
+    fn a_payment_a_byzantine_node_swallowed_is_not_judged_but_the_rest_are() {
+        // n1 is mute from +5 s to the end: what it accepted then never leaves it.
+        let swallowed = (6.0, 1, [-1.0, 6.1]);
+        let honest = (7.0, 0, [7.1, 7.2]);
+        let v = finality(&obs(vec![swallowed, honest], Some((5.0, None))), 3.0);
+        assert!(v.passed, "{v:?}");
+        assert!(
+            v.summary
+                .contains("1 accepted by a node while it was Byzantine, not judged"),
+            "{v:?}"
+        );
+        // The red twin: no Byzantine window, the same payment fails.
+        let v = finality(&obs(vec![swallowed, honest], None), 3.0);
+        assert!(
+            !v.passed && v.summary.contains("never final on n0"),
+            "{v:?}"
+        );
+        // Accepted by n1 before it misbehaved: judged.
+        let before = (2.0, 1, [-1.0, 2.1]);
+        let v = finality(&obs(vec![before], Some((5.0, None))), 3.0);
+        assert!(!v.passed, "{v:?}");
+        // Every payment through the Byzantine node: nothing judged is a failure.
+        let v = finality(&obs(vec![swallowed], Some((5.0, None))), 3.0);
+        assert!(!v.passed && v.summary.contains("nothing to judge"), "{v:?}");
+        // The Byzantine node itself may lag while it misbehaves, not after.
+        let late_on_n1 = (7.0, 0, [7.1, 12.0]);
+        assert!(finality(&obs(vec![late_on_n1], Some((5.0, Some(11.0)))), 3.0).passed);
+        let too_late = (7.0, 0, [7.1, 15.0]);
+        assert!(!finality(&obs(vec![too_late], Some((5.0, Some(11.0)))), 3.0).passed);
+    }
 }

@@ -99,6 +99,20 @@ enum Command {
         #[arg(long, default_value_t = 0, allow_hyphen_values = true)]
         drift_ppm: i64,
     },
+    /// Switch a Byzantine --behaviour on in --nodes while they run (our node
+    /// only): mute, equivocate, delay-votes, bad-signatures, garbage-frames,
+    /// withhold-certificates; --off switches it off again.
+    Byzantine {
+        #[arg(long, value_delimiter = ',', required = true)]
+        nodes: Vec<String>,
+        #[arg(long)]
+        behaviour: testnet_node::byzantine::Behaviour,
+        /// How long delay-votes holds each vote.
+        #[arg(long, default_value_t = testnet_node::byzantine::DEFAULT_DELAY_MS)]
+        delay_ms: u64,
+        #[arg(long)]
+        off: bool,
+    },
     /// Drop this share of packets leaving --nodes (towards --to, default all).
     Loss(Rate),
     /// Read back every node's fault rules.
@@ -199,6 +213,16 @@ fn fault(command: Command) -> Option<Fault> {
             offset,
             drift_ppm,
         },
+        Command::Byzantine {
+            nodes,
+            behaviour,
+            delay_ms,
+            ..
+        } => Fault::Byzantine {
+            nodes,
+            behaviour,
+            delay_ms,
+        },
         Command::Show => return None,
         Command::Kill(t) => process(t, ProcessAction::Kill),
         Command::Start(t) => process(t, ProcessAction::Start),
@@ -213,6 +237,19 @@ pub async fn exec(ctx: &Ctx, a: Args) -> Result<ExitCode, Fail> {
     let engine = docker().await?;
     let (probe, agent) = (HttpProbe::default(), HttpAgent::default());
     let tn = testnet(&ctx.name(), &engine, &probe);
+    if let Command::Byzantine {
+        nodes,
+        behaviour,
+        off: true,
+        ..
+    } = a.command
+    {
+        let _lock = super::lock(&tn.name, "chaos")?;
+        let off = crate::fault::Undo::Byzantine { nodes, behaviour };
+        crate::chaos::undo(&tn, &agent, &off, a.lease).await?;
+        println!("{} off", behaviour.label());
+        return Ok(ExitCode::SUCCESS);
+    }
     let Some(fault) = fault(a.command) else {
         for (node, report) in crate::chaos::read(&tn, &agent).await? {
             println!(

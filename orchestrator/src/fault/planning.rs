@@ -78,7 +78,10 @@ impl Fault {
                     one_way: *one_way,
                 })
             }
-            Fault::Cpu { nodes, .. } | Fault::Memory { nodes, .. } | Fault::Clock { nodes, .. } => {
+            Fault::Cpu { nodes, .. }
+            | Fault::Memory { nodes, .. }
+            | Fault::Clock { nodes, .. }
+            | Fault::Byzantine { nodes, .. } => {
                 ips(nodes)?;
                 Ok(self.node_change(nodes))
             }
@@ -121,6 +124,15 @@ impl Fault {
                     offset_ms: *offset,
                     drift_ppm: *drift_ppm,
                 },
+            },
+            Fault::Byzantine {
+                behaviour,
+                delay_ms,
+                ..
+            } => Planned::Byzantine {
+                nodes,
+                behaviour: *behaviour,
+                delay_ms: *delay_ms,
             },
             other => unreachable!("not a node change: {other:?}"),
         }

@@ -23,6 +23,8 @@ pub enum FaultKind {
     Resource,
     /// Skews a node's clock.
     Clock,
+    /// Switches a Byzantine behaviour on in a node.
+    Byzantine,
 }
 
 /// One fault window of the timeline.

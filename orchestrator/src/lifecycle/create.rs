@@ -83,10 +83,11 @@ fn agent_command(plan: &Plan, node: &NodePlan) -> Vec<String> {
         format!("0.0.0.0:{AGENT_PORT}"),
     ];
     if plan.node.is_none() {
-        // Our node's clock seam, on the loopback of the shared namespace.
+        // Our node's live seams (clock, misbehaviour), on the loopback of
+        // the shared namespace.
         cmd.extend([
-            "--clock-url".into(),
-            format!("http://127.0.0.1:{}/clock", crate::plan::HTTP_PORT),
+            "--node-api".into(),
+            format!("http://127.0.0.1:{}", crate::plan::HTTP_PORT),
         ]);
     }
     if plan.holder {

@@ -490,6 +490,7 @@ fn kind_colour(k: FaultKind) -> &'static str {
         FaultKind::Process => "#8250df",
         FaultKind::Resource => "#0969da",
         FaultKind::Clock => "#1a7f37",
+        FaultKind::Byzantine => "#cf222e",
     }
 }
 
@@ -500,6 +501,7 @@ fn kind_name(k: FaultKind) -> &'static str {
         FaultKind::Process => "process",
         FaultKind::Resource => "resource",
         FaultKind::Clock => "clock",
+        FaultKind::Byzantine => "byzantine",
     }
 }
 
