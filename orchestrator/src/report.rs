@@ -1,4 +1,5 @@
-//! Run reports: `report.json`, `junit.xml` (one test case per invariant) and a
+//! Run reports: `report.json`, `junit.xml` (one test case per invariant), the
+//! scenario as run (`scenario.yaml`, replayable) and a
 //! self-contained `report.html` with plots (finality latency and throughput over
 //! time, peers per node over time, fault windows shaded).
 
@@ -45,6 +46,10 @@ pub fn write(dir: &Path, report: &RunReport) -> std::io::Result<()> {
         serde_json::to_vec_pretty(report).expect("report serializes"),
     )?;
     std::fs::write(dir.join("junit.xml"), junit::render(report))?;
+    // The scenario as run (a nemesis drawn into its timeline): replayable.
+    if !report.resolved_scenario.trim().is_empty() {
+        std::fs::write(dir.join("scenario.yaml"), &report.resolved_scenario)?;
+    }
     std::fs::write(dir.join("report.html"), html::render(report))?;
     Ok(())
 }

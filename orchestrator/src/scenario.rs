@@ -38,7 +38,9 @@ use crate::fault::Fault;
 pub use crate::op::Op;
 
 pub mod assertion;
+mod nemesis;
 pub use assertion::{Agg, MetricAssertion, NodeSelect};
+pub use nemesis::{Nemesis, NemesisFault};
 
 fn dur<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
     let s = String::deserialize(d)?;
@@ -74,6 +76,14 @@ pub struct Scenario {
     pub workload: Option<Workload>,
     #[serde(default)]
     pub timeline: Vec<Step>,
+    /// A random fault schedule drawn from the seed; on load it becomes
+    /// steps at the end of `timeline` (and is gone from here), so the
+    /// resolved scenario replays it exactly.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub nemesis: Option<Nemesis>,
+    /// How many of `timeline`'s steps a nemesis drew (the last ones).
+    #[serde(skip)]
+    pub nemesis_steps: usize,
     #[serde(default)]
     pub invariants: Invariants,
 }
@@ -302,6 +312,18 @@ impl Scenario {
                 s.invariants = Invariants::foreign(command);
             }
             let mut problems = s.testnet.problems();
+            if let Some(n) = s.nemesis.take() {
+                let names = s.testnet.node_names();
+                let foreign = s.testnet.node.is_some();
+                problems.extend(
+                    n.problems(names.len(), foreign)
+                        .into_iter()
+                        .map(|e| format!("nemesis: {e}")),
+                );
+                let drawn = n.schedule(s.seed, &names);
+                s.nemesis_steps = drawn.len();
+                s.timeline.extend(drawn);
+            }
             problems.extend(s.problems());
             problems
         })

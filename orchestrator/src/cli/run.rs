@@ -61,6 +61,22 @@ pub async fn exec(ctx: &Ctx, a: Args) -> Result<ExitCode, Fail> {
         scenario.testnet.describe_nodes(),
         scenario.timeline.len()
     ));
+    if scenario.nemesis_steps > 0 {
+        let drawn = &scenario.timeline[scenario.timeline.len() - scenario.nemesis_steps..];
+        ctx.progress(&format!(
+            "nemesis: {} faults drawn from seed {} (replay: testnet run {}):",
+            drawn.len(),
+            scenario.seed,
+            opts.report_dir.join("scenario.yaml").display()
+        ));
+        for step in drawn {
+            let held = step
+                .duration
+                .map(|d| format!(" for {d:?}"))
+                .unwrap_or_default();
+            ctx.progress(&format!("  +{:?} {}{held}", step.at, step.fault.label()));
+        }
+    }
     let (probe, agent) = (HttpProbe::default(), HttpAgent::default());
     let _lock = super::lock(&name, "run")?;
     let tn = testnet(&name, &engine, &probe);
