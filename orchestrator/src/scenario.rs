@@ -584,8 +584,10 @@ invariants:
         for entry in std::fs::read_dir(dir).unwrap() {
             let path = entry.unwrap().path();
             if path.to_string_lossy().ends_with(".scenario.yaml") {
-                let s = Scenario::load(&path).unwrap();
+                let mut s = Scenario::load(&path).unwrap();
                 let text = serde_yaml_ng::to_string(&s).unwrap();
+                // A drawn nemesis reads back as the plain steps it drew.
+                s.nemesis_steps = 0;
                 let again = Scenario::parse(&text, "again.yaml");
                 assert_eq!(again.as_ref().ok(), Some(&s), "{}: {text}", path.display());
             }
