@@ -47,6 +47,7 @@ const DEV: &str = "eth0";
 
 mod connections;
 mod delay;
+mod disk;
 pub mod holder;
 mod process;
 mod seams;
@@ -71,6 +72,8 @@ struct Agent {
     /// The node's own API, where its live seams are (`/clock`, `/byzantine`):
     /// `http://127.0.0.1:8000` for ours.
     node_api: Option<String>,
+    /// The node's data dir (a capped tmpfs when disk faults are wanted).
+    data_dir: Option<std::path::PathBuf>,
 }
 
 impl Agent {
@@ -461,6 +464,7 @@ pub async fn run(
     control: TcpListener,
     mode: Mode,
     node_api: Option<String>,
+    data_dir: Option<std::path::PathBuf>,
 ) -> std::io::Result<i32> {
     let node = match mode {
         Mode::Supervise(command) => process::Node::supervise(command)?,
@@ -473,6 +477,7 @@ pub async fn run(
         worker: std::sync::Mutex::new(None),
         lease: std::sync::Mutex::new((None, 0)),
         node_api,
+        data_dir,
     });
     let app = Router::new()
         .route(
@@ -497,6 +502,8 @@ pub async fn run(
             "/byzantine",
             get(seams::get_byzantine).put(seams::put_byzantine),
         )
+        .route("/storage", get(seams::get_storage).put(seams::put_storage))
+        .route("/disk", get(disk::get_disk).put(disk::put_disk))
         .layer(axum::extract::DefaultBodyLimit::disable())
         .with_state(agent.clone());
     let server = tokio::spawn(async move { axum::serve(control, app).await });

@@ -22,6 +22,7 @@ use crate::finality::TxReport;
 use crate::ledger::tx::{Transaction, TxId};
 use crate::replica::SubmitError;
 use crate::state::NodeState;
+use crate::store::DiskFaults;
 
 /// Largest request body accepted.
 pub const MAX_BODY: usize = 256 * 1024;
@@ -38,6 +39,7 @@ pub fn router(state: Arc<NodeState>) -> Router {
         .route("/utxos", get(utxos))
         .route("/clock", get(clock).put(set_clock))
         .route("/byzantine", get(byzantine).put(set_byzantine))
+        .route("/storage", get(storage).put(set_storage))
         .fallback(not_found)
         .layer(DefaultBodyLimit::max(MAX_BODY))
         .with_state(state)
@@ -101,6 +103,41 @@ async fn set_byzantine(
     }
 }
 
+async fn storage(State(node): State<Arc<NodeState>>) -> Json<DiskFaults> {
+    Json(node.replica.storage.get())
+}
+
+/// Sets the disk faults of the node's store (loopback only); zero both for a
+/// healthy disk. A store that failed stays failed until the node restarts.
+async fn set_storage(
+    State(node): State<Arc<NodeState>>,
+    axum::extract::ConnectInfo(from): axum::extract::ConnectInfo<std::net::SocketAddr>,
+    body: Result<Json<DiskFaults>, axum::extract::rejection::JsonRejection>,
+) -> Response {
+    if let Some(refused) = from_outside(from, "the disk") {
+        return refused;
+    }
+    match body {
+        Ok(Json(f)) if !(0.0..=100.0).contains(&f.error_percent) => error(
+            StatusCode::BAD_REQUEST,
+            format!(
+                "storage: error_percent {} is not between 0 and 100",
+                f.error_percent
+            ),
+        ),
+        Ok(Json(f)) => {
+            tracing::warn!(
+                fsync_ms = f.fsync_ms,
+                error_percent = f.error_percent,
+                "disk faults set"
+            );
+            node.replica.storage.set(f);
+            Json(node.replica.storage.get()).into_response()
+        }
+        Err(e) => error(StatusCode::BAD_REQUEST, format!("storage: {e}")),
+    }
+}
+
 /// 200 `ok`, or 503 once the store failed (the node no longer votes).
 async fn health(State(node): State<Arc<NodeState>>) -> (StatusCode, Json<Health>) {
     match node.replica.failure() {
@@ -128,6 +165,8 @@ async fn peers(State(node): State<Arc<NodeState>>) -> Json<Vec<PeerInfo>> {
 }
 
 async fn metrics(State(node): State<Arc<NodeState>>) -> Response {
+    let failed = node.replica.failure().is_some();
+    node.metrics.store_failed.set(i64::from(failed));
     (
         [(
             header::CONTENT_TYPE,

@@ -326,6 +326,8 @@ pub struct Metrics {
     pub finality: FinalityMetrics,
     /// Peers this node should have (its topology neighbours, or a full mesh).
     pub expected_peers: IntGauge,
+    /// 1 once the store failed (disk full, I/O error): the node stopped voting.
+    pub store_failed: IntGauge,
 }
 
 impl Default for Metrics {
@@ -347,11 +349,20 @@ impl Metrics {
         registry
             .register(Box::new(expected_peers.clone()))
             .expect("metric registered once");
+        let store_failed = IntGauge::new(
+            "testnet_store_failed",
+            "1 once the node's store failed (disk full, I/O error): it stopped voting and /health answers 503.",
+        )
+        .expect("valid metric definition");
+        registry
+            .register(Box::new(store_failed.clone()))
+            .expect("metric registered once");
         Metrics {
             registry,
             p2p,
             finality,
             expected_peers,
+            store_failed,
         }
     }
 

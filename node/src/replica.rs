@@ -52,6 +52,8 @@ pub struct ReplicaHandle {
     pub clock: Arc<crate::clock::Clock>,
     /// Byzantine behaviours switched on live (a fault); honest by default.
     pub byzantine: Arc<crate::byzantine::Byzantine>,
+    /// Disk faults of the store (a fault); a healthy disk by default.
+    pub storage: Arc<crate::store::StorageFaults>,
 }
 
 impl ReplicaHandle {
@@ -93,6 +95,7 @@ impl Replica {
                 failure: Arc::new(Mutex::new(None)),
                 clock: Arc::default(),
                 byzantine: Arc::default(),
+                storage: Arc::default(),
             },
             commands: rx,
         }
@@ -111,6 +114,7 @@ impl Replica {
             handle,
             mut commands,
         } = self;
+        store.set_faults(handle.storage.clone());
         let mut behaved = Misbehaviour::honest();
         let mut ticker = tokio::time::interval(tick);
         ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);

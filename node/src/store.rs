@@ -11,8 +11,10 @@ use std::io::{BufReader, Read, Seek, SeekFrom, Write};
 use std::marker::PhantomData;
 use std::path::{Path, PathBuf};
 
+use std::sync::{Arc, Mutex};
+
 use serde::de::DeserializeOwned;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// Largest record accepted when reading back (a corrupt length cannot allocate more).
 pub const MAX_RECORD: usize = 4 * 1024 * 1024;
@@ -47,7 +49,35 @@ pub struct Recovery {
 pub struct Store<R> {
     path: PathBuf,
     file: File,
+    faults: Arc<StorageFaults>,
     _records: PhantomData<fn(R)>,
+}
+
+/// A disk fault as set (`PUT /storage`): each append's fsync held
+/// `fsync_ms`, and `error_percent` of appends failing with an I/O error
+/// before anything is written. Zero both: a healthy disk.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+pub struct DiskFaults {
+    #[serde(default)]
+    pub fsync_ms: u64,
+    #[serde(default)]
+    pub error_percent: f64,
+}
+
+/// The live storage seam the store reads on every append.
+#[derive(Debug, Default)]
+pub struct StorageFaults {
+    state: Mutex<DiskFaults>,
+}
+
+impl StorageFaults {
+    pub fn get(&self) -> DiskFaults {
+        *self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub fn set(&self, f: DiskFaults) {
+        *self.state.lock().unwrap_or_else(|e| e.into_inner()) = f;
+    }
 }
 
 impl<R: Serialize + DeserializeOwned> Store<R> {
@@ -88,6 +118,7 @@ impl<R: Serialize + DeserializeOwned> Store<R> {
             Store {
                 path,
                 file,
+                faults: Arc::default(),
                 _records: PhantomData,
             },
             records,
@@ -95,10 +126,22 @@ impl<R: Serialize + DeserializeOwned> Store<R> {
         ))
     }
 
+    /// Reads disk faults from `faults` from now on.
+    pub fn set_faults(&mut self, faults: Arc<StorageFaults>) {
+        self.faults = faults;
+    }
+
     /// Appends `records` and fsyncs them: durable when this returns.
     pub fn append(&mut self, records: &[R]) -> Result<(), StoreError> {
         if records.is_empty() {
             return Ok(());
+        }
+        let faults = self.faults.get();
+        if faults.error_percent > 0.0 && rand::random::<f64>() * 100.0 < faults.error_percent {
+            return Err(StoreError::Write {
+                path: self.path.clone(),
+                source: std::io::Error::other("injected I/O error (a disk fault)"),
+            });
         }
         let mut buf = Vec::new();
         for r in records {
@@ -112,6 +155,9 @@ impl<R: Serialize + DeserializeOwned> Store<R> {
             source,
         };
         self.file.write_all(&buf).map_err(write_err)?;
+        if faults.fsync_ms > 0 {
+            std::thread::sleep(std::time::Duration::from_millis(faults.fsync_ms));
+        }
         self.file.sync_data().map_err(write_err)
     }
 }
@@ -166,6 +212,32 @@ mod tests {
 
     fn records(n: u32) -> Vec<R> {
         (0..n).map(|i| R(i, "x".repeat(i as usize))).collect()
+    }
+
+    #[test]
+    fn an_injected_error_writes_nothing_and_a_slow_fsync_still_persists() {
+        let dir = tempfile::tempdir().unwrap();
+        let (mut s, _, _) = Store::<R>::open(dir.path(), "log").unwrap();
+        let faults = Arc::new(StorageFaults::default());
+        s.set_faults(faults.clone());
+        s.append(&records(2)).unwrap();
+        faults.set(DiskFaults {
+            fsync_ms: 0,
+            error_percent: 100.0,
+        });
+        let err = s.append(&records(3)).unwrap_err().to_string();
+        assert!(err.contains("injected I/O error"), "{err}");
+        faults.set(DiskFaults {
+            fsync_ms: 50,
+            error_percent: 0.0,
+        });
+        let t = std::time::Instant::now();
+        s.append(&records(1)).unwrap();
+        assert!(t.elapsed() >= std::time::Duration::from_millis(50));
+        drop(s);
+        let (_, got, rec) = Store::<R>::open(dir.path(), "log").unwrap();
+        assert_eq!(got.len(), 3, "the failed batch left nothing");
+        assert_eq!(rec.truncated_bytes, 0);
     }
 
     #[test]

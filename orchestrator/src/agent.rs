@@ -10,10 +10,11 @@ pub mod fake;
 use std::time::Duration;
 
 use futures::future::BoxFuture;
-use testnet_node::api::agent::{FaultReport, ProcessReport};
+use testnet_node::api::agent::{DiskReport, DiskRequest, FaultReport, ProcessReport};
 use testnet_node::byzantine::Misbehaviour;
 use testnet_node::clock::{ClockReport, Skew};
 use testnet_node::faults::FaultState;
+use testnet_node::store::DiskFaults;
 
 use crate::fault::ProcessAction;
 use crate::testnet::NodeSummary;
@@ -55,6 +56,19 @@ pub trait AgentApi: Send + Sync {
         node: &'a NodeSummary,
         set: Option<&'a Misbehaviour>,
     ) -> BoxFuture<'a, Result<Misbehaviour, AgentError>>;
+    /// Fills (`Some(true)`) or frees (`Some(false)`) the node's data dir, or
+    /// reads it (`None`).
+    fn disk<'a>(
+        &'a self,
+        node: &'a NodeSummary,
+        full: Option<bool>,
+    ) -> BoxFuture<'a, Result<DiskReport, AgentError>>;
+    /// The node's store faults now (`set` None) or after setting them.
+    fn storage<'a>(
+        &'a self,
+        node: &'a NodeSummary,
+        set: Option<&'a DiskFaults>,
+    ) -> BoxFuture<'a, Result<DiskFaults, AgentError>>;
     /// The node process as the agent sees it now.
     fn process_report<'a>(
         &'a self,
@@ -157,6 +171,34 @@ impl AgentApi for HttpAgent {
         Box::pin(self.call(node, move |http, url| match set {
             Some(m) => http.put(format!("{url}/byzantine")).json(m),
             None => http.get(format!("{url}/byzantine")),
+        }))
+    }
+
+    fn disk<'a>(
+        &'a self,
+        node: &'a NodeSummary,
+        full: Option<bool>,
+    ) -> BoxFuture<'a, Result<DiskReport, AgentError>> {
+        Box::pin(self.call(node, move |http, url| {
+            match full {
+                Some(full) => http
+                    .put(format!("{url}/disk"))
+                    .json(&DiskRequest { full })
+                    // Filling a large tmpfs takes a while.
+                    .timeout(Duration::from_secs(60)),
+                None => http.get(format!("{url}/disk")),
+            }
+        }))
+    }
+
+    fn storage<'a>(
+        &'a self,
+        node: &'a NodeSummary,
+        set: Option<&'a DiskFaults>,
+    ) -> BoxFuture<'a, Result<DiskFaults, AgentError>> {
+        Box::pin(self.call(node, move |http, url| match set {
+            Some(f) => http.put(format!("{url}/storage")).json(f),
+            None => http.get(format!("{url}/storage")),
         }))
     }
 

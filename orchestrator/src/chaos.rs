@@ -47,6 +47,8 @@ pub enum ChaosError {
     Limit(String),
     #[error("byzantine behaviour not in place: {0}")]
     Byzantine(String),
+    #[error("disk fault not in place: {0}")]
+    Disk(String),
     #[error("applied, but cannot record it: {0}")]
     Record(#[from] StateError),
     #[error(transparent)]
@@ -99,6 +101,8 @@ pub async fn apply<E: Engine, P: NodeProbe>(
             behaviour,
             delay_ms,
         } => byzantine::switch(tn, agent, &nodes, behaviour, Some(delay_ms), true).await?,
+        Planned::DiskFull(nodes) => disk::fill(tn, agent, &nodes).await?,
+        Planned::Disk { nodes, faults } => disk::storage(tn, agent, &nodes, faults).await?,
         network => {
             let heal_all = network == Planned::Heal(None);
             let undo = change_network(tn, agent, lease, heal_all, |desired, plan| {
@@ -153,6 +157,7 @@ pub async fn undo<E: Engine, P: NodeProbe>(
         Undo::Byzantine { nodes, behaviour } => {
             byzantine::switch(tn, agent, nodes, *behaviour, None, false).await?;
         }
+        Undo::Disk(nodes) => disk::heal(tn, agent, nodes).await?,
     }
     log(&tn.name, &format!("undo {undo:?}"));
     Ok(())
@@ -195,7 +200,9 @@ fn network_change(
         Planned::Process { .. }
         | Planned::Limit { .. }
         | Planned::Clock { .. }
-        | Planned::Byzantine { .. } => Undo::Nothing,
+        | Planned::Byzantine { .. }
+        | Planned::DiskFull(_)
+        | Planned::Disk { .. } => Undo::Nothing,
     }
 }
 
@@ -418,6 +425,7 @@ pub fn desired_states<E: Engine, P: NodeProbe>(
 }
 
 mod byzantine;
+mod disk;
 mod held;
 mod limits;
 #[cfg(test)]

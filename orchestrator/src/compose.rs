@@ -153,6 +153,7 @@ mod tests {
                     container: "demo-n0".into(),
                     ip: "10.77.3.10".parse().unwrap(),
                     bugs: vec![],
+                    disk_mib: None,
                 },
                 NodePlan {
                     http_port: 0,
@@ -164,6 +165,7 @@ mod tests {
                     container: "demo-n1".into(),
                     ip: "10.77.3.11".parse().unwrap(),
                     bugs: vec![testnet_node::SimulatedBug::HandshakeRace],
+                    disk_mib: None,
                 },
             ],
             zones: Default::default(),

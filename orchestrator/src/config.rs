@@ -15,6 +15,7 @@
 //! node_options:         # optional, per node
 //!   n3:
 //!     simulate_bug: [handshake-race]
+//!     disk_mib: 64      # data dir on a 64 MiB tmpfs (disk_full fills it)
 //! zones:                # optional latency zones (see `zones`)
 //!   eu: [n0, n1, n2, n3]
 //!   us: [n4, n5, n6, n7]
@@ -75,6 +76,10 @@ pub struct TestnetFile {
 pub struct NodeOptions {
     #[serde(default)]
     pub simulate_bug: Vec<SimulatedBug>,
+    /// Put the node's data dir on a tmpfs of this many MiB (what a
+    /// `disk_full` fault fills; the data goes with the container).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub disk_mib: Option<u64>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -195,11 +200,17 @@ impl TestnetFile {
                 ));
             }
         }
-        for node in self.node_options.keys() {
+        for (node, o) in &self.node_options {
             if !self.node_names().contains(node) {
                 problems.push(format!(
                     "node_options.{node}: no such node (nodes are n0..n{})",
                     self.nodes.saturating_sub(1)
+                ));
+            }
+            if o.disk_mib.is_some_and(|m| !(8..=4096).contains(&m)) {
+                problems.push(format!(
+                    "node_options.{node}.disk_mib: {} is not in 8..=4096 (MiB of memory the data dir's tmpfs may take)",
+                    o.disk_mib.unwrap_or_default()
                 ));
             }
         }
@@ -216,11 +227,11 @@ impl TestnetFile {
             if self
                 .node_options
                 .values()
-                .any(|o| !o.simulate_bug.is_empty())
+                .any(|o| !o.simulate_bug.is_empty() || o.disk_mib.is_some())
             {
                 problems.push(
-                    "node_options: simulate_bug seeds bugs in our own node only; remove it \
-                     or the `node:` section"
+                    "node_options: simulate_bug and disk_mib are for our own node only; \
+                     remove them or the `node:` section"
                         .into(),
                 );
             }

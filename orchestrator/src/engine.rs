@@ -95,6 +95,8 @@ pub struct ContainerSpec {
     /// pattern) instead of a network: `network`, `ip`, `publish` and
     /// `aliases` are then not used.
     pub join: Option<String>,
+    /// tmpfs mounts: (path in the container, options such as `size=64m`).
+    pub tmpfs: Vec<(String, String)>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -28,6 +28,7 @@ use testnet_node::faults::Shape;
 use crate::engine::Limit;
 use testnet_node::byzantine::Behaviour;
 use testnet_node::clock::Skew;
+use testnet_node::store::DiskFaults;
 
 pub use layers::{Cut, Desired, Layer, NodePatch};
 pub use partition::Partition;
@@ -107,6 +108,22 @@ pub enum Fault {
         behaviour: Behaviour,
         #[serde(default = "default_vote_delay")]
         delay_ms: u64,
+    },
+    /// Fill the data dir of `nodes` (a tmpfs: `disk_mib`) until no byte is
+    /// free, through the agent; the undo frees it and restarts a node whose
+    /// store failed (it stops voting until then).
+    DiskFull {
+        nodes: Vec<NodeSel>,
+    },
+    /// Disk faults in `nodes`' store, live through the node's storage seam:
+    /// each fsync held `fsync_ms`, `error_percent` of writes failing; the undo
+    /// clears them and restarts a node whose store failed.
+    Disk {
+        nodes: Vec<NodeSel>,
+        #[serde(default)]
+        fsync_ms: u64,
+        #[serde(default)]
+        error_percent: f64,
     },
     /// Zone-to-zone latency change (both ways unless `one_way`); it moves the
     /// baseline a heal goes back to.
@@ -234,6 +251,13 @@ pub enum Planned {
         behaviour: Behaviour,
         delay_ms: u64,
     },
+    /// These nodes' data dirs filled.
+    DiskFull(Vec<String>),
+    /// These nodes' store faults set.
+    Disk {
+        nodes: Vec<String>,
+        faults: DiskFaults,
+    },
 }
 
 /// How to take back an applied fault.
@@ -258,6 +282,9 @@ pub enum Undo {
         nodes: Vec<String>,
         behaviour: Behaviour,
     },
+    /// Free these nodes' disks and clear their store faults; restart a node
+    /// whose store failed.
+    Disk(Vec<String>),
     /// Nothing outlasts the fault (a restart, a heal).
     Nothing,
 }
@@ -280,6 +307,8 @@ pub enum FaultError {
     Shape(String),
     #[error("{0}% is not between 0 and 100")]
     Percent(f64),
+    #[error("disk_full on {0} fills its data dir, which must be a capped tmpfs: give it `node_options: {{ {0}: {{ disk_mib: 64 }} }}` in the testnet file (a scenario that names the node does so itself)")]
+    NoCappedDisk(String),
     #[error("a one-way cut needs the cut group and at least one more: `--one-way n0 n1,n2` drops n0's packets to n1 and n2")]
     OneWay,
 }
@@ -420,6 +449,16 @@ impl Fault {
                 behaviour: *behaviour,
                 delay_ms: *delay_ms,
             },
+            Fault::DiskFull { nodes } => Fault::DiskFull { nodes: list(nodes) },
+            Fault::Disk {
+                nodes,
+                fsync_ms,
+                error_percent,
+            } => Fault::Disk {
+                nodes: list(nodes),
+                fsync_ms: *fsync_ms,
+                error_percent: *error_percent,
+            },
             Fault::HealNodes(nodes) => Fault::HealNodes(list(nodes)),
             other => match other.process() {
                 Some((n, action, container)) => Fault::of_process(pick(n), action, container),
@@ -440,6 +479,8 @@ impl Fault {
             | Fault::Memory { nodes, .. }
             | Fault::Clock { nodes, .. }
             | Fault::Byzantine { nodes, .. }
+            | Fault::DiskFull { nodes }
+            | Fault::Disk { nodes, .. }
             | Fault::HealNodes(nodes) => nodes.iter().collect(),
             other => other.process().map(|(n, _, _)| vec![n]).unwrap_or_default(),
         }
@@ -458,6 +499,8 @@ impl Fault {
             | Fault::Memory { nodes, .. }
             | Fault::Clock { nodes, .. }
             | Fault::Byzantine { nodes, .. }
+            | Fault::DiskFull { nodes }
+            | Fault::Disk { nodes, .. }
             | Fault::HealNodes(nodes) => nodes.clone(),
             Fault::Shape(_) | Fault::Latency { .. } | Fault::Heal => all.to_vec(),
             other => other
@@ -474,6 +517,7 @@ impl Fault {
             Fault::Cpu { .. } | Fault::Memory { .. } => FaultKind::Resource,
             Fault::Clock { .. } => FaultKind::Clock,
             Fault::Byzantine { .. } => FaultKind::Byzantine,
+            Fault::DiskFull { .. } | Fault::Disk { .. } => FaultKind::Disk,
             other if other.process().is_some() => FaultKind::Process,
             _ => FaultKind::Link,
         }
@@ -534,6 +578,15 @@ impl Fault {
             Fault::Byzantine {
                 nodes, behaviour, ..
             } => format!("byzantine {} {}", nodes.join(","), behaviour.label()),
+            Fault::DiskFull { nodes } => format!("disk_full {}", nodes.join(",")),
+            Fault::Disk {
+                nodes,
+                fsync_ms,
+                error_percent,
+            } => format!(
+                "disk {} fsync {fsync_ms} ms, {error_percent}% errors",
+                nodes.join(",")
+            ),
             Fault::Latency {
                 from,
                 to,
@@ -578,6 +631,11 @@ impl Fault {
             } if per_mille(*reorder_percent).is_none() => {
                 p.push(format!(
                     "reorder_percent: {reorder_percent} is not between 0 and 100"
+                ));
+            }
+            Fault::Disk { error_percent, .. } if per_mille(*error_percent).is_none() => {
+                p.push(format!(
+                    "error_percent: {error_percent} is not between 0 and 100"
                 ));
             }
             Fault::Cpu { cores, .. } if !cores.is_finite() || *cores < 0.0 => {

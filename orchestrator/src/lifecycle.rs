@@ -263,6 +263,7 @@ fn plan<E: Engine, P: NodeProbe>(
                 container: container_name(&tn.name, n),
                 ip: node_ip(subnet, i).unwrap_or(Ipv4Addr::UNSPECIFIED),
                 bugs: req.file.bugs_of(n),
+                disk_mib: req.file.node_options.get(n).and_then(|o| o.disk_mib),
                 http_port: 0,
                 agent_port: 0,
                 metrics_port: 0,

@@ -224,6 +224,7 @@ pub async fn start<E: Engine>(
         env: vec![],
         aliases: vec!["prometheus".into()],
         join: None,
+        tmpfs: Vec::new(),
     };
     let config = prometheus_config(testnet, nodes, plan.node.as_ref());
     engine.create_container(&prom).await?;
@@ -290,6 +291,7 @@ async fn start_grafana<E: Engine>(
         .collect(),
         aliases: vec!["grafana".into()],
         join: None,
+        tmpfs: Vec::new(),
     };
     engine.create_container(&graf).await?;
     // Provisioning under /etc/grafana, dashboards where the provider looks.
@@ -482,6 +484,7 @@ mod tests {
                 container: format!("t-n{i}"),
                 ip: Ipv4Addr::new(10, 77, 1, 10 + i),
                 bugs: vec![],
+                disk_mib: None,
             })
             .collect();
         let text = prometheus_config("t", &nodes, None);

@@ -20,6 +20,9 @@ pub const AGENT_PORT: u16 = 9000;
 /// Where genesis and the node's key are placed in the container.
 pub const CONFIG_DIR: &str = "/etc/testnet";
 
+/// Our node's data dir in its container (a tmpfs with `disk_mib`).
+pub const DATA_DIR: &str = "/var/lib/testnet";
+
 /// One node of a plan.
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct NodePlan {
@@ -27,6 +30,9 @@ pub struct NodePlan {
     pub container: String,
     pub ip: Ipv4Addr,
     pub bugs: Vec<SimulatedBug>,
+    /// Its data dir on a tmpfs of this many MiB (disk faults fill it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub disk_mib: Option<u64>,
     /// Host ports on 127.0.0.1 of the node's HTTP API and agent, fixed for the
     /// testnet's life (0 in plans of older versions: the engine picked).
     #[serde(default)]
@@ -201,7 +207,7 @@ impl Plan {
             "--key".into(),
             format!("{CONFIG_DIR}/node.key"),
             "--data-dir".into(),
-            "/var/lib/testnet".into(),
+            DATA_DIR.into(),
             "--listen".into(),
             format!("0.0.0.0:{P2P_PORT}"),
             "--http".into(),

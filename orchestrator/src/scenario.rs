@@ -92,6 +92,9 @@ fn one() -> u64 {
     1
 }
 
+/// The data dir's tmpfs of a node a `disk_full` step names (MiB).
+const DEFAULT_DISK_MIB: u64 = 32;
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Workload {
@@ -311,6 +314,7 @@ impl Scenario {
                 let command = s.workload.as_ref().is_some_and(|w| w.command.is_some());
                 s.invariants = Invariants::foreign(command);
             }
+            s.cap_disks();
             let mut problems = s.testnet.problems();
             if let Some(n) = s.nemesis.take() {
                 let names = s.testnet.node_names();
@@ -331,6 +335,30 @@ impl Scenario {
 
     pub fn load(path: &std::path::Path) -> Result<Self, ConfigError> {
         load_yaml(path, Self::parse)
+    }
+
+    /// Our nodes a `disk_full` step names (every node for `random`) get a
+    /// capped data dir to fill, unless the testnet gives them one.
+    fn cap_disks(&mut self) {
+        if self.testnet.node.is_some() {
+            return;
+        }
+        let names = self.testnet.node_names();
+        for step in &self.timeline {
+            let Fault::DiskFull { nodes } = &step.fault else {
+                continue;
+            };
+            for n in nodes {
+                let targets = match n.as_str() {
+                    "random" => names.clone(),
+                    _ => vec![n.clone()],
+                };
+                for t in targets.into_iter().filter(|t| names.contains(t)) {
+                    let o = self.testnet.node_options.entry(t).or_default();
+                    o.disk_mib.get_or_insert(DEFAULT_DISK_MIB);
+                }
+            }
+        }
     }
 
     fn problems(&self) -> Vec<String> {

@@ -349,3 +349,166 @@ async fn a_seeded_nemesis_runs_its_schedule_and_writes_it_for_replay() {
     assert_eq!(drawn.len(), 8, "{drawn:?}");
     assert_eq!(applied, drawn);
 }
+
+/// Every txid `api` lists as finalized, page by page.
+async fn finalized_ids(api: &str) -> Vec<String> {
+    let mut ids = Vec::new();
+    let mut after = 0;
+    loop {
+        let page: Value = reqwest::get(format!("{api}/finalized?after={after}"))
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let entries = page["entries"].as_array().unwrap();
+        ids.extend(
+            entries
+                .iter()
+                .map(|e| e["txid"].as_str().unwrap().to_owned()),
+        );
+        after = page["next"].as_u64().unwrap();
+        if entries.is_empty() || after >= page["total"].as_u64().unwrap() {
+            return ids;
+        }
+    }
+}
+
+/// Waits up to 30 s for `api`'s /health to answer `code`.
+async fn health_becomes(api: &str, code: u16) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let now = reqwest::get(format!("{api}/health"))
+            .await
+            .map(|r| r.status().as_u16());
+        if now.as_ref().ok() == Some(&code) {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{api}/health never answered {code}: {now:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// A full disk: the node stops voting and reports unhealthy while the
+/// others finalize; freed and restarted while cut off from every peer (so
+/// only its own log can tell it anything), it still holds every payment it
+/// had finalized before the disk filled.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_disk_fails_the_node_closed_and_loses_nothing_it_acknowledged() {
+    let image = image().await;
+    let name = "e2e-disk-full";
+    let _guard = Guard(name);
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("capped.yaml");
+    std::fs::write(&file, "nodes: 4\nnode_options: { n2: { disk_mib: 16 } }\n").unwrap();
+    let out = run(&[
+        "up",
+        file.to_str().unwrap(),
+        "--name",
+        name,
+        "--image",
+        &image,
+    ])
+    .await;
+    assert!(out.status.success(), "{}", text(&out));
+    let status = run(&["status", "--name", name, "--json"]).await;
+    let nodes: Vec<Value> = serde_json::from_slice(&status.stdout).unwrap();
+    let n2 = field(&nodes, "n2", "http_url");
+    let load = |secs: &'static str| async move {
+        let args = [
+            "load",
+            "--name",
+            name,
+            "--tps",
+            "10",
+            "--duration",
+            secs,
+            "--settle",
+            "10s",
+            "--json",
+        ];
+        run(&args).await
+    };
+    let before = load("4s").await;
+    assert!(before.status.success(), "{}", text(&before));
+    let durable = finalized_ids(&n2).await;
+    assert!(durable.len() > 40, "{} finalized on n2", durable.len());
+    let out = run(&["chaos", "disk-full", "--nodes", "n2", "--name", name]).await;
+    assert!(text(&out).contains("n2: disk full"), "{}", text(&out));
+    // Under load n2 must write, cannot, and fails closed; the others go on.
+    let during = load("4s").await;
+    let report: Value = serde_json::from_slice(&during.stdout).unwrap();
+    assert!(report["accepted"].as_u64().unwrap() > 0, "{report}");
+    health_becomes(&n2, 503).await;
+    let shown: Value = reqwest::get(format!("{n2}/status"))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert!(
+        shown["store_error"]
+            .as_str()
+            .unwrap()
+            .contains("No space left"),
+        "{shown}"
+    );
+    // Cut off, freed, restarted: what n2 knows now comes from its own log.
+    let cut = run(&[
+        "chaos",
+        "partition",
+        "--shape",
+        "isolate:n2",
+        "--name",
+        name,
+    ])
+    .await;
+    assert!(cut.status.success(), "{}", text(&cut));
+    let off = run(&[
+        "chaos",
+        "disk-full",
+        "--nodes",
+        "n2",
+        "--off",
+        "--name",
+        name,
+    ])
+    .await;
+    assert!(off.status.success(), "{}", text(&off));
+    health_becomes(&n2, 200).await;
+    let after: std::collections::HashSet<String> = finalized_ids(&n2).await.into_iter().collect();
+    let lost: Vec<&String> = durable.iter().filter(|t| !after.contains(*t)).collect();
+    assert!(
+        lost.is_empty(),
+        "n2 lost {} of {} finalized: {lost:?}",
+        lost.len(),
+        durable.len()
+    );
+    run(&["chaos", "heal", "--name", name]).await;
+    down_leaves_nothing(name).await;
+}
+
+/// The shipped disk scenario: a filled disk and a failing store, each node
+/// failing closed and coming back whole; every invariant holds.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn disk_faults_under_load_fail_closed_and_come_back_whole() {
+    let image = image().await;
+    let _guard = Guard("e2e-disk-faults");
+    let (code, report, _) = run_scenario(&image, "disk-faults.scenario.yaml").await;
+    assert_eq!(code, Some(0), "{}", report["verdicts"]);
+    let processes = report["verdicts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|v| v["invariant"] == "processes")
+        .unwrap();
+    let said = processes["summary"].as_str().unwrap();
+    assert!(
+        said.contains("n2's store failed under `disk_full n2`"),
+        "{said}"
+    );
+    assert!(said.contains("n3's store failed under `disk n3"), "{said}");
+}

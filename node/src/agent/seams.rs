@@ -1,5 +1,6 @@
 //! The node's live seams, through the agent: `PUT /clock` (the skew of the
-//! node's clock) and `PUT /byzantine` (its misbehaviours), each handed to the
+//! node's clock), `PUT /byzantine` (its misbehaviours) and `PUT /storage`
+//! (its store's disk faults), each handed to the
 //! node's own endpoint over the loopback of their shared network namespace
 //! (the node takes them from there only), and read back. A node without those
 //! seams (not ours) cannot be faulted this way, and is told so.
@@ -16,6 +17,7 @@ use std::time::Duration;
 use super::{error, Agent};
 use crate::byzantine::Misbehaviour;
 use crate::clock::{ClockReport, Skew};
+use crate::store::DiskFaults;
 
 /// GETs (`body` None) or PUTs `body` to the node's seam at `url`.
 async fn forward<B: Serialize, R: DeserializeOwned>(
@@ -125,5 +127,19 @@ pub(super) async fn put_byzantine(
     match body {
         Ok(Json(m)) => through(&agent, "byzantine", Some(m), |a, b| a == b).await,
         Err(e) => error(StatusCode::BAD_REQUEST, format!("byzantine: {e}")),
+    }
+}
+
+pub(super) async fn get_storage(State(agent): State<Arc<Agent>>) -> Response {
+    through::<DiskFaults>(&agent, "storage", None, |a, b| a == b).await
+}
+
+pub(super) async fn put_storage(
+    State(agent): State<Arc<Agent>>,
+    body: Result<Json<DiskFaults>, axum::extract::rejection::JsonRejection>,
+) -> Response {
+    match body {
+        Ok(Json(f)) => through(&agent, "storage", Some(f), |a, b| a == b).await,
+        Err(e) => error(StatusCode::BAD_REQUEST, format!("storage: {e}")),
     }
 }

@@ -117,6 +117,22 @@ impl Connections {
     }
 }
 
+/// `PUT /disk` on the agent: fill the data dir's tmpfs (`full`) or free it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DiskRequest {
+    pub full: bool,
+}
+
+/// What the data dir's filesystem looks like after a `PUT /disk` (or `GET`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DiskReport {
+    pub path: std::path::PathBuf,
+    /// Bytes the agent's fill file holds.
+    pub filled_bytes: u64,
+    pub free_bytes: u64,
+    pub total_bytes: u64,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -47,6 +47,9 @@ struct AgentArgs {
     /// `/byzantine`); our node: `http://127.0.0.1:8000`.
     #[arg(long)]
     node_api: Option<String>,
+    /// The node's data dir, for disk faults (filled only if it is a tmpfs).
+    #[arg(long)]
+    data_dir: Option<PathBuf>,
     /// The node's command line, after `--`.
     #[arg(last = true, required_unless_present = "holder")]
     command: Vec<String>,
@@ -189,7 +192,7 @@ fn agent(args: AgentArgs) -> ExitCode {
             info!(control = %args.control, command = ?args.command, "agent supervising the node");
             testnet_node::agent::Mode::Supervise(args.command)
         };
-        testnet_node::agent::run(control, mode, args.node_api)
+        testnet_node::agent::run(control, mode, args.node_api, args.data_dir)
             .await
             .context("cannot start the node")
     });

@@ -11,10 +11,12 @@ use std::sync::{Mutex, MutexGuard};
 use std::time::Duration;
 
 use futures::future::BoxFuture;
+use testnet_node::api::agent::DiskReport;
 use testnet_node::api::agent::{FaultReport, ProcessReport, ProcessState};
 use testnet_node::byzantine::Misbehaviour;
 use testnet_node::clock::{ClockReport, Skew};
 use testnet_node::faults::FaultState;
+use testnet_node::store::DiskFaults;
 
 use super::{AgentApi, AgentError};
 use crate::engine::fake::FakeEngine;
@@ -34,6 +36,9 @@ pub struct AgentSide {
     pub clock: Skew,
     /// The node's live misbehaviours (a fresh process is honest).
     pub byzantine: Misbehaviour,
+    /// Whether the data dir is filled, and the store's disk faults.
+    pub disk_full: bool,
+    pub storage: DiskFaults,
 }
 
 #[derive(Default)]
@@ -90,6 +95,8 @@ impl FakeAgent {
                     restarts: 0,
                     clock: Skew::default(),
                     byzantine: Misbehaviour::honest(),
+                    disk_full: false,
+                    storage: DiskFaults::default(),
                 },
             );
         }
@@ -183,6 +190,42 @@ impl AgentApi for FakeAgent {
                     a.byzantine = m.clone();
                 }
                 a.byzantine.clone()
+            })
+        })
+    }
+
+    fn disk<'a>(
+        &'a self,
+        node: &'a NodeSummary,
+        full: Option<bool>,
+    ) -> BoxFuture<'a, Result<DiskReport, AgentError>> {
+        Box::pin(async move {
+            self.with(node, "disk", |a| {
+                if let Some(full) = full {
+                    a.disk_full = full;
+                }
+                let mib = 1 << 20;
+                DiskReport {
+                    path: "/var/lib/testnet".into(),
+                    filled_bytes: if a.disk_full { 60 * mib } else { 0 },
+                    free_bytes: if a.disk_full { 0 } else { 60 * mib },
+                    total_bytes: 64 * mib,
+                }
+            })
+        })
+    }
+
+    fn storage<'a>(
+        &'a self,
+        node: &'a NodeSummary,
+        set: Option<&'a DiskFaults>,
+    ) -> BoxFuture<'a, Result<DiskFaults, AgentError>> {
+        Box::pin(async move {
+            self.with(node, "storage", |a| {
+                if let Some(f) = set {
+                    a.storage = *f;
+                }
+                a.storage
             })
         })
     }

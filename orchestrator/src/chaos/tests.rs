@@ -285,3 +285,49 @@ async fn byzantine_behaviours_compose_and_each_undo_takes_only_its_own() {
         .to_string();
     assert!(err.contains("equivocate"), "names the choices: {err}");
 }
+
+/// A full disk needs a capped data dir (named in the error with its fix);
+/// with one, the fill and the store faults go through the agent and the
+/// undo frees and clears them.
+#[tokio::test]
+async fn disk_faults_need_a_capped_disk_and_are_undone_through_the_agent() {
+    let plain = Rig::up("chaos-disk0", TestnetFile::default_testnet()).await;
+    let full = Fault::DiskFull {
+        nodes: names(&["n2"]),
+    };
+    let err = apply(&plain.tn(), &plain.agent, &full, None)
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("n2: { disk_mib: 64 }"), "{err}");
+    let file = TestnetFile::parse(
+        "nodes: 4\nnode_options: { n2: { disk_mib: 16 } }\n",
+        "t.yaml",
+    )
+    .unwrap();
+    let rig = Rig::up("chaos-disk", file).await;
+    let filled = apply_ok(&rig, full).await;
+    assert!(filled.detail.contains("n2: disk full"), "{}", filled.detail);
+    assert!(rig.agent.side("chaos-disk-n2").unwrap().disk_full);
+    let slow = apply_ok(
+        &rig,
+        Fault::Disk {
+            nodes: names(&["n2"]),
+            fsync_ms: 200,
+            error_percent: 5.0,
+        },
+    )
+    .await;
+    assert_eq!(
+        slow.detail,
+        "n2: fsync +200 ms, 5% write errors in place (read back)"
+    );
+    undo(&rig.tn(), &rig.agent, &filled.undo, None)
+        .await
+        .unwrap();
+    let side = rig.agent.side("chaos-disk-n2").unwrap();
+    assert!(
+        !side.disk_full && side.storage == Default::default(),
+        "{side:?}"
+    );
+}

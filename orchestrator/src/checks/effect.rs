@@ -95,11 +95,13 @@ pub fn effect(obs: &Observations, w: &FaultEvent) -> Result<String, String> {
             "held back",
         ),
         Fault::Heal | Fault::HealNodes(_) => Ok("a heal".into()),
-        // The engine's read-back of the limit (see `chaos::limits`).
+        // The engine's or the node's read-back (see `chaos::limits`, `chaos::disk`).
         Fault::Cpu { .. }
         | Fault::Memory { .. }
         | Fault::Clock { .. }
-        | Fault::Byzantine { .. } => match w.applied.as_deref() {
+        | Fault::Byzantine { .. }
+        | Fault::DiskFull { .. }
+        | Fault::Disk { .. } => match w.applied.as_deref() {
             Some(a) if a.contains("in place (read back)") => Ok(a.to_owned()),
             other => Err(format!(
                 "nothing read the change back in place ({})",

@@ -5,7 +5,7 @@
 //! what keeps it from finalizing there: a span with no quorum anywhere, a
 //! cut that leaves that node (or the node that accepted the payment) hearing
 //! no validator able to certify, or that node (or the accepting one) being
-//! down or Byzantine. Each pushes the bound to its end (a fault still open
+//! down, Byzantine or under a disk fault. Each pushes the bound to its end (a fault still open
 //! when the timeline ended counts as ending then); a delay or a loss that
 //! leaves a quorum pushes nothing. A payment a Byzantine node accepted while
 //! it misbehaved is its client's loss, not the network's: it is not judged
@@ -47,7 +47,10 @@ fn holds(obs: &Observations) -> Vec<Hold<'_>> {
                 nodes: None,
             });
         }
-        if matches!(f.kind, FaultKind::Process | FaultKind::Byzantine) {
+        if matches!(
+            f.kind,
+            FaultKind::Process | FaultKind::Byzantine | FaultKind::Disk
+        ) {
             out.push(Hold {
                 start: f.start,
                 end,

@@ -1,5 +1,5 @@
-//! No node went down, restarted or lost its store unless a process fault of
-//! the timeline did it (a lost store is never excused).
+//! No node went down, restarted or lost its store unless a fault of the
+//! timeline did it (a lost store only under a disk fault).
 
 use super::{never_answered, Verdict};
 use crate::observe::{FaultKind, Observations, Sample};
@@ -11,14 +11,16 @@ pub fn processes(obs: &Observations) -> Verdict {
     let mut problems = Vec::new();
     // A process fault may take its node down; so may a memory limit (an OOM
     // kill is a crash the timeline caused, and its undo starts the node).
-    let cause = |node: &str, t: f64| {
+    let cause_of = |node: &str, t: f64, kinds: &[FaultKind]| {
         obs.faults.iter().find(|f| {
-            matches!(f.kind, FaultKind::Process | FaultKind::Resource)
+            kinds.contains(&f.kind)
                 && f.nodes.iter().any(|n| n == node)
                 && t >= f.start
                 && t <= f.end.map_or(f64::INFINITY, |e| e + COME_BACK_SECS)
         })
     };
+    let downing = [FaultKind::Process, FaultKind::Resource, FaultKind::Disk];
+    let cause = |node: &str, t: f64| cause_of(node, t, &downing);
     let allowed = |node: &str, t: f64| cause(node, t).is_some();
     let mut caused = Vec::new();
     for node in &obs.nodes {
@@ -28,8 +30,19 @@ pub fn processes(obs: &Observations) -> Verdict {
         }
         let mut prev: Option<&Sample> = None;
         for s in obs.of(node) {
-            // A failed store is never excused: no fault of ours breaks disks yet.
+            // A failed store is excused only under a disk fault on the node.
             if let Some(e) = s.status.as_ref().and_then(|st| st.store_error.as_ref()) {
+                if let Some(f) = cause_of(node, s.t, &[FaultKind::Disk]) {
+                    let note = format!(
+                        "{node}'s store failed under `{}` and it stopped voting (the timeline caused it)",
+                        f.label
+                    );
+                    if !caused.contains(&note) {
+                        caused.push(note);
+                    }
+                    prev = Some(s);
+                    continue;
+                }
                 problems.push(format!(
                     "{node}'s store failed at +{:.1}s and it stopped voting: {e}",
                     s.t - obs.started
@@ -48,7 +61,7 @@ pub fn processes(obs: &Observations) -> Verdict {
                 _ => false,
             };
             if down {
-                if let Some(f) = cause(node, s.t).filter(|f| f.kind == FaultKind::Resource) {
+                if let Some(f) = cause_of(node, s.t, &[FaultKind::Resource]) {
                     let note = format!(
                         "{node} went down under `{}` (a crash the timeline caused)",
                         f.label

@@ -1257,6 +1257,16 @@ fn processes_fail_a_node_whose_store_failed() {
             ),
         "{v:?}"
     );
+    // Under a disk fault on n1 the same failure is the timeline's doing.
+    let mut full = window(FaultKind::Disk, 6.0, Some(12.0), "disk_full n1");
+    full.nodes = vec!["n1".into()];
+    obs.faults.push(full);
+    let v = processes(&obs);
+    assert!(v.passed, "{v:?}");
+    assert!(
+        v.summary.contains("n1's store failed under `disk_full n1`"),
+        "{v:?}"
+    );
 }
 
 /// From mutation testing: a testnet where no node attempted a handshake fails,

@@ -113,6 +113,28 @@ enum Command {
         #[arg(long)]
         off: bool,
     },
+    /// Fill the data dir of --nodes (a tmpfs: `disk_mib` in the testnet
+    /// file) until no byte is free; --off frees it and restarts a node whose
+    /// store failed.
+    DiskFull {
+        #[arg(long, value_delimiter = ',', required = true)]
+        nodes: Vec<String>,
+        #[arg(long)]
+        off: bool,
+    },
+    /// Slow each fsync of --nodes' stores by --fsync-ms and fail
+    /// --error-percent of their writes; --off clears it and restarts a node
+    /// whose store failed.
+    Disk {
+        #[arg(long, value_delimiter = ',', required = true)]
+        nodes: Vec<String>,
+        #[arg(long, default_value_t = 0)]
+        fsync_ms: u64,
+        #[arg(long, default_value_t = 0.0)]
+        error_percent: f64,
+        #[arg(long)]
+        off: bool,
+    },
     /// Drop this share of packets leaving --nodes (towards --to, default all).
     Loss(Rate),
     /// Read back every node's fault rules.
@@ -223,6 +245,17 @@ fn fault(command: Command) -> Option<Fault> {
             behaviour,
             delay_ms,
         },
+        Command::DiskFull { nodes, .. } => Fault::DiskFull { nodes },
+        Command::Disk {
+            nodes,
+            fsync_ms,
+            error_percent,
+            ..
+        } => Fault::Disk {
+            nodes,
+            fsync_ms,
+            error_percent,
+        },
         Command::Show => return None,
         Command::Kill(t) => process(t, ProcessAction::Kill),
         Command::Start(t) => process(t, ProcessAction::Start),
@@ -248,6 +281,17 @@ pub async fn exec(ctx: &Ctx, a: Args) -> Result<ExitCode, Fail> {
         let off = crate::fault::Undo::Byzantine { nodes, behaviour };
         crate::chaos::undo(&tn, &agent, &off, a.lease).await?;
         println!("{} off", behaviour.label());
+        return Ok(ExitCode::SUCCESS);
+    }
+    if let Command::DiskFull { nodes, off: true }
+    | Command::Disk {
+        nodes, off: true, ..
+    } = a.command
+    {
+        let _lock = super::lock(&tn.name, "chaos")?;
+        let off = crate::fault::Undo::Disk(nodes.clone());
+        crate::chaos::undo(&tn, &agent, &off, a.lease).await?;
+        println!("{}: disk freed, store faults cleared", nodes.join(","));
         return Ok(ExitCode::SUCCESS);
     }
     let Some(fault) = fault(a.command) else {

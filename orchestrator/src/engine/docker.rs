@@ -267,6 +267,7 @@ impl Engine for DockerEngine {
                 port_bindings: Some(port_bindings),
                 cap_add: Some(spec.cap_add.clone()),
                 init: Some(false),
+                tmpfs: (!spec.tmpfs.is_empty()).then(|| spec.tmpfs.iter().cloned().collect()),
                 ..Default::default()
             }),
             networking_config: Some(NetworkingConfig {

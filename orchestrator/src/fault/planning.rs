@@ -81,9 +81,23 @@ impl Fault {
             Fault::Cpu { nodes, .. }
             | Fault::Memory { nodes, .. }
             | Fault::Clock { nodes, .. }
-            | Fault::Byzantine { nodes, .. } => {
+            | Fault::Byzantine { nodes, .. }
+            | Fault::Disk { nodes, .. } => {
                 ips(nodes)?;
                 Ok(self.node_change(nodes))
+            }
+            Fault::DiskFull { nodes } => {
+                ips(nodes)?;
+                for n in nodes {
+                    if plan
+                        .nodes
+                        .iter()
+                        .any(|p| &p.name == n && p.disk_mib.is_none())
+                    {
+                        return Err(FaultError::NoCappedDisk(n.clone()));
+                    }
+                }
+                Ok(Planned::DiskFull(nodes.clone()))
             }
             Fault::Heal => Ok(Planned::Heal(None)),
             Fault::HealNodes(nodes) => {
@@ -133,6 +147,17 @@ impl Fault {
                 nodes,
                 behaviour: *behaviour,
                 delay_ms: *delay_ms,
+            },
+            Fault::Disk {
+                fsync_ms,
+                error_percent,
+                ..
+            } => Planned::Disk {
+                nodes,
+                faults: testnet_node::store::DiskFaults {
+                    fsync_ms: *fsync_ms,
+                    error_percent: *error_percent,
+                },
             },
             other => unreachable!("not a node change: {other:?}"),
         }

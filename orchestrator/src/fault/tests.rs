@@ -31,6 +31,7 @@ fn plan() -> Plan {
                 container: format!("t-n{i}"),
                 ip: ip(i),
                 bugs: vec![],
+                disk_mib: None,
             })
             .collect(),
         zones,

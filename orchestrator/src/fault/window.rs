@@ -25,6 +25,9 @@ pub enum FaultKind {
     Clock,
     /// Switches a Byzantine behaviour on in a node.
     Byzantine,
+    /// Fills a node's disk or faults its store (it stops voting, and is
+    /// restarted by the undo).
+    Disk,
 }
 
 /// One fault window of the timeline.

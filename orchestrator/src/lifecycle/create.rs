@@ -83,11 +83,13 @@ fn agent_command(plan: &Plan, node: &NodePlan) -> Vec<String> {
         format!("0.0.0.0:{AGENT_PORT}"),
     ];
     if plan.node.is_none() {
-        // Our node's live seams (clock, misbehaviour), on the loopback of
-        // the shared namespace.
+        // Our node's live seams (clock, misbehaviour, storage), on the
+        // loopback of the shared namespace, and its data dir (disk faults).
         cmd.extend([
             "--node-api".into(),
             format!("http://127.0.0.1:{}", crate::plan::HTTP_PORT),
+            "--data-dir".into(),
+            crate::plan::DATA_DIR.into(),
         ]);
     }
     if plan.holder {
@@ -188,6 +190,10 @@ fn agent_spec(testnet: &str, plan: &Plan, node: &NodePlan) -> ContainerSpec {
         env: Vec::new(),
         aliases: Vec::new(),
         join: None,
+        tmpfs: match (plan.holder, node.disk_mib) {
+            (false, Some(mib)) => vec![(crate::plan::DATA_DIR.into(), format!("size={mib}m"))],
+            _ => Vec::new(),
+        },
     }
 }
 
@@ -213,5 +219,6 @@ fn process_spec(testnet: &str, plan: &Plan, node: &NodePlan) -> Result<Container
         env,
         aliases: Vec::new(),
         join: Some(node.holder()),
+        tmpfs: Vec::new(),
     })
 }

@@ -141,6 +141,7 @@ pub async fn run<E: Engine>(
         env: environment(plan, duration),
         aliases: Vec::new(),
         join: None,
+        tmpfs: Vec::new(),
     };
     let _ = engine.remove_container(&name).await;
     engine.create_container(&spec).await?;

@@ -491,6 +491,7 @@ fn kind_colour(k: FaultKind) -> &'static str {
         FaultKind::Resource => "#0969da",
         FaultKind::Clock => "#1a7f37",
         FaultKind::Byzantine => "#cf222e",
+        FaultKind::Disk => "#6e7781",
     }
 }
 
@@ -502,6 +503,7 @@ fn kind_name(k: FaultKind) -> &'static str {
         FaultKind::Resource => "resource",
         FaultKind::Clock => "clock",
         FaultKind::Byzantine => "byzantine",
+        FaultKind::Disk => "disk",
     }
 }
 

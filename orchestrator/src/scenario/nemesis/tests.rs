@@ -95,3 +95,18 @@ fn a_bad_nemesis_is_named() {
     .to_string();
     assert!(empty.contains("nemesis: faults: empty"), "{empty}");
 }
+
+#[test]
+fn a_node_a_disk_full_step_names_gets_a_capped_data_dir() {
+    let s = Scenario::parse(
+        "name: d\ntestnet: { nodes: 4, node_options: { n3: { disk_mib: 128 } } }\n\
+         workload: { tps: 5, duration: 5s }\ntimeline:\n\
+         - { at: 1s, for: 2s, fault: { disk_full: { nodes: [n1, n3] } } }\n",
+        "d",
+    )
+    .unwrap();
+    let mib = |n: &str| s.testnet.node_options.get(n).and_then(|o| o.disk_mib);
+    assert_eq!(mib("n1"), Some(32));
+    assert_eq!(mib("n3"), Some(128), "the testnet's own cap stays");
+    assert_eq!(mib("n0"), None);
+}
