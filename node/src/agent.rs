@@ -74,6 +74,9 @@ struct Agent {
     node_api: Option<String>,
     /// The node's data dir (a capped tmpfs when disk faults are wanted).
     data_dir: Option<std::path::PathBuf>,
+    /// What was set through the node's seams, set again on a node process
+    /// that restarted without it.
+    kept: seams::Kept,
 }
 
 impl Agent {
@@ -478,7 +481,9 @@ pub async fn run(
         lease: std::sync::Mutex::new((None, 0)),
         node_api,
         data_dir,
+        kept: Default::default(),
     });
+    tokio::spawn(seams::keep(agent.clone()));
     let app = Router::new()
         .route(
             "/health",

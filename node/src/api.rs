@@ -65,6 +65,9 @@ pub struct Status {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub byzantine: Option<crate::byzantine::Misbehaviour>,
     pub version: String,
+    /// The P2P protocol version the node speaks.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub protocol_version: Option<u32>,
     /// Set when the node's store failed (I/O error, disk full): it has
     /// stopped voting, and `/health` answers 503 with this.
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -192,6 +192,7 @@ impl Node {
         let expected_peers = setup.expected_peers();
         metrics.expected_peers.set(expected_peers as i64);
         let p2p_address = setup.p2p.advertised_addr;
+        let protocol_version = setup.p2p.protocol_version;
         let (engine, store) = open_ledger(&setup, &metrics)?;
         let (events_tx, events_rx) = tokio::sync::mpsc::channel(4096);
         let network = Network::start(
@@ -228,6 +229,7 @@ impl Node {
             metrics,
             started: Instant::now(),
             genesis_supply: setup.genesis.total_supply(),
+            protocol_version,
         });
         let http_stop = CancellationToken::new();
         serve_http(&tasks, http_listener, state.clone(), http_stop.clone());

@@ -76,6 +76,9 @@ pub struct Config {
     /// and refuse a connection as a duplicate *before* authenticating it whenever
     /// another one to the same peer exists, in any state. Seed 002's broken node.
     pub simulate_handshake_race: bool,
+    /// The protocol version spoken, and the oldest accepted from a peer.
+    pub protocol_version: u32,
+    pub min_peer_version: u32,
 }
 
 impl Config {
@@ -101,6 +104,8 @@ impl Config {
             backoff_max: Duration::from_secs(10),
             shutdown_grace: Duration::from_secs(3),
             simulate_handshake_race: false,
+            protocol_version: crate::genesis::PROTOCOL_VERSION,
+            min_peer_version: crate::genesis::PROTOCOL_VERSION,
         }
     }
 
@@ -359,6 +364,8 @@ impl Network {
         };
         let shared = Arc::new(Shared {
             hello: LocalHello {
+                protocol_version: config.protocol_version,
+                min_peer_version: config.min_peer_version,
                 network_id: config.network_id.clone(),
                 node_id: local.node_id,
                 listen_addr: local.listen_addr,

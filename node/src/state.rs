@@ -26,6 +26,8 @@ pub struct NodeState {
     pub metrics: Metrics,
     pub started: Instant,
     pub genesis_supply: u64,
+    /// The P2P protocol version it speaks.
+    pub protocol_version: u32,
 }
 
 impl NodeState {
@@ -74,6 +76,7 @@ impl NodeState {
             clock: Some(self.replica.clock.report()),
             byzantine: Some(self.replica.byzantine.get()).filter(|m| !m.behaviours.is_empty()),
             version: env!("CARGO_PKG_VERSION").to_owned(),
+            protocol_version: Some(self.protocol_version),
             store_error: self.replica.failure(),
         }
     }

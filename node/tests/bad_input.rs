@@ -17,6 +17,8 @@ const HANDSHAKE_TIMEOUT: Duration = Duration::from_millis(500);
 fn hello(network_id: &str, key: &Keypair) -> LocalHello {
     LocalHello {
         network_id: network_id.to_owned(),
+        protocol_version: testnet_node::genesis::PROTOCOL_VERSION,
+        min_peer_version: testnet_node::genesis::PROTOCOL_VERSION,
         node_id: key.id(),
         listen_addr: "127.0.0.1:9".parse().unwrap(),
     }

@@ -49,6 +49,12 @@ pub enum ChaosError {
     Byzantine(String),
     #[error("disk fault not in place: {0}")]
     Disk(String),
+    #[error("upgrade: {0}")]
+    Upgrade(String),
+    #[error(transparent)]
+    Image(#[from] crate::image::ImageError),
+    #[error("upgrade: {0}")]
+    Replace(#[from] crate::lifecycle::UpError),
     #[error("applied, but cannot record it: {0}")]
     Record(#[from] StateError),
     #[error(transparent)]
@@ -103,6 +109,7 @@ pub async fn apply<E: Engine, P: NodeProbe>(
         } => byzantine::switch(tn, agent, &nodes, behaviour, Some(delay_ms), true).await?,
         Planned::DiskFull(nodes) => disk::fill(tn, agent, &nodes).await?,
         Planned::Disk { nodes, faults } => disk::storage(tn, agent, &nodes, faults).await?,
+        Planned::Upgrade { nodes, to } => upgrade::apply(tn, agent, &nodes, &to).await?,
         network => {
             let heal_all = network == Planned::Heal(None);
             let undo = change_network(tn, agent, lease, heal_all, |desired, plan| {
@@ -158,6 +165,7 @@ pub async fn undo<E: Engine, P: NodeProbe>(
             byzantine::switch(tn, agent, nodes, *behaviour, None, false).await?;
         }
         Undo::Disk(nodes) => disk::heal(tn, agent, nodes).await?,
+        Undo::Upgrade(back) => upgrade::back(tn, agent, back).await?,
     }
     log(&tn.name, &format!("undo {undo:?}"));
     Ok(())
@@ -202,7 +210,8 @@ fn network_change(
         | Planned::Clock { .. }
         | Planned::Byzantine { .. }
         | Planned::DiskFull(_)
-        | Planned::Disk { .. } => Undo::Nothing,
+        | Planned::Disk { .. }
+        | Planned::Upgrade { .. } => Undo::Nothing,
     }
 }
 
@@ -430,3 +439,4 @@ mod held;
 mod limits;
 #[cfg(test)]
 mod tests;
+mod upgrade;

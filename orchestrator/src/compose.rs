@@ -154,6 +154,7 @@ mod tests {
                     ip: "10.77.3.10".parse().unwrap(),
                     bugs: vec![],
                     disk_mib: None,
+                    image: None,
                 },
                 NodePlan {
                     http_port: 0,
@@ -166,6 +167,7 @@ mod tests {
                     ip: "10.77.3.11".parse().unwrap(),
                     bugs: vec![testnet_node::SimulatedBug::HandshakeRace],
                     disk_mib: None,
+                    image: None,
                 },
             ],
             zones: Default::default(),

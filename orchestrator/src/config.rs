@@ -16,6 +16,7 @@
 //!   n3:
 //!     simulate_bug: [handshake-race]
 //!     disk_mib: 64      # data dir on a 64 MiB tmpfs (disk_full fills it)
+//!     image: testnet-node:5e1f..   # its own image of ours (mixed versions)
 //! zones:                # optional latency zones (see `zones`)
 //!   eu: [n0, n1, n2, n3]
 //!   us: [n4, n5, n6, n7]
@@ -80,6 +81,10 @@ pub struct NodeOptions {
     /// `disk_full` fault fills; the data goes with the container).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub disk_mib: Option<u64>,
+    /// Run the node from this image of ours instead of the testnet's (mixed
+    /// versions: `testnet image build --protocol-version 2` makes one).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub image: Option<String>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -227,10 +232,10 @@ impl TestnetFile {
             if self
                 .node_options
                 .values()
-                .any(|o| !o.simulate_bug.is_empty() || o.disk_mib.is_some())
+                .any(|o| !o.simulate_bug.is_empty() || o.disk_mib.is_some() || o.image.is_some())
             {
                 problems.push(
-                    "node_options: simulate_bug and disk_mib are for our own node only; \
+                    "node_options: simulate_bug, disk_mib and image are for our own node only; \
                      remove them or the `node:` section"
                         .into(),
                 );

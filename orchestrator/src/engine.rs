@@ -210,6 +210,13 @@ pub trait Engine: Send + Sync {
         dir: &str,
         tar: Vec<u8>,
     ) -> impl Future<Output = Result<(), EngineError>> + Send;
+    /// A tar archive of `path` in a container (its last path component at
+    /// the archive's top, as `docker cp` gives it).
+    fn download(
+        &self,
+        container: &str,
+        path: &str,
+    ) -> impl Future<Output = Result<Vec<u8>, EngineError>> + Send;
     fn start_container(&self, name: &str) -> impl Future<Output = Result<(), EngineError>> + Send;
     /// Kill, stop, pause or unpause a container (its network namespace goes with
     /// a kill or stop and is recreated on start).

@@ -16,6 +16,7 @@
 //! again, a paused one resumes. [`window`] books when each fault was surely in
 //! place; [`quorum`] says whether a cut leaves any validator a quorum.
 
+mod label;
 pub mod layers;
 mod partition;
 mod planning;
@@ -124,6 +125,17 @@ pub enum Fault {
         fsync_ms: u64,
         #[serde(default)]
         error_percent: f64,
+    },
+    /// Replace `nodes`' containers with ones from another image of ours
+    /// (`image: TAG`, or ours speaking `protocol: { version, min_peer }`),
+    /// keeping their data, IP, host ports and network faults; the undo goes
+    /// back to the image before.
+    Upgrade {
+        nodes: Vec<NodeSel>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        image: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        protocol: Option<crate::image::Protocol>,
     },
     /// Zone-to-zone latency change (both ways unless `one_way`); it moves the
     /// baseline a heal goes back to.
@@ -258,6 +270,16 @@ pub enum Planned {
         nodes: Vec<String>,
         faults: DiskFaults,
     },
+    /// These nodes' containers replaced from another image.
+    Upgrade { nodes: Vec<String>, to: UpgradeTo },
+}
+
+/// What an upgrade runs.
+#[derive(Debug, Clone, PartialEq)]
+pub enum UpgradeTo {
+    Image(String),
+    /// The testnet's image of our node, speaking this protocol.
+    Protocol(crate::image::Protocol),
 }
 
 /// How to take back an applied fault.
@@ -285,6 +307,8 @@ pub enum Undo {
     /// Free these nodes' disks and clear their store faults; restart a node
     /// whose store failed.
     Disk(Vec<String>),
+    /// Put these nodes back on these images (`None`: the testnet's).
+    Upgrade(Vec<(String, Option<String>)>),
     /// Nothing outlasts the fault (a restart, a heal).
     Nothing,
 }
@@ -309,6 +333,8 @@ pub enum FaultError {
     Percent(f64),
     #[error("disk_full on {0} fills its data dir, which must be a capped tmpfs: give it `node_options: {{ {0}: {{ disk_mib: 64 }} }}` in the testnet file (a scenario that names the node does so itself)")]
     NoCappedDisk(String),
+    #[error("upgrade: give either `image: TAG` or `protocol: {{ version: 2, min_peer: 1 }}`")]
+    Upgrade,
     #[error("a one-way cut needs the cut group and at least one more: `--one-way n0 n1,n2` drops n0's packets to n1 and n2")]
     OneWay,
 }
@@ -459,6 +485,15 @@ impl Fault {
                 fsync_ms: *fsync_ms,
                 error_percent: *error_percent,
             },
+            Fault::Upgrade {
+                nodes,
+                image,
+                protocol,
+            } => Fault::Upgrade {
+                nodes: list(nodes),
+                image: image.clone(),
+                protocol: *protocol,
+            },
             Fault::HealNodes(nodes) => Fault::HealNodes(list(nodes)),
             other => match other.process() {
                 Some((n, action, container)) => Fault::of_process(pick(n), action, container),
@@ -481,6 +516,7 @@ impl Fault {
             | Fault::Byzantine { nodes, .. }
             | Fault::DiskFull { nodes }
             | Fault::Disk { nodes, .. }
+            | Fault::Upgrade { nodes, .. }
             | Fault::HealNodes(nodes) => nodes.iter().collect(),
             other => other.process().map(|(n, _, _)| vec![n]).unwrap_or_default(),
         }
@@ -501,6 +537,7 @@ impl Fault {
             | Fault::Byzantine { nodes, .. }
             | Fault::DiskFull { nodes }
             | Fault::Disk { nodes, .. }
+            | Fault::Upgrade { nodes, .. }
             | Fault::HealNodes(nodes) => nodes.clone(),
             Fault::Shape(_) | Fault::Latency { .. } | Fault::Heal => all.to_vec(),
             other => other
@@ -518,6 +555,8 @@ impl Fault {
             Fault::Clock { .. } => FaultKind::Clock,
             Fault::Byzantine { .. } => FaultKind::Byzantine,
             Fault::DiskFull { .. } | Fault::Disk { .. } => FaultKind::Disk,
+            // The node goes down while its container is replaced.
+            Fault::Upgrade { .. } => FaultKind::Process,
             other if other.process().is_some() => FaultKind::Process,
             _ => FaultKind::Link,
         }
@@ -526,84 +565,6 @@ impl Fault {
     /// Is the fault undone by [`Fault::Heal`] (every network fault is)?
     pub fn is_heal(&self) -> bool {
         matches!(self, Fault::Heal | Fault::HealNodes(_))
-    }
-
-    pub fn label(&self) -> String {
-        match self {
-            Fault::Partition(p) => p.label(),
-            Fault::Shape(s) => format!("partition {s}"),
-            Fault::Delay {
-                nodes,
-                to,
-                ms,
-                jitter_ms,
-                ..
-            } => format!(
-                "delay {} -> {} {ms} ms +/- {jitter_ms}",
-                nodes.join(","),
-                towards(to)
-            ),
-            Fault::Loss { nodes, to, percent } => {
-                format!("loss {} -> {} {percent}%", nodes.join(","), towards(to))
-            }
-            Fault::Duplicate { nodes, to, percent } => {
-                format!(
-                    "duplicate {} -> {} {percent}%",
-                    nodes.join(","),
-                    towards(to)
-                )
-            }
-            Fault::Bandwidth { nodes, kbit } => {
-                format!("bandwidth {} {kbit} kbit/s", nodes.join(","))
-            }
-            Fault::Cpu { nodes, cores: 0.0 } => format!("cpu {} unlimited", nodes.join(",")),
-            Fault::Cpu { nodes, cores } => format!("cpu {} {cores} cores", nodes.join(",")),
-            Fault::Memory { nodes, mib: 0 } => format!("memory {} unlimited", nodes.join(",")),
-            Fault::Memory { nodes, mib } => format!("memory {} {mib} MiB", nodes.join(",")),
-            Fault::Clock {
-                nodes,
-                offset,
-                drift_ppm,
-            } => format!(
-                "clock {} {}{} {drift_ppm} ppm",
-                nodes.join(","),
-                if *offset >= 0 { "+" } else { "" },
-                signed(*offset)
-            ),
-            Fault::Byzantine {
-                nodes,
-                behaviour: Behaviour::DelayVotes,
-                delay_ms,
-            } => format!("byzantine {} delay-votes {delay_ms} ms", nodes.join(",")),
-            Fault::Byzantine {
-                nodes, behaviour, ..
-            } => format!("byzantine {} {}", nodes.join(","), behaviour.label()),
-            Fault::DiskFull { nodes } => format!("disk_full {}", nodes.join(",")),
-            Fault::Disk {
-                nodes,
-                fsync_ms,
-                error_percent,
-            } => format!(
-                "disk {} fsync {fsync_ms} ms, {error_percent}% errors",
-                nodes.join(",")
-            ),
-            Fault::Latency {
-                from,
-                to,
-                ms,
-                one_way,
-            } => format!(
-                "latency {from} {} {to} {ms} ms",
-                if *one_way { "->" } else { "<->" }
-            ),
-            Fault::Heal => "heal".into(),
-            Fault::HealNodes(nodes) => format!("heal {}", nodes.join(",")),
-            other => match other.process() {
-                Some((n, a, false)) => format!("{} {n}", a.name()),
-                Some((n, a, true)) => format!("{} container {n}", a.name()),
-                None => format!("{other:?}"),
-            },
-        }
     }
 
     /// Problems with this fault in a testnet of `names` and `zones`, each as
@@ -632,6 +593,15 @@ impl Fault {
                 p.push(format!(
                     "reorder_percent: {reorder_percent} is not between 0 and 100"
                 ));
+            }
+            Fault::Upgrade {
+                image, protocol, ..
+            } if image.is_some() == protocol.is_some() => {
+                p.push(
+                    "upgrade: give either `image: TAG` or `protocol: { version: 2, min_peer: 1 }` \
+                     (our node's image speaking that protocol)"
+                        .into(),
+                );
             }
             Fault::Disk { error_percent, .. } if per_mille(*error_percent).is_none() => {
                 p.push(format!(

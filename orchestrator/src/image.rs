@@ -286,6 +286,40 @@ pub async fn ensure_node_image<E: Engine>(
     })
 }
 
+/// A P2P protocol version to bake into a node image, and the oldest one its
+/// nodes accept from a peer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Protocol {
+    pub version: u32,
+    pub min_peer: u32,
+}
+
+/// Makes sure the image `from` (ours) with `protocol` baked into its
+/// environment exists; returns its tag. Nothing is pulled or compiled.
+pub async fn ensure_protocol_image<E: Engine>(
+    engine: &E,
+    from: &str,
+    protocol: Protocol,
+    progress: &impl Fn(&str),
+) -> Result<String, ImageError> {
+    let dockerfile = format!(
+        "FROM {from}\nENV TESTNET_PROTOCOL_VERSION={} TESTNET_MIN_PEER_VERSION={}\n",
+        protocol.version, protocol.min_peer
+    );
+    let tag = format!("testnet-node:{}", short_hash(&[dockerfile.as_bytes()]));
+    if engine.image_exists(&tag).await? {
+        return Ok(tag);
+    }
+    let context = tar_of(&[("Dockerfile", dockerfile.as_bytes(), 0o644)]);
+    let labels = BTreeMap::from([(LABEL_ROLE.to_owned(), "node-image".to_owned())]);
+    engine.build_image(&tag, context, labels).await?;
+    progress(&format!(
+        "node image {tag}: {from} speaking protocol {} (accepting {} or later)",
+        protocol.version, protocol.min_peer
+    ));
+    Ok(tag)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

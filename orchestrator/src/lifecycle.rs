@@ -63,6 +63,8 @@ pub enum UpError {
     NoNodeImage,
     #[error("the testnet's topology is invalid: {0}")]
     Topology(String),
+    #[error("node_options.{0}.image: no image {1} here; build one (`testnet image build --protocol-version 2` prints its tag) or give a tag `docker images` lists")]
+    NoImage(String, String),
     #[error("interrupted; everything created was removed")]
     Interrupted,
     #[error("cannot write the testnet's files under {0}: {1}")]
@@ -114,6 +116,13 @@ pub async fn up<E: Engine, P: NodeProbe>(
     }
     // After a replaced testnet is gone: its neighbour entries go with its links.
     check_capacity(&req)?;
+    for (node, o) in &req.file.node_options {
+        if let Some(image) = &o.image {
+            if !tn.engine.image_exists(image).await? {
+                return Err(UpError::NoImage(node.clone(), image.clone()));
+            }
+        }
+    }
     match create_and_wait(tn, &req, progress, cancel).await {
         Ok(summary) => Ok(summary),
         // Another `up` of the same name won the race for the network: what exists
@@ -264,6 +273,7 @@ fn plan<E: Engine, P: NodeProbe>(
                 ip: node_ip(subnet, i).unwrap_or(Ipv4Addr::UNSPECIFIED),
                 bugs: req.file.bugs_of(n),
                 disk_mib: req.file.node_options.get(n).and_then(|o| o.disk_mib),
+                image: req.file.node_options.get(n).and_then(|o| o.image.clone()),
                 http_port: 0,
                 agent_port: 0,
                 metrics_port: 0,
@@ -436,6 +446,7 @@ pub async fn down<E: Engine>(engine: &E, name: Option<&str>) -> Result<Removed, 
 
 mod capacity;
 mod create;
+pub(crate) use create::replace_node;
 mod ready;
 #[cfg(test)]
 pub mod rig;

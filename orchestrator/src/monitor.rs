@@ -485,6 +485,7 @@ mod tests {
                 ip: Ipv4Addr::new(10, 77, 1, 10 + i),
                 bugs: vec![],
                 disk_mib: None,
+                image: None,
             })
             .collect();
         let text = prometheus_config("t", &nodes, None);

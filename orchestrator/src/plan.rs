@@ -33,6 +33,9 @@ pub struct NodePlan {
     /// Its data dir on a tmpfs of this many MiB (disk faults fill it).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub disk_mib: Option<u64>,
+    /// Its own image (mixed versions, an upgrade), else the testnet's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub image: Option<String>,
     /// Host ports on 127.0.0.1 of the node's HTTP API and agent, fixed for the
     /// testnet's life (0 in plans of older versions: the engine picked).
     #[serde(default)]

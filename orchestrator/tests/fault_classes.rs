@@ -251,6 +251,30 @@ async fn byzantine_behaviours_switch_on_and_off_through_the_agent_only() {
     assert_eq!(shown().await, serde_json::json!(["mute", "bad-signatures"]));
     chaos(&["--behaviour", "mute", "--off"]).await;
     assert_eq!(shown().await, serde_json::json!(["bad-signatures"]));
+    // A node process that restarts comes back honest; its agent sets the
+    // misbehaviour again: a fault lasts its window, not a process's life.
+    let restart = run(&["chaos", "restart", "n1", "--name", name]).await;
+    assert!(restart.status.success(), "{}", text(&restart));
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let now = reqwest::get(format!("{api}/status")).await;
+        let back = match now {
+            Ok(r) => r
+                .json::<Value>()
+                .await
+                .ok()
+                .map(|s| s["byzantine"]["behaviours"].clone()),
+            Err(_) => None,
+        };
+        if back == Some(serde_json::json!(["bad-signatures"])) {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "not set again after the restart: {back:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
     // From the host (not the node's loopback): refused, nothing changes.
     let refused = reqwest::Client::new()
         .put(format!("{api}/byzantine"))
@@ -511,4 +535,106 @@ async fn disk_faults_under_load_fail_closed_and_come_back_whole() {
         "{said}"
     );
     assert!(said.contains("n3's store failed under `disk n3"), "{said}");
+}
+
+/// `testnet chaos upgrade`: n1, cut off from every peer, gets a container
+/// from our image speaking protocol 2; it keeps its IP and ports (the same
+/// URL answers), its data (what it had finalized, with no peer to learn it
+/// from again) and its cut (its agent drops the others' packets again).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_upgrade_keeps_the_nodes_data_address_and_faults() {
+    let image = image().await;
+    let name = "e2e-upgrade-cli";
+    let _guard = Guard(name);
+    let out = run(&["up", "--name", name, "--image", &image]).await;
+    assert!(out.status.success(), "{}", text(&out));
+    let load = run(&[
+        "load",
+        "--name",
+        name,
+        "--tps",
+        "10",
+        "--duration",
+        "3s",
+        "--json",
+    ])
+    .await;
+    assert!(load.status.success(), "{}", text(&load));
+    let status = run(&["status", "--name", name, "--json"]).await;
+    let nodes: Vec<Value> = serde_json::from_slice(&status.stdout).unwrap();
+    let n1 = field(&nodes, "n1", "http_url");
+    let before = finalized_ids(&n1).await;
+    assert!(before.len() > 20, "{} finalized on n1", before.len());
+    let cut = run(&[
+        "chaos",
+        "partition",
+        "--shape",
+        "isolate:n1",
+        "--name",
+        name,
+    ])
+    .await;
+    assert!(cut.status.success(), "{}", text(&cut));
+    let up = run(&[
+        "chaos",
+        "upgrade",
+        "--nodes",
+        "n1",
+        "--protocol-version",
+        "2",
+        "--min-peer-version",
+        "1",
+        "--name",
+        name,
+    ])
+    .await;
+    assert!(up.status.success(), "{}", text(&up));
+    assert!(
+        text(&up).contains("n1: container replaced"),
+        "{}",
+        text(&up)
+    );
+    let shown: Value = reqwest::get(format!("{n1}/status"))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(shown["protocol_version"], 2, "{shown}");
+    let after: std::collections::HashSet<String> = finalized_ids(&n1).await.into_iter().collect();
+    let lost = before.iter().filter(|t| !after.contains(*t)).count();
+    assert_eq!(lost, 0, "n1 lost {lost} of {} finalized", before.len());
+    let show = run(&["chaos", "show", "--name", name]).await;
+    let line = text(&show)
+        .lines()
+        .find(|l| l.starts_with("n1:"))
+        .unwrap_or_default()
+        .to_owned();
+    let report: Value = serde_json::from_str(line.trim_start_matches("n1:").trim()).unwrap();
+    assert_eq!(
+        report["state"]["drop_from"].as_array().map(Vec::len),
+        Some(3),
+        "{report}"
+    );
+    down_leaves_nothing(name).await;
+}
+
+/// The shipped upgrade scenarios: a rolling upgrade to a compatible version
+/// under load passes; an incompatible one is caught by handshake_success.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rolling_upgrade_passes_and_an_incompatible_one_is_caught() {
+    let image = image().await;
+    let _guard = Guard("e2e-rolling-upgrade");
+    let (code, report, _) = run_scenario(&image, "rolling-upgrade.scenario.yaml").await;
+    assert_eq!(code, Some(0), "{}", report["verdicts"]);
+    for f in report["observations"]["faults"].as_array().unwrap() {
+        let applied = f["applied"].as_str().unwrap_or("");
+        assert!(applied.contains("speaks protocol 2 in place"), "{f}");
+    }
+    let _guard = Guard("e2e-bug-incompatible-upgrade");
+    let (code, report, _) = run_scenario(&image, "bug-incompatible-upgrade.scenario.yaml").await;
+    assert_eq!(code, Some(1), "{}", report["verdicts"]);
+    let handshakes = &report["verdicts"][0];
+    assert_eq!(handshakes["invariant"], "handshake_success");
+    assert_eq!(handshakes["passed"], false, "{handshakes}");
 }

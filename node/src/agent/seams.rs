@@ -11,7 +11,7 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use super::{error, Agent};
@@ -62,6 +62,70 @@ fn seam(agent: &Agent, what: &str) -> Option<String> {
     Some(format!("{}/{what}", api.trim_end_matches('/')))
 }
 
+/// What was last set through each seam (`None`: never set).
+#[derive(Debug, Default)]
+pub(super) struct Kept {
+    clock: Mutex<Option<Skew>>,
+    byzantine: Mutex<Option<Misbehaviour>>,
+    storage: Mutex<Option<DiskFaults>>,
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// How often the keeper compares the node's seams with what was set.
+const KEEP_EVERY: Duration = Duration::from_secs(1);
+
+/// Sets again what was set through the seams on a node process that came
+/// back without it (killed and started, crashed, OOM-killed): a clock fault
+/// or a misbehaviour lasts as long as its window, not as long as a process.
+pub(super) async fn keep(agent: Arc<Agent>) {
+    if agent.node_api.is_none() {
+        return;
+    }
+    let mut tick = tokio::time::interval(KEEP_EVERY);
+    loop {
+        tick.tick().await;
+        let clock = *lock(&agent.kept.clock);
+        if let (Some(skew), Some(url)) = (clock, seam(&agent, "clock")) {
+            if let Ok(now) = forward::<Skew, ClockReport>(&url, None).await {
+                if now.skew != skew {
+                    tracing::warn!(
+                        ?skew,
+                        "the node came back on real time: its clock skew is set again"
+                    );
+                    let _ = forward::<Skew, ClockReport>(&url, Some(&skew)).await;
+                }
+            }
+        }
+        let byzantine = lock(&agent.kept.byzantine).clone();
+        restore(&agent, "byzantine", byzantine).await;
+        let storage = *lock(&agent.kept.storage);
+        restore(&agent, "storage", storage).await;
+    }
+}
+
+/// PUTs `kept` through seam `what` when the node shows something else.
+async fn restore<T>(agent: &Agent, what: &str, kept: Option<T>)
+where
+    T: Serialize + DeserializeOwned + PartialEq + std::fmt::Debug,
+{
+    let (Some(kept), Some(url)) = (kept, seam(agent, what)) else {
+        return;
+    };
+    if let Ok(now) = forward::<T, T>(&url, None).await {
+        if now != kept {
+            tracing::warn!(
+                seam = what,
+                ?kept,
+                "the node came back without it: set again"
+            );
+            let _ = forward::<T, T>(&url, Some(&kept)).await;
+        }
+    }
+}
+
 /// GET or PUT through the seam `what`; a PUT must read back as set.
 async fn through<T>(
     agent: &Agent,
@@ -107,7 +171,10 @@ pub(super) async fn put_clock(
         return no_seam("clock");
     };
     match forward::<Skew, ClockReport>(&url, Some(&skew)).await {
-        Ok(r) if r.skew == skew => Json(r).into_response(),
+        Ok(r) if r.skew == skew => {
+            *lock(&agent.kept.clock) = Some(skew);
+            Json(r).into_response()
+        }
         Ok(r) => error(
             StatusCode::BAD_GATEWAY,
             format!("the node reads back {:?}, not {skew:?}", r.skew),
@@ -125,7 +192,10 @@ pub(super) async fn put_byzantine(
     body: Result<Json<Misbehaviour>, axum::extract::rejection::JsonRejection>,
 ) -> Response {
     match body {
-        Ok(Json(m)) => through(&agent, "byzantine", Some(m), |a, b| a == b).await,
+        Ok(Json(m)) => {
+            *lock(&agent.kept.byzantine) = Some(m.clone());
+            through(&agent, "byzantine", Some(m), |a, b| a == b).await
+        }
         Err(e) => error(StatusCode::BAD_REQUEST, format!("byzantine: {e}")),
     }
 }
@@ -139,7 +209,10 @@ pub(super) async fn put_storage(
     body: Result<Json<DiskFaults>, axum::extract::rejection::JsonRejection>,
 ) -> Response {
     match body {
-        Ok(Json(f)) => through(&agent, "storage", Some(f), |a, b| a == b).await,
+        Ok(Json(f)) => {
+            *lock(&agent.kept.storage) = Some(f);
+            through(&agent, "storage", Some(f), |a, b| a == b).await
+        }
         Err(e) => error(StatusCode::BAD_REQUEST, format!("storage: {e}")),
     }
 }

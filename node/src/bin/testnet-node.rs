@@ -121,6 +121,14 @@ struct RunArgs {
     /// Log lines as JSON instead of text.
     #[arg(long)]
     log_json: bool,
+    /// The P2P protocol version this node speaks (an image can bake it in
+    /// with the environment; `testnet image build --protocol-version`).
+    #[arg(long, env = "TESTNET_PROTOCOL_VERSION", default_value_t = testnet_node::genesis::PROTOCOL_VERSION)]
+    protocol_version: u32,
+    /// The oldest protocol version it accepts from a peer (a handshake from
+    /// an older one is refused, counted as `protocol_version`).
+    #[arg(long, env = "TESTNET_MIN_PEER_VERSION", default_value_t = testnet_node::genesis::PROTOCOL_VERSION)]
+    min_peer_version: u32,
 }
 
 fn main() -> ExitCode {
@@ -252,6 +260,8 @@ fn run(args: RunArgs) -> anyhow::Result<()> {
         setup.p2p.max_outbound = args.max_outbound;
         setup.p2p.ping_interval = args.ping_interval;
         setup.p2p.ping_timeout = args.ping_timeout;
+        setup.p2p.protocol_version = args.protocol_version;
+        setup.p2p.min_peer_version = args.min_peer_version;
         let node = Node::start(setup, p2p, http).await?;
         let signal = tokio::select! {
             _ = term.recv() => "SIGTERM",

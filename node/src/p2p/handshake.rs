@@ -10,7 +10,6 @@ use std::net::SocketAddr;
 use sha2::{Digest, Sha256};
 
 use super::message::{Verack, Version};
-use crate::genesis::PROTOCOL_VERSION;
 use crate::identity::{Keypair, NodeId};
 
 /// Why a connection failed before it became a peer. `label()` is the `reason` label
@@ -32,8 +31,8 @@ pub enum HandshakeFailure {
     },
     #[error("peer is on network {theirs:?}, we are on {ours:?}")]
     WrongNetwork { ours: String, theirs: String },
-    #[error("peer speaks protocol version {theirs}, we speak {ours}")]
-    ProtocolVersion { ours: u32, theirs: u32 },
+    #[error("peer speaks protocol version {theirs}; we speak {ours} and accept {min} or later")]
+    ProtocolVersion { ours: u32, min: u32, theirs: u32 },
     #[error("peer's public key is not a valid ed25519 key")]
     BadPublicKey,
     #[error("VERACK signature does not verify for the key claimed in VERSION")]
@@ -98,6 +97,9 @@ impl HandshakeFailure {
 #[derive(Debug, Clone)]
 pub struct LocalHello {
     pub network_id: String,
+    pub protocol_version: u32,
+    /// A peer speaking an older version than this is refused.
+    pub min_peer_version: u32,
     pub node_id: NodeId,
     pub listen_addr: SocketAddr,
 }
@@ -106,7 +108,7 @@ impl LocalHello {
     pub fn version(&self, nonce: u64) -> Version {
         Version {
             network_id: self.network_id.clone(),
-            protocol_version: PROTOCOL_VERSION,
+            protocol_version: self.protocol_version,
             node_id: self.node_id,
             nonce,
             listen_addr: self.listen_addr,
@@ -145,9 +147,10 @@ pub fn check_version(
             theirs: theirs.network_id.chars().take(64).collect(),
         });
     }
-    if theirs.protocol_version != PROTOCOL_VERSION {
+    if theirs.protocol_version < local.min_peer_version {
         return Err(HandshakeFailure::ProtocolVersion {
-            ours: PROTOCOL_VERSION,
+            ours: local.protocol_version,
+            min: local.min_peer_version,
             theirs: theirs.protocol_version,
         });
     }
@@ -191,9 +194,12 @@ pub fn check_verack(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::genesis::PROTOCOL_VERSION;
 
     fn hello(key: &Keypair) -> LocalHello {
         LocalHello {
+            protocol_version: PROTOCOL_VERSION,
+            min_peer_version: PROTOCOL_VERSION,
             network_id: "net-a".into(),
             node_id: key.id(),
             listen_addr: "127.0.0.1:7000".parse().unwrap(),
@@ -246,13 +252,19 @@ mod tests {
                 .label(),
             "wrong_network"
         );
+        // A newer peer is accepted; an older one than our minimum is refused.
         let mut v = hello(&Keypair::generate()).version(1);
         v.protocol_version = 999;
+        assert_eq!(check_version(&hello(&a), &v, |_| false), Ok(()));
+        let mut upgraded = hello(&a);
+        upgraded.protocol_version = 3;
+        upgraded.min_peer_version = 2;
+        let old = hello(&Keypair::generate()).version(1);
+        let refused = check_version(&upgraded, &old, |_| false).unwrap_err();
+        assert_eq!(refused.label(), "protocol_version");
         assert_eq!(
-            check_version(&hello(&a), &v, |_| false)
-                .unwrap_err()
-                .label(),
-            "protocol_version"
+            refused.to_string(),
+            "peer speaks protocol version 1; we speak 3 and accept 2 or later"
         );
         let v = hello(&Keypair::generate()).version(42);
         assert_eq!(

@@ -278,6 +278,8 @@ impl RawPeer {
         };
         let hello = LocalHello {
             network_id: network_id.to_owned(),
+            protocol_version: testnet_node::genesis::PROTOCOL_VERSION,
+            min_peer_version: testnet_node::genesis::PROTOCOL_VERSION,
             node_id: peer.key.id(),
             listen_addr,
         };

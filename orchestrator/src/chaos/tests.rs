@@ -331,3 +331,76 @@ async fn disk_faults_need_a_capped_disk_and_are_undone_through_the_agent() {
         "{side:?}"
     );
 }
+
+/// An upgrade replaces the container from a protocol image built from the
+/// testnet's, carries the data dir over, keeps the node's cut (re-applied
+/// to its fresh agent), records the image in the plan, and its undo goes
+/// back to the testnet's image.
+#[tokio::test]
+async fn an_upgrade_replaces_the_container_keeping_data_and_faults() {
+    let rig = Rig::up("chaos-upgrade", TestnetFile::default_testnet()).await;
+    apply_ok(&rig, Fault::Shape("isolate:n1".into())).await;
+    let protocol = crate::image::Protocol {
+        version: 2,
+        min_peer: 1,
+    };
+    let up = apply_ok(
+        &rig,
+        Fault::Upgrade {
+            nodes: names(&["n1"]),
+            image: None,
+            protocol: Some(protocol),
+        },
+    )
+    .await;
+    assert!(
+        up.detail
+            .contains("n1: container replaced, runs testnet-node:"),
+        "{}",
+        up.detail
+    );
+    let plan = rig.tn().plan().unwrap();
+    let image = plan.nodes[1]
+        .image
+        .clone()
+        .expect("the plan records n1's image");
+    let spec = rig.engine.state().containers["chaos-upgrade-n1"].0.clone();
+    assert_eq!(spec.image, image);
+    let calls = rig.engine.state().calls.clone();
+    assert!(
+        calls
+            .iter()
+            .any(|c| c == "download chaos-upgrade-n1 /var/lib/testnet"),
+        "{calls:?}"
+    );
+    let uploads = rig.engine.state().uploads["chaos-upgrade-n1"].clone();
+    assert!(
+        uploads.iter().any(|(dir, _)| dir == "/var/lib"),
+        "{uploads:?}"
+    );
+    assert!(
+        !rig.faults_of("n1").unwrap().drop_from.is_empty(),
+        "the cut came back"
+    );
+    assert_eq!(up.undo, Undo::Upgrade(vec![("n1".into(), None)]));
+    undo(&rig.tn(), &rig.agent, &up.undo, None).await.unwrap();
+    assert_eq!(rig.tn().plan().unwrap().nodes[1].image, None);
+    assert_eq!(
+        rig.engine.state().containers["chaos-upgrade-n1"].0.image,
+        crate::lifecycle::rig::IMAGE
+    );
+    let err = apply(
+        &rig.tn(),
+        &rig.agent,
+        &Fault::Upgrade {
+            nodes: names(&["n1"]),
+            image: Some("testnet-node:nowhere".into()),
+            protocol: None,
+        },
+        None,
+    )
+    .await
+    .unwrap_err()
+    .to_string();
+    assert!(err.contains("no image testnet-node:nowhere here"), "{err}");
+}

@@ -101,7 +101,8 @@ pub fn effect(obs: &Observations, w: &FaultEvent) -> Result<String, String> {
         | Fault::Clock { .. }
         | Fault::Byzantine { .. }
         | Fault::DiskFull { .. }
-        | Fault::Disk { .. } => match w.applied.as_deref() {
+        | Fault::Disk { .. }
+        | Fault::Upgrade { .. } => match w.applied.as_deref() {
             Some(a) if a.contains("in place (read back)") => Ok(a.to_owned()),
             other => Err(format!(
                 "nothing read the change back in place ({})",

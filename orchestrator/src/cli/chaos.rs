@@ -135,6 +135,23 @@ enum Command {
         #[arg(long)]
         off: bool,
     },
+    /// Replace --nodes' containers with ones from --image (ours), or from
+    /// the testnet's image speaking --protocol-version (accepting
+    /// --min-peer-version or later), keeping data, IP, ports and faults.
+    Upgrade {
+        #[arg(long, value_delimiter = ',', required = true)]
+        nodes: Vec<String>,
+        #[arg(
+            long,
+            required_unless_present = "protocol_version",
+            conflicts_with = "protocol_version"
+        )]
+        image: Option<String>,
+        #[arg(long)]
+        protocol_version: Option<u32>,
+        #[arg(long, requires = "protocol_version")]
+        min_peer_version: Option<u32>,
+    },
     /// Drop this share of packets leaving --nodes (towards --to, default all).
     Loss(Rate),
     /// Read back every node's fault rules.
@@ -255,6 +272,19 @@ fn fault(command: Command) -> Option<Fault> {
             nodes,
             fsync_ms,
             error_percent,
+        },
+        Command::Upgrade {
+            nodes,
+            image,
+            protocol_version,
+            min_peer_version,
+        } => Fault::Upgrade {
+            nodes,
+            image,
+            protocol: protocol_version.map(|version| crate::image::Protocol {
+                version,
+                min_peer: min_peer_version.unwrap_or(version),
+            }),
         },
         Command::Show => return None,
         Command::Kill(t) => process(t, ProcessAction::Kill),

@@ -12,13 +12,33 @@ pub enum Args {
     Build {
         #[arg(long, env = "TESTNET_NODE_BINARY")]
         node_binary: Option<PathBuf>,
+        /// Bake this P2P protocol version into the image (an upgrade to test).
+        #[arg(long)]
+        protocol_version: Option<u32>,
+        /// With --protocol-version: the oldest version its nodes accept from
+        /// a peer (default: the same, refusing every older node).
+        #[arg(long, requires = "protocol_version")]
+        min_peer_version: Option<u32>,
     },
 }
 
 pub async fn exec(ctx: &Ctx, a: Args) -> Result<ExitCode, Fail> {
-    let Args::Build { node_binary } = a;
+    let Args::Build {
+        node_binary,
+        protocol_version,
+        min_peer_version,
+    } = a;
     let engine = docker().await?;
-    println!("{}", build(ctx, &engine, node_binary).await?);
+    let mut tag = build(ctx, &engine, node_binary).await?;
+    if let Some(version) = protocol_version {
+        let protocol = crate::image::Protocol {
+            version,
+            min_peer: min_peer_version.unwrap_or(version),
+        };
+        let progress = |l: &str| ctx.progress(l);
+        tag = crate::image::ensure_protocol_image(&engine, &tag, protocol, &progress).await?;
+    }
+    println!("{tag}");
     Ok(ExitCode::SUCCESS)
 }
 

@@ -320,6 +320,19 @@ impl Engine for DockerEngine {
             .map_err(api(format!("copying files into {container}")))
     }
 
+    async fn download(&self, container: &str, path: &str) -> Result<Vec<u8>, EngineError> {
+        let opts = bollard::query_parameters::DownloadFromContainerOptionsBuilder::default()
+            .path(path)
+            .build();
+        let mut stream = self.docker.download_from_container(container, Some(opts));
+        let mut tar = Vec::new();
+        while let Some(chunk) = stream.next().await {
+            let chunk = chunk.map_err(api(format!("copying {path} out of {container}")))?;
+            tar.extend_from_slice(&chunk);
+        }
+        Ok(tar)
+    }
+
     async fn start_container(&self, name: &str) -> Result<(), EngineError> {
         self.docker
             .start_container(name, None)

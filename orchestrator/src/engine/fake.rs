@@ -249,6 +249,17 @@ impl Engine for FakeEngine {
         Ok(())
     }
 
+    async fn download(&self, container: &str, path: &str) -> Result<Vec<u8>, EngineError> {
+        let s = self.call(format!("download {container} {path}"))?;
+        if !s.containers.contains_key(container) {
+            return Err(EngineError::NotFound {
+                what: "container",
+                name: container.into(),
+            });
+        }
+        Ok(format!("tar of {path} in {container}").into_bytes())
+    }
+
     async fn upload(&self, container: &str, dir: &str, tar: Vec<u8>) -> Result<(), EngineError> {
         let mut s = self.call(format!("upload {container}"))?;
         if !s.containers.contains_key(container) {

@@ -99,6 +99,22 @@ impl Fault {
                 }
                 Ok(Planned::DiskFull(nodes.clone()))
             }
+            Fault::Upgrade {
+                nodes,
+                image,
+                protocol,
+            } => {
+                ips(nodes)?;
+                let to = match (image, protocol) {
+                    (Some(tag), None) => super::UpgradeTo::Image(tag.clone()),
+                    (None, Some(p)) => super::UpgradeTo::Protocol(*p),
+                    _ => return Err(FaultError::Upgrade),
+                };
+                Ok(Planned::Upgrade {
+                    nodes: nodes.clone(),
+                    to,
+                })
+            }
             Fault::Heal => Ok(Planned::Heal(None)),
             Fault::HealNodes(nodes) => {
                 ips(nodes)?;

@@ -32,6 +32,7 @@ fn plan() -> Plan {
                 ip: ip(i),
                 bugs: vec![],
                 disk_mib: None,
+                image: None,
             })
             .collect(),
         zones,

@@ -152,6 +152,33 @@ async fn create_node<E: Engine, P: NodeProbe>(
     Ok(node)
 }
 
+/// Replaces `node`'s container (our node, direct mode) with one from its
+/// plan (its image may have changed), with the same IP and host ports, its
+/// config and the data dir `data` (a tar of it, as the engine copied it out
+/// of the old container) put back before it starts.
+pub(crate) async fn replace_node<E: Engine, P: NodeProbe>(
+    tn: &Testnet<'_, E, P>,
+    plan: &Plan,
+    node: &NodePlan,
+    data: Vec<u8>,
+) -> Result<(), UpError> {
+    let genesis =
+        std::fs::read(tn.state.genesis()).map_err(|e| UpError::State(tn.state.genesis(), e))?;
+    let key = std::fs::read(tn.state.node_key(&node.name)).unwrap_or_default();
+    let files = tar_of(&[("genesis.json", &genesis, 0o644), ("node.key", &key, 0o600)]);
+    tn.engine.remove_container(&node.container).await?;
+    let spec = agent_spec(&tn.name, plan, node);
+    tn.engine.create_container(&spec).await?;
+    tn.engine.upload(&spec.name, CONFIG_DIR, files).await?;
+    let parent = std::path::Path::new(crate::plan::DATA_DIR)
+        .parent()
+        .and_then(|p| p.to_str())
+        .unwrap_or("/");
+    tn.engine.upload(&spec.name, parent, data).await?;
+    tn.engine.start_container(&spec.name).await?;
+    Ok(())
+}
+
 fn labels(testnet: &str, plan: &Plan, node: &NodePlan, role: &str) -> BTreeMap<String, String> {
     let mut labels = BTreeMap::from([
         (LABEL_TESTNET.to_owned(), testnet.to_owned()),
@@ -180,7 +207,10 @@ fn agent_spec(testnet: &str, plan: &Plan, node: &NodePlan) -> ContainerSpec {
     };
     ContainerSpec {
         name,
-        image: plan.image.clone(),
+        image: match plan.holder {
+            true => plan.image.clone(),
+            false => node.image.clone().unwrap_or_else(|| plan.image.clone()),
+        },
         cmd: agent_command(plan, node),
         labels: labels(testnet, plan, node, role),
         network: plan.network.clone(),
@@ -206,9 +236,10 @@ fn process_spec(testnet: &str, plan: &Plan, node: &NodePlan) -> Result<Container
     labels.insert(LABEL_HOLDER.to_owned(), node.holder());
     Ok(ContainerSpec {
         name: node.container.clone(),
-        image: plan
-            .node_image
+        image: node
+            .image
             .clone()
+            .or_else(|| plan.node_image.clone())
             .unwrap_or_else(|| plan.image.clone()),
         cmd,
         labels,

@@ -1,0 +1,135 @@
+//! Upgrades: a node's container replaced with one from another image of
+//! ours, keeping what makes it the same node: its data dir (copied out of the
+//! stopped node and back in), its IP and host ports (the plan's), its config,
+//! and its network faults (re-applied once its agent answers). The plan
+//! records the node's image, so later container restarts keep it.
+
+use std::time::{Duration, Instant};
+
+use super::{reconcile, Applied, ChaosError};
+use crate::agent::AgentApi;
+use crate::engine::Engine;
+use crate::fault::{ProcessAction, Undo, UpgradeTo};
+use crate::testnet::{NodeProbe, Testnet};
+
+/// How long a replaced node may take to answer `/status`.
+const BACK_WITHIN: Duration = Duration::from_secs(30);
+
+/// Upgrades each of `nodes` to `to`; the undo puts each back on its image.
+pub(super) async fn apply<E: Engine, P: NodeProbe>(
+    tn: &Testnet<'_, E, P>,
+    agent: &dyn AgentApi,
+    nodes: &[String],
+    to: &UpgradeTo,
+) -> Result<Applied, ChaosError> {
+    let plan = tn.plan()?;
+    if plan.holder || plan.node.is_some() {
+        return Err(ChaosError::Upgrade(
+            "replaces our node's own container; a holder-mode or foreign-image testnet has \
+             none to replace (give such nodes their image in the testnet file)"
+                .into(),
+        ));
+    }
+    let image = match to {
+        UpgradeTo::Image(tag) => tag.clone(),
+        UpgradeTo::Protocol(p) => {
+            crate::image::ensure_protocol_image(tn.engine, &plan.image, *p, &|_| {}).await?
+        }
+    };
+    if !tn.engine.image_exists(&image).await? {
+        return Err(ChaosError::Upgrade(format!(
+            "no image {image} here; build one (`testnet image build --protocol-version 2` \
+             prints its tag) or give a tag `docker images` lists"
+        )));
+    }
+    let mut back = Vec::new();
+    let mut said = Vec::new();
+    for node in nodes {
+        let before = plan
+            .nodes
+            .iter()
+            .find(|n| &n.name == node)
+            .and_then(|n| n.image.clone());
+        said.push(replace(tn, agent, node, Some(image.clone())).await?);
+        back.push((node.clone(), before));
+    }
+    Ok(Applied {
+        undo: Undo::Upgrade(back),
+        detail: said.join("; "),
+    })
+}
+
+/// Puts each node back on its image (`None`: the testnet's).
+pub(super) async fn back<E: Engine, P: NodeProbe>(
+    tn: &Testnet<'_, E, P>,
+    agent: &dyn AgentApi,
+    back: &[(String, Option<String>)],
+) -> Result<(), ChaosError> {
+    for (node, image) in back {
+        replace(tn, agent, node, image.clone()).await?;
+    }
+    Ok(())
+}
+
+/// Stops `node` (so its data is all on disk), copies its data dir out,
+/// replaces its container from `image`, re-applies its faults, and waits
+/// for it to answer; says what runs now.
+async fn replace<E: Engine, P: NodeProbe>(
+    tn: &Testnet<'_, E, P>,
+    agent: &dyn AgentApi,
+    node: &str,
+    image: Option<String>,
+) -> Result<String, ChaosError> {
+    let mut plan = tn.plan()?;
+    let all = tn.endpoints().await?;
+    let n = tn.find(&all, node)?;
+    let Some(np) = plan.nodes.iter_mut().find(|p| p.name == node) else {
+        return Err(ChaosError::Upgrade(format!("{node} is not in the plan")));
+    };
+    if np.disk_mib.is_some() {
+        return Err(ChaosError::Upgrade(format!(
+            "{node}'s data dir is a tmpfs (disk_mib): it goes with the container and cannot be \
+             carried over"
+        )));
+    }
+    // A stopped node has fsynced all it acknowledged; a node already down is fine too.
+    let _ = agent.process(n, ProcessAction::Stop).await;
+    let data = tn
+        .engine
+        .download(&n.container, crate::plan::DATA_DIR)
+        .await?;
+    np.image = image;
+    let np = np.clone();
+    tn.state.save_plan(&plan)?;
+    crate::lifecycle::replace_node(tn, &plan, &np, data).await?;
+    reconcile(tn, agent, node).await?;
+    let runs = np.image.as_deref().unwrap_or(&plan.image).to_owned();
+    let protocol = answered(tn, node).await?;
+    Ok(format!(
+        "{node}: container replaced, runs {runs}, speaks protocol {protocol} in place (read back)"
+    ))
+}
+
+/// Waits for `node` to answer `/status` again; its protocol version.
+async fn answered<E: Engine, P: NodeProbe>(
+    tn: &Testnet<'_, E, P>,
+    node: &str,
+) -> Result<String, ChaosError> {
+    let deadline = Instant::now() + BACK_WITHIN;
+    loop {
+        let all = tn.endpoints().await?;
+        let n = tn.find(&all, node)?;
+        if let Some(url) = &n.http_url {
+            if let Some(s) = tn.probe.status(url).await {
+                return Ok(s.protocol_version.map_or("?".into(), |v| v.to_string()));
+            }
+        }
+        if Instant::now() > deadline {
+            return Err(ChaosError::Upgrade(format!(
+                "{node} did not answer /status within {BACK_WITHIN:?} of its new container's \
+                 start (see `testnet logs {node}`)"
+            )));
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
