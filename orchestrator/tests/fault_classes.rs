@@ -634,7 +634,9 @@ async fn a_rolling_upgrade_passes_and_an_incompatible_one_is_caught() {
     let _guard = Guard("e2e-bug-incompatible-upgrade");
     let (code, report, _) = run_scenario(&image, "bug-incompatible-upgrade.scenario.yaml").await;
     assert_eq!(code, Some(1), "{}", report["verdicts"]);
-    let handshakes = &report["verdicts"][0];
-    assert_eq!(handshakes["invariant"], "handshake_success");
-    assert_eq!(handshakes["passed"], false, "{handshakes}");
+    for (i, invariant) in ["handshake_success", "connectivity"].iter().enumerate() {
+        let v = &report["verdicts"][i];
+        assert_eq!(v["invariant"], *invariant);
+        assert_eq!(v["passed"], false, "{v}");
+    }
 }

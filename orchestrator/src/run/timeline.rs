@@ -78,8 +78,13 @@ pub async fn execute<E: Engine, P: NodeProbe>(
             continue;
         }
         let kind = fault.kind();
-        // A restart is over when it returns; the checkers allow time to come back.
-        let instant = matches!(fault.process(), Some((_, a, _)) if a.undo().is_none());
+        // A restart, or an upgrade for good, is over when it returns (the node
+        // answered again); the checkers allow time to come back.
+        let for_good = !events
+            .iter()
+            .any(|e| e.window == event.window && matches!(e.action, Action::Undo(_)));
+        let instant = matches!(fault.process(), Some((_, a, _)) if a.undo().is_none())
+            || (matches!(fault, crate::fault::Fault::Upgrade { .. }) && for_good);
         let id = lock(book).open(FaultEvent {
             start: if kind == FaultKind::Process {
                 before
