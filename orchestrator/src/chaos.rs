@@ -53,8 +53,6 @@ pub enum ChaosError {
     Upgrade(String),
     #[error(transparent)]
     Image(#[from] crate::image::ImageError),
-    #[error("upgrade: {0}")]
-    Replace(#[from] crate::lifecycle::UpError),
     #[error("applied, but cannot record it: {0}")]
     Record(#[from] StateError),
     #[error(transparent)]

@@ -47,6 +47,7 @@ pub mod ports;
 pub mod report;
 pub mod run;
 pub mod scenario;
+pub mod spec;
 pub mod state;
 pub mod testnet;
 pub mod topology;

@@ -446,7 +446,6 @@ pub async fn down<E: Engine>(engine: &E, name: Option<&str>) -> Result<Removed, 
 
 mod capacity;
 mod create;
-pub(crate) use create::replace_node;
 mod ready;
 #[cfg(test)]
 pub mod rig;

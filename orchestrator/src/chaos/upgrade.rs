@@ -10,6 +10,7 @@ use super::{reconcile, Applied, ChaosError};
 use crate::agent::AgentApi;
 use crate::engine::Engine;
 use crate::fault::{ProcessAction, Undo, UpgradeTo};
+use crate::plan::{NodePlan, Plan};
 use crate::testnet::{NodeProbe, Testnet};
 
 /// How long a replaced node may take to answer `/status`.
@@ -101,7 +102,7 @@ async fn replace<E: Engine, P: NodeProbe>(
     np.image = image;
     let np = np.clone();
     tn.state.save_plan(&plan)?;
-    crate::lifecycle::replace_node(tn, &plan, &np, data).await?;
+    replace_node(tn, &plan, &np, data).await?;
     reconcile(tn, agent, node).await?;
     let runs = np.image.as_deref().unwrap_or(&plan.image).to_owned();
     let protocol = answered(tn, node).await?;
@@ -132,4 +133,34 @@ async fn answered<E: Engine, P: NodeProbe>(
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
+}
+
+/// Replaces `node`'s container (our node, direct mode) with one from its
+/// plan (its image may have changed), with the same IP and host ports, its
+/// config and the data dir `data` (a tar of it, as the engine copied it out
+/// of the old container) put back before it starts.
+async fn replace_node<E: Engine, P: NodeProbe>(
+    tn: &Testnet<'_, E, P>,
+    plan: &Plan,
+    node: &NodePlan,
+    data: Vec<u8>,
+) -> Result<(), ChaosError> {
+    let genesis = std::fs::read(tn.state.genesis())
+        .map_err(|e| ChaosError::Upgrade(format!("{}: {e}", tn.state.genesis().display())))?;
+    let key = std::fs::read(tn.state.node_key(&node.name)).unwrap_or_default();
+    let files =
+        crate::image::tar_of(&[("genesis.json", &genesis, 0o644), ("node.key", &key, 0o600)]);
+    tn.engine.remove_container(&node.container).await?;
+    let spec = crate::spec::agent_spec(&tn.name, plan, node);
+    tn.engine.create_container(&spec).await?;
+    tn.engine
+        .upload(&spec.name, crate::plan::CONFIG_DIR, files)
+        .await?;
+    let parent = std::path::Path::new(crate::plan::DATA_DIR)
+        .parent()
+        .and_then(|p| p.to_str())
+        .unwrap_or("/");
+    tn.engine.upload(&spec.name, parent, data).await?;
+    tn.engine.start_container(&spec.name).await?;
+    Ok(())
 }

@@ -105,14 +105,9 @@ impl Fault {
                 protocol,
             } => {
                 ips(nodes)?;
-                let to = match (image, protocol) {
-                    (Some(tag), None) => super::UpgradeTo::Image(tag.clone()),
-                    (None, Some(p)) => super::UpgradeTo::Protocol(*p),
-                    _ => return Err(FaultError::Upgrade),
-                };
                 Ok(Planned::Upgrade {
                     nodes: nodes.clone(),
-                    to,
+                    to: upgrade_to(image, protocol)?,
                 })
             }
             Fault::Heal => Ok(Planned::Heal(None)),
@@ -292,4 +287,16 @@ fn cut_patches(plan: &Plan, cut: Vec<(Ipv4Addr, FaultState)>) -> BTreeMap<String
             (n.name.clone(), patch)
         })
         .collect()
+}
+
+/// What an upgrade runs: exactly one of an image and a protocol.
+fn upgrade_to(
+    image: &Option<String>,
+    protocol: &Option<crate::image::Protocol>,
+) -> Result<super::UpgradeTo, FaultError> {
+    match (image, protocol) {
+        (Some(tag), None) => Ok(super::UpgradeTo::Image(tag.clone())),
+        (None, Some(p)) => Ok(super::UpgradeTo::Protocol(*p)),
+        _ => Err(FaultError::Upgrade),
+    }
 }
