@@ -49,6 +49,7 @@ mod connections;
 mod delay;
 mod disk;
 pub mod holder;
+mod keeper;
 mod process;
 mod seams;
 
@@ -76,7 +77,7 @@ struct Agent {
     data_dir: Option<std::path::PathBuf>,
     /// What was set through the node's seams, set again on a node process
     /// that restarted without it.
-    kept: seams::Kept,
+    kept: keeper::Kept,
 }
 
 impl Agent {
@@ -483,7 +484,7 @@ pub async fn run(
         data_dir,
         kept: Default::default(),
     });
-    tokio::spawn(seams::keep(agent.clone()));
+    tokio::spawn(keeper::keep(agent.clone()));
     let app = Router::new()
         .route(
             "/health",

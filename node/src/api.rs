@@ -120,6 +120,10 @@ pub struct FinalizedPage {
     /// Pass as `after` to get the next page.
     pub next: usize,
     pub total: usize,
+    /// When this node process started (real Unix ms): another value means
+    /// it restarted and its list was rebuilt (read it again from the start).
+    #[serde(default)]
+    pub boot_ms: u64,
 }
 
 /// `GET /utxos?owner=KEY`: the unspent outputs a key owns.

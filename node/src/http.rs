@@ -272,6 +272,7 @@ async fn finalized(
             .collect(),
         next: end,
         total: all.len(),
+        boot_ms: node.boot_ms,
     })
 }
 

@@ -228,6 +228,7 @@ impl Node {
             replica: replica_handle,
             metrics,
             started: Instant::now(),
+            boot_ms: crate::clock::real_ms(),
             genesis_supply: setup.genesis.total_supply(),
             protocol_version,
         });

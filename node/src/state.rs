@@ -28,6 +28,8 @@ pub struct NodeState {
     pub genesis_supply: u64,
     /// The P2P protocol version it speaks.
     pub protocol_version: u32,
+    /// When the process started (real Unix ms).
+    pub boot_ms: u64,
 }
 
 impl NodeState {

@@ -162,7 +162,8 @@ pub async fn undo<E: Engine, P: NodeProbe>(
         Undo::Byzantine { nodes, behaviour } => {
             byzantine::switch(tn, agent, nodes, *behaviour, None, false).await?;
         }
-        Undo::Disk(nodes) => disk::heal(tn, agent, nodes).await?,
+        Undo::DiskFull(nodes) => disk::heal(tn, agent, nodes, true).await?,
+        Undo::Disk(nodes) => disk::heal(tn, agent, nodes, false).await?,
         Undo::Upgrade(back) => upgrade::back(tn, agent, back).await?,
     }
     log(&tn.name, &format!("undo {undo:?}"));

@@ -212,6 +212,12 @@ impl TestnetFile {
                     self.nodes.saturating_sub(1)
                 ));
             }
+            if o.disk_mib.is_some() && self.holder {
+                problems.push(format!(
+                    "node_options.{node}.disk_mib: a capped data dir needs our node in its own \
+                     container; remove `holder: true` (the holder's agent cannot reach the node's files)"
+                ));
+            }
             if o.disk_mib.is_some_and(|m| !(8..=4096).contains(&m)) {
                 problems.push(format!(
                     "node_options.{node}.disk_mib: {} is not in 8..=4096 (MiB of memory the data dir's tmpfs may take)",

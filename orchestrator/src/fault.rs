@@ -165,6 +165,26 @@ pub enum Fault {
     ResumeContainer(NodeSel),
 }
 
+/// Longest fsync a disk fault may hold, and longest vote hold of
+/// `delay-votes` (a hold under way outlasts its undo).
+pub const MAX_FSYNC_MS: u64 = 10_000;
+pub const MAX_VOTE_DELAY_MS: u64 = 60_000;
+
+impl Fault {
+    /// Why a hold this fault asks for is too long, if it is.
+    pub fn too_long(&self) -> Option<String> {
+        match self {
+            Fault::Disk { fsync_ms, .. } if *fsync_ms > MAX_FSYNC_MS => Some(format!(
+                "fsync_ms: {fsync_ms} is over {MAX_FSYNC_MS} (a held fsync outlasts its undo)"
+            )),
+            Fault::Byzantine { delay_ms, .. } if *delay_ms > MAX_VOTE_DELAY_MS => Some(format!(
+                "delay_ms: {delay_ms} is over {MAX_VOTE_DELAY_MS} (a held vote outlasts its undo)"
+            )),
+            _ => None,
+        }
+    }
+}
+
 fn default_vote_delay() -> u64 {
     testnet_node::byzantine::DEFAULT_DELAY_MS
 }
@@ -304,11 +324,13 @@ pub enum Undo {
         nodes: Vec<String>,
         behaviour: Behaviour,
     },
-    /// Free these nodes' disks and clear their store faults; restart a node
-    /// whose store failed.
+    /// Free these nodes' disks; restart a node whose store failed.
+    DiskFull(Vec<String>),
+    /// Clear these nodes' store faults; restart a node whose store failed.
     Disk(Vec<String>),
-    /// Put these nodes back on these images (`None`: the testnet's).
-    Upgrade(Vec<(String, Option<String>)>),
+    /// Put these nodes back on the first image (`None`: the testnet's) if
+    /// they still run the second (the one the upgrade set).
+    Upgrade(Vec<(String, Option<String>, String)>),
     /// Nothing outlasts the fault (a restart, a heal).
     Nothing,
 }
@@ -335,6 +357,8 @@ pub enum FaultError {
     NoCappedDisk(String),
     #[error("upgrade: give either `image: TAG` or `protocol: {{ version: 2, min_peer: 1 }}`")]
     Upgrade,
+    #[error("{0}")]
+    TooLong(String),
     #[error("a one-way cut needs the cut group and at least one more: `--one-way n0 n1,n2` drops n0's packets to n1 and n2")]
     OneWay,
 }
@@ -607,6 +631,9 @@ impl Fault {
                 p.push(format!(
                     "error_percent: {error_percent} is not between 0 and 100"
                 ));
+            }
+            other if other.too_long().is_some() => {
+                p.extend(other.too_long());
             }
             Fault::Cpu { cores, .. } if !cores.is_finite() || *cores < 0.0 => {
                 p.push(format!("cores: {cores} is not a share of cores (0.2 is a fifth of one; 0 lifts the limit)"));

@@ -98,7 +98,7 @@ pub enum LoadCommandError {
 /// The load generator's configuration from `args`: rates checked, genesis and
 /// faucet key read.
 pub fn config(args: &LoadArgs) -> Result<LoadConfig, LoadCommandError> {
-    if args.tps <= 0.0 || !(0.0..=1.0).contains(&args.double_spend) {
+    if !(args.tps > 0.0 && args.tps.is_finite() && (0.0..=1.0).contains(&args.double_spend)) {
         return Err(LoadCommandError::BadRate);
     }
     let (Some(genesis), Some(faucet)) = (&args.genesis, &args.faucet_key) else {

@@ -319,12 +319,14 @@ impl Scenario {
             if let Some(n) = s.nemesis.take() {
                 let names = s.testnet.node_names();
                 let foreign = s.testnet.node.is_some();
-                problems.extend(
-                    n.problems(names.len(), foreign)
-                        .into_iter()
-                        .map(|e| format!("nemesis: {e}")),
-                );
-                let drawn = n.schedule(s.seed, &names);
+                let wrong = n.problems(names.len(), foreign);
+                // A schedule is drawn only from a sound nemesis (a bad one
+                // could ask for billions of faults).
+                let drawn = match wrong.is_empty() {
+                    true => n.schedule(s.seed, &names),
+                    false => Vec::new(),
+                };
+                problems.extend(wrong.into_iter().map(|e| format!("nemesis: {e}")));
                 s.nemesis_steps = drawn.len();
                 s.timeline.extend(drawn);
             }

@@ -40,7 +40,7 @@ pub(super) async fn fill<E: Engine, P: NodeProbe>(
         ));
     }
     Ok(Applied {
-        undo: Undo::Disk(nodes.to_vec()),
+        undo: Undo::DiskFull(nodes.to_vec()),
         detail: said.join("; "),
     })
 }
@@ -77,12 +77,14 @@ pub(super) async fn storage<E: Engine, P: NodeProbe>(
     })
 }
 
-/// Frees `nodes`' disks (those with a capped data dir), clears their store
-/// faults, and restarts each whose store failed meanwhile.
+/// Frees `nodes`' disks (`free`, those with a capped data dir) or clears
+/// their store faults (else), and restarts each whose store failed meanwhile
+/// (a disk fault still in place on it fails it again, as it should).
 pub(super) async fn heal<E: Engine, P: NodeProbe>(
     tn: &Testnet<'_, E, P>,
     agent: &dyn AgentApi,
     nodes: &[String],
+    free: bool,
 ) -> Result<(), ChaosError> {
     let plan = tn.plan()?;
     let all = tn.endpoints().await?;
@@ -92,10 +94,15 @@ pub(super) async fn heal<E: Engine, P: NodeProbe>(
             .nodes
             .iter()
             .any(|p| &p.name == node && p.disk_mib.is_some());
-        if capped {
-            agent.disk(n, Some(false)).await?;
+        match free {
+            true if capped => {
+                agent.disk(n, Some(false)).await?;
+            }
+            true => {}
+            false => {
+                agent.storage(n, Some(&DiskFaults::default())).await?;
+            }
         }
-        agent.storage(n, Some(&DiskFaults::default())).await?;
         let failed = match &n.http_url {
             Some(url) => tn
                 .probe

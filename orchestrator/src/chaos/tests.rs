@@ -322,14 +322,15 @@ async fn disk_faults_need_a_capped_disk_and_are_undone_through_the_agent() {
         slow.detail,
         "n2: fsync +200 ms, 5% write errors in place (read back)"
     );
+    // Each undo takes back its own fault only.
     undo(&rig.tn(), &rig.agent, &filled.undo, None)
         .await
         .unwrap();
     let side = rig.agent.side("chaos-disk-n2").unwrap();
-    assert!(
-        !side.disk_full && side.storage == Default::default(),
-        "{side:?}"
-    );
+    assert!(!side.disk_full && side.storage.fsync_ms == 200, "{side:?}");
+    undo(&rig.tn(), &rig.agent, &slow.undo, None).await.unwrap();
+    let side = rig.agent.side("chaos-disk-n2").unwrap();
+    assert_eq!(side.storage, Default::default());
 }
 
 /// An upgrade replaces the container from a protocol image built from the
@@ -382,7 +383,10 @@ async fn an_upgrade_replaces_the_container_keeping_data_and_faults() {
         !rig.faults_of("n1").unwrap().drop_from.is_empty(),
         "the cut came back"
     );
-    assert_eq!(up.undo, Undo::Upgrade(vec![("n1".into(), None)]));
+    assert_eq!(
+        up.undo,
+        Undo::Upgrade(vec![("n1".into(), None, image.clone())])
+    );
     undo(&rig.tn(), &rig.agent, &up.undo, None).await.unwrap();
     assert_eq!(rig.tn().plan().unwrap().nodes[1].image, None);
     assert_eq!(

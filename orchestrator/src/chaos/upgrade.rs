@@ -52,7 +52,7 @@ pub(super) async fn apply<E: Engine, P: NodeProbe>(
             .find(|n| &n.name == node)
             .and_then(|n| n.image.clone());
         said.push(replace(tn, agent, node, Some(image.clone())).await?);
-        back.push((node.clone(), before));
+        back.push((node.clone(), before, image.clone()));
     }
     Ok(Applied {
         undo: Undo::Upgrade(back),
@@ -60,14 +60,23 @@ pub(super) async fn apply<E: Engine, P: NodeProbe>(
     })
 }
 
-/// Puts each node back on its image (`None`: the testnet's).
+/// Puts each node back on its image (`None`: the testnet's), unless a later
+/// upgrade changed it since (that one's undo owns it now).
 pub(super) async fn back<E: Engine, P: NodeProbe>(
     tn: &Testnet<'_, E, P>,
     agent: &dyn AgentApi,
-    back: &[(String, Option<String>)],
+    back: &[(String, Option<String>, String)],
 ) -> Result<(), ChaosError> {
-    for (node, image) in back {
-        replace(tn, agent, node, image.clone()).await?;
+    for (node, image, set) in back {
+        let plan = tn.plan()?;
+        let now = plan
+            .nodes
+            .iter()
+            .find(|n| &n.name == node)
+            .and_then(|n| n.image.clone());
+        if now.as_ref() == Some(set) {
+            replace(tn, agent, node, image.clone()).await?;
+        }
     }
     Ok(())
 }
@@ -99,10 +108,23 @@ async fn replace<E: Engine, P: NodeProbe>(
         .engine
         .download(&n.container, crate::plan::DATA_DIR)
         .await?;
-    np.image = image;
+    let previous = std::mem::replace(&mut np.image, image);
     let np = np.clone();
     tn.state.save_plan(&plan)?;
-    replace_node(tn, &plan, &np, data).await?;
+    if let Err(e) = replace_node(tn, &plan, &np, data.clone()).await {
+        // Never left without a container: back on the image it ran, with its data.
+        let mut old = np.clone();
+        old.image = previous;
+        if let Some(p) = plan.nodes.iter_mut().find(|p| p.name == node) {
+            *p = old.clone();
+        }
+        tn.state.save_plan(&plan)?;
+        let rolled = match replace_node(tn, &plan, &old, data).await {
+            Ok(()) => "it runs its previous image again".to_owned(),
+            Err(again) => format!("going back failed too: {again}"),
+        };
+        return Err(ChaosError::Upgrade(format!("{node}: {e}; {rolled}")));
+    }
     reconcile(tn, agent, node).await?;
     let runs = np.image.as_deref().unwrap_or(&plan.image).to_owned();
     let protocol = answered(tn, node).await?;

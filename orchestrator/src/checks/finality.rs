@@ -7,9 +7,9 @@
 //! no validator able to certify, or that node (or the accepting one) being
 //! down, Byzantine or under a disk fault. Each pushes the bound to its end (a fault still open
 //! when the timeline ended counts as ending then); a delay or a loss that
-//! leaves a quorum pushes nothing. A payment a Byzantine node accepted while
-//! it misbehaved is its client's loss, not the network's: it is not judged
-//! (safety still is).
+//! leaves a quorum pushes nothing. A payment a mute (or garbage-sending)
+//! Byzantine node accepted is its client's loss, not the network's: it is not
+//! judged (safety still is); other misbehaviours still pass payments on.
 
 use super::Verdict;
 use crate::observe::{FaultKind, Observations};
@@ -70,9 +70,22 @@ fn holds(obs: &Observations) -> Vec<Hold<'_>> {
 
 /// Was `node` Byzantine at `t` (a window of that kind on it, open then)?
 fn byzantine_at(obs: &Observations, node: &str, t: f64) -> bool {
+    use testnet_node::byzantine::Behaviour;
     let open_end = obs.timeline_end.unwrap_or(obs.ended);
+    // Only a node that sends nothing whole swallows what its clients gave it:
+    // the other behaviours still pass transactions on.
+    let swallows = |f: &crate::observe::FaultEvent| {
+        matches!(
+            f.fault,
+            Some(crate::fault::Fault::Byzantine {
+                behaviour: Behaviour::Mute | Behaviour::GarbageFrames,
+                ..
+            })
+        )
+    };
     obs.faults.iter().any(|f| {
         f.kind == FaultKind::Byzantine
+            && swallows(f)
             && f.nodes.iter().any(|n| n == node)
             && f.start <= t
             && t <= f.end.unwrap_or(open_end)
@@ -259,7 +272,11 @@ mod tests {
                     nodes: vec!["n1".into()],
                     no_quorum: false,
                     cut_off: vec![],
-                    fault: None,
+                    fault: Some(crate::fault::Fault::Byzantine {
+                        nodes: vec!["n1".into()],
+                        behaviour: testnet_node::byzantine::Behaviour::Mute,
+                        delay_ms: 0,
+                    }),
                     applied: None,
                     step: Some(0),
                 })
@@ -303,6 +320,14 @@ mod tests {
                 .contains("1 accepted by a node while it was Byzantine, not judged"),
             "{v:?}"
         );
+        // Delaying its votes, n1 still passes payments on: judged, and failed.
+        let mut delaying = obs(vec![swallowed, honest], Some((5.0, None)));
+        if let Some(crate::fault::Fault::Byzantine { behaviour, .. }) =
+            &mut delaying.faults[0].fault
+        {
+            *behaviour = testnet_node::byzantine::Behaviour::DelayVotes;
+        }
+        assert!(!finality(&delaying, 3.0).passed);
         // The red twin: no Byzantine window, the same payment fails.
         let v = finality(&obs(vec![swallowed, honest], None), 3.0);
         assert!(

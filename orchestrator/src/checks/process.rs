@@ -19,8 +19,18 @@ pub fn processes(obs: &Observations) -> Verdict {
                 && t <= f.end.map_or(f64::INFINITY, |e| e + COME_BACK_SECS)
         })
     };
-    let downing = [FaultKind::Process, FaultKind::Resource, FaultKind::Disk];
-    let cause = |node: &str, t: f64| cause_of(node, t, &downing);
+    // A disk fault fails the node closed (it stays up); only its undo's
+    // restart, after the window, takes it down.
+    let disk_heal = |node: &str, t: f64| {
+        obs.faults.iter().find(|f| {
+            f.kind == FaultKind::Disk
+                && f.nodes.iter().any(|n| n == node)
+                && f.end.is_some_and(|e| t >= e && t <= e + COME_BACK_SECS)
+        })
+    };
+    let cause = |node: &str, t: f64| {
+        cause_of(node, t, &[FaultKind::Process, FaultKind::Resource]).or_else(|| disk_heal(node, t))
+    };
     let allowed = |node: &str, t: f64| cause(node, t).is_some();
     let mut caused = Vec::new();
     for node in &obs.nodes {

@@ -1269,6 +1269,32 @@ fn processes_fail_a_node_whose_store_failed() {
     );
 }
 
+/// Under a disk fault a node fails closed and stays up: down inside the
+/// window is a crash; the undo's restart, right after it, is the timeline's.
+#[test]
+fn processes_allow_a_disk_faults_heal_restart_but_not_a_crash_inside() {
+    let down_from = |at: f64| {
+        let mut obs = healthy();
+        let mut full = window(FaultKind::Disk, 5.0, Some(10.0), "disk_full n1");
+        full.nodes = vec!["n1".into()];
+        obs.faults.push(full);
+        edit(&mut obs, "n1", at, |s| {
+            if s.t < T0 + at + 1.0 {
+                s.status = None;
+            } else {
+                s.status.as_mut().unwrap().uptime_secs = s.t - T0 - at - 1.0;
+            }
+        });
+        processes(&obs)
+    };
+    assert!(down_from(10.0).passed, "{:?}", down_from(10.0));
+    let v = down_from(6.0);
+    assert!(
+        !v.passed && v.summary.contains("n1 was down at +6.0s"),
+        "{v:?}"
+    );
+}
+
 /// From mutation testing: a testnet where no node attempted a handshake fails,
 /// and says so rather than a rate of 0 of 0.
 #[test]

@@ -313,15 +313,23 @@ pub async fn exec(ctx: &Ctx, a: Args) -> Result<ExitCode, Fail> {
         println!("{} off", behaviour.label());
         return Ok(ExitCode::SUCCESS);
     }
-    if let Command::DiskFull { nodes, off: true }
-    | Command::Disk {
-        nodes, off: true, ..
-    } = a.command
-    {
+    let off = match &a.command {
+        Command::DiskFull { nodes, off: true } => Some((
+            crate::fault::Undo::DiskFull(nodes.clone()),
+            format!("{}: disk freed", nodes.join(",")),
+        )),
+        Command::Disk {
+            nodes, off: true, ..
+        } => Some((
+            crate::fault::Undo::Disk(nodes.clone()),
+            format!("{}: store faults cleared", nodes.join(",")),
+        )),
+        _ => None,
+    };
+    if let Some((off, said)) = off {
         let _lock = super::lock(&tn.name, "chaos")?;
-        let off = crate::fault::Undo::Disk(nodes.clone());
         crate::chaos::undo(&tn, &agent, &off, a.lease).await?;
-        println!("{}: disk freed, store faults cleared", nodes.join(","));
+        println!("{said} (a node whose store failed was restarted)");
         return Ok(ExitCode::SUCCESS);
     }
     let Some(fault) = fault(a.command) else {

@@ -83,6 +83,9 @@ impl Fault {
             | Fault::Clock { nodes, .. }
             | Fault::Byzantine { nodes, .. }
             | Fault::Disk { nodes, .. } => {
+                if let Some(why) = self.too_long() {
+                    return Err(FaultError::TooLong(why));
+                }
                 ips(nodes)?;
                 Ok(self.node_change(nodes))
             }

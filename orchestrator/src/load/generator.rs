@@ -174,6 +174,8 @@ struct Run {
     /// from `tracked`: a node may report a payment before its submission returns.
     observed: HashMap<TxId, Vec<Option<u64>>>,
     cursors: Vec<usize>,
+    /// Each node's process start as its pages say (0: not heard yet).
+    boots: Vec<u64>,
     /// Where the next poll starts (polls take turns over the nodes).
     poll_next: usize,
     /// The first node that answered: wallets and the faucet are read there.
@@ -217,6 +219,7 @@ impl Run {
             coins: Vec::new(),
             tracked: HashMap::new(),
             observed: HashMap::new(),
+            boots: vec![0; cursors.len()],
             cursors,
             poll_next: 0,
             home,
@@ -299,7 +302,12 @@ impl Run {
     fn merge(&mut self, (i, page): Page) {
         let n = self.clients.len();
         let Ok(page) = page else { return };
-        self.cursors[i] = page.next;
+        // A node that restarted rebuilt its list (from its log, then from
+        // its peers), maybe in another order: read it again from the start
+        // (what was seen stays seen).
+        let rebuilt = self.boots[i] != 0 && page.boot_ms != self.boots[i];
+        self.boots[i] = page.boot_ms;
+        self.cursors[i] = if rebuilt { 0 } else { page.next };
         let seen = now_ms();
         for e in page.entries {
             let sent = self.tracked.get(&e.txid).map(|t| t.submitted_ms);

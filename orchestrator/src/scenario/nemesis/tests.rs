@@ -77,6 +77,8 @@ fn a_bad_nemesis_is_named() {
     assert!(bad("every: 4s, for: 3s, quiet: 5s, until: 5s").contains("until"));
     assert!(bad("every: 0s, for: 3s, until: 30s").contains("`every` and `for`"));
     assert!(bad("every: 1ms, for: 3s, until: 30s").contains("more than 1000 faults"));
+    // Refused before anything is drawn (it would take billions of steps).
+    assert!(bad("every: 1ms, for: 1ms, until: 10000h").contains("more than 1000 faults"));
     let err = Scenario::parse(
         &FILE.replace("faults: [partition,", "faults: [meteor,"),
         "bad",
