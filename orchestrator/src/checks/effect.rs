@@ -232,6 +232,15 @@ fn process_effect(
             if let Some(s) = samples.iter().find(|s| s.t <= until && !obs.up(s)) {
                 return Ok(format!("{node} was down at {}", at(s)));
             }
+            // A node that answered its scrapes before and none in the window
+            // did not run then, whatever its process table said at the look.
+            let answered_before = obs.of(node).any(|s| s.t < w.start && !s.metrics.is_empty());
+            if let Some(s) = samples
+                .iter()
+                .find(|s| s.t <= until && answered_before && s.metrics.is_empty())
+            {
+                return Ok(format!("{node} answered no scrape at {}", at(s)));
+            }
             // The agent's report ("stopped", "paused") or the engine's
             // ("killed, ...", "stopped", "paused").
             if ["killed", "stopped", "paused"]

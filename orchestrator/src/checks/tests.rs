@@ -897,6 +897,32 @@ fn loss_duplicate_and_caps_are_seen_in_the_agents_counters() {
     assert!(bites(&with_fault(clear, 5.0, 9.0)).passed);
 }
 
+/// A paused node whose process table still read as running at the look
+/// (held etcd in CI), but that answered no scrape in the window while it
+/// had answered them before: the pause bit. Never answering is no evidence.
+#[test]
+fn a_pause_is_seen_by_scrapes_that_stopped_answering() {
+    let scraped = |obs: &mut Observations, from: f64, to: f64| {
+        for s in obs.samples.iter_mut().filter(|s| s.node == "n1") {
+            match s.t < T0 + from || s.t > T0 + to {
+                true => s.metrics.insert("up".into(), 1.0),
+                false => {
+                    s.metrics.clear();
+                    None
+                }
+            };
+        }
+    };
+    let mut obs = with_fault(Fault::Pause("n1".into()), 5.0, 9.0);
+    assert!(!bites(&obs).passed, "nothing seen yet");
+    scraped(&mut obs, 5.5, 8.5);
+    let v = bites(&obs);
+    assert!(v.passed, "{v:?}");
+    let mut never = with_fault(Fault::Pause("n1".into()), 5.0, 9.0);
+    scraped(&mut never, -1.0, 100.0);
+    assert!(!bites(&never).passed, "never answering shows nothing");
+}
+
 #[test]
 fn process_faults_are_seen_down_or_reported_and_restarts_by_their_uptime() {
     let mut obs = with_fault(Fault::Kill("n1".into()), 5.0, 9.0);
