@@ -546,8 +546,11 @@ async fn latency_zones_apply_at_up_and_change_live() {
     let across = rtt_samples(&n0, "n2", 3).await;
     let within = rtt_samples(&n0, "n1", 2).await;
     eprintln!("zones eu|us at 30 ms one-way: n0->n2 RTT {across:?}, n0->n1 {within:?}");
-    assert!((55.0..=70.0).contains(&across[1]), "{across:?}");
-    assert!(within.iter().all(|r| *r < 10.0), "{within:?}");
+    // A delay bounds the RTT from below; a busy machine only adds to some
+    // pings: the fastest sample is the one to judge.
+    let fastest = |r: &[f64]| r.iter().copied().fold(f64::INFINITY, f64::min);
+    assert!((55.0..=70.0).contains(&fastest(&across)), "{across:?}");
+    assert!(fastest(&within) < 10.0, "{within:?}");
 
     let out = run(&["chaos", "latency", "eu", "us", "--ms", "80", "--name", name]).await;
     assert!(out.status.success(), "{}", text(&out));
@@ -555,7 +558,7 @@ async fn latency_zones_apply_at_up_and_change_live() {
     tokio::time::sleep(Duration::from_secs(2)).await;
     let changed = rtt_samples(&n0, "n2", 3).await;
     eprintln!("after `chaos latency eu us --ms 80` and a heal: n0->n2 RTT {changed:?}");
-    assert!((150.0..=180.0).contains(&changed[1]), "{changed:?}");
+    assert!((150.0..=180.0).contains(&fastest(&changed)), "{changed:?}");
     let out = run(&[
         "chaos", "latency", "eu", "mars", "--ms", "1", "--name", name,
     ])
