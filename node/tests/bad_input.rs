@@ -71,8 +71,10 @@ fn wrong_protocol_version<'a>(
     net: &'a str,
 ) -> futures::future::BoxFuture<'a, ()> {
     Box::pin(async move {
+        // Older than the oldest version the node accepts (a newer one is
+        // accepted: old nodes speak to upgraded ones).
         let mut v = hello(net, &p.key).version(1);
-        v.protocol_version = 77;
+        v.protocol_version = 0;
         p.send(&Message::Version(v)).await
     })
 }
