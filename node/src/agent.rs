@@ -48,6 +48,7 @@ const DEV: &str = "eth0";
 mod connections;
 mod delay;
 mod disk;
+pub mod faketime;
 pub mod holder;
 mod keeper;
 mod process;
@@ -75,6 +76,8 @@ struct Agent {
     node_api: Option<String>,
     /// The node's data dir (a capped tmpfs when disk faults are wanted).
     data_dir: Option<std::path::PathBuf>,
+    /// Holder mode: the node's container preloads libfaketime ([`faketime`]).
+    faketime: bool,
     /// What was set through the node's seams, set again on a node process
     /// that restarted without it.
     kept: keeper::Kept,
@@ -462,14 +465,20 @@ async fn stop_delay_worker(State(agent): State<Arc<Agent>>) -> Response {
     }
 }
 
+/// Where the agent reaches the node's live seams.
+#[derive(Debug, Clone, Default)]
+pub struct Seams {
+    /// The node's own API (`/clock`, `/byzantine`, `/storage`): ours only.
+    pub node_api: Option<String>,
+    /// The node's data dir, for disk faults.
+    pub data_dir: Option<std::path::PathBuf>,
+    /// Holder mode: the node's container preloads libfaketime.
+    pub faketime: bool,
+}
+
 /// Runs the agent: starts the node (supervised mode), serves the control API
 /// on `control`, and returns the exit code the container should end with.
-pub async fn run(
-    control: TcpListener,
-    mode: Mode,
-    node_api: Option<String>,
-    data_dir: Option<std::path::PathBuf>,
-) -> std::io::Result<i32> {
+pub async fn run(control: TcpListener, mode: Mode, seams: Seams) -> std::io::Result<i32> {
     let node = match mode {
         Mode::Supervise(command) => process::Node::supervise(command)?,
         Mode::Holder => process::Node::Holder(holder::Watch::default()),
@@ -480,8 +489,9 @@ pub async fn run(
         delays: Default::default(),
         worker: std::sync::Mutex::new(None),
         lease: std::sync::Mutex::new((None, 0)),
-        node_api,
-        data_dir,
+        node_api: seams.node_api,
+        data_dir: seams.data_dir,
+        faketime: seams.faketime,
         kept: Default::default(),
     });
     tokio::spawn(keeper::keep(agent.clone()));

@@ -632,6 +632,11 @@ impl Fault {
                     "error_percent: {error_percent} is not between 0 and 100"
                 ));
             }
+            Fault::Clock { drift_ppm, .. } if drift_ppm.abs() >= 1_000_000 => {
+                p.push(format!(
+                    "drift_ppm: {drift_ppm} would stop or reverse the clock (|drift| < 1000000)"
+                ));
+            }
             other if other.too_long().is_some() => {
                 p.extend(other.too_long());
             }

@@ -20,7 +20,7 @@ const NODE_DOCKERFILE: &str = include_str!("../../docker/node.Dockerfile");
 pub const ONLINE_BASE: &str = "debian:bookworm-slim";
 const MMDEBSTRAP_ARGS: &[&str] = &[
     "--variant=minbase",
-    "--include=iproute2,iptables",
+    "--include=iproute2,iptables,libfaketime",
     "bookworm",
 ];
 pub(crate) const PULL_TIMEOUT: Duration = Duration::from_secs(180);

@@ -12,6 +12,7 @@
 //!   metrics_path: /metrics
 //!   ready: { http: /health }           # or { metric: etcd_server_has_leader, op: "==", value: 1 }
 //!   data_dir: /var/lib/etcd
+//!   faketime: false                    # true: clock faults through libfaketime
 //! ```
 //! Placeholders in `command`, `env` and `peer_format`: `{name}`, `{index}`,
 //! `{ip}`; in `command` and `env` also `{peers}` (every node, itself included,
@@ -25,6 +26,7 @@ use std::net::Ipv4Addr;
 use serde::{Deserialize, Serialize};
 
 use crate::op::Op;
+use testnet_node::agent::faketime;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -54,6 +56,10 @@ pub struct NodeSpec {
     /// Our contract's metric names -> this node's equivalents.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub metrics: BTreeMap<String, String>,
+    /// Preload libfaketime in the node's container so clock faults reach it
+    /// (dynamically linked glibc binaries only: not Go, static or musl ones).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub faketime: bool,
 }
 
 fn default_peer_format() -> String {
@@ -171,11 +177,14 @@ impl NodeSpec {
             .iter()
             .map(|a| expand(a, &vars))
             .collect::<Result<_, _>>()?;
-        let env = self
+        let mut env: Vec<String> = self
             .env
             .iter()
             .map(|(k, v)| Ok(format!("{k}={}", expand(v, &vars)?)))
             .collect::<Result<_, String>>()?;
+        if self.faketime {
+            env.extend(faketime::env().into_iter().map(|(k, v)| format!("{k}={v}")));
+        }
         Ok((command, env))
     }
 
@@ -222,6 +231,18 @@ impl NodeSpec {
         }
         if let Some(r) = &self.ready {
             p.extend(self.ready_problems(r));
+        }
+        let ours = faketime::env();
+        if self.faketime {
+            for k in self
+                .env
+                .keys()
+                .filter(|k| ours.iter().any(|(o, _)| o == *k))
+            {
+                p.push(format!(
+                    "node.env.{k}: `faketime: true` sets it (libfaketime); leave it out"
+                ));
+            }
         }
         for ours in self.metrics.keys().filter(|k| !k.starts_with("testnet_")) {
             p.push(format!(

@@ -318,8 +318,9 @@ impl Scenario {
             let mut problems = s.testnet.problems();
             if let Some(n) = s.nemesis.take() {
                 let names = s.testnet.node_names();
-                let foreign = s.testnet.node.is_some();
-                let wrong = n.problems(names.len(), foreign);
+                // A foreign node's clock moves only through libfaketime.
+                let no_clock = s.testnet.node.as_ref().is_some_and(|n| !n.faketime);
+                let wrong = n.problems(names.len(), no_clock);
                 // A schedule is drawn only from a sound nemesis (a bad one
                 // could ask for billions of faults).
                 let drawn = match wrong.is_empty() {
@@ -471,6 +472,23 @@ impl Scenario {
                 ));
             }
         }
+        for (i, step) in self.timeline.iter().enumerate() {
+            let why = match &step.fault {
+                Fault::Clock { .. } if !node.faketime => {
+                    "a foreign node's clock moves through libfaketime: set `node: { faketime: \
+                     true }` in the testnet file (dynamically linked glibc binaries only: not \
+                     Go, static or musl ones)"
+                }
+                Fault::Byzantine { .. } => {
+                    "misbehaviours are our node's seam; the node image cannot be bent this way"
+                }
+                Fault::Disk { .. } | Fault::DiskFull { .. } => {
+                    "disk faults go through our node's storage seam and capped data dir"
+                }
+                _ => continue,
+            };
+            p.push(format!("timeline[{i}].fault: {why} (node image {what})"));
+        }
         p
     }
 
@@ -603,6 +621,50 @@ invariants:
             .unwrap_err()
             .to_string();
         assert!(err.contains("invariants.metrics[0].op"), "{err}");
+    }
+
+    #[test]
+    fn a_foreign_clock_needs_libfaketime_and_our_seams_are_refused() {
+        let foreign = |faketime: &str, fault: &str| {
+            let text = format!(
+                "name: f\ntestnet:\n  nodes: 3\n  node:\n    image: x\n    command: [x]\n    \
+                 ports: {{ p2p: 2380 }}\n{faketime}\ntimeline:\n  - {{ at: 1s, fault: {fault} }}\n\
+                 invariants: {{ processes: {{}} }}\n"
+            );
+            Scenario::parse(&text, "f.yaml").map_err(|e| e.to_string())
+        };
+        let clock = "{ clock: { nodes: [n1], offset: 30s } }";
+        let err = foreign("", clock).unwrap_err();
+        assert!(
+            err.contains("timeline[0].fault: a foreign node's clock moves through libfaketime"),
+            "{err}"
+        );
+        let green = foreign("    faketime: true", clock);
+        assert!(green.is_ok(), "{green:?}");
+        for (fault, why) in [
+            (
+                "{ byzantine: { nodes: [n1], behaviour: mute } }",
+                "misbehaviours",
+            ),
+            ("{ disk_full: { nodes: [n1] } }", "storage seam"),
+        ] {
+            let err = foreign("    faketime: true", fault).unwrap_err();
+            assert!(err.contains(why), "{fault}: {err}");
+        }
+        let nemesis = |faketime: &str| {
+            let text = format!(
+                "name: f\ntestnet:\n  nodes: 3\n  node:\n    image: x\n    command: [x]\n    \
+                 ports: {{ p2p: 2380 }}\n{faketime}\nnemesis: {{ faults: [clock], every: 5s, for: 2s, \
+                 until: 20s }}\ninvariants: {{ processes: {{}} }}\n"
+            );
+            Scenario::parse(&text, "n.yaml").map_err(|e| e.to_string())
+        };
+        let err = nemesis("").unwrap_err();
+        assert!(
+            err.contains("nemesis: clock: a foreign node's clock"),
+            "{err}"
+        );
+        assert!(nemesis("    faketime: true").is_ok());
     }
 
     #[test]

@@ -34,6 +34,9 @@ pub(crate) fn agent_command(plan: &Plan, node: &NodePlan) -> Vec<String> {
     }
     if plan.holder {
         cmd.push("--holder".into());
+        if plan.node.as_ref().is_some_and(|n| n.faketime) {
+            cmd.push("--faketime".into());
+        }
     } else {
         cmd.extend(["--".into(), "/usr/local/bin/testnet-node".into()]);
         cmd.extend(plan.node_args(node));

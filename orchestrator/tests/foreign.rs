@@ -185,3 +185,146 @@ async fn our_node_passes_through_the_holder_path() {
         );
     }
 }
+
+/// How many seconds the clock of the server at `url` is ahead of this
+/// machine's, from its `Date` header (1 s resolution).
+async fn ahead(url: &str) -> i64 {
+    let res = reqwest::get(url).await.unwrap();
+    let date = res.headers()["date"].to_str().unwrap().to_owned();
+    let secs = |t: std::time::SystemTime| {
+        t.duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs_f64()
+    };
+    let theirs = secs(httpdate::parse_http_date(&date).unwrap());
+    // The header drops the fraction: the server's time was in [theirs, theirs + 1).
+    (theirs + 0.5 - secs(std::time::SystemTime::now())).round() as i64
+}
+
+/// Waits up to 10 s for the server at `url` to be `want` seconds ahead
+/// (give or take `slack`); returns the last reading.
+async fn until_ahead(url: &str, want: i64, slack: i64) -> i64 {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let got = ahead(url).await;
+        if (got - want).abs() <= slack || std::time::Instant::now() > deadline {
+            return got;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+    }
+}
+
+/// A foreign testnet file of `nodes` nodes, with `faketime: true`.
+fn faketime_testnet(dir: &std::path::Path, name: &str, node: &str) -> String {
+    let path = dir.join(format!("{name}.yaml"));
+    std::fs::write(
+        &path,
+        format!("name: {name}\nnodes: 2\nnode:\n{node}  faketime: true\n"),
+    )
+    .unwrap();
+    path.display().to_string()
+}
+
+/// `node: { faketime: true }`: Python's http.server (dynamically linked
+/// against glibc) tells the time libfaketime gives it in its Date header:
+/// 30 s ahead on the skewed node only, drifting at 500,000 ppm, and real
+/// time again after; etcd (a Go binary) is refused with that reason.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_foreign_clock_moves_through_libfaketime_where_it_can() {
+    let image = image().await;
+    let dir = tempfile::tempdir().unwrap();
+    let name = "e2e-faketime";
+    let _guard = Guard(name);
+    let node = "  packages: [python3]\n  command: [python3, -m, http.server, \"8000\"]\n  \
+                ports: { p2p: 8000, api: 8000 }\n";
+    let file = faketime_testnet(dir.path(), name, node);
+    let out = run(&["up", &file, "--name", name, "--image", &image]).await;
+    assert!(out.status.success(), "{}", text(&out));
+    let up = std::time::Instant::now();
+    let status: Vec<Value> =
+        serde_json::from_slice(&run(&["status", "--name", name, "--json"]).await.stdout).unwrap();
+    let url = |node: &str| {
+        let n = status.iter().find(|n| n["node"] == node).unwrap();
+        format!("{}/", n["http_url"].as_str().unwrap())
+    };
+    let (n0, n1) = (url("n0"), url("n1"));
+    let start = until_ahead(&n1, 0, 0).await;
+    assert!(
+        start.abs() <= 1,
+        "{start} s ahead at the start, not real time"
+    );
+    let skew = run(&[
+        "chaos", "clock", "--nodes", "n1", "--offset", "30s", "--name", name,
+    ])
+    .await;
+    assert!(skew.status.success(), "{}", text(&skew));
+    assert!(
+        text(&skew).contains("in place (read back)"),
+        "{}",
+        text(&skew)
+    );
+    let got = until_ahead(&n1, 30, 1).await;
+    assert!((29..=31).contains(&got), "n1 is {got} s ahead, not 30");
+    assert!(ahead(&n0).await.abs() <= 1, "n0 keeps real time");
+    // At 1.5x real time from when it is set: libfaketime applies a rate from
+    // the process's start, so without the spec taking that back the clock
+    // would jump by half the process's age (3 s or more at 6 s).
+    let age = std::time::Duration::from_secs(6);
+    tokio::time::sleep(age.saturating_sub(up.elapsed())).await;
+    let drift = [
+        "chaos",
+        "clock",
+        "--nodes",
+        "n1",
+        "--offset",
+        "0s",
+        "--drift-ppm",
+        "500000",
+    ];
+    let set = run(&[&drift[..], &["--name", name]].concat()).await;
+    let at = std::time::Instant::now();
+    assert!(set.status.success(), "{}", text(&set));
+    let got = until_ahead(&n1, 0, 1).await;
+    assert!(got.abs() <= 1, "n1 jumped {got} s when the drift was set");
+    let four = std::time::Duration::from_secs(4);
+    tokio::time::sleep(four.saturating_sub(at.elapsed())).await;
+    let got = ahead(&n1).await;
+    assert!(
+        (1..=3).contains(&got),
+        "n1 is {got} s ahead after 4 s at 1.5x"
+    );
+    let real = [
+        "chaos", "clock", "--nodes", "n1", "--offset", "0s", "--name", name,
+    ];
+    let back = run(&real).await;
+    assert!(back.status.success(), "{}", text(&back));
+    let again = until_ahead(&n1, 0, 0).await;
+    assert!(
+        again.abs() <= 1,
+        "{again} s ahead after the undo, not real time"
+    );
+    down_leaves_nothing(name).await;
+
+    // etcd is linked dynamically (libfaketime loads) but is a Go binary.
+    let name = "e2e-faketime-go";
+    let _guard = Guard(name);
+    let node = r#"  packages: [etcd-server, etcd-client]
+  command: [etcd, "--name={name}", --data-dir=/tmp/etcd,
+    "--listen-peer-urls=http://{ip}:2380", "--initial-advertise-peer-urls=http://{ip}:2380",
+    --listen-client-urls=http://0.0.0.0:2379, "--advertise-client-urls=http://{ip}:2379",
+    "--initial-cluster={peers}", --initial-cluster-state=new]
+  peer_format: "{name}=http://{ip}:2380"
+  ports: { p2p: 2380, api: 2379 }
+"#;
+    let file = faketime_testnet(dir.path(), name, node);
+    let out = run(&["up", &file, "--name", name, "--image", &image]).await;
+    assert!(out.status.success(), "{}", text(&out));
+    let refused = run(&[
+        "chaos", "clock", "--nodes", "n0", "--offset", "30s", "--name", name,
+    ])
+    .await;
+    assert!(!refused.status.success());
+    let why = text(&refused);
+    assert!(why.contains("a Go binary") && why.contains("etcd"), "{why}");
+    down_leaves_nothing(name).await;
+}

@@ -28,18 +28,23 @@ pub(super) struct KeptState {
     pub clock: Option<Skew>,
     pub byzantine: Option<Misbehaviour>,
     pub storage: Option<DiskFaults>,
+    /// A foreign node's libfaketime spec, as last written.
+    pub faketime: Option<super::faketime::Written>,
 }
 
 pub(super) type Kept = tokio::sync::Mutex<KeptState>;
 
 pub(super) async fn keep(agent: Arc<Agent>) {
-    if agent.node_api.is_none() {
+    if agent.node_api.is_none() && !agent.faketime {
         return;
     }
     let mut tick = tokio::time::interval(KEEP_EVERY);
     loop {
         tick.tick().await;
-        let kept = agent.kept.lock().await;
+        let mut kept = agent.kept.lock().await;
+        if let Some(w) = kept.faketime {
+            kept.faketime = Some(refaketime(w));
+        }
         if let (Some(skew), Some(url)) = (kept.clock, seam(&agent, "clock")) {
             if skew != Skew::default() {
                 if let Ok(now) = forward::<Skew, ClockReport>(&url, None, CALL).await {
@@ -77,5 +82,25 @@ where
             );
             let _ = forward::<T, T>(&url, Some(&kept), CALL).await;
         }
+    }
+}
+
+/// A foreign node's spec file, written again for a main process that started
+/// after it was written: the drift counts from its own start (and a pending
+/// return to real time is written once a process runs).
+fn refaketime(w: super::faketime::Written) -> super::faketime::Written {
+    let main = super::holder::main_pid(&super::holder::node_processes());
+    match main {
+        Some(pid) if w.pid != Some(pid) => match super::faketime::write(pid, w.skew, w.set_ms) {
+            Ok(again) => {
+                tracing::warn!(pid, skew = ?w.skew, "a new node process: its clock spec is written again");
+                again
+            }
+            Err(e) => {
+                tracing::warn!(pid, "cannot write the clock spec again: {e}");
+                w
+            }
+        },
+        _ => w,
     }
 }

@@ -16,7 +16,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::keeper::KeptState;
-use super::{error, Agent};
+use super::{error, faketime, holder, Agent};
 use crate::byzantine::Misbehaviour;
 use crate::clock::{ClockReport, Skew};
 use crate::store::DiskFaults;
@@ -53,12 +53,17 @@ pub(super) async fn forward<B: Serialize, R: DeserializeOwned>(
 }
 
 fn no_seam(what: &str) -> Response {
+    let fix = match what {
+        "clock" => {
+            "; a foreign image's clock moves through libfaketime: set `node: { faketime: \
+             true }` in the testnet file and bring it up again (dynamically linked glibc \
+             binaries only: not Go, static or musl ones)"
+        }
+        _ => "; a foreign image cannot be faulted this way",
+    };
     error(
         StatusCode::CONFLICT,
-        format!(
-            "this node has no {what} seam the agent knows (our node's `PUT /{what}`); a \
-             foreign image cannot be faulted this way"
-        ),
+        format!("this node has no {what} seam the agent knows (our node's `PUT /{what}`){fix}"),
     )
 }
 
@@ -104,6 +109,9 @@ where
 }
 
 pub(super) async fn get_clock(State(agent): State<Arc<Agent>>) -> Response {
+    if agent.node_api.is_none() && agent.faketime {
+        return faketime_read(&agent).await;
+    }
     let Some(url) = seam(&agent, "clock") else {
         return no_seam("clock");
     };
@@ -121,6 +129,9 @@ pub(super) async fn put_clock(
         Ok(b) => b,
         Err(e) => return error(StatusCode::BAD_REQUEST, format!("clock: {e}")),
     };
+    if agent.node_api.is_none() && agent.faketime {
+        return faketime_write(&agent, skew).await;
+    }
     let Some(url) = seam(&agent, "clock") else {
         return no_seam("clock");
     };
@@ -136,6 +147,59 @@ pub(super) async fn put_clock(
         ),
         Err(e) => error(StatusCode::BAD_GATEWAY, e),
     }
+}
+
+/// A foreign node's clock through libfaketime ([`faketime`]): refused for
+/// a process it cannot reach; real time again is kept for a node with no
+/// process running (the keeper writes it when one starts).
+async fn faketime_write(agent: &Agent, skew: Skew) -> Response {
+    let mut kept = agent.kept.lock().await;
+    let procs = holder::node_processes();
+    let set_ms = crate::clock::real_ms();
+    let Some(main) = holder::main_pid(&procs) else {
+        if skew == Skew::default() {
+            let w = faketime::Written {
+                skew,
+                set_ms,
+                pid: None,
+            };
+            kept.faketime = Some(w);
+            return Json(w.report(set_ms)).into_response();
+        }
+        return error(
+            StatusCode::CONFLICT,
+            "the node has no running process to skew: start it first",
+        );
+    };
+    let pids: Vec<u32> = procs.iter().map(|p| p.pid).collect();
+    let why = tokio::task::spawn_blocking(move || pids.into_iter().find_map(faketime::examine))
+        .await
+        .unwrap_or_else(|e| Some(format!("examining the node's processes failed: {e}")));
+    if let Some(why) = why.filter(|_| skew != Skew::default()) {
+        return error(
+            StatusCode::CONFLICT,
+            format!("libfaketime cannot move this node's clock: {why}"),
+        );
+    }
+    match faketime::write(main, skew, set_ms) {
+        Ok(w) => {
+            kept.faketime = Some(w);
+            Json(w.report(crate::clock::real_ms())).into_response()
+        }
+        Err(e) => error(StatusCode::BAD_GATEWAY, e),
+    }
+}
+
+/// What the agent last wrote in the node's spec file (the keeper writes it
+/// again for a process that started since).
+async fn faketime_read(agent: &Agent) -> Response {
+    let kept = agent.kept.lock().await;
+    let w = kept.faketime.unwrap_or(faketime::Written {
+        skew: Skew::default(),
+        set_ms: 0,
+        pid: None,
+    });
+    Json(w.report(crate::clock::real_ms())).into_response()
 }
 
 pub(super) async fn get_byzantine(State(agent): State<Arc<Agent>>) -> Response {

@@ -50,6 +50,10 @@ struct AgentArgs {
     /// The node's data dir, for disk faults (filled only if it is a tmpfs).
     #[arg(long)]
     data_dir: Option<PathBuf>,
+    /// Holder mode: the node's container preloads libfaketime, and clock
+    /// faults write its spec file (`/.testnet-faketime/clock`).
+    #[arg(long, requires = "holder")]
+    faketime: bool,
     /// The node's command line, after `--`.
     #[arg(last = true, required_unless_present = "holder")]
     command: Vec<String>,
@@ -200,7 +204,12 @@ fn agent(args: AgentArgs) -> ExitCode {
             info!(control = %args.control, command = ?args.command, "agent supervising the node");
             testnet_node::agent::Mode::Supervise(args.command)
         };
-        testnet_node::agent::run(control, mode, args.node_api, args.data_dir)
+        let seams = testnet_node::agent::Seams {
+            node_api: args.node_api,
+            data_dir: args.data_dir,
+            faketime: args.faketime,
+        };
+        testnet_node::agent::run(control, mode, seams)
             .await
             .context("cannot start the node")
     });

@@ -167,6 +167,14 @@ fn bad_faults_name_what_is_wrong_and_what_exists() {
     assert!(Fault::Kill("random".into())
         .problems(&names(&["n0"]), &zones)
         .is_empty());
+    let clock = |drift_ppm| Fault::Clock {
+        nodes: names(&["n0"]),
+        offset: 0,
+        drift_ppm,
+    };
+    let stopped = clock(-1_000_000).problems(&names(&["n0"]), &zones);
+    assert!(stopped[0].contains("stop or reverse"), "{stopped:?}");
+    assert!(clock(-999_999).problems(&names(&["n0"]), &zones).is_empty());
 }
 
 #[test]

@@ -108,6 +108,7 @@ mod tests {
             ready: None,
             data_dir: None,
             metrics: Default::default(),
+            faketime: false,
         }
     }
 

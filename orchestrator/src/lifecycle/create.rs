@@ -115,7 +115,27 @@ async fn create_node<E: Engine, P: NodeProbe>(
         if plan.node.is_none() {
             tn.engine.upload(&spec.name, CONFIG_DIR, files).await?;
         }
+        if plan.node.as_ref().is_some_and(|n| n.faketime) {
+            give_faketime(tn, &node.holder(), &spec.name).await?;
+        }
         tn.engine.start_container(&spec.name).await?;
     }
     Ok(node)
+}
+
+/// Copies libfaketime from the holder (our image) into the node's created
+/// container, with a spec file of real time, before the node starts: its
+/// environment preloads them (`node.faketime`).
+async fn give_faketime<E: Engine, P: NodeProbe>(
+    tn: &Testnet<'_, E, P>,
+    holder: &str,
+    container: &str,
+) -> Result<(), UpError> {
+    use testnet_node::agent::faketime::{DIR, IMAGE_LIB, REAL_TIME, SPEC};
+    let spec = format!("{}/{SPEC}", DIR.trim_start_matches('/'));
+    let files = tar_of(&[(spec.as_str(), REAL_TIME.as_bytes(), 0o644)]);
+    tn.engine.upload(container, "/", files).await?;
+    let lib = tn.engine.download(holder, IMAGE_LIB).await?;
+    tn.engine.upload(container, DIR, lib).await?;
+    Ok(())
 }

@@ -68,16 +68,17 @@ pub enum NemesisFault {
     Loss,
     /// 5-20% of one node's packets sent twice.
     Duplicate,
-    /// One node's clock 1-60 s ahead or behind (our node only).
+    /// One node's clock 1-60 s ahead or behind (a foreign node: through
+    /// libfaketime).
     Clock,
     /// One node's container held to 0.1-0.5 cores.
     Cpu,
 }
 
 impl Nemesis {
-    /// Everything wrong with it, for a testnet of `nodes` (`foreign`: not
-    /// our node image).
-    pub fn problems(&self, nodes: usize, foreign: bool) -> Vec<String> {
+    /// Everything wrong with it, for a testnet of `nodes` (`no_clock`: a
+    /// foreign node image without libfaketime).
+    pub fn problems(&self, nodes: usize, no_clock: bool) -> Vec<String> {
         let mut p = Vec::new();
         if self.faults.is_empty() {
             p.push("faults: empty; name the classes to draw from (partition, isolate, pause, kill, stop, restart, delay, loss, duplicate, clock, cpu)".into());
@@ -104,8 +105,12 @@ impl Nemesis {
         if nodes < 2 && self.faults.iter().any(|f| cuts.contains(f)) {
             p.push("partition and isolate need two nodes or more".into());
         }
-        if foreign && self.faults.contains(&NemesisFault::Clock) {
-            p.push("clock: skews our node's clock seam; a foreign node image has none".into());
+        if no_clock && self.faults.contains(&NemesisFault::Clock) {
+            p.push(
+                "clock: a foreign node's clock moves through libfaketime: set `node: { \
+                 faketime: true }` in the testnet file"
+                    .into(),
+            );
         }
         p
     }
