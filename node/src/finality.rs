@@ -16,8 +16,10 @@
 mod catchup;
 pub mod inventory;
 pub mod quorum;
+mod replay;
 mod types;
 
+pub use catchup::CATCHUP_REPLY_BYTES;
 pub use types::{Bugs, Effect, LedgerMessage, Record, TxReport, TxState};
 
 use std::collections::{HashMap, HashSet};
@@ -37,6 +39,9 @@ pub const MAX_CERTIFICATES_PER_MESSAGE: usize = 256;
 pub const MAX_HAVE: usize = 16_384;
 /// Transactions held while their inputs are unknown here, at most.
 pub const MAX_ORPHANS: usize = 10_000;
+/// Bytes of such transactions held, at most: they cannot be checked yet, and
+/// each may be as large as a transaction may be (about 1 MB).
+pub const MAX_ORPHAN_BYTES: usize = 16 * 1024 * 1024;
 /// Transactions known only from votes (the transaction has not arrived), at most.
 pub const MAX_VOTE_ONLY: usize = 10_000;
 /// Recently rejected transactions whose votes a reconnecting peer is sent, at most.
@@ -103,6 +108,8 @@ pub struct Engine {
     /// Transactions whose inputs are unknown here, by missing parent.
     orphans: HashMap<TxId, HashSet<TxId>>,
     orphan_txs: HashMap<TxId, Transaction>,
+    /// The encoded size of `orphan_txs`.
+    orphan_bytes: usize,
     mempool: usize,
     mempool_bytes: usize,
     /// Entries known only from votes (their transaction has not arrived).
@@ -134,6 +141,7 @@ impl Engine {
             waiting_on: HashMap::new(),
             orphans: HashMap::new(),
             orphan_txs: HashMap::new(),
+            orphan_bytes: 0,
             mempool: 0,
             mempool_bytes: 0,
             vote_only: 0,
@@ -336,6 +344,11 @@ impl Engine {
             fx.push(Effect::Broadcast(LedgerMessage::Certificate(cert.clone())));
             self.finalize(cert, now, fx);
         } else if e.tally.rejections() >= validators.reject_quorum() {
+            // Locked here: the lock's record would bring it back as pending.
+            if e.my_vote.as_ref().is_some_and(|v| v.approve) {
+                let votes = e.tally.votes(txid).filter(|v| !v.approve).collect();
+                fx.push(Effect::Persist(Record::Rejected { txid, votes }));
+            }
             self.decide_rejected(txid, "vote_rejected", now);
         }
     }
@@ -428,7 +441,10 @@ impl Engine {
         self.metrics.finalized.inc();
         self.finalized.push((txid, now));
         self.finalized_set.insert(txid);
-        fx.push(Effect::Persist(Record::Finalized(cert.clone())));
+        fx.push(Effect::Persist(Record::FinalizedAt {
+            cert: cert.clone(),
+            at_ms: now,
+        }));
         // Conflicting transactions can never be final now.
         let losers: Vec<TxId> = cert
             .tx
@@ -450,6 +466,7 @@ impl Engine {
         }
         for orphan in self.orphans.remove(&txid).unwrap_or_default() {
             if let Some(tx) = self.orphan_txs.remove(&orphan) {
+                self.orphan_bytes = self.orphan_bytes.saturating_sub(tx.size());
                 self.on_tx(tx, None, now, fx);
             }
         }
@@ -480,9 +497,20 @@ impl Engine {
                 self.check_quorum(txid, now, fx);
             }
             Err(Rejection::UnknownInput(_)) => {
-                if self.orphan_txs.len() >= MAX_ORPHANS {
+                let size = tx.size();
+                if self.orphan_txs.contains_key(&txid) {
                     return;
                 }
+                if self.orphan_txs.len() >= MAX_ORPHANS
+                    || self.orphan_bytes + size > MAX_ORPHAN_BYTES
+                {
+                    self.metrics
+                        .rejected
+                        .with_label_values(&["orphans_full"])
+                        .inc();
+                    return;
+                }
+                self.orphan_bytes += size;
                 for i in &tx.inputs {
                     if !self.ledger.contains(&i.prev) {
                         self.orphans.entry(i.prev.txid).or_default().insert(txid);
@@ -601,38 +629,6 @@ impl Engine {
             | LedgerMessage::Certificates(_) => self.on_catch_up(from, msg, now, &mut fx),
         }
         fx
-    }
-
-    /// Rebuilds state from persisted records (in the order they were written).
-    pub fn replay(&mut self, records: Vec<Record>, now: u64) {
-        let mut sink = Vec::new();
-        for r in records {
-            match r {
-                Record::Finalized(cert) => self.finalize(cert, now, &mut sink),
-                Record::Lock(tx) => {
-                    if self.cfg.bugs.no_lock_persist {
-                        continue;
-                    }
-                    let txid = tx.id();
-                    if self.certificates.contains_key(&txid) {
-                        continue;
-                    }
-                    // We locked it after a successful check, so its parents were
-                    // final and replayed before it; anything else is decided.
-                    if let Ok(checked) = self.ledger.check(&tx) {
-                        self.admit(txid, tx, checked.fee, now);
-                        self.vote(txid, &mut sink);
-                    }
-                }
-            }
-        }
-        // A replayed certificate may have been written after the lock it releases.
-        let pending_locked: Vec<TxId> = self.locks.values().copied().collect();
-        for t in pending_locked {
-            if self.certificates.contains_key(&t) {
-                self.locks.retain(|_, v| *v != t);
-            }
-        }
     }
 }
 

@@ -157,6 +157,7 @@ async fn health(State(node): State<Arc<NodeState>>) -> (StatusCode, Json<Health>
 }
 
 async fn status(State(node): State<Arc<NodeState>>) -> Json<Status> {
+    let _durable = node.replica.durable().await;
     Json(node.status())
 }
 
@@ -231,7 +232,10 @@ async fn get_tx(
             format!("{id:?} is not a transaction id (64 hex digits)"),
         )
     })?;
-    let report = node.replica.engine().report(&txid);
+    let report = {
+        let _durable = node.replica.durable().await;
+        node.replica.engine().report(&txid)
+    };
     report.map(Json).ok_or_else(|| {
         error(
             StatusCode::NOT_FOUND,
@@ -254,6 +258,7 @@ async fn finalized(
     State(node): State<Arc<NodeState>>,
     Query(q): Query<PageQuery>,
 ) -> Json<FinalizedPage> {
+    let _durable = node.replica.durable().await;
     let engine = node.replica.engine();
     let all = engine.finalized();
     let start = q.after.min(all.len());
@@ -291,6 +296,7 @@ async fn utxos(
             format!("owner {:?} is not a public key (64 hex digits)", q.owner),
         )
     })?;
+    let _durable = node.replica.durable().await;
     let engine = node.replica.engine();
     let list = engine
         .ledger()

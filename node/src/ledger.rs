@@ -131,6 +131,7 @@ pub const REJECTION_REASONS: &[&str] = &[
     "conflict",
     "mempool_full",
     "vote_rejected",
+    "orphans_full",
 ];
 
 /// Order-independent digest of a set of outputs: the sum modulo 2^256 of each

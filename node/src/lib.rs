@@ -30,6 +30,8 @@ pub mod clock;
 pub mod faults;
 pub mod finality;
 mod fixed_bytes;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod genesis;
 pub mod http;
 pub mod identity;

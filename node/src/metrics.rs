@@ -28,6 +28,9 @@ pub const HANDSHAKE_FAILURE_REASONS: &[&str] = &[
     "io_error",
     "duplicate_connection",
     "inbound_limit",
+    "unknown_peer",
+    "address_claim",
+    "source_limit",
 ];
 
 /// Every `reason` of `testnet_peer_disconnects_total`.

@@ -114,6 +114,10 @@ impl NodeSetup {
             .members()
             .map(|v| (v.public_key, v.name.clone()))
             .collect();
+        p2p.roster = genesis
+            .members()
+            .map(|v| (v.public_key, v.p2p_address))
+            .collect();
         NodeSetup {
             genesis,
             data_dir,

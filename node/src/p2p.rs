@@ -14,6 +14,7 @@
 //! `closing` tells every connection to say goodbye, flush and close; the whole thing
 //! is bounded by `Config::shutdown_grace`.
 
+mod admission;
 pub mod backoff;
 mod connection;
 pub mod frame;
@@ -58,8 +59,16 @@ pub struct Config {
     pub extra_peers: Vec<SocketAddr>,
     /// Names for known node ids (genesis names), for logs and `/peers`.
     pub names: HashMap<NodeId, String>,
+    /// Each genesis node's key and P2P address: who may be a peer, and at
+    /// which address ([`handshake::check_admission`]).
+    pub roster: HashMap<NodeId, SocketAddr>,
+    /// Admit keys that are not in genesis too (never under a genesis node's
+    /// address): observers and tests' raw peers. Off by default.
+    pub open_admission: bool,
     pub max_inbound: usize,
     pub max_outbound: usize,
+    /// Connections one source address may hold in their handshake at once.
+    pub max_pending_per_source: usize,
     pub connect_timeout: Duration,
     pub handshake_timeout: Duration,
     pub ping_interval: Duration,
@@ -91,8 +100,11 @@ impl Config {
             neighbours: None,
             extra_peers: Vec::new(),
             names: HashMap::new(),
+            roster: HashMap::new(),
+            open_admission: false,
             max_inbound: 64,
             max_outbound: 64,
+            max_pending_per_source: 8,
             connect_timeout: Duration::from_secs(3),
             handshake_timeout: Duration::from_secs(5),
             ping_interval: Duration::from_secs(1),
@@ -289,6 +301,8 @@ struct Shared {
     tracker: TaskTracker,
     inbound_slots: Arc<Semaphore>,
     outbound_slots: Arc<Semaphore>,
+    /// Inbound handshakes in flight per source address.
+    pending: admission::PendingBySource,
     /// Where ledger messages and peer arrivals go; `None` drops them.
     events: Option<mpsc::Sender<NetworkEvent>>,
 }
@@ -378,6 +392,7 @@ impl Network {
             tracker: TaskTracker::new(),
             inbound_slots: Arc::new(Semaphore::new(config.max_inbound)),
             outbound_slots: Arc::new(Semaphore::new(config.max_outbound)),
+            pending: Default::default(),
             events,
             metrics,
             config,
@@ -533,19 +548,13 @@ async fn accept_loop(shared: Arc<Shared>, listener: TcpListener) {
             .handshake_attempts
             .with_label_values(&["inbound"])
             .inc();
+        let max = shared.config.max_pending_per_source;
+        let Some(pending) = shared.pending.admit(remote.ip(), max) else {
+            refuse_inbound(&shared, stream, HandshakeFailure::SourceLimit(remote.ip()));
+            continue;
+        };
         let Ok(permit) = shared.inbound_slots.clone().try_acquire_owned() else {
-            let failure = HandshakeFailure::InboundLimit;
-            shared
-                .metrics
-                .handshake_failures
-                .with_label_values(&[failure.label()])
-                .inc();
-            info!(%remote, max = shared.config.max_inbound, "refusing inbound connection: limit reached");
-            shared.tracker.spawn(connection::refuse(
-                stream,
-                DisconnectReason::TooManyPeers,
-                shared.config.write_timeout,
-            ));
+            refuse_inbound(&shared, stream, HandshakeFailure::InboundLimit);
             continue;
         };
         let (handle, rx) = PeerHandle::new(&shared.config, &shared.closing);
@@ -555,13 +564,33 @@ async fn accept_loop(shared: Arc<Shared>, listener: TcpListener) {
         let task_shared = shared.clone();
         shared.tracker.spawn(
             async move {
-                connection::run(&task_shared, stream, id, Direction::Inbound, handle, rx).await;
+                let pending = Some(pending);
+                let inbound = Direction::Inbound;
+                connection::run(&task_shared, stream, id, inbound, handle, rx, pending).await;
                 drop(permit);
             }
             .in_current_span(),
         );
     }
     debug!("acceptor stopped");
+}
+
+/// Counts `failure` and refuses the connection with a goodbye, unread.
+fn refuse_inbound(shared: &Shared, stream: TcpStream, failure: HandshakeFailure) {
+    shared
+        .metrics
+        .handshake_failures
+        .with_label_values(&[failure.label()])
+        .inc();
+    debug!(
+        reason = failure.label(),
+        "refusing inbound connection: {failure}"
+    );
+    shared.tracker.spawn(connection::refuse(
+        stream,
+        DisconnectReason::TooManyPeers,
+        shared.config.write_timeout,
+    ));
 }
 
 async fn dial_loop(shared: Arc<Shared>, target: SocketAddr) {
@@ -604,7 +633,8 @@ async fn dial_loop(shared: Arc<Shared>, target: SocketAddr) {
                     .handshake_attempts
                     .with_label_values(&["outbound"])
                     .inc();
-                match connection::run(&shared, stream, id, Direction::Outbound, handle, rx).await {
+                let outbound = Direction::Outbound;
+                match connection::run(&shared, stream, id, outbound, handle, rx, None).await {
                     connection::Outcome::HandshakeFailed(HandshakeFailure::SelfConnection) => {
                         info!(%target, "address is ourselves; no longer dialing it");
                         return;

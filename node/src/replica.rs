@@ -54,6 +54,10 @@ pub struct ReplicaHandle {
     pub byzantine: Arc<crate::byzantine::Byzantine>,
     /// Disk faults of the store (a fault); a healthy disk by default.
     pub storage: Arc<crate::store::StorageFaults>,
+    /// Held for writing from a batch's first change to the engine until its
+    /// records are durable; HTTP reads take it for reading, so they never
+    /// show what a crash could still lose.
+    view: Arc<tokio::sync::RwLock<()>>,
 }
 
 impl ReplicaHandle {
@@ -67,8 +71,18 @@ impl ReplicaHandle {
         answer.await.map_err(|_| SubmitError::Unavailable)?
     }
 
+    /// The engine as it is now, durable or not (the replica's own use, and
+    /// tests); HTTP reads go through [`ReplicaHandle::durable`] first.
     pub fn engine(&self) -> MutexGuard<'_, Engine> {
         self.engine.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Waits until no batch is between changing the engine and making its
+    /// records durable; while the guard lives, what the engine shows is on
+    /// disk (a batch that failed to persist stops the replica: reads after
+    /// it show the node unhealthy).
+    pub async fn durable(&self) -> tokio::sync::RwLockReadGuard<'_, ()> {
+        self.view.read().await
     }
 
     /// The store error that stopped the replica, if one did.
@@ -96,6 +110,7 @@ impl Replica {
                 clock: Arc::default(),
                 byzantine: Arc::default(),
                 storage: Arc::default(),
+                view: Arc::default(),
             },
             commands: rx,
         }
@@ -146,6 +161,7 @@ impl Replica {
             let mut effects = Vec::new();
             let mut replies = Vec::new();
             let behaving = handle.byzantine.get();
+            let changing = handle.view.clone().write_owned().await;
             {
                 let mut engine = handle.engine();
                 let now = handle.clock.now_ms();
@@ -204,6 +220,7 @@ impl Replica {
                     break;
                 }
             }
+            drop(changing);
             send(&network, &behaving, effects);
             behaved = behaving;
             for (reply, result) in replies {

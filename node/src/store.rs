@@ -36,6 +36,8 @@ pub enum StoreError {
         path: PathBuf,
         source: std::io::Error,
     },
+    #[error("a record of {len} bytes is larger than the log takes ({max}); nothing was written")]
+    TooLarge { len: usize, max: usize },
 }
 
 /// What `open` found.
@@ -146,6 +148,14 @@ impl<R: Serialize + DeserializeOwned> Store<R> {
         let mut buf = Vec::new();
         for r in records {
             let payload = postcard::to_stdvec(r).expect("records serialize");
+            // Reopening stops at a record over the limit and drops the rest of
+            // the log: one is never written.
+            if payload.len() > MAX_RECORD {
+                return Err(StoreError::TooLarge {
+                    len: payload.len(),
+                    max: MAX_RECORD,
+                });
+            }
             buf.extend_from_slice(&(payload.len() as u32).to_le_bytes());
             buf.extend_from_slice(&crc32fast::hash(&payload).to_le_bytes());
             buf.extend_from_slice(&payload);
@@ -237,6 +247,25 @@ mod tests {
         drop(s);
         let (_, got, rec) = Store::<R>::open(dir.path(), "log").unwrap();
         assert_eq!(got.len(), 3, "the failed batch left nothing");
+        assert_eq!(rec.truncated_bytes, 0);
+    }
+
+    #[test]
+    fn an_oversized_record_is_refused_and_the_log_stays_whole() {
+        let dir = tempfile::tempdir().unwrap();
+        let (mut s, _, _) = Store::<R>::open(dir.path(), "log").unwrap();
+        s.append(&records(2)).unwrap();
+        let huge = R(9, "y".repeat(MAX_RECORD + 1));
+        let err = s.append(&[R(7, "z".into()), huge]).unwrap_err();
+        assert!(matches!(err, StoreError::TooLarge { .. }), "{err}");
+        s.append(&records(1)).unwrap();
+        drop(s);
+        let (_, got, rec) = Store::<R>::open(dir.path(), "log").unwrap();
+        assert_eq!(
+            got.len(),
+            3,
+            "the refused batch left nothing, later ones are kept"
+        );
         assert_eq!(rec.truncated_bytes, 0);
     }
 

@@ -24,14 +24,23 @@ fn hello(network_id: &str, key: &Keypair) -> LocalHello {
     }
 }
 
-/// One misbehaving client; returns what it does to a fresh connection.
-type Attack = for<'a> fn(&'a mut RawPeer, &'a str) -> futures::future::BoxFuture<'a, ()>;
+/// What an attack knows of its target: the network id, and a genesis
+/// node's key and address (public: anyone holding the genesis file knows them).
+struct Target {
+    net: String,
+    member: (testnet_node::identity::NodeId, std::net::SocketAddr),
+    /// Another genesis node's address.
+    other: std::net::SocketAddr,
+}
 
-fn garbage<'a>(p: &'a mut RawPeer, _: &'a str) -> futures::future::BoxFuture<'a, ()> {
+/// One misbehaving client; returns what it does to a fresh connection.
+type Attack = for<'a> fn(&'a mut RawPeer, &'a Target) -> futures::future::BoxFuture<'a, ()>;
+
+fn garbage<'a>(p: &'a mut RawPeer, _: &'a Target) -> futures::future::BoxFuture<'a, ()> {
     Box::pin(async move { p.send_raw(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n").await })
 }
 
-fn oversize_length<'a>(p: &'a mut RawPeer, _: &'a str) -> futures::future::BoxFuture<'a, ()> {
+fn oversize_length<'a>(p: &'a mut RawPeer, _: &'a Target) -> futures::future::BoxFuture<'a, ()> {
     Box::pin(async move {
         let mut b = BytesMut::new();
         b.put_slice(&MAGIC);
@@ -40,7 +49,7 @@ fn oversize_length<'a>(p: &'a mut RawPeer, _: &'a str) -> futures::future::BoxFu
     })
 }
 
-fn truncated_frame<'a>(p: &'a mut RawPeer, _: &'a str) -> futures::future::BoxFuture<'a, ()> {
+fn truncated_frame<'a>(p: &'a mut RawPeer, _: &'a Target) -> futures::future::BoxFuture<'a, ()> {
     Box::pin(async move {
         let mut b = BytesMut::new();
         b.put_slice(&MAGIC);
@@ -52,14 +61,14 @@ fn truncated_frame<'a>(p: &'a mut RawPeer, _: &'a str) -> futures::future::BoxFu
     })
 }
 
-fn malformed_message<'a>(p: &'a mut RawPeer, _: &'a str) -> futures::future::BoxFuture<'a, ()> {
+fn malformed_message<'a>(p: &'a mut RawPeer, _: &'a Target) -> futures::future::BoxFuture<'a, ()> {
     Box::pin(async move {
         p.send_payload(bytes::Bytes::from_static(&[0xff, 0xff, 0xff]))
             .await
     })
 }
 
-fn wrong_network<'a>(p: &'a mut RawPeer, _: &'a str) -> futures::future::BoxFuture<'a, ()> {
+fn wrong_network<'a>(p: &'a mut RawPeer, _: &'a Target) -> futures::future::BoxFuture<'a, ()> {
     Box::pin(async move {
         let v = hello("some-other-net", &p.key).version(1);
         p.send(&Message::Version(v)).await
@@ -68,40 +77,60 @@ fn wrong_network<'a>(p: &'a mut RawPeer, _: &'a str) -> futures::future::BoxFutu
 
 fn wrong_protocol_version<'a>(
     p: &'a mut RawPeer,
-    net: &'a str,
+    t: &'a Target,
 ) -> futures::future::BoxFuture<'a, ()> {
     Box::pin(async move {
         // Older than the oldest version the node accepts (a newer one is
         // accepted: old nodes speak to upgraded ones).
-        let mut v = hello(net, &p.key).version(1);
+        let mut v = hello(&t.net, &p.key).version(1);
         v.protocol_version = 0;
         p.send(&Message::Version(v)).await
     })
 }
 
-/// Claims one key in VERSION and signs VERACK with another.
-fn bad_signature<'a>(p: &'a mut RawPeer, net: &'a str) -> futures::future::BoxFuture<'a, ()> {
+/// Claims a genesis node's key and address in VERSION and signs VERACK with
+/// another key.
+fn bad_signature<'a>(p: &'a mut RawPeer, t: &'a Target) -> futures::future::BoxFuture<'a, ()> {
     Box::pin(async move {
-        let claimed = Keypair::generate();
-        p.send(&Message::Version(hello(net, &claimed).version(5)))
-            .await;
+        let mut v = hello(&t.net, &p.key).version(5);
+        (v.node_id, v.listen_addr) = t.member;
+        p.send(&Message::Version(v)).await;
         let theirs = match p.recv().await {
             Some(Message::Version(v)) => v,
             other => panic!("expected VERSION, got {other:?}"),
         };
-        let forged = make_verack(&p.key, net, theirs.nonce, 5);
+        let forged = make_verack(&p.key, &t.net, theirs.nonce, 5);
         p.send(&Message::Verack(forged)).await;
+    })
+}
+
+/// An honest handshake with a key genesis does not list.
+fn unknown_key<'a>(p: &'a mut RawPeer, t: &'a Target) -> futures::future::BoxFuture<'a, ()> {
+    Box::pin(async move {
+        p.send(&Message::Version(hello(&t.net, &p.key).version(6)))
+            .await
+    })
+}
+
+/// A genesis node's key claiming another genesis node's address (VERSION's
+/// address is not signed): let in, it would keep the dialer of that address
+/// waiting for ever, and the two honest nodes apart.
+fn address_claim<'a>(p: &'a mut RawPeer, t: &'a Target) -> futures::future::BoxFuture<'a, ()> {
+    Box::pin(async move {
+        let mut v = hello(&t.net, &p.key).version(8);
+        (v.node_id, v.listen_addr) = (t.member.0, t.other);
+        p.send(&Message::Version(v)).await
     })
 }
 
 fn message_before_handshake<'a>(
     p: &'a mut RawPeer,
-    _: &'a str,
+    _: &'a Target,
 ) -> futures::future::BoxFuture<'a, ()> {
     Box::pin(async move { p.send(&Message::Ping { nonce: 1 }).await })
 }
 
-fn silence<'a>(_: &'a mut RawPeer, _: &'a str) -> futures::future::BoxFuture<'a, ()> {
+fn silence<'a>(_: &'a mut RawPeer, _: &'a Target) -> futures::future::BoxFuture<'a, ()> {
     Box::pin(async {})
 }
 
@@ -154,6 +183,18 @@ const CASES: &[(&str, Attack, &str, Option<DisconnectReason>)] = &[
         "unexpected_message",
         Some(DisconnectReason::ProtocolViolation),
     ),
+    (
+        "a key genesis does not list",
+        unknown_key,
+        "unknown_peer",
+        Some(DisconnectReason::ProtocolViolation),
+    ),
+    (
+        "a genesis key claiming another node's address",
+        address_claim,
+        "address_claim",
+        Some(DisconnectReason::ProtocolViolation),
+    ),
     ("connection that says nothing", silence, "timeout", None),
 ];
 
@@ -167,6 +208,12 @@ async fn each_bad_input_is_refused_with_its_reason_and_peers_are_unaffected() {
     .await;
     cluster.wait_for_peers(2, Duration::from_secs(10)).await;
     let net = cluster.genesis.network_id.clone();
+    let members = &cluster.genesis.validators;
+    let context = Target {
+        net: net.clone(),
+        member: (members[2].public_key, members[2].p2p_address),
+        other: members[1].p2p_address,
+    };
     let target = cluster.node(0);
     let pings_from_target = |i: usize| {
         metric_sum(
@@ -185,7 +232,7 @@ async fn each_bad_input_is_refused_with_its_reason_and_peers_are_unaffected() {
         );
         let pings_before = pings_from_target(1);
         let mut peer = RawPeer::connect(target.p2p_addr()).await;
-        attack(&mut peer, &net).await;
+        attack(&mut peer, &context).await;
         let got = peer
             .closed_by_node(HANDSHAKE_TIMEOUT + Duration::from_secs(3))
             .await;
@@ -231,7 +278,8 @@ async fn each_bad_input_is_refused_with_its_reason_and_peers_are_unaffected() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_frames_after_the_handshake_drop_only_that_peer() {
     init_logs();
-    let cluster = Cluster::start(2, |_, _| {}).await;
+    // The raw peer's key is not in genesis: open admission lets it in.
+    let cluster = Cluster::start(2, |_, s| s.p2p.open_admission = true).await;
     cluster.wait_for_peers(1, Duration::from_secs(10)).await;
     let n0 = cluster.node(0);
     let net = &cluster.genesis.network_id;
@@ -298,7 +346,13 @@ async fn bad_frames_after_the_handshake_drop_only_that_peer() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_burst_of_instant_handshakes_all_complete() {
     init_logs();
-    let cluster = Cluster::start(1, |_, _| {}).await;
+    // 40 raw peers (keys not in genesis) from one address at once: more than
+    // one source may have in its handshake by default (see hostile.rs).
+    let cluster = Cluster::start(1, |_, s| {
+        s.p2p.open_admission = true;
+        s.p2p.max_pending_per_source = 64;
+    })
+    .await;
     let n0 = cluster.node(0);
     let net = cluster.genesis.network_id.clone();
     let addr = n0.p2p_addr();

@@ -251,6 +251,7 @@ async fn ping_measures_rtt_and_silence_disconnects() {
     let cluster = Cluster::start(2, |_, s| {
         s.p2p.ping_interval = Duration::from_millis(100);
         s.p2p.ping_timeout = Duration::from_millis(800);
+        s.p2p.open_admission = true; // the silent raw peer's key is not in genesis
     })
     .await;
     cluster.wait_for_peers(1, MESH_DEADLINE).await;
@@ -310,6 +311,7 @@ async fn slow_peer_cannot_stall_the_others() {
     // of pings with a pong, and on a busy machine n0 reads them late; with
     // a small queue of its own n1 would drop n0 as slow (seen in CI).
     let cluster = Cluster::start(2, |i, s| {
+        s.p2p.open_admission = true; // the raw peer's key is not in genesis
         if i == 0 {
             s.p2p.peer_queue_messages = 1024;
             s.p2p.peer_queue_bytes = 64 * 1024;
@@ -396,7 +398,11 @@ async fn slow_peer_cannot_stall_the_others() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn inbound_limit_refuses_extra_connections() {
     init_logs();
-    let cluster = Cluster::start(1, |_, s| s.p2p.max_inbound = 2).await;
+    let cluster = Cluster::start(1, |_, s| {
+        s.p2p.max_inbound = 2;
+        s.p2p.open_admission = true; // raw peers' keys are not in genesis
+    })
+    .await;
     let n0 = cluster.node(0);
     let id = &cluster.genesis.network_id;
     let _a = RawPeer::authenticated(n0.p2p_addr(), id).await;
@@ -529,7 +535,11 @@ async fn redial_backs_off_then_connects() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn shutdown_is_graceful_and_bounded() {
     init_logs();
-    let mut cluster = Cluster::start(4, |_, s| s.p2p.shutdown_grace = Duration::from_secs(2)).await;
+    let mut cluster = Cluster::start(4, |_, s| {
+        s.p2p.shutdown_grace = Duration::from_secs(2);
+        s.p2p.open_admission = true; // the stuck raw peer's key is not in genesis
+    })
+    .await;
     cluster.wait_for_peers(3, MESH_DEADLINE).await;
     let addr = cluster.node(0).p2p_addr();
     // A peer that never reads must not hold shutdown past its bound.

@@ -35,6 +35,8 @@ pub mod compose;
 pub mod config;
 pub mod engine;
 pub mod fault;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod image;
 pub mod lifecycle;
 pub mod load;

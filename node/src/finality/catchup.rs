@@ -5,7 +5,38 @@
 
 use super::*;
 
+/// The encoded certificates of one catch-up reply, at most: a frame's worth
+/// less room for the message around them (a reply the frame cannot hold would
+/// drop the peer, and catch-up of large transactions would never end). What
+/// does not fit is asked for again at the next inventory comparison.
+/// (The frame's limit is `p2p::frame::MAX_FRAME`, 2 MiB; a test there keeps
+/// the two in step.)
+pub const CATCHUP_REPLY_BYTES: usize = 2 * 1024 * 1024 - 4096;
+
 impl Engine {
+    /// The certificates of `txids` held here, in order, as many as fit in
+    /// `budget` encoded bytes (and [`MAX_CERTIFICATES_PER_MESSAGE`]).
+    pub(super) fn certificates_within(&self, txids: &[TxId], budget: usize) -> Vec<Certificate> {
+        let mut left = budget;
+        let mut found = Vec::new();
+        for t in txids.iter().take(MAX_CERTIFICATES_PER_MESSAGE) {
+            let Some(c) = self.certificates.get(t) else {
+                continue;
+            };
+            let size = postcard::to_stdvec(c).map_or(usize::MAX, |v| v.len());
+            if size > left {
+                if size > budget {
+                    warn!(tx = %t.short(), size, "a certificate larger than a catch-up reply");
+                    continue;
+                }
+                break;
+            }
+            left -= size;
+            found.push(c.clone());
+        }
+        found
+    }
+
     /// A catch-up message from peer `from`: compare inventories, offer,
     /// request and apply missing certificates (seed 004's fix).
     pub(super) fn on_catch_up(
@@ -37,11 +68,7 @@ impl Engine {
                 }
             }
             LedgerMessage::GetCertificates(txids) => {
-                let found: Vec<Certificate> = txids
-                    .iter()
-                    .take(MAX_CERTIFICATES_PER_MESSAGE)
-                    .filter_map(|t| self.certificates.get(t).cloned())
-                    .collect();
+                let found = self.certificates_within(&txids, CATCHUP_REPLY_BYTES);
                 if !found.is_empty() {
                     fx.push(Effect::Send(from, LedgerMessage::Certificates(found)));
                 }

@@ -493,4 +493,5 @@ fn forgotten_locks_break_safety_only_beyond_f() {
     }
 }
 
+mod hostile;
 mod relay;

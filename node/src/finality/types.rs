@@ -35,13 +35,20 @@ impl LedgerMessage {
     }
 }
 
-/// What the engine persists; replayed in order on start.
+/// What the engine persists; replayed in order on start. New variants go at
+/// the end (postcard numbers them): logs written before still read.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Record {
     /// We approved `tx` and locked its inputs.
     Lock(Transaction),
-    /// `Certificate` was applied to the ledger.
+    /// `Certificate` was applied to the ledger (older logs: no time kept).
     Finalized(Certificate),
+    /// A transaction we had locked was rejected by these votes (a quorum of
+    /// rejections): replayed, it is decided again instead of pending for
+    /// ever, and its votes can be offered to peers that missed them.
+    Rejected { txid: TxId, votes: Vec<Vote> },
+    /// `cert` was applied to the ledger at `at_ms` (the node's clock).
+    FinalizedAt { cert: Certificate, at_ms: u64 },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

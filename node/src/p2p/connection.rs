@@ -73,6 +73,7 @@ pub(super) async fn run(
     direction: Direction,
     handle: PeerHandle,
     rx: mpsc::Receiver<Outgoing>,
+    pending: Option<super::admission::Pending>,
 ) -> Outcome {
     let registration = Registration { shared, id };
     let remote = stream.peer_addr().ok();
@@ -81,7 +82,10 @@ pub(super) async fn run(
     let mut reader = FramedRead::new(read_half, FrameCodec::new(HANDSHAKE_MAX_FRAME));
     let mut writer = FramedWrite::new(write_half, FrameCodec::new(MAX_FRAME));
 
-    let peer = match authenticate(shared, &mut reader, &mut writer, id, &handle).await {
+    let authenticated = authenticate(shared, &mut reader, &mut writer, id, &handle).await;
+    // The source's handshake slot is free again, whatever the outcome.
+    drop(pending);
+    let peer = match authenticated {
         Ok(peer) => peer,
         Err(failure) => {
             handshake_failed(shared, &mut writer, remote, direction, &failure).await;
@@ -103,10 +107,17 @@ pub(super) async fn run(
     shared.peers_changed();
     info!(peer = %name, address = %peer.listen_addr, direction = direction.label(), "peer connected");
     if let Some(events) = &shared.events {
-        // Bounded wait: a ledger that cannot keep up slows this peer, not the node.
-        let _ = events
-            .send(super::NetworkEvent::PeerConnected(peer.node_id))
-            .await;
+        // Bounded wait: a ledger that cannot keep up slows this peer, not the
+        // node; a close or shutdown meanwhile ends it at once.
+        let arrived = events.send(super::NetworkEvent::PeerConnected(peer.node_id));
+        let bound = shared.config.ping_timeout;
+        tokio::select! {
+            _ = handle.close.token.cancelled() => {}
+            sent = tokio::time::timeout(bound, arrived) => if sent.is_err() {
+                warn!(peer = %name, ?bound, "the ledger did not take this peer's arrival in time: \
+                       its catch-up waits for the next inventory round");
+            }
+        }
     }
 
     let writer_task = shared.tracker.spawn(write_loop(
@@ -284,6 +295,8 @@ async fn handshake(
     handshake::check_version(&shared.hello, &theirs, |n| {
         lock(&shared.nonces).contains(&n)
     })?;
+    let config = &shared.config;
+    handshake::check_admission(&config.roster, config.open_admission, &theirs)?;
     let peer = Endpoint {
         node_id: theirs.node_id,
         listen_addr: theirs.listen_addr,

@@ -125,6 +125,9 @@ mod tests {
     use super::*;
     use proptest::prelude::*;
 
+    /// A catch-up reply at its byte budget, framed, stays under the limit.
+    const _: () = assert!(crate::finality::CATCHUP_REPLY_BYTES + 4096 <= MAX_FRAME);
+
     fn decode_all(codec: &mut FrameCodec, bytes: &[u8]) -> Result<Vec<Vec<u8>>, FrameError> {
         let mut buf = BytesMut::from(bytes);
         let mut out = Vec::new();

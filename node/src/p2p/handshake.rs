@@ -51,6 +51,15 @@ pub enum HandshakeFailure {
     DuplicateConnection,
     #[error("inbound connection limit reached")]
     InboundLimit,
+    #[error("peer's key is not a genesis node's (validators and full nodes only)")]
+    UnknownPeer,
+    #[error("peer claims listen address {claimed}, but genesis places its key at {genesis:?} (a key claiming another node's address could keep that node's dialer waiting for ever)")]
+    AddressClaim {
+        claimed: SocketAddr,
+        genesis: Option<SocketAddr>,
+    },
+    #[error("too many connections from {0} at once")]
+    SourceLimit(std::net::IpAddr),
 }
 
 impl HandshakeFailure {
@@ -72,6 +81,9 @@ impl HandshakeFailure {
             HandshakeFailure::Io(_) => "io_error",
             HandshakeFailure::DuplicateConnection => "duplicate_connection",
             HandshakeFailure::InboundLimit => "inbound_limit",
+            HandshakeFailure::UnknownPeer => "unknown_peer",
+            HandshakeFailure::AddressClaim { .. } => "address_claim",
+            HandshakeFailure::SourceLimit(_) => "source_limit",
         }
     }
 
@@ -89,6 +101,8 @@ impl HandshakeFailure {
                 | HandshakeFailure::ProtocolVersion { .. }
                 | HandshakeFailure::BadPublicKey
                 | HandshakeFailure::BadSignature
+                | HandshakeFailure::UnknownPeer
+                | HandshakeFailure::AddressClaim { .. }
         )
     }
 }
@@ -161,6 +175,29 @@ pub fn check_version(
         return Err(HandshakeFailure::BadPublicKey);
     }
     Ok(())
+}
+
+/// Who may become a peer. `roster` holds each genesis node's key and P2P
+/// address: such a key must claim its own address (VERSION's address is not
+/// signed, and a dialer waits while "its" address is connected). Another key
+/// is refused unless admission is `open`, and even then may not claim a
+/// genesis node's address.
+pub fn check_admission(
+    roster: &std::collections::HashMap<NodeId, SocketAddr>,
+    open: bool,
+    theirs: &Version,
+) -> Result<(), HandshakeFailure> {
+    let claim = |genesis| HandshakeFailure::AddressClaim {
+        claimed: theirs.listen_addr,
+        genesis,
+    };
+    match roster.get(&theirs.node_id) {
+        Some(addr) if *addr == theirs.listen_addr => Ok(()),
+        Some(addr) => Err(claim(Some(*addr))),
+        None if !open => Err(HandshakeFailure::UnknownPeer),
+        None if roster.values().any(|a| *a == theirs.listen_addr) => Err(claim(None)),
+        None => Ok(()),
+    }
 }
 
 /// Our VERACK for a peer whose VERSION carried `their_nonce`.
@@ -239,6 +276,40 @@ mod tests {
             Err(HandshakeFailure::BadSignature)
         );
         let _ = a;
+    }
+
+    #[test]
+    fn only_genesis_keys_at_their_own_addresses_are_admitted() {
+        let (n0, n1, stranger) = (
+            Keypair::generate(),
+            Keypair::generate(),
+            Keypair::generate(),
+        );
+        let at = |p: u16| SocketAddr::from(([10, 0, 0, 1], p));
+        let roster = std::collections::HashMap::from([(n0.id(), at(1)), (n1.id(), at(2))]);
+        let says = |key: &Keypair, addr| Version {
+            listen_addr: addr,
+            ..hello(key).version(1)
+        };
+        for open in [false, true] {
+            assert_eq!(check_admission(&roster, open, &says(&n0, at(1))), Ok(()));
+            assert_eq!(
+                check_admission(&roster, open, &says(&n0, at(2))),
+                Err(HandshakeFailure::AddressClaim {
+                    claimed: at(2),
+                    genesis: Some(at(1))
+                }),
+                "n0's key holder claiming n1's address (open: {open})"
+            );
+        }
+        let unknown = check_admission(&roster, false, &says(&stranger, at(9)));
+        assert_eq!(unknown, Err(HandshakeFailure::UnknownPeer));
+        assert_eq!(
+            check_admission(&roster, true, &says(&stranger, at(9))),
+            Ok(())
+        );
+        let squatting = check_admission(&roster, true, &says(&stranger, at(2)));
+        assert_eq!(squatting.unwrap_err().label(), "address_claim");
     }
 
     #[test]

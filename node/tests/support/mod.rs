@@ -189,6 +189,47 @@ impl Cluster {
         );
     }
 
+    /// Submits a payment from faucet coin `coin` at node `at` and waits (20 s)
+    /// until every running node holds it final.
+    pub async fn assert_payment_finalizes_from(&self, at: usize, coin: u32) {
+        use testnet_node::finality::TxState;
+        use testnet_node::ledger::tx::{genesis_txid, OutPoint, Transaction, TxOut};
+        let net = &self.genesis.network_id;
+        let value = self.genesis.initial_outputs[coin as usize].value;
+        let prev = OutPoint {
+            txid: genesis_txid(net),
+            vout: coin,
+        };
+        // A fee above the floor: 1000 plus 0.1% of what is sent.
+        let out = TxOut {
+            owner: Keypair::generate().id(),
+            value: value - 1000 - value / 500,
+        };
+        let tx = Transaction::signed(net, &[prev], vec![out], coin as u64, &[&self.faucet]);
+        let node = self.node(at);
+        let txid = node.state().replica.submit(tx).await.expect("accepted");
+        wait_for(
+            "the payment final everywhere",
+            Duration::from_secs(20),
+            || async {
+                self.running()
+                    .all(|n| {
+                        let engine = n.state().replica.engine();
+                        engine
+                            .report(&txid)
+                            .is_some_and(|r| r.state == TxState::Finalized)
+                    })
+                    .then_some(())
+            },
+        )
+        .await;
+    }
+
+    /// [`Cluster::assert_payment_finalizes_from`] node 1, coin 1.
+    pub async fn assert_payment_finalizes(&self) {
+        self.assert_payment_finalizes_from(1, 1).await
+    }
+
     pub async fn stop(&mut self, i: usize) -> bool {
         self.nodes[i]
             .take()

@@ -1,0 +1,154 @@
+//! What one peer can make an engine hold or send: orphans bounded in bytes,
+//! catch-up replies bounded by the frame.
+
+use super::*;
+
+/// The largest transaction there is (256 inputs, 256 outputs: about 34 KB),
+/// spending outputs nobody knows: it cannot be checked, only held until its
+/// parents show up.
+fn orphan(sim: &Sim, memo: u64) -> Transaction {
+    let prevs: Vec<OutPoint> = (0..256u32)
+        .map(|vout| OutPoint {
+            txid: TxId([memo as u8 ^ 0x5a; 32]),
+            vout: vout + 1000 * (memo as u32),
+        })
+        .collect();
+    let outputs = (0..256)
+        .map(|i| TxOut {
+            owner: Keypair::from_seed([i as u8; 32]).id(),
+            value: 1_000_000,
+        })
+        .collect();
+    Transaction::signed(
+        &sim.genesis.network_id,
+        &prevs,
+        outputs,
+        memo,
+        &[&sim.faucet],
+    )
+}
+
+/// Every orphan is 1 of at most 10,000 by count (340 MB of the largest);
+/// 600 of the largest pass the count and are stopped by the byte bound.
+#[test]
+fn orphans_are_bounded_in_bytes_not_only_in_count() {
+    let mut sim = Sim::new(4, |_| Bugs::default(), 3);
+    let sent = 600;
+    let big: Vec<Transaction> = (0..sent).map(|m| orphan(&sim, m)).collect();
+    let size = big.iter().map(|t| t.size()).max().unwrap();
+    assert!((30_000..40_000).contains(&size), "{size}");
+    let peer = sim.id(1);
+    let engine = &mut sim.engines[0];
+    for tx in big {
+        let fx = engine.on_message(peer, LedgerMessage::Tx(tx), 1);
+        assert!(fx.is_empty(), "an orphan is held, not voted on or relayed");
+    }
+    let full = engine
+        .metrics
+        .rejected
+        .with_label_values(&["orphans_full"])
+        .get();
+    let held = engine.orphan_txs.len();
+    let bytes = engine.orphan_bytes;
+    assert!(
+        bytes <= MAX_ORPHAN_BYTES && bytes + size > MAX_ORPHAN_BYTES,
+        "{bytes} held"
+    );
+    assert_eq!(
+        full as usize,
+        sent as usize - held,
+        "{held} held, up to {size} bytes each"
+    );
+}
+
+/// A catch-up reply holds the certificates that fit in its byte budget, in
+/// the order asked, and leaves the rest for the next round.
+#[test]
+fn catch_up_replies_fit_their_byte_budget() {
+    let mut sim = Sim::new(4, |_| Bugs::default(), 4);
+    let ids: Vec<TxId> = (0..5)
+        .map(|c| sim.submit(0, sim.payment(c, c as u64)).unwrap())
+        .collect();
+    sim.run();
+    let e = &sim.engines[1];
+    let sizes: Vec<usize> = ids
+        .iter()
+        .map(|t| {
+            postcard::to_stdvec(e.certificate(t).unwrap())
+                .unwrap()
+                .len()
+        })
+        .collect();
+    assert_eq!(e.certificates_within(&ids, usize::MAX).len(), 5);
+    let three: usize = sizes[..3].iter().sum();
+    let got = e.certificates_within(&ids, three);
+    assert_eq!(got.len(), 3);
+    assert_eq!(got[2].tx.id(), ids[2], "in the order asked");
+    assert_eq!(e.certificates_within(&ids, three - 1).len(), 2);
+    assert!(
+        e.certificates_within(&ids, sizes[0] / 2).is_empty(),
+        "none fits"
+    );
+}
+
+/// Twins split two and two in a full mesh of four: each is rejected by a
+/// quorum of rejections. n0 had locked A; restarted from its records, it has
+/// A rejected again (the lock alone would bring A back as pending for ever,
+/// the mempool never empty) and can still offer the rejections to a peer.
+#[test]
+fn a_rejected_lock_stays_rejected_after_a_restart() {
+    let mut sim = Sim::new(4, |_| Bugs::default(), 5);
+    let (a, b) = (sim.payment(0, 1), sim.payment(0, 2));
+    sim.submit(0, a.clone()).unwrap();
+    sim.submit(2, b.clone()).unwrap();
+    sim.deliver_where(|from, to, m| from == 0 && to == 1 && matches!(m, LedgerMessage::Tx(_)));
+    sim.deliver_where(|from, to, m| from == 2 && to == 3 && matches!(m, LedgerMessage::Tx(_)));
+    sim.run();
+    for i in 0..4 {
+        assert_eq!(
+            sim.engines[i].report(&a.id()).unwrap().state,
+            TxState::Rejected
+        );
+    }
+    let kept = sim.persisted[0].iter().any(
+        |r| matches!(r, Record::Rejected { txid, votes } if *txid == a.id() && votes.len() >= 2),
+    );
+    assert!(
+        kept,
+        "the rejection of a locked transaction is persisted with its votes"
+    );
+    sim.restart(0);
+    let peer = sim.id(1);
+    let e = &mut sim.engines[0];
+    assert_eq!(e.report(&a.id()).unwrap().state, TxState::Rejected);
+    assert_eq!(e.mempool_len(), 0);
+    let offered = e
+        .on_peer_connected(peer)
+        .iter()
+        .filter(|f| {
+            matches!(f, Effect::Send(_, LedgerMessage::Vote(v)) if v.txid == a.id() && !v.approve)
+        })
+        .count();
+    assert!(offered >= 2, "rejection votes to offer a peer: {offered}");
+}
+
+/// Finalized transactions keep the time they were finalized across a restart.
+#[test]
+fn replay_keeps_the_time_of_each_finalization() {
+    let mut sim = Sim::new(4, |_| Bugs::default(), 6);
+    let first = sim.submit(0, sim.payment(0, 1)).unwrap();
+    sim.run();
+    sim.now += 60_000;
+    let second = sim.submit(0, sim.payment(1, 2)).unwrap();
+    sim.run();
+    let before: Vec<(TxId, u64)> = sim.engines[3].finalized().to_vec();
+    assert_eq!(before.len(), 2);
+    assert!(before[1].1 >= before[0].1 + 60_000);
+    sim.now += 3_600_000;
+    sim.restart(3);
+    assert_eq!(
+        sim.engines[3].finalized(),
+        &before[..],
+        "{first:?} {second:?}"
+    );
+}
