@@ -67,7 +67,8 @@ pub struct Config {
     pub open_admission: bool,
     pub max_inbound: usize,
     pub max_outbound: usize,
-    /// Connections one source address may hold in their handshake at once.
+    /// Connections one source address may hold in their handshake at once,
+    /// plus one per genesis node at that address (nodes sharing a host).
     pub max_pending_per_source: usize,
     pub connect_timeout: Duration,
     pub handshake_timeout: Duration,
@@ -303,6 +304,8 @@ struct Shared {
     outbound_slots: Arc<Semaphore>,
     /// Inbound handshakes in flight per source address.
     pending: admission::PendingBySource,
+    /// Genesis nodes per IP address (several share one on a single host).
+    members_at: HashMap<std::net::IpAddr, usize>,
     /// Where ledger messages and peer arrivals go; `None` drops them.
     events: Option<mpsc::Sender<NetworkEvent>>,
 }
@@ -393,6 +396,10 @@ impl Network {
             inbound_slots: Arc::new(Semaphore::new(config.max_inbound)),
             outbound_slots: Arc::new(Semaphore::new(config.max_outbound)),
             pending: Default::default(),
+            members_at: config.roster.values().fold(HashMap::new(), |mut m, a| {
+                *m.entry(a.ip()).or_default() += 1;
+                m
+            }),
             events,
             metrics,
             config,
@@ -548,7 +555,8 @@ async fn accept_loop(shared: Arc<Shared>, listener: TcpListener) {
             .handshake_attempts
             .with_label_values(&["inbound"])
             .inc();
-        let max = shared.config.max_pending_per_source;
+        let at = shared.members_at.get(&remote.ip()).copied().unwrap_or(0);
+        let max = shared.config.max_pending_per_source + at;
         let Some(pending) = shared.pending.admit(remote.ip(), max) else {
             refuse_inbound(&shared, stream, HandshakeFailure::SourceLimit(remote.ip()));
             continue;

@@ -34,7 +34,8 @@ async fn status_latency(http: &reqwest::Client, addr: std::net::SocketAddr) -> D
 }
 
 /// 1,000 idle TCP connections on a node's P2P port, all from one address: it
-/// gives that source a few handshake slots and refuses the rest at once
+/// gives that source a few handshake slots (8, plus one per genesis node
+/// sharing the address: 3 here, on 127.0.0.1) and refuses the rest at once
 /// (`source_limit`), keeps its peers, answers HTTP quickly, and its memory
 /// barely moves.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
