@@ -213,3 +213,39 @@ async fn an_orphan_flood_is_bounded_in_bytes() {
     cluster.assert_payment_finalizes().await;
     cluster.shutdown().await;
 }
+
+/// A ledger that takes no peer arrival (its queue full, never read) holds no
+/// connection for ever: shutdown ends every task within its grace (before,
+/// the arrival's send waited with no bound and no way to cancel it).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stuck_ledger_does_not_hold_the_shutdown() {
+    use testnet_node::metrics::P2pMetrics;
+    use testnet_node::p2p::{Config, Network, NetworkEvent};
+    init_logs();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let mut config = Config::new("stuck-net".into(), testnet_node::Keypair::generate(), addr);
+    config.open_admission = true; // the raw peer's key: there is no genesis here
+    config.shutdown_grace = Duration::from_secs(2);
+    // Long enough that only cancelling the wait can end it in time.
+    config.ping_timeout = Duration::from_secs(60);
+    let (events, _never_read) = tokio::sync::mpsc::channel(1);
+    let someone = testnet_node::Keypair::generate().id();
+    events
+        .try_send(NetworkEvent::PeerConnected(someone))
+        .unwrap();
+    let metrics = P2pMetrics::register(&prometheus::Registry::new());
+    let network = Network::start(config, listener, metrics, Some(events));
+    let _peer = RawPeer::authenticated(addr, "stuck-net").await;
+    wait_for(
+        "the peer to be established",
+        Duration::from_secs(5),
+        || async { (network.peer_count() == 1).then_some(()) },
+    )
+    .await;
+    let clean = network.shutdown().await;
+    assert!(
+        clean,
+        "a connection stuck on the ledger's queue outlived the grace"
+    );
+}

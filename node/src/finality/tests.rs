@@ -13,6 +13,9 @@ use crate::genesis::{Addressing, Genesis, GENESIS_SUPPLY};
 use crate::ledger::tx::TxOut;
 use crate::ledger::Limits;
 
+/// The most a message may take: the P2P layer's frame limit.
+const FRAME: usize = CATCHUP_REPLY_BYTES + 4096;
+
 struct Sim {
     genesis: Genesis,
     keys: Vec<Keypair>,
@@ -165,6 +168,9 @@ impl Sim {
             }
             self.now += 1;
             *self.delivered.entry(m.kind()).or_default() += 1;
+            // What a frame (2 MiB) cannot hold would drop the link instead.
+            let size = postcard::to_stdvec(&m).map_or(usize::MAX, |v| v.len());
+            assert!(size <= FRAME, "a {} message of {size} bytes", m.kind());
             let from_id = self.id(from);
             let fx = self.engines[to].on_message(from_id, m, self.now);
             self.effects(to, fx);

@@ -152,3 +152,58 @@ fn replay_keeps_the_time_of_each_finalization() {
         "{first:?} {second:?}"
     );
 }
+
+/// 256 transactions of about 9 KB (256 outputs each) finalized while n3 was
+/// cut off: catching up, n3 asks for all of them at once, and the answers
+/// come in frames that can hold them (the run asserts every message fits),
+/// over as many rounds as it takes.
+#[test]
+fn catching_up_large_transactions_fits_in_frames() {
+    let mut sim = Sim::new(4, |_| Bugs::default(), 7);
+    let (owner, payee) = (Keypair::from_seed([1; 32]), Keypair::from_seed([2; 32]));
+    let net = sim.genesis.network_id.clone();
+    let coin = OutPoint {
+        txid: crate::ledger::tx::genesis_txid(&net),
+        vout: 0,
+    };
+    let wide = |value: u64, to: &Keypair| {
+        (0..256)
+            .map(|_| TxOut {
+                owner: to.id(),
+                value,
+            })
+            .collect::<Vec<_>>()
+    };
+    sim.cut = [3].into();
+    let parent = Transaction::signed(&net, &[coin], wide(243_000_000, &owner), 0, &[&sim.faucet]);
+    let parent_id = sim.submit(0, parent).unwrap();
+    sim.run();
+    let mut ids = vec![parent_id];
+    for vout in 0..255u32 {
+        let prev = OutPoint {
+            txid: parent_id,
+            vout,
+        };
+        let child = Transaction::signed(&net, &[prev], wide(940_000, &payee), 1, &[&owner]);
+        ids.push(sim.submit((vout % 3) as usize, child).unwrap());
+    }
+    sim.run();
+    let certs: usize = ids
+        .iter()
+        .map(|t| {
+            postcard::to_stdvec(sim.engines[0].certificate(t).unwrap())
+                .unwrap()
+                .len()
+        })
+        .sum();
+    assert!(
+        certs > FRAME,
+        "{certs} bytes of certificates fit in one frame: no test"
+    );
+    assert!(!sim.finalized(3, &parent_id));
+    sim.heal();
+    for t in &ids {
+        assert!(sim.finalized(3, t), "n3 caught up on every one");
+    }
+    sim.assert_agreement(0..4);
+}
