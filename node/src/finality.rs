@@ -15,6 +15,7 @@
 
 mod catchup;
 pub mod inventory;
+mod orphans;
 pub mod quorum;
 mod replay;
 mod types;
@@ -37,10 +38,11 @@ use quorum::{Certificate, Tally, Validators, Vote};
 pub const MAX_CERTIFICATES_PER_MESSAGE: usize = 256;
 /// Txids offered in one `Have`, at most.
 pub const MAX_HAVE: usize = 16_384;
-/// Transactions held while their inputs are unknown here, at most.
+/// Transactions held while their inputs are unknown here, at most (the
+/// oldest make room for new ones).
 pub const MAX_ORPHANS: usize = 10_000;
-/// Bytes of such transactions held, at most: they cannot be checked yet, and
-/// each may be as large as a transaction may be (about 1 MB).
+/// Bytes of such transactions held, at most: they cannot be checked yet
+/// (10,000 of the largest would be about 350 MB).
 pub const MAX_ORPHAN_BYTES: usize = 16 * 1024 * 1024;
 /// Transactions known only from votes (the transaction has not arrived), at most.
 pub const MAX_VOTE_ONLY: usize = 10_000;
@@ -106,10 +108,7 @@ pub struct Engine {
     waiting: HashMap<TxId, Certificate>,
     waiting_on: HashMap<TxId, HashSet<TxId>>,
     /// Transactions whose inputs are unknown here, by missing parent.
-    orphans: HashMap<TxId, HashSet<TxId>>,
-    orphan_txs: HashMap<TxId, Transaction>,
-    /// The encoded size of `orphan_txs`.
-    orphan_bytes: usize,
+    orphans: orphans::OrphanPool,
     mempool: usize,
     mempool_bytes: usize,
     /// Entries known only from votes (their transaction has not arrived).
@@ -139,9 +138,7 @@ impl Engine {
             live_equivocate: false,
             waiting: HashMap::new(),
             waiting_on: HashMap::new(),
-            orphans: HashMap::new(),
-            orphan_txs: HashMap::new(),
-            orphan_bytes: 0,
+            orphans: Default::default(),
             mempool: 0,
             mempool_bytes: 0,
             vote_only: 0,
@@ -464,11 +461,8 @@ impl Engine {
                 self.finalize(c, now, fx);
             }
         }
-        for orphan in self.orphans.remove(&txid).unwrap_or_default() {
-            if let Some(tx) = self.orphan_txs.remove(&orphan) {
-                self.orphan_bytes = self.orphan_bytes.saturating_sub(tx.size());
-                self.on_tx(tx, None, now, fx);
-            }
+        for tx in self.orphans.take_children(&txid) {
+            self.on_tx(tx, None, now, fx);
         }
     }
 
@@ -497,26 +491,24 @@ impl Engine {
                 self.check_quorum(txid, now, fx);
             }
             Err(Rejection::UnknownInput(_)) => {
-                let size = tx.size();
-                if self.orphan_txs.contains_key(&txid) {
+                if self.orphans.contains(&txid) {
                     return;
                 }
-                if self.orphan_txs.len() >= MAX_ORPHANS
-                    || self.orphan_bytes + size > MAX_ORPHAN_BYTES
-                {
+                let parents: Vec<TxId> = tx
+                    .inputs
+                    .iter()
+                    .filter(|i| !self.ledger.contains(&i.prev))
+                    .map(|i| i.prev.txid)
+                    .collect();
+                let evicted = self
+                    .orphans
+                    .insert(tx, parents, MAX_ORPHANS, MAX_ORPHAN_BYTES);
+                if evicted > 0 {
                     self.metrics
                         .rejected
                         .with_label_values(&["orphans_full"])
-                        .inc();
-                    return;
+                        .inc_by(evicted as u64);
                 }
-                self.orphan_bytes += size;
-                for i in &tx.inputs {
-                    if !self.ledger.contains(&i.prev) {
-                        self.orphans.entry(i.prev.txid).or_default().insert(txid);
-                    }
-                }
-                self.orphan_txs.insert(txid, tx);
             }
             Err(r @ Rejection::InputSpent { .. }) => {
                 // A double spend of a final output: reject it so it is decided.

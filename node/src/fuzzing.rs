@@ -132,10 +132,10 @@ pub fn transaction(data: &[u8]) {
     }
 }
 
-/// Runs `target` on each input kept in `fuzz/regressions/NAME/` (the seeds,
-/// and each crash a fuzzer found, once fixed); there must be some.
-#[cfg(test)]
-pub(crate) fn replay(dir: &str, target: fn(&[u8])) {
+/// Runs `target` on each input kept in `dir` (`fuzz/regressions/NAME/`: the
+/// seeds, and each crash a fuzzer found, once fixed); there must be some.
+/// Both crates' tests call it.
+pub fn replay(dir: &str, target: fn(&[u8])) {
     let mut count = 0;
     for entry in std::fs::read_dir(dir).unwrap_or_else(|e| panic!("{dir}: {e}")) {
         let path = entry.expect("a directory entry").path();

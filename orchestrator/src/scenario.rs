@@ -676,12 +676,9 @@ invariants:
         for entry in std::fs::read_dir(dir).unwrap() {
             let path = entry.unwrap().path();
             if path.to_string_lossy().ends_with(".scenario.yaml") {
-                let mut s = Scenario::load(&path).unwrap();
-                let text = serde_yaml_ng::to_string(&s).unwrap();
-                // A drawn nemesis reads back as the plain steps it drew.
-                s.nemesis_steps = 0;
-                let again = Scenario::parse(&text, "again.yaml");
-                assert_eq!(again.as_ref().ok(), Some(&s), "{}: {text}", path.display());
+                Scenario::load(&path).unwrap();
+                // The YAML fuzz target's property: written out, it reads back the same.
+                crate::fuzzing::yaml(&std::fs::read(&path).unwrap());
             }
         }
     }

@@ -29,7 +29,8 @@ fn orphan(sim: &Sim, memo: u64) -> Transaction {
 }
 
 /// Every orphan is 1 of at most 10,000 by count (340 MB of the largest);
-/// 600 of the largest pass the count and are stopped by the byte bound.
+/// 600 of the largest pass the count and are bounded by bytes: the oldest
+/// make room, so the newest is held.
 #[test]
 fn orphans_are_bounded_in_bytes_not_only_in_count() {
     let mut sim = Sim::new(4, |_| Bugs::default(), 3);
@@ -39,6 +40,7 @@ fn orphans_are_bounded_in_bytes_not_only_in_count() {
     assert!((30_000..40_000).contains(&size), "{size}");
     let peer = sim.id(1);
     let engine = &mut sim.engines[0];
+    let newest = big.last().unwrap().id();
     for tx in big {
         let fx = engine.on_message(peer, LedgerMessage::Tx(tx), 1);
         assert!(fx.is_empty(), "an orphan is held, not voted on or relayed");
@@ -48,8 +50,8 @@ fn orphans_are_bounded_in_bytes_not_only_in_count() {
         .rejected
         .with_label_values(&["orphans_full"])
         .get();
-    let held = engine.orphan_txs.len();
-    let bytes = engine.orphan_bytes;
+    let held = engine.orphans.len();
+    let bytes = engine.orphans.bytes();
     assert!(
         bytes <= MAX_ORPHAN_BYTES && bytes + size > MAX_ORPHAN_BYTES,
         "{bytes} held"
@@ -58,6 +60,10 @@ fn orphans_are_bounded_in_bytes_not_only_in_count() {
         full as usize,
         sent as usize - held,
         "{held} held, up to {size} bytes each"
+    );
+    assert!(
+        engine.orphans.contains(&newest),
+        "the oldest made room: a flood cannot hold the pool"
     );
 }
 
