@@ -678,9 +678,16 @@ async fn delay_and_jitter_show_in_the_measured_rtt() {
     eprintln!("with 40 ms jitter: connect times {connects:?} ms; ping RTT {pings:?} ms");
     let spread = connects.last().unwrap() - connects.first().unwrap();
     assert!(spread > 30.0, "jitter shows no spread: {connects:?}");
+    // A delay only adds, and so does a loaded machine (a 155 ms connect was
+    // seen in CI): the floor is firm, the ceiling is judged on the median.
     assert!(
-        connects.iter().all(|c| (55.0..=150.0).contains(c)),
-        "connect times outside 100 +/- 40 ms: {connects:?}"
+        connects[0] >= 55.0,
+        "a connect faster than 100 - 40 ms: {connects:?}"
+    );
+    let median = connects[connects.len() / 2];
+    assert!(
+        (70.0..=130.0).contains(&median),
+        "median connect {median} ms is not about 100 ms: {connects:?}"
     );
 
     run(&[
