@@ -31,6 +31,9 @@ struct Target {
     member: (testnet_node::identity::NodeId, std::net::SocketAddr),
     /// Another genesis node's address.
     other: std::net::SocketAddr,
+    /// A VERACK the member signed in another handshake (for another nonce),
+    /// as recorded off the wire.
+    recorded: testnet_node::p2p::message::Verack,
 }
 
 /// One misbehaving client; returns what it does to a fresh connection.
@@ -123,6 +126,21 @@ fn address_claim<'a>(p: &'a mut RawPeer, t: &'a Target) -> futures::future::BoxF
     })
 }
 
+/// Claims a genesis node's key and address, then replays a VERACK that node
+/// signed in another handshake: it answers another nonce than ours.
+fn replayed_verack<'a>(p: &'a mut RawPeer, t: &'a Target) -> futures::future::BoxFuture<'a, ()> {
+    Box::pin(async move {
+        let mut v = hello(&t.net, &p.key).version(5);
+        (v.node_id, v.listen_addr) = t.member;
+        p.send(&Message::Version(v)).await;
+        match p.recv().await {
+            Some(Message::Version(_)) => {}
+            other => panic!("expected VERSION, got {other:?}"),
+        }
+        p.send(&Message::Verack(t.recorded.clone())).await;
+    })
+}
+
 fn message_before_handshake<'a>(
     p: &'a mut RawPeer,
     _: &'a Target,
@@ -184,6 +202,12 @@ const CASES: &[(&str, Attack, &str, Option<DisconnectReason>)] = &[
         Some(DisconnectReason::ProtocolViolation),
     ),
     (
+        "a VERACK recorded from another handshake",
+        replayed_verack,
+        "bad_signature",
+        Some(DisconnectReason::ProtocolViolation),
+    ),
+    (
         "a key genesis does not list",
         unknown_key,
         "unknown_peer",
@@ -213,6 +237,8 @@ async fn each_bad_input_is_refused_with_its_reason_and_peers_are_unaffected() {
         net: net.clone(),
         member: (members[2].public_key, members[2].p2p_address),
         other: members[1].p2p_address,
+        // Signed by n2 for a handshake with nonces 777 and 5, not ours.
+        recorded: make_verack(&cluster.keys[2], &net, 777, 5),
     };
     let target = cluster.node(0);
     let pings_from_target = |i: usize| {
@@ -270,6 +296,8 @@ async fn each_bad_input_is_refused_with_its_reason_and_peers_are_unaffected() {
             0.0
         );
     }
+    // And the honest network kept finalizing.
+    cluster.assert_payment_finalizes().await;
     cluster.shutdown().await;
 }
 
@@ -338,6 +366,7 @@ async fn bad_frames_after_the_handshake_drop_only_that_peer() {
     );
     assert_eq!(n0.network().peer_count(), 1);
     assert_eq!(cluster.node(1).network().peer_count(), 1);
+    cluster.assert_payment_finalizes().await;
     cluster.shutdown().await;
 }
 
