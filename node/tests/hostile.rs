@@ -7,7 +7,7 @@ mod support;
 
 use std::time::{Duration, Instant};
 
-use support::{init_logs, metric_sum, wait_for, Cluster, RawPeer};
+use support::{init_logs, wait_for, wait_for_count, Cluster, RawPeer};
 use tokio::net::TcpStream;
 
 /// The resident set of this process (every node of the cluster is in it).
@@ -54,18 +54,12 @@ async fn a_thousand_idle_connections_take_nothing_from_the_peers() {
             Err(e) => panic!("connect {}: {e}", held.len()),
         }
     }
-    let refused = wait_for(
-        "the flood to be refused",
+    let refused = wait_for_count(
+        n0,
+        "testnet_handshake_failures_total",
+        "reason=\"source_limit\"",
+        900.0,
         Duration::from_secs(10),
-        || async {
-            let text = n0.metrics().render();
-            let n = metric_sum(
-                &text,
-                "testnet_handshake_failures_total",
-                "reason=\"source_limit\"",
-            );
-            (n >= 900.0).then_some(n)
-        },
     )
     .await;
     let mut latencies = Vec::new();
@@ -191,20 +185,14 @@ async fn an_orphan_flood_is_bounded_in_bytes() {
             .await;
     }
     let (fewest, most) = (MAX_ORPHAN_BYTES / largest, MAX_ORPHAN_BYTES / smallest);
-    let evicted = wait_for(
-        "the flood past 16 MiB evicted",
+    let evicted = wait_for_count(
+        n0,
+        "testnet_transactions_rejected_total",
+        "reason=\"orphans_full\"",
+        (sent as usize - most) as f64,
         Duration::from_secs(30),
-        || async {
-            let text = n0.metrics().render();
-            let n = metric_sum(
-                &text,
-                "testnet_transactions_rejected_total",
-                "reason=\"orphans_full\"",
-            );
-            (n as usize >= sent as usize - most).then_some(n as usize)
-        },
     )
-    .await;
+    .await as usize;
     println!("{sent} orphans of {smallest}-{largest} bytes: {evicted} evicted");
     assert!(evicted <= sent as usize - fewest, "{evicted}");
     assert_eq!(n0.network().peer_count(), 3, "the mesh and the attacker");

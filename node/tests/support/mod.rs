@@ -395,4 +395,21 @@ pub fn metric_sum(text: &str, name: &str, label: &str) -> f64 {
         .sum()
 }
 
+/// Waits (up to `deadline`) until `node`'s metric `name`, summed over the
+/// series whose labels contain `label`, reaches `at_least`; returns it.
+pub async fn wait_for_count(
+    node: &Node,
+    name: &str,
+    label: &str,
+    at_least: f64,
+    deadline: Duration,
+) -> f64 {
+    let what = format!("{name}{{{label}}} >= {at_least}");
+    wait_for(&what, deadline, || async {
+        let n = metric_sum(&node.metrics().render(), name, label);
+        (n >= at_least).then_some(n)
+    })
+    .await
+}
+
 pub mod native;

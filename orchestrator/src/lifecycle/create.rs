@@ -37,9 +37,15 @@ pub(super) async fn create_all<E: Engine, P: NodeProbe>(
     // Highest address first: by the direction rule the lower end of a link
     // dials, so each node finds its dial targets listening when it starts
     // instead of backing off from refused dials while later ones come up.
-    let mut created = futures::stream::iter(snapshot.nodes.iter().enumerate().rev())
-        .map(|(i, node)| async move { (i, create_node(tn, snapshot, node, genesis).await) })
-        .buffer_unordered(CREATE_AT_ONCE);
+    // libfaketime's archive, taken once from the first holder that has it.
+    let faketime = tokio::sync::OnceCell::new();
+    let faketime = &faketime;
+    let mut created =
+        futures::stream::iter(snapshot.nodes.iter().enumerate().rev())
+            .map(|(i, node)| async move {
+                (i, create_node(tn, snapshot, node, genesis, faketime).await)
+            })
+            .buffer_unordered(CREATE_AT_ONCE);
     let (mut done, mut repinned, mut said) = (0, false, Instant::now());
     while let Some((i, r)) = created.next().await {
         let node = r?;
@@ -77,6 +83,7 @@ async fn create_node<E: Engine, P: NodeProbe>(
     plan: &Plan,
     node: &NodePlan,
     genesis: &[u8],
+    faketime: &tokio::sync::OnceCell<Vec<u8>>,
 ) -> Result<NodePlan, UpError> {
     let mut node = node.clone();
     let key = std::fs::read(tn.state.node_key(&node.name)).unwrap_or_default();
@@ -116,26 +123,34 @@ async fn create_node<E: Engine, P: NodeProbe>(
             tn.engine.upload(&spec.name, CONFIG_DIR, files).await?;
         }
         if plan.node.as_ref().is_some_and(|n| n.faketime) {
-            give_faketime(tn, &node.holder(), &spec.name).await?;
+            let lib = faketime
+                .get_or_try_init(|| {
+                    let holder = node.holder();
+                    async move {
+                        use testnet_node::agent::faketime::IMAGE_LIB;
+                        tn.engine.download(&holder, IMAGE_LIB).await
+                    }
+                })
+                .await?;
+            give_faketime(tn, lib, &spec.name).await?;
         }
         tn.engine.start_container(&spec.name).await?;
     }
     Ok(node)
 }
 
-/// Copies libfaketime from the holder (our image) into the node's created
-/// container, with a spec file of real time, before the node starts: its
-/// environment preloads them (`node.faketime`).
+/// Puts libfaketime (`lib`: its archive, from a holder of our image) into the
+/// node's created container, with a spec file of real time, before the node
+/// starts: its environment preloads them (`node.faketime`).
 async fn give_faketime<E: Engine, P: NodeProbe>(
     tn: &Testnet<'_, E, P>,
-    holder: &str,
+    lib: &[u8],
     container: &str,
 ) -> Result<(), UpError> {
-    use testnet_node::agent::faketime::{DIR, IMAGE_LIB, REAL_TIME, SPEC};
+    use testnet_node::agent::faketime::{DIR, REAL_TIME, SPEC};
     let spec = format!("{}/{SPEC}", DIR.trim_start_matches('/'));
     let files = tar_of(&[(spec.as_str(), REAL_TIME.as_bytes(), 0o644)]);
     tn.engine.upload(container, "/", files).await?;
-    let lib = tn.engine.download(holder, IMAGE_LIB).await?;
-    tn.engine.upload(container, DIR, lib).await?;
+    tn.engine.upload(container, DIR, lib.to_vec()).await?;
     Ok(())
 }
