@@ -265,37 +265,35 @@ async fn fault_metrics(State(agent): State<Arc<Agent>>) -> Response {
                 axum::http::header::CONTENT_TYPE,
                 "text/plain; version=0.0.4; charset=utf-8",
             )],
-            render_fault_metrics(&state) + &render_fault_effects(&rules, &tc_stats),
+            render_fault_metrics(&state, &rules, &tc_stats),
         )
             .into_response(),
         Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, e),
     }
 }
 
-/// What the rules in place have done, so a run can tell that a fault bit.
-fn render_fault_effects(iptables_s_v: &str, tc_s_show: &str) -> String {
-    let mut out = String::from(
-        "# HELP testnet_fault_matched_packets Packets matched by the fault rules in place, by kind (restarts when the rules are replaced).\n\
-         # TYPE testnet_fault_matched_packets gauge\n",
-    );
-    for (kind, n) in counters::rule_packets(iptables_s_v) {
-        out.push_str(&format!(
-            "testnet_fault_matched_packets{{kind=\"{kind}\"}} {n}\n"
-        ));
+/// The text of `GET /metrics`, through a registry of its own made for each
+/// scrape (every figure is read back from the kernel then, so nothing is kept
+/// between scrapes): the faults in place by kind, and what the rules in place
+/// have done, so a run can tell that a fault bit.
+fn render_fault_metrics(state: &FaultState, iptables_s_v: &str, tc_s_show: &str) -> String {
+    use prometheus::{Encoder, IntGauge, IntGaugeVec, Opts, Registry, TextEncoder};
+    let registry = Registry::new();
+    let register = |m: Box<dyn prometheus::core::Collector>| {
+        registry.register(m).expect("metric registered once");
+    };
+    let by_kind = |name: &str, help: &str| {
+        let g =
+            IntGaugeVec::new(Opts::new(name, help), &["kind"]).expect("valid metric definition");
+        register(Box::new(g.clone()));
+        g
+    };
+    fn count(n: impl TryInto<i64>) -> i64 {
+        n.try_into().unwrap_or(i64::MAX)
     }
-    out.push_str(
-        "# HELP testnet_fault_bandwidth_overlimits Packets the bandwidth cap in place had to hold back.\n\
-         # TYPE testnet_fault_bandwidth_overlimits gauge\n",
-    );
-    let held = counters::tbf_overlimits(tc_s_show).unwrap_or(0);
-    out.push_str(&format!("testnet_fault_bandwidth_overlimits {held}\n"));
-    out
-}
-
-fn render_fault_metrics(state: &FaultState) -> String {
-    let mut out = String::from(
-        "# HELP testnet_fault_rules Fault rules this node carries now, by kind.\n\
-         # TYPE testnet_fault_rules gauge\n",
+    let rules = by_kind(
+        "testnet_fault_rules",
+        "Fault rules this node carries now, by kind.",
     );
     for (kind, n) in [
         ("drop", state.drop_from.len() + state.drop_to.len()),
@@ -304,9 +302,27 @@ fn render_fault_metrics(state: &FaultState) -> String {
         ("duplicate", state.duplicate_per_mille.len()),
         ("bandwidth", usize::from(state.bandwidth_kbit.is_some())),
     ] {
-        out.push_str(&format!("testnet_fault_rules{{kind=\"{kind}\"}} {n}\n"));
+        rules.with_label_values(&[kind]).set(count(n));
     }
-    out
+    let matched = by_kind(
+        "testnet_fault_matched_packets",
+        "Packets matched by the fault rules in place, by kind (restarts when the rules are replaced).",
+    );
+    for (kind, n) in counters::rule_packets(iptables_s_v) {
+        matched.with_label_values(&[kind]).set(count(n));
+    }
+    let held = IntGauge::new(
+        "testnet_fault_bandwidth_overlimits",
+        "Packets the bandwidth cap in place had to hold back.",
+    )
+    .expect("valid metric definition");
+    register(Box::new(held.clone()));
+    held.set(count(counters::tbf_overlimits(tc_s_show).unwrap_or(0)));
+    let mut buf = Vec::new();
+    TextEncoder::new()
+        .encode(&registry.gather(), &mut buf)
+        .expect("the text encoding of gathered metrics");
+    String::from_utf8(buf).expect("the text encoding is UTF-8")
 }
 
 async fn put_faults(
@@ -556,12 +572,12 @@ mod tests {
     use super::*;
     use crate::faults::Delay;
 
+    const IPTABLES_S_V: &str = "-A TESTNET-OUT -d 10.77.0.11/32 -c 5 300 -j DROP\n";
+    const TC_S_SHOW: &str = "qdisc tbf 8001: root refcnt 2 rate 512Kbit burst 32Kb lat 50ms\n Sent 1 bytes 1 pkt (dropped 0, overlimits 4 requeues 0)\n";
+
     #[test]
     fn fault_effects_are_rendered_as_metrics() {
-        let text = render_fault_effects(
-            "-A TESTNET-OUT -d 10.77.0.11/32 -c 5 300 -j DROP\n",
-            "qdisc tbf 8001: root refcnt 2 rate 512Kbit burst 32Kb lat 50ms\n Sent 1 bytes 1 pkt (dropped 0, overlimits 4 requeues 0)\n",
-        );
+        let text = render_fault_metrics(&FaultState::default(), IPTABLES_S_V, TC_S_SHOW);
         for line in [
             "# TYPE testnet_fault_matched_packets gauge",
             "testnet_fault_matched_packets{kind=\"drop\"} 5",
@@ -583,7 +599,7 @@ mod tests {
             bandwidth_kbit: Some(512),
             ..FaultState::default()
         };
-        let text = render_fault_metrics(&state);
+        let text = render_fault_metrics(&state, "", "");
         for line in [
             "# TYPE testnet_fault_rules gauge",
             "testnet_fault_rules{kind=\"drop\"} 3",
@@ -594,9 +610,40 @@ mod tests {
         ] {
             assert!(text.contains(line), "{line} missing in:\n{text}");
         }
-        assert!(render_fault_metrics(&FaultState::default())
+        assert!(render_fault_metrics(&FaultState::default(), "", "")
             .lines()
             .filter(|l| !l.starts_with('#'))
             .all(|l| l.ends_with(" 0")));
+    }
+
+    /// What the agent serves passes Prometheus' own reading and lint.
+    #[test]
+    fn the_metrics_pass_promtool_check_metrics() {
+        use std::io::Write;
+        use std::process::{Command, Stdio};
+        let state = FaultState {
+            loss_per_mille: [(std::net::Ipv4Addr::new(10, 77, 0, 12), 100)].into(),
+            ..FaultState::default()
+        };
+        let text = render_fault_metrics(&state, IPTABLES_S_V, TC_S_SHOW);
+        let mut child = Command::new("promtool")
+            .args(["check", "metrics"])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("promtool is installed (`apt-get install prometheus`; .ci/run does it)");
+        let mut stdin = child.stdin.take().expect("promtool's stdin");
+        stdin
+            .write_all(text.as_bytes())
+            .expect("promtool reads the text");
+        drop(stdin);
+        let out = child.wait_with_output().expect("promtool ran");
+        assert!(
+            out.status.success(),
+            "promtool check metrics: {}{}\non:\n{text}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
     }
 }

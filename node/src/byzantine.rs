@@ -14,7 +14,19 @@ use crate::finality::{Effect, LedgerMessage};
 /// Default hold of `delay-votes`, in milliseconds.
 pub const DEFAULT_DELAY_MS: u64 = 2_000;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    Hash,
+    Serialize,
+    Deserialize,
+    schemars::JsonSchema,
+)]
 #[serde(rename_all = "kebab-case")]
 pub enum Behaviour {
     /// Send nothing of the ledger (no transactions, votes, certificates,

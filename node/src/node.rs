@@ -41,6 +41,7 @@ use crate::store::Store;
     clap::ValueEnum,
     serde::Serialize,
     serde::Deserialize,
+    schemars::JsonSchema,
 )]
 #[serde(rename_all = "kebab-case")]
 pub enum SimulatedBug {

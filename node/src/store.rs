@@ -58,7 +58,7 @@ pub struct Store<R> {
 /// A disk fault as set (`PUT /storage`): each append's fsync held
 /// `fsync_ms`, and `error_percent` of appends failing with an I/O error
 /// before anything is written. Zero both: a healthy disk.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct DiskFaults {
     #[serde(default)]
     pub fsync_ms: u64,

@@ -3,12 +3,15 @@
 //! Docker connection, progress lines, the signal helper, exit codes.
 
 pub mod chaos;
+pub mod chaos_show;
 pub mod check;
+pub mod completions;
 pub mod down;
 pub mod export;
 pub mod image;
 pub mod logs;
 pub mod run;
+pub mod schema;
 pub mod status;
 pub mod up;
 
@@ -30,8 +33,8 @@ use crate::testnet::{HttpProbe, Testnet};
     about = "Multi-node blockchain testnets in Docker: bring up, break, check"
 )]
 pub struct Cli {
-    /// Which testnet (many can run side by side).
-    #[arg(long, global = true)]
+    /// Which testnet (many can run side by side); default: a file's `name:`, else "default".
+    #[arg(long, global = true, env = "TESTNET_NAME")]
     pub name: Option<String>,
     #[command(subcommand)]
     pub command: Command,
@@ -66,6 +69,10 @@ pub enum Command {
     /// Evaluate the invariants that need no workload on a running testnet
     /// (handshakes, mesh, UTXO agreement, safety, processes). Exit 0 or 1.
     Check(check::Args),
+    /// Print the JSON Schema of testnet or scenario files (for editors and validators).
+    Schema(schema::Args),
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
+    Completions(completions::Args),
 }
 
 /// An error that ends the command with exit code 2.
@@ -214,6 +221,8 @@ pub async fn dispatch(cli: Cli) -> Result<ExitCode, Fail> {
         Command::Load(a) => load_exec(&ctx, a).await,
         Command::Run(a) => run::exec(&ctx, a).await,
         Command::Check(a) => check::exec(&ctx, a).await,
+        Command::Schema(a) => schema::exec(&ctx, a).await,
+        Command::Completions(a) => completions::exec(&ctx, a).await,
     }
 }
 
@@ -258,3 +267,6 @@ async fn load_exec(ctx: &Ctx, mut args: crate::load::LoadArgs) -> Result<ExitCod
     eprintln!("testnet load: invariants violated (see the report above)");
     Ok(ExitCode::from(1))
 }
+
+#[cfg(test)]
+mod tests;

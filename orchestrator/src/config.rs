@@ -39,7 +39,7 @@ pub const DEFAULT_TESTNET: &str = "nodes: 4\n";
 /// (memory, the neighbour table) is checked by `up` against that host.
 pub const MAX_NODES: usize = 4000;
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct TestnetFile {
     #[serde(default)]
@@ -49,7 +49,8 @@ pub struct TestnetFile {
     #[serde(default)]
     pub validators: Option<usize>,
     /// `ring`, or `{ random: { degree: 4 } }`: a variant's data as a one-key map.
-    #[serde(default, with = "serde_yaml_ng::with::singleton_map")]
+    #[schemars(with = "Topology")]
+    #[serde(default, with = "serde_norway::with::singleton_map")]
     pub topology: Topology,
     #[serde(default)]
     pub seed: Option<String>,
@@ -72,7 +73,7 @@ pub struct TestnetFile {
     pub latency: BTreeMap<String, BTreeMap<String, u32>>,
 }
 
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NodeOptions {
     #[serde(default)]
@@ -130,7 +131,7 @@ pub(crate) fn parse_yaml<T: serde::de::DeserializeOwned>(
     source_name: &str,
     problems: impl FnOnce(&mut T) -> Vec<String>,
 ) -> Result<T, ConfigError> {
-    let de = serde_yaml_ng::Deserializer::from_str(text);
+    let de = serde_norway::Deserializer::from_str(text);
     let mut value: T = serde_path_to_error::deserialize(de).map_err(|e| {
         let path = e.path().to_string();
         let inner = e.into_inner();

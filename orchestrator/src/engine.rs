@@ -121,7 +121,9 @@ pub enum ContainerAction {
 }
 
 /// A resource limit changed on a running container (`None`: no limit).
-#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize, schemars::JsonSchema,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum Limit {
     /// CPU time, in cores (0.2: a fifth of one core).

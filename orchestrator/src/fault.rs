@@ -41,7 +41,7 @@ pub type NodeSel = String;
 /// A fault, as the CLI and scenario files say it. Node lists name nodes; `to`
 /// empty means every other node. Percentages are 0-100; a rate of 0 (delay,
 /// loss, duplicate, bandwidth) clears that fault on those links.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case", deny_unknown_fields)]
 pub enum Fault {
     /// Groups that only talk within themselves; nodes in none are isolated.
@@ -96,6 +96,7 @@ pub enum Fault {
     /// back to real time. A heal leaves clocks alone.
     Clock {
         nodes: Vec<NodeSel>,
+        #[schemars(schema_with = "crate::spelling::signed_duration")]
         #[serde(deserialize_with = "signed_ms", serialize_with = "ser_signed_ms")]
         offset: i64,
         #[serde(default)]
@@ -220,7 +221,7 @@ fn signed(ms: i64) -> String {
 
 /// What a process fault does to a node's process (through its agent) or to its
 /// container (through the engine).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum ProcessAction {
     Kill,
@@ -303,7 +304,7 @@ pub enum UpgradeTo {
 }
 
 /// How to take back an applied fault.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Undo {
     /// Remove this layer (by id); what other layers set stays.

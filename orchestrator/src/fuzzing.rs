@@ -13,7 +13,7 @@ pub fn yaml(data: &[u8]) {
     };
     let _ = TestnetFile::parse(text, "fuzz.yaml");
     if let Ok(mut s) = Scenario::parse(text, "fuzz.scenario.yaml") {
-        let written = serde_yaml_ng::to_string(&s).expect("a scenario serializes");
+        let written = serde_norway::to_string(&s).expect("a scenario serializes");
         // A drawn nemesis reads back as the plain steps it drew.
         s.nemesis_steps = 0;
         let again = Scenario::parse(&written, "again.scenario.yaml");

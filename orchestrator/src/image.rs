@@ -288,7 +288,9 @@ pub async fn ensure_node_image<E: Engine>(
 
 /// A P2P protocol version to bake into a node image, and the oldest one its
 /// nodes accept from a peer.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize, schemars::JsonSchema,
+)]
 pub struct Protocol {
     pub version: u32,
     pub min_peer: u32,

@@ -50,6 +50,10 @@ pub enum LoadError {
 }
 
 #[derive(Debug, clap::Args)]
+#[command(after_help = "Examples:\n  \
+    testnet load --tps 200 --duration 30s --double-spend 0.05\n  \
+    testnet load --endpoint http://127.0.0.1:8000 --genesis g/genesis.json --faucet-key g/faucet.key\n\n\
+    Exit codes: 0 healthy, 1 an invariant broke, 2 an error.")]
 pub struct LoadArgs {
     /// Base URL of a node's HTTP API (repeatable), e.g. http://127.0.0.1:8000.
     /// Without it: every node of the Docker testnet of --name.

@@ -18,7 +18,7 @@ use crate::nodespec::NodeSpec;
 use crate::plan::{NodePlan, Plan, AGENT_PORT, HTTP_PORT};
 
 pub const PROMETHEUS_ONLINE: &str = "prom/prometheus:v2.53.0";
-pub const GRAFANA_ONLINE: &str = "grafana/grafana-oss:11.3.0";
+pub const GRAFANA_ONLINE: &str = "grafana/grafana-oss:11.6.0";
 pub const PROMETHEUS_PORT: u16 = 9090;
 pub const GRAFANA_PORT: u16 = 3000;
 /// How often Prometheus scrapes every node and agent.
@@ -430,7 +430,7 @@ pub fn all_expressions() -> Vec<(String, String)> {
             }
         }
     }
-    if let Ok(rules) = serde_yaml_ng::from_str::<serde_yaml_ng::Value>(RULES) {
+    if let Ok(rules) = serde_norway::from_str::<serde_norway::Value>(RULES) {
         for g in rules["groups"].as_sequence().into_iter().flatten() {
             for r in g["rules"].as_sequence().into_iter().flatten() {
                 let (kind, name) = match (r["alert"].as_str(), r["record"].as_str()) {
@@ -489,7 +489,7 @@ mod tests {
             })
             .collect();
         let text = prometheus_config("t", &nodes, None);
-        let doc: serde_yaml_ng::Value = serde_yaml_ng::from_str(&text).unwrap();
+        let doc: serde_norway::Value = serde_norway::from_str(&text).unwrap();
         let jobs = doc["scrape_configs"].as_sequence().unwrap();
         assert_eq!(jobs.len(), 2);
         for (job, port) in [(&jobs[0], 8000), (&jobs[1], 9000)] {
@@ -504,13 +504,13 @@ mod tests {
         }
         assert_eq!(doc["global"]["scrape_interval"].as_str().unwrap(), "2s");
         // A foreign node: its port and path, its names mapped to ours.
-        let spec: NodeSpec = serde_yaml_ng::from_str(
+        let spec: NodeSpec = serde_norway::from_str(
             "image: etcd\ncommand: [etcd]\nports: { p2p: 2380, metrics: 2381 }\n\
              metrics_path: /m\nmetrics: { testnet_peers: etcd_network_active_peers }\n",
         )
         .unwrap();
         let text = prometheus_config("t", &nodes, Some(&spec));
-        let doc: serde_yaml_ng::Value = serde_yaml_ng::from_str(&text).unwrap();
+        let doc: serde_norway::Value = serde_norway::from_str(&text).unwrap();
         let node = &doc["scrape_configs"][0];
         assert_eq!(node["metrics_path"].as_str().unwrap(), "/m");
         assert_eq!(

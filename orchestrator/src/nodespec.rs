@@ -28,7 +28,7 @@ use serde::{Deserialize, Serialize};
 use crate::op::Op;
 use testnet_node::agent::faketime;
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NodeSpec {
     /// An image to run (pulled where missing and a registry answers).
@@ -74,7 +74,7 @@ fn default_metrics_path() -> String {
     "/metrics".into()
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NodePorts {
     /// Where nodes connect to each other (connectivity is judged on it).
@@ -88,7 +88,7 @@ pub struct NodePorts {
 }
 
 /// `{ http: /health }` (a 2xx on the API port) or `{ metric: NAME, op, value }`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Ready {
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -285,7 +285,7 @@ mod tests {
     use super::*;
 
     fn etcd() -> NodeSpec {
-        serde_yaml_ng::from_str(
+        serde_norway::from_str(
             "packages: [etcd-server]\n\
              command: [etcd, --name, '{name}', --initial-cluster, '{peers}', --listen-peer-urls, 'http://{ip}:2380']\n\
              peer_format: '{name}=http://{ip}:2380'\n\

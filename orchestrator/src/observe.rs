@@ -170,63 +170,149 @@ pub fn parse_metrics(text: &str) -> BTreeMap<String, f64> {
     parse_exposition(text, |name| name.starts_with("testnet_"))
 }
 
-/// The braces around a series' labels.
-const LABELS_OPEN: &str = "{";
-const LABELS_CLOSE: &str = "}";
-
-/// Parses the text exposition, keeping the series whose name `keep` accepts.
-/// A trailing timestamp is ignored.
+/// Parses the text exposition, keeping the series whose name `keep` accepts,
+/// each under its [`series_key`]. A trailing timestamp is ignored; lines it
+/// cannot read are skipped.
 pub fn parse_exposition(text: &str, keep: impl Fn(&str) -> bool) -> BTreeMap<String, f64> {
-    let mut out = BTreeMap::new();
-    for line in text.lines() {
-        if line.starts_with('#') {
-            continue;
-        }
-        let name_end = [line.find(' '), line.find(LABELS_OPEN)]
-            .into_iter()
-            .flatten()
-            .min()
-            .unwrap_or(line.len());
-        if !keep(&line[..name_end]) {
-            continue;
-        }
-        // The series ends at the closing brace, or at the first space.
-        let series_end = match line[name_end..].starts_with(LABELS_OPEN) {
-            true => match line.rfind(LABELS_CLOSE) {
-                Some(close) => close + 1,
-                None => continue,
-            },
-            false => name_end,
-        };
-        let mut fields = line[series_end..].split_whitespace();
-        let value = match fields.next() {
-            Some("+Inf") => f64::INFINITY,
-            Some("-Inf") => f64::NEG_INFINITY,
-            Some(v) => match v.parse() {
-                Ok(v) => v,
-                Err(_) => continue,
-            },
-            None => continue,
-        };
-        out.insert(line[..series_end].trim().to_owned(), value);
-    }
-    out
+    text.lines()
+        .filter_map(|line| exposition_sample(line, &keep))
+        .map(|(name, labels, value)| (series_key(name, &labels), value))
+        .collect()
 }
 
-/// Splits `name{a="x",b="y"}` into its name and labels.
-pub fn split_series(series: &str) -> (&str, BTreeMap<&str, &str>) {
-    let Some((name, rest)) = series.split_once('{') else {
-        return (series, BTreeMap::new());
+/// A series' key in the observations: `name{label="value",...}` as in the
+/// text format, the labels sorted by name and their values escaped (`\\`,
+/// `\"`, `\n`); just `name` without labels. [`split_series`] reads it back.
+pub fn series_key(name: &str, labels: &BTreeMap<String, String>) -> String {
+    let mut key = name.to_owned();
+    for (i, (k, v)) in labels.iter().enumerate() {
+        key.push(if i == 0 { '{' } else { ',' });
+        key.push_str(k);
+        key.push_str("=\"");
+        for c in v.chars() {
+            match c {
+                '\\' => key.push_str(r"\\"),
+                '"' => key.push_str("\\\""),
+                '\n' => key.push_str(r"\n"),
+                c => key.push(c),
+            }
+        }
+        key.push('"');
+    }
+    if !labels.is_empty() {
+        key.push('}');
+    }
+    key
+}
+
+/// Splits a series key (`name{a="x",b="y"}`, see [`series_key`]) into its name
+/// and labels, the values unescaped.
+pub fn split_series(series: &str) -> (&str, BTreeMap<String, String>) {
+    match series.split_once('{') {
+        Some((name, set)) => (name, label_set(set).map(|(l, _)| l).unwrap_or_default()),
+        None => (series, BTreeMap::new()),
+    }
+}
+
+/// One sample line of the exposition: its name, labels and value (`None`:
+/// a comment, a series `keep` refuses, or a line it cannot read).
+///
+/// `prometheus-parse` reads the line, but not as it comes: its regex takes a
+/// label set up to the first `}` and a name as `\w+` (no `:`), and its label
+/// reader splits at every `,` and `=` and unescapes nothing. So the label set
+/// is read here ([`label_set`]), and the crate is given the line with each
+/// label value swapped for its position and the name's colons for `_`; the
+/// name and the values are put back from what was read.
+fn exposition_sample<'a>(
+    line: &'a str,
+    keep: &dyn Fn(&str) -> bool,
+) -> Option<(&'a str, BTreeMap<String, String>, f64)> {
+    let line = line.trim();
+    // Comments carry no sample; without `# TYPE` the crate reads every sample
+    // as untyped, so histogram buckets stay series of their own.
+    if line.starts_with('#') {
+        return None;
+    }
+    let name_end = line.find(|c: char| c == '{' || c.is_whitespace())?;
+    let name = &line[..name_end];
+    if !keep(name) {
+        return None;
+    }
+    let (labels, rest) = match line[name_end..].strip_prefix('{') {
+        Some(set) => label_set(set)?,
+        None => (BTreeMap::new(), &line[name_end..]),
     };
-    let labels = rest
-        .trim_end_matches('}')
-        .split(',')
-        .filter_map(|kv| {
-            let (k, v) = kv.split_once('=')?;
-            Some((k.trim(), v.trim().trim_matches('"')))
-        })
-        .collect();
-    (name, labels)
+    let mut safe = name.replace(':', "_");
+    for (i, k) in labels.keys().enumerate() {
+        let sep = if i == 0 { '{' } else { ',' };
+        safe.push_str(&format!("{sep}{k}=\"{i}\""));
+    }
+    if !labels.is_empty() {
+        safe.push('}');
+    }
+    safe.push_str(rest);
+    let scrape = prometheus_parse::Scrape::parse(std::iter::once(Ok(safe))).ok()?;
+    let [sample] = <[_; 1]>::try_from(scrape.samples).ok()?;
+    let value = match sample.value {
+        prometheus_parse::Value::Untyped(v) => v,
+        _ => return None,
+    };
+    // The crate's labels are the placeholders, each its value's position.
+    let values: Vec<&String> = labels.values().collect();
+    let read = sample
+        .labels
+        .iter()
+        .map(|(k, i)| Some((k.clone(), values.get(i.parse::<usize>().ok()?)?.to_string())))
+        .collect::<Option<BTreeMap<_, _>>>()?;
+    (read == labels).then_some((name, labels, value))
+}
+
+/// Reads a label set after its `{`: `name="value"` pairs separated by commas
+/// (a trailing one allowed), the values unescaped as the text format says
+/// (`\\`, `\"`, `\n`; another escape is kept as written, as Prometheus does),
+/// up to the closing `}`. Returns the labels and what follows the set;
+/// `None` if it is not one (a label named twice included).
+fn label_set(set: &str) -> Option<(BTreeMap<String, String>, &str)> {
+    let mut labels = BTreeMap::new();
+    let mut rest = set.trim_start();
+    loop {
+        if let Some(after) = rest.strip_prefix('}') {
+            return Some((labels, after));
+        }
+        let (name, after) = rest.split_once('=')?;
+        let name = name.trim();
+        let valid = name.starts_with(|c: char| c.is_ascii_alphabetic() || c == '_')
+            && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+        let (value, after) = quoted(after.trim_start())?;
+        if !valid || labels.insert(name.to_owned(), value).is_some() {
+            return None;
+        }
+        rest = after.trim_start();
+        if let Some(after) = rest.strip_prefix(',') {
+            rest = after.trim_start();
+        } else if !rest.starts_with('}') {
+            return None;
+        }
+    }
+}
+
+/// The quoted label value at the start of `s`, unescaped, and what follows it.
+fn quoted(s: &str) -> Option<(String, &str)> {
+    let body = s.strip_prefix('"')?;
+    let mut value = String::new();
+    let mut chars = body.char_indices();
+    while let Some((i, c)) = chars.next() {
+        match c {
+            '"' => return Some((value, &body[i + 1..])),
+            '\\' => match chars.next()?.1 {
+                'n' => value.push('\n'),
+                c @ ('\\' | '"') => value.push(c),
+                other => value.extend(['\\', other]),
+            },
+            c => value.push(c),
+        }
+    }
+    None
 }
 
 /// Nodes sampled at once: hundreds of nodes are looked at in waves, so a
@@ -425,5 +511,158 @@ mod tests {
         assert_eq!(name, "testnet_handshake_failures_total");
         assert_eq!(labels["reason"], "bad_magic");
         assert_eq!(labels["x"], "1");
+    }
+
+    /// The labels of every kept series, read back from its key.
+    fn labels_by_name(m: &BTreeMap<String, f64>) -> BTreeMap<String, BTreeMap<String, String>> {
+        m.keys()
+            .map(|k| {
+                let (name, labels) = split_series(k);
+                let labels = labels
+                    .iter()
+                    .map(|(k, v)| (k.to_string(), v.to_string()))
+                    .collect();
+                (name.to_owned(), labels)
+            })
+            .collect()
+    }
+
+    #[test]
+    fn label_values_with_commas_equals_braces_and_escapes_are_read() {
+        let text = concat!(
+            "testnet_comma{reason=\"a,b\",path=\"x=y\"} 1\n",
+            "testnet_both{a=\"x,y=z\",b=\"w\"} 2\n",
+            "testnet_brace{brace=\"}{\",b=\"2\"} 3\n",
+            "testnet_quote{msg=\"say \\\"hi\\\"\",dir=\"C:\\\\tmp\",nl=\"a\\nb\"} 4 1700000000000\n",
+        );
+        let m = parse_metrics(text);
+        assert_eq!(m.len(), 4, "{m:?}");
+        let expect = |pairs: &[(&str, &str)]| -> BTreeMap<String, String> {
+            pairs
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect()
+        };
+        let read = labels_by_name(&m);
+        assert_eq!(
+            read["testnet_comma"],
+            expect(&[("reason", "a,b"), ("path", "x=y")])
+        );
+        assert_eq!(read["testnet_both"], expect(&[("a", "x,y=z"), ("b", "w")]));
+        assert_eq!(
+            read["testnet_brace"],
+            expect(&[("brace", "}{"), ("b", "2")])
+        );
+        assert_eq!(
+            read["testnet_quote"],
+            expect(&[("msg", "say \"hi\""), ("dir", "C:\\tmp"), ("nl", "a\nb")])
+        );
+        let values: Vec<f64> = m.values().copied().collect();
+        assert_eq!(values, [2.0, 3.0, 1.0, 4.0], "{m:?}");
+    }
+
+    #[test]
+    fn series_keys_are_canonical_and_read_back() {
+        let m = parse_exposition(
+            "m{b=\"2\", a=\"1\",} 1\nm{a=\"1\",b=\"2\"} 5\njob:up:sum{x=\"y\"} 3\nm{a=\"1\",a=\"2\"} 9\n\
+             m{a=\"unterminated} 9\nm{a=1} 9\nm{} 4\n",
+            |_| true,
+        );
+        // The same series in another order or spacing is the same key; the
+        // last line of it wins.
+        assert_eq!(m["m{a=\"1\",b=\"2\"}"], 5.0, "{m:?}");
+        assert_eq!(m["job:up:sum{x=\"y\"}"], 3.0, "a recording rule's colons");
+        assert_eq!(m["m"], 4.0, "an empty label set");
+        assert_eq!(
+            m.len(),
+            3,
+            "a label named twice, an open quote, a bare value: skipped"
+        );
+        let tricky = [
+            "a,b",
+            "x=y",
+            "}{",
+            "say \"hi\"",
+            "C:\\tmp",
+            "a\nb",
+            "\\n",
+            "é ü",
+            "",
+        ];
+        for v in tricky {
+            let labels: BTreeMap<String, String> = [
+                ("le".to_owned(), "+Inf".to_owned()),
+                ("v".to_owned(), v.to_owned()),
+            ]
+            .into();
+            let key = series_key("testnet_x", &labels);
+            assert_eq!(split_series(&key), ("testnet_x", labels.clone()), "{key}");
+            let parsed = parse_metrics(&format!("# HELP testnet_x x\n{key} 1.5e3\n"));
+            assert_eq!(
+                parsed.get(&key),
+                Some(&1500.0),
+                "{key} as exposed: {parsed:?}"
+            );
+        }
+        assert_eq!(split_series("up"), ("up", BTreeMap::new()));
+        let special = parse_exposition("a NaN\nb -Inf\nc +Inf 17\n", |_| true);
+        assert!(special["a"].is_nan() && special["b"] == f64::NEG_INFINITY);
+        assert_eq!(special["c"], f64::INFINITY);
+    }
+
+    /// Why `exposition_sample` reads label sets itself: prometheus-parse
+    /// 0.2.5 alone misreads these lines. Should an upgrade read them right,
+    /// this fails, and the crate can be given the lines as they are.
+    #[test]
+    fn prometheus_parse_alone_misreads_label_values() {
+        let read = |line: &str| {
+            let scrape =
+                prometheus_parse::Scrape::parse(std::iter::once(Ok(line.to_owned()))).unwrap();
+            scrape.samples.into_iter().next().map(|s| {
+                let labels: BTreeMap<String, String> = s
+                    .labels
+                    .iter()
+                    .map(|(k, v)| (k.clone(), v.clone()))
+                    .collect();
+                labels
+            })
+        };
+        let one = |k: &str, v: &str| Some(BTreeMap::from([(k.to_owned(), v.to_owned())]));
+        // A comma cuts the value.
+        assert_eq!(read(r#"m{a="x,y"} 1"#), one("a", "x"));
+        // A pair with a second `=` is dropped, and what follows a comma is a
+        // label of its own.
+        assert_eq!(read(r#"m{a="k=v"} 1"#), Some(BTreeMap::new()));
+        assert_eq!(
+            read(r#"m{a="x,y=z"} 1"#),
+            Some(BTreeMap::from([
+                ("a".into(), "x".into()),
+                ("y".into(), "z".into())
+            ]))
+        );
+        // A brace in a value loses the whole line.
+        assert_eq!(read(r#"m{a="}"} 1"#), None);
+        // Escapes are kept as written.
+        assert_eq!(read(r#"m{a="say \"hi\""} 1"#), one("a", r#"say \"hi\"#));
+        assert_eq!(read(r#"m{a="C:\\tmp"} 1"#), one("a", r"C:\\tmp"));
+        // A name with a colon is no sample.
+        assert_eq!(read("job:up:sum 1"), None);
+        // What exposition_sample makes of them.
+        let ours = parse_exposition(
+            "m{a=\"x,y\"} 1\nn{a=\"k=v\"} 1\no{a=\"}\"} 1\np{a=\"say \\\"hi\\\"\"} 1\njob:up:sum 1\n",
+            |_| true,
+        );
+        let read_back: Vec<(&str, BTreeMap<String, String>)> =
+            ours.keys().map(|k| split_series(k)).collect();
+        assert_eq!(
+            read_back,
+            [
+                ("job:up:sum", BTreeMap::new()),
+                ("m", [("a".into(), "x,y".into())].into()),
+                ("n", [("a".into(), "k=v".into())].into()),
+                ("o", [("a".into(), "}".into())].into()),
+                ("p", [("a".into(), "say \"hi\"".into())].into()),
+            ]
+        );
     }
 }

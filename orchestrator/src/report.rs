@@ -4,6 +4,7 @@
 //! time, peers per node over time, fault windows shaded).
 
 use std::path::Path;
+use std::time::{Duration, UNIX_EPOCH};
 
 use serde::{Deserialize, Serialize};
 
@@ -45,7 +46,8 @@ pub fn write(dir: &Path, report: &RunReport) -> std::io::Result<()> {
         dir.join("report.json"),
         serde_json::to_vec_pretty(report).expect("report serializes"),
     )?;
-    std::fs::write(dir.join("junit.xml"), junit::render(report))?;
+    let junit = junit::render(report).map_err(std::io::Error::other)?;
+    std::fs::write(dir.join("junit.xml"), junit)?;
     // The scenario as run (a nemesis drawn into its timeline): replayable.
     if !report.resolved_scenario.trim().is_empty() {
         std::fs::write(dir.join("scenario.yaml"), &report.resolved_scenario)?;
@@ -64,27 +66,14 @@ fn run_secs(obs: &Observations) -> f64 {
     }
 }
 
-/// Unix seconds as `YYYY-MM-DDTHH:MM:SS` (UTC), `None` for 0 or nonsense.
+/// Unix seconds as RFC 3339 in UTC to the second (`2023-11-14T22:13:20Z`),
+/// `None` for 0 or nonsense (not finite, before 1970, after the year 9999,
+/// which humantime cannot format).
 fn iso_utc(unix: f64) -> Option<String> {
-    if !unix.is_finite() || unix <= 0.0 || unix > 253_402_300_799.0 {
+    const LAST_SECOND_OF_9999: f64 = 253_402_300_799.0;
+    if !unix.is_finite() || unix <= 0.0 || unix > LAST_SECOND_OF_9999 {
         return None;
     }
-    let secs = unix.floor() as i64;
-    let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
-    // Civil date from days since 1970-01-01 (H. Hinnant's algorithm).
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    Some(format!(
-        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}",
-        rem / 3600,
-        rem / 60 % 60,
-        rem % 60
-    ))
+    let t = UNIX_EPOCH + Duration::from_secs_f64(unix);
+    Some(humantime::format_rfc3339_seconds(t).to_string())
 }

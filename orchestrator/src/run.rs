@@ -180,7 +180,7 @@ fn sparse_neighbours<E: Engine, P: NodeProbe>(
 }
 
 fn resolved_yaml(scenario: &Scenario) -> String {
-    let mut text = serde_yaml_ng::to_string(scenario).unwrap_or_default();
+    let mut text = serde_norway::to_string(scenario).unwrap_or_default();
     text.push_str("# resolved timeline (seeded):\n");
     for e in scenario.resolve() {
         text.push_str(&format!("#   +{:?} {:?}\n", e.at, e.action));

@@ -63,7 +63,7 @@ fn ser_opt_dur<S: serde::Serializer>(d: &Option<Duration>, s: S) -> Result<S::Ok
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Scenario {
     pub name: String,
@@ -95,7 +95,7 @@ fn one() -> u64 {
 /// The data dir's tmpfs of a node a `disk_full` step names (MiB).
 const DEFAULT_DISK_MIB: u64 = 32;
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Workload {
     /// Our node's payment load: payments per second.
@@ -103,6 +103,7 @@ pub struct Workload {
     pub tps: f64,
     /// How long the load runs; a `command` gets this long (plus `settle`)
     /// before it is stopped and judged failed.
+    #[schemars(schema_with = "crate::spelling::duration")]
     #[serde(deserialize_with = "dur", serialize_with = "ser_dur")]
     pub duration: Duration,
     /// Any node's workload: a command run in a helper container on the
@@ -115,6 +116,7 @@ pub struct Workload {
     #[serde(default)]
     pub double_spend: f64,
     /// How long after the load every payment may take to be final everywhere.
+    #[schemars(schema_with = "crate::spelling::duration")]
     #[serde(
         default = "settle",
         deserialize_with = "dur",
@@ -130,12 +132,14 @@ fn settle() -> Duration {
     Duration::from_secs(30)
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Step {
+    #[schemars(schema_with = "crate::spelling::duration")]
     #[serde(deserialize_with = "dur", serialize_with = "ser_dur")]
     pub at: Duration,
     /// Undo the fault after this long (heal, start, resume).
+    #[schemars(schema_with = "crate::spelling::duration")]
     #[serde(
         rename = "for",
         default,
@@ -144,6 +148,7 @@ pub struct Step {
         skip_serializing_if = "Option::is_none"
     )]
     pub duration: Option<Duration>,
+    #[schemars(schema_with = "crate::spelling::duration")]
     #[serde(
         default,
         deserialize_with = "opt_dur",
@@ -154,13 +159,14 @@ pub struct Step {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub count: Option<u32>,
     /// `{ partition: [...] }`: a one-key map, not a YAML tag.
-    #[serde(with = "serde_yaml_ng::with::singleton_map")]
+    #[schemars(with = "Fault")]
+    #[serde(with = "serde_norway::with::singleton_map")]
     pub fault: Fault,
 }
 
 /// Thresholds; an absent invariant is not checked. `Invariants::default()`
 /// (no `invariants:` key) checks all of them with default bounds.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Invariants {
     #[serde(default)]
@@ -233,11 +239,11 @@ impl Default for Invariants {
     }
 }
 
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Empty {}
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct HandshakeSuccess {
     #[serde(default = "min_rate")]
@@ -260,9 +266,10 @@ impl Default for HandshakeSuccess {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Within {
+    #[schemars(schema_with = "crate::spelling::duration")]
     #[serde(
         default = "within",
         deserialize_with = "dur",
@@ -306,7 +313,7 @@ impl Scenario {
     pub fn parse(text: &str, source_name: &str) -> Result<Self, ConfigError> {
         // Without an `invariants:` key a foreign node gets the checks that
         // can judge it (ours read our contract).
-        let listed = serde_yaml_ng::from_str::<serde_yaml_ng::Value>(text)
+        let listed = serde_norway::from_str::<serde_norway::Value>(text)
             .ok()
             .is_some_and(|v| v.get("invariants").is_some());
         parse_yaml(text, source_name, |s: &mut Scenario| {
@@ -670,7 +677,7 @@ invariants:
     #[test]
     fn a_scenario_written_back_reads_the_same() {
         let s = Scenario::parse(EXAMPLE, "s.yaml").unwrap();
-        let text = serde_yaml_ng::to_string(&s).unwrap();
+        let text = serde_norway::to_string(&s).unwrap();
         assert_eq!(Scenario::parse(&text, "again.yaml").unwrap(), s, "{text}");
         let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../testnets");
         for entry in std::fs::read_dir(dir).unwrap() {

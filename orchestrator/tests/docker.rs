@@ -1,6 +1,8 @@
 //! Docker end to end: the real `testnet` binary, real images, real containers.
 //! Every test uses its own testnet name and checks nothing of it is left.
 
+#[path = "support/browser.rs"]
+mod browser;
 #[path = "support/e2e.rs"]
 mod e2e;
 
@@ -66,7 +68,8 @@ async fn up_eight_nodes_full_mesh_then_down_leaves_nothing() {
     ])
     .await;
     assert!(out.status.success(), "{}", text(&out));
-    assert!(dir.path().join("n7.key").exists() && dir.path().join("genesis.json").exists());
+    let state = dir.path().join("testnet-state/e2e-mesh");
+    assert!(state.join("n7.key").exists() && state.join("plan.json").exists());
     if let Ok(check) = Command::new("docker-compose")
         .arg("-f")
         .arg(&file)
@@ -885,13 +888,17 @@ async fn shipped_scenarios_pass() {
         let _guard = Guard(Box::leak(
             format!("e2e-{}", file.trim_end_matches(".scenario.yaml")).into_boxed_str(),
         ));
-        let (code, report, _) = run_scenario(&image, file).await;
+        let (code, report, dir) = run_scenario(&image, file).await;
         assert_eq!(
             code,
             Some(0),
             "{file} failed: {}",
             serde_json::to_string_pretty(&report["verdicts"]).unwrap()
         );
+        if file == "partition-heal.scenario.yaml" {
+            // A real run's report, laid out by a real browser (report.png beside it).
+            browser::check_report_in_browser(&dir);
+        }
     }
 }
 

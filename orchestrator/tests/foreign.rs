@@ -173,7 +173,7 @@ async fn our_node_passes_through_the_holder_path() {
         s.name = format!("{}-held", s.name);
         let dir = tempfile::tempdir().unwrap();
         let held = dir.path().join(format!("{}.scenario.yaml", s.name));
-        std::fs::write(&held, serde_yaml_ng::to_string(&s).unwrap()).unwrap();
+        std::fs::write(&held, serde_norway::to_string(&s).unwrap()).unwrap();
         let _guard = Guard(Box::leak(format!("e2e-{}", s.name).into_boxed_str()));
         let (code, report, _) = run_scenario_at(&image, &held).await;
         assert_eq!(code, Some(0), "{file} held: {}", report["verdicts"]);

@@ -260,8 +260,8 @@ async fn byzantine_behaviours_compose_and_each_undo_takes_only_its_own() {
     use testnet_node::byzantine::Behaviour;
     let rig = Rig::up("chaos-byz", TestnetFile::default_testnet()).await;
     let parse = |y: &str| {
-        serde_yaml_ng::with::singleton_map::deserialize::<Fault, _>(
-            serde_yaml_ng::Deserializer::from_str(y),
+        serde_norway::with::singleton_map::deserialize::<Fault, _>(
+            serde_norway::Deserializer::from_str(y),
         )
     };
     let mute = parse("byzantine: { nodes: [n1], behaviour: mute }").unwrap();

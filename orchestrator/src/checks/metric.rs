@@ -22,10 +22,7 @@ fn scraped(s: &Sample, m: &MetricAssertion) -> Option<Option<f64>> {
         .iter()
         .filter(|(k, _)| {
             let (name, labels) = split_series(k);
-            name == m.metric
-                && m.labels
-                    .iter()
-                    .all(|(lk, lv)| labels.get(lk.as_str()) == Some(&lv.as_str()))
+            name == m.metric && m.labels.iter().all(|(lk, lv)| labels.get(lk) == Some(lv))
         })
         .map(|(_, v)| *v)
         .collect();

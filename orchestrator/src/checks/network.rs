@@ -23,7 +23,9 @@ fn excused_by_faults(obs: &Observations, samples: &[&Sample]) -> f64 {
                 .filter(|(k, _)| {
                     let (name, labels) = split_series(k);
                     name == "testnet_handshake_failures_total"
-                        && labels.get("reason").is_some_and(|r| TRANSPORT.contains(r))
+                        && labels
+                            .get("reason")
+                            .is_some_and(|r| TRANSPORT.contains(&r.as_str()))
                 })
                 .map(|(_, v)| v)
                 .sum::<f64>()
@@ -102,7 +104,10 @@ fn failure_reasons(samples: &[&Sample]) -> String {
             s.metrics
                 .iter()
                 .filter(|(k, v)| k.starts_with("testnet_handshake_failures_total") && **v > 0.0)
-                .map(|(k, v)| format!("{}={v}", split_series(k).1.get("reason").unwrap_or(&"?")))
+                .map(|(k, v)| {
+                    let (_, labels) = split_series(k);
+                    format!("{}={v}", labels.get("reason").map_or("?", String::as_str))
+                })
                 .collect()
         })
         .unwrap_or_default();

@@ -7,12 +7,22 @@ use std::time::Duration;
 
 use clap::Subcommand;
 
+use super::chaos_show::Shown;
 use super::{docker, testnet, Ctx, Fail};
 use crate::agent::HttpAgent;
 use crate::fault::{Fault, ProcessAction};
 use crate::testnet::HttpProbe;
 
 #[derive(clap::Args)]
+#[command(after_help = "Examples:\n  \
+    testnet chaos partition n0,n1 n2,n3\n  \
+    testnet chaos partition --shape isolate:n2 --lease 30s\n  \
+    testnet chaos delay --nodes n2 --ms 150 --jitter-ms 20\n  \
+    testnet chaos loss --nodes n1 --percent 5 --to n3\n  \
+    testnet chaos clock --nodes n1 --offset 30s\n  \
+    testnet chaos kill n3\n  \
+    testnet chaos show\n  \
+    testnet chaos heal")]
 pub struct Args {
     /// Network faults heal by themselves after this long unless applied again
     /// (what a scenario runner does; a killed one stops renewing).
@@ -30,28 +40,38 @@ enum Command {
     /// `--one-way n0 n1,n2`: n0's packets to n1 and n2 are dropped, theirs to
     /// n0 still arrive.
     Partition {
+        /// Groups of comma-separated nodes (n0,n1 n2,n3); a node in no group is isolated.
         #[arg(required_unless_present = "shape")]
         groups: Vec<String>,
+        /// A Jepsen shape instead of groups: halves, bridge, majorities-ring, isolate:NODE.
         #[arg(long, conflicts_with = "groups")]
         shape: Option<String>,
+        /// Only the first group's packets to the others are dropped (theirs still arrive).
         #[arg(long, conflicts_with = "shape")]
         one_way: bool,
     },
     /// Remove every network fault (back to the latency zones, if any), or only
     /// those of the named nodes and of the links to them.
-    Heal { nodes: Vec<String> },
+    Heal {
+        /// Heal only these nodes and the links to them (default: every node).
+        nodes: Vec<String>,
+    },
     /// Hold every packet leaving --nodes (towards --to, default all) this long
     /// (0 removes the delay).
     Delay {
+        /// Nodes to act on, comma-separated (n0,n2).
         #[arg(long, value_delimiter = ',', required = true)]
         nodes: Vec<String>,
+        /// Milliseconds each packet is held (0 removes the delay).
         #[arg(long)]
         ms: u32,
+        /// Random extra hold, up to this many milliseconds either way.
         #[arg(long, default_value_t = 0)]
         jitter_ms: u32,
         /// Share of packets sent at once, overtaking the held ones (netem's reorder).
         #[arg(long, default_value_t = 0.0)]
         reorder_percent: f64,
+        /// Only packets towards these nodes (default: all).
         #[arg(long, value_delimiter = ',')]
         to: Vec<String>,
     },
@@ -60,42 +80,55 @@ enum Command {
     /// Change the latency between two zones of the testnet file while it runs
     /// (both ways unless --one-way); a heal keeps it.
     Latency {
+        /// A zone of the testnet file's `zones:`.
         from_zone: String,
+        /// The other zone.
         to_zone: String,
+        /// One-way latency in milliseconds.
         #[arg(long)]
         ms: u32,
+        /// Change from_zone to to_zone only, not the way back.
         #[arg(long)]
         one_way: bool,
     },
     /// Cap the egress bandwidth of --nodes (0 removes the cap).
     Bandwidth {
+        /// Nodes to act on, comma-separated (n0,n2).
         #[arg(long, value_delimiter = ',', required = true)]
         nodes: Vec<String>,
+        /// Egress cap in kbit/s (0 removes it).
         #[arg(long)]
         kbit: u32,
     },
     /// Limit the CPU of --nodes' containers to --cores, live (0 lifts it).
     Cpu {
+        /// Nodes to act on, comma-separated (n0,n2).
         #[arg(long, value_delimiter = ',', required = true)]
         nodes: Vec<String>,
+        /// CPU in cores, fractions allowed (0.2); 0 lifts the limit.
         #[arg(long)]
         cores: f64,
     },
     /// Limit the memory of --nodes' containers to --mib, live (0 lifts it and
     /// starts again a node the limit OOM-killed).
     Memory {
+        /// Nodes to act on, comma-separated (n0,n2).
         #[arg(long, value_delimiter = ',', required = true)]
         nodes: Vec<String>,
+        /// Memory in MiB; 0 lifts the limit.
         #[arg(long)]
         mib: u64,
     },
     /// Skew the clock of --nodes by --offset (`30s`, `-2m`) drifting
     /// --drift-ppm on top (0 and 0: real time again).
     Clock {
+        /// Nodes to act on, comma-separated (n0,n2).
         #[arg(long, value_delimiter = ',', required = true)]
         nodes: Vec<String>,
+        /// Clock offset from real time: 30s, -2m, 0s.
         #[arg(long, allow_hyphen_values = true, value_parser = crate::fault::parse_signed_ms)]
         offset: i64,
+        /// Drift in parts per million on top of the offset (500: 0.5 ms fast per second).
         #[arg(long, default_value_t = 0, allow_hyphen_values = true)]
         drift_ppm: i64,
     },
@@ -103,13 +136,16 @@ enum Command {
     /// only): mute, equivocate, delay-votes, bad-signatures, garbage-frames,
     /// withhold-certificates; --off switches it off again.
     Byzantine {
+        /// Nodes to act on, comma-separated (n0,n2).
         #[arg(long, value_delimiter = ',', required = true)]
         nodes: Vec<String>,
+        /// What the nodes do wrong.
         #[arg(long)]
         behaviour: testnet_node::byzantine::Behaviour,
         /// How long delay-votes holds each vote.
         #[arg(long, default_value_t = testnet_node::byzantine::DEFAULT_DELAY_MS)]
         delay_ms: u64,
+        /// Switch the behaviour off again.
         #[arg(long)]
         off: bool,
     },
@@ -117,8 +153,10 @@ enum Command {
     /// file) until no byte is free; --off frees it and restarts a node whose
     /// store failed.
     DiskFull {
+        /// Nodes to act on, comma-separated (n0,n2).
         #[arg(long, value_delimiter = ',', required = true)]
         nodes: Vec<String>,
+        /// Free the disk again (and restart a node whose store failed).
         #[arg(long)]
         off: bool,
     },
@@ -126,12 +164,16 @@ enum Command {
     /// --error-percent of their writes; --off clears it and restarts a node
     /// whose store failed.
     Disk {
+        /// Nodes to act on, comma-separated (n0,n2).
         #[arg(long, value_delimiter = ',', required = true)]
         nodes: Vec<String>,
+        /// Milliseconds added to each fsync of the store.
         #[arg(long, default_value_t = 0)]
         fsync_ms: u64,
+        /// Share of the store's writes that fail with an I/O error, in percent.
         #[arg(long, default_value_t = 0.0)]
         error_percent: f64,
+        /// Clear the store faults (and restart a node whose store failed).
         #[arg(long)]
         off: bool,
     },
@@ -139,23 +181,31 @@ enum Command {
     /// the testnet's image speaking --protocol-version (accepting
     /// --min-peer-version or later), keeping data, IP, ports and faults.
     Upgrade {
+        /// Nodes to act on, comma-separated (n0,n2).
         #[arg(long, value_delimiter = ',', required = true)]
         nodes: Vec<String>,
+        /// An image of ours to run the nodes from (testnet image build makes one).
         #[arg(
             long,
             required_unless_present = "protocol_version",
             conflicts_with = "protocol_version"
         )]
         image: Option<String>,
+        /// The testnet's image, speaking this P2P protocol version.
         #[arg(long)]
         protocol_version: Option<u32>,
+        /// The oldest protocol version the upgraded nodes accept (default: --protocol-version).
         #[arg(long, requires = "protocol_version")]
         min_peer_version: Option<u32>,
     },
     /// Drop this share of packets leaving --nodes (towards --to, default all).
     Loss(Rate),
-    /// Read back every node's fault rules.
-    Show,
+    /// Read back every node's fault rules, as a table (peers by node name).
+    Show {
+        /// JSON (an array, a record per node) and nothing else on stdout.
+        #[arg(long)]
+        json: bool,
+    },
     /// SIGKILL the node process (the container and its network stay), or with
     /// --container the whole container.
     Kill(Target),
@@ -174,16 +224,20 @@ enum Command {
 
 #[derive(clap::Args)]
 struct Rate {
+    /// Nodes to act on, comma-separated (n0,n2).
     #[arg(long, value_delimiter = ',', required = true)]
     nodes: Vec<String>,
+    /// Share of packets, in percent (0 removes it).
     #[arg(long)]
     percent: f64,
+    /// Only packets towards these nodes (default: all).
     #[arg(long, value_delimiter = ',')]
     to: Vec<String>,
 }
 
 #[derive(clap::Args)]
 struct Target {
+    /// The node (n2).
     node: String,
     /// Act on the container instead of the node process: its network namespace
     /// is recreated, and the orchestrator re-applies the node's faults on start.
@@ -286,7 +340,7 @@ fn fault(command: Command) -> Option<Fault> {
                 min_peer: min_peer_version.unwrap_or(version),
             }),
         },
-        Command::Show => return None,
+        Command::Show { .. } => return None,
         Command::Kill(t) => process(t, ProcessAction::Kill),
         Command::Start(t) => process(t, ProcessAction::Start),
         Command::Restart(t) => process(t, ProcessAction::Restart),
@@ -332,12 +386,23 @@ pub async fn exec(ctx: &Ctx, a: Args) -> Result<ExitCode, Fail> {
         println!("{said} (a node whose store failed was restarted)");
         return Ok(ExitCode::SUCCESS);
     }
+    let json = matches!(a.command, Command::Show { json: true });
     let Some(fault) = fault(a.command) else {
-        for (node, report) in crate::chaos::read(&tn, &agent).await? {
-            println!(
-                "{node}: {}",
-                serde_json::to_string(&report).expect("report serializes")
-            );
+        let names = tn
+            .endpoints()
+            .await?
+            .into_iter()
+            .filter_map(|n| Some((n.ip?, n.node)))
+            .collect();
+        let rows: Vec<Shown> = crate::chaos::read(&tn, &agent)
+            .await?
+            .into_iter()
+            .map(|(node, report)| Shown { node, report })
+            .collect();
+        if json {
+            super::print_json(&rows);
+        } else {
+            print!("{}", super::chaos_show::table(&rows, &names));
         }
         return Ok(ExitCode::SUCCESS);
     };

@@ -6,7 +6,11 @@ use super::{docker, print_json, testnet, Ctx, Fail};
 use crate::testnet::HttpProbe;
 
 #[derive(clap::Args)]
+#[command(
+    after_help = "Examples:\n  testnet check\n  testnet check --json   # the verdicts, JSON only on stdout\n\nExit codes: 0 every invariant holds, 1 one is violated, 2 an error."
+)]
 pub struct Args {
+    /// JSON and nothing else on stdout.
     #[arg(long)]
     json: bool,
 }

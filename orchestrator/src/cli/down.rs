@@ -11,6 +11,9 @@ use crate::lifecycle::{self, Removed};
 use crate::state::StateDir;
 
 #[derive(clap::Args)]
+#[command(
+    after_help = "Examples:\n  testnet down\n  testnet --name demo down\n  testnet down --all     # every testnet on this engine\n  testnet down --stale   # what killed runs left behind"
+)]
 pub struct Args {
     /// Every testnet on this engine (but those a running command holds).
     #[arg(long, conflicts_with = "stale")]

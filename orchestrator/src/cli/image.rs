@@ -10,6 +10,7 @@ use crate::engine::docker::DockerEngine;
 pub enum Args {
     /// Build (or find cached) the base and node images.
     Build {
+        /// Build around this statically linked testnet-node instead of compiling one.
         #[arg(long, env = "TESTNET_NODE_BINARY")]
         node_binary: Option<PathBuf>,
         /// Bake this P2P protocol version into the image (an upgrade to test).

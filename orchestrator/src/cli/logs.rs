@@ -8,9 +8,12 @@ use crate::engine::{ContainerInfo, Engine, Label, LABEL_NODE};
 
 #[derive(clap::Args)]
 pub struct Args {
+    /// The node (n2); every node's logs without it.
     node: Option<String>,
+    /// Keep printing new lines until interrupted.
     #[arg(long)]
     follow: bool,
+    /// Lines from the end of each log to start with.
     #[arg(long, default_value_t = 100)]
     tail: usize,
 }

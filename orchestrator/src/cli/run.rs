@@ -11,6 +11,11 @@ use crate::scenario::Scenario;
 use crate::testnet::HttpProbe;
 
 #[derive(clap::Args)]
+#[command(after_help = "Examples:\n  \
+    testnet run testnets/partition-heal.scenario.yaml\n  \
+    testnet run my.scenario.yaml --report out/ --keep   # look around afterwards, then `testnet down`\n\n\
+    Exit codes: 0 every invariant holds, 1 one is violated, 2 an error of the tool,\n\
+    130/143 interrupted (SIGINT/SIGTERM; the testnet is torn down).")]
 pub struct Args {
     /// A scenario file (see testnets/*.scenario.yaml).
     file: PathBuf,
@@ -21,10 +26,14 @@ pub struct Args {
     /// Leave the testnet running afterwards.
     #[arg(long)]
     keep: bool,
+    /// Use this node image instead of building one (the file's `image:` otherwise).
     #[arg(long)]
     image: Option<String>,
+    /// Build the image around this statically linked testnet-node instead of
+    /// compiling one.
     #[arg(long, env = "TESTNET_NODE_BINARY")]
     node_binary: Option<PathBuf>,
+    /// How long `up` may take before the run fails as a tool error.
     #[arg(long, value_parser = humantime::parse_duration, default_value = "60s")]
     timeout: Duration,
 }

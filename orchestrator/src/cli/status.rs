@@ -6,7 +6,11 @@ use super::{docker, print_json, testnet, Ctx, Fail};
 use crate::testnet::HttpProbe;
 
 #[derive(clap::Args)]
+#[command(
+    after_help = "Examples:\n  testnet status\n  testnet --name demo status --json | jq '.[].http_url'"
+)]
 pub struct Args {
+    /// JSON and nothing else on stdout.
     #[arg(long)]
     json: bool,
 }

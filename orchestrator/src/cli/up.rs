@@ -14,6 +14,12 @@ use crate::monitor::MonitorImages;
 use crate::testnet::{HttpProbe, NodeSummary};
 
 #[derive(clap::Args)]
+#[command(after_help = "Examples:\n  \
+    testnet up                                  # 4 validators, full mesh\n  \
+    testnet up --nodes 7\n  \
+    testnet up testnets/sparse-100.yaml --replace\n  \
+    testnet --name demo up testnets/etcd.yaml --json\n  \
+    TESTNET_NAME=demo testnet status")]
 pub struct Args {
     /// A testnet file (see testnets/).
     file: Option<PathBuf>,
@@ -50,7 +56,7 @@ pub async fn exec(ctx: &Ctx, a: Args) -> Result<ExitCode, Fail> {
     if let Some(n) = a.nodes {
         tf.nodes = n;
         // The same checks as a file's `nodes:`.
-        let text = serde_yaml_ng::to_string(&serde_json::json!({ "nodes": n })).unwrap_or_default();
+        let text = serde_norway::to_string(&serde_json::json!({ "nodes": n })).unwrap_or_default();
         TestnetFile::parse(&text, "--nodes")?;
         // And with the rest of the file: validators and links must still fit.
         let problems = tf.problems();

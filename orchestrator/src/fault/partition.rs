@@ -36,12 +36,28 @@ impl Partition {
 }
 
 /// The map form, with unknown keys refused.
-#[derive(Deserialize)]
+#[derive(Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 struct Spelled {
     groups: Vec<Vec<NodeSel>>,
     #[serde(default)]
     one_way: bool,
+}
+
+/// Either spelling: groups (`[[n0, n1], [n2]]`) or the map with `one_way`.
+impl schemars::JsonSchema for Partition {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "Partition".into()
+    }
+
+    fn json_schema(generator: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        let groups = generator.subschema_for::<Vec<Vec<NodeSel>>>();
+        let spelled = generator.subschema_for::<Spelled>();
+        schemars::json_schema!({
+            "description": "groups cut from each other ([[n0, n1], [n2]]), or { groups: [...], one_way: true }: the first group's packets to the others are dropped",
+            "anyOf": [groups, spelled]
+        })
+    }
 }
 
 impl<'de> Deserialize<'de> for Partition {
@@ -94,7 +110,7 @@ mod tests {
 
     #[test]
     fn both_forms_read_and_write_back() {
-        let p: Partition = serde_yaml_ng::from_str("[[n0, n1], [n2]]").unwrap();
+        let p: Partition = serde_norway::from_str("[[n0, n1], [n2]]").unwrap();
         assert_eq!(
             p,
             Partition::groups(vec![vec!["n0".into(), "n1".into()], vec!["n2".into()]])
@@ -104,16 +120,16 @@ mod tests {
             r#"[["n0","n1"],["n2"]]"#
         );
         let p: Partition =
-            serde_yaml_ng::from_str("{ groups: [[n0], [n1, n2]], one_way: true }").unwrap();
+            serde_norway::from_str("{ groups: [[n0], [n1, n2]], one_way: true }").unwrap();
         assert!(p.one_way);
         assert_eq!(p.label(), "partition n0 -/-> n1,n2");
         let back: Partition = serde_json::from_str(&serde_json::to_string(&p).unwrap()).unwrap();
         assert_eq!(back, p);
-        let err = serde_yaml_ng::from_str::<Partition>("{ groups: [[n0]], oneway: true }")
+        let err = serde_norway::from_str::<Partition>("{ groups: [[n0]], oneway: true }")
             .unwrap_err()
             .to_string();
         assert!(err.contains("oneway"), "{err}");
-        let err = serde_yaml_ng::from_str::<Partition>("n0")
+        let err = serde_norway::from_str::<Partition>("n0")
             .unwrap_err()
             .to_string();
         assert!(err.contains("one_way"), "says what it takes: {err}");

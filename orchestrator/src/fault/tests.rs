@@ -215,10 +215,10 @@ fn process_faults_round_trip_and_know_their_undo() {
 fn scenario_yaml_keeps_its_shape() {
     #[derive(serde::Deserialize)]
     struct Step {
-        #[serde(with = "serde_yaml_ng::with::singleton_map")]
+        #[serde(with = "serde_norway::with::singleton_map")]
         fault: Fault,
     }
-    let parse = |y: &str| serde_yaml_ng::from_str::<Step>(y).map(|s| s.fault);
+    let parse = |y: &str| serde_norway::from_str::<Step>(y).map(|s| s.fault);
     assert_eq!(parse("fault: heal").unwrap(), Fault::Heal);
     assert_eq!(
         parse("fault: { kill: n1 }").unwrap(),

@@ -100,7 +100,7 @@ fn header(h: &mut String, r: &RunReport) {
         r.verdicts.len() - failed,
     );
     if let Some(t) = iso_utc(obs.started) {
-        let _ = write!(h, "<span>started <b>{t} UTC</b></span>");
+        let _ = write!(h, "<span>started <b>{t}</b></span>");
     }
     if !obs.testnet.is_empty() {
         let _ = write!(h, "<span>testnet <b>{}</b></span>", esc(&obs.testnet));

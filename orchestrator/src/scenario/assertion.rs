@@ -21,7 +21,7 @@ use serde::{Deserialize, Serialize};
 use super::{opt_dur, ser_opt_dur};
 use crate::op::Op;
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct MetricAssertion {
     /// Series name.
@@ -32,6 +32,7 @@ pub struct MetricAssertion {
     pub value: f64,
     /// Must hold at some point within this long of the span's start (else:
     /// at its end).
+    #[schemars(schema_with = "crate::spelling::duration")]
     #[serde(
         default,
         deserialize_with = "opt_dur",
@@ -45,6 +46,7 @@ pub struct MetricAssertion {
     /// With `always`: a violation that lasts no longer than this is
     /// tolerated (Raft's deposed leader believes it leads until it misses a
     /// quorum for an election timeout or two).
+    #[schemars(schema_with = "crate::spelling::duration")]
     #[serde(
         default,
         deserialize_with = "opt_dur",
@@ -70,7 +72,7 @@ pub struct MetricAssertion {
     pub allow_absent: bool,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(untagged)]
 pub enum NodeSelect {
     /// `all`, `majority` or `any`.
@@ -79,7 +81,7 @@ pub enum NodeSelect {
     List(Vec<String>),
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Quantifier {
     All,
@@ -87,7 +89,7 @@ pub enum Quantifier {
     Any,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Agg {
     Sum,

@@ -27,15 +27,18 @@ const SALT: u64 = 0x6e65_6d65_7369_7321;
 /// Most faults one nemesis may draw.
 const MAX_FAULTS: u64 = 1_000;
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Nemesis {
     pub faults: Vec<NemesisFault>,
+    #[schemars(schema_with = "crate::spelling::duration")]
     #[serde(deserialize_with = "dur", serialize_with = "ser_dur")]
     pub every: Duration,
+    #[schemars(schema_with = "crate::spelling::duration")]
     #[serde(rename = "for", deserialize_with = "dur", serialize_with = "ser_dur")]
     pub duration: Duration,
     /// Fault-free warm-up before the first fault (default: `every`).
+    #[schemars(schema_with = "crate::spelling::duration")]
     #[serde(
         default,
         deserialize_with = "opt_dur",
@@ -44,13 +47,14 @@ pub struct Nemesis {
     )]
     pub quiet: Option<Duration>,
     /// No fault starts after this (each still runs its `for`).
+    #[schemars(schema_with = "crate::spelling::duration")]
     #[serde(deserialize_with = "dur", serialize_with = "ser_dur")]
     pub until: Duration,
 }
 
 /// The fault classes a nemesis draws from; each picks its node(s) and
 /// strength with the seed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum NemesisFault {
     /// The nodes split in two halves.

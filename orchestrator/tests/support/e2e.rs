@@ -163,7 +163,7 @@ pub fn twin_of(file: &str) -> (tempfile::TempDir, std::path::PathBuf, Vec<String
     s.name = format!("{}-twin", s.name);
     let dir = tempfile::tempdir().unwrap();
     let twin = dir.path().join(format!("{}.scenario.yaml", s.name));
-    std::fs::write(&twin, serde_yaml_ng::to_string(&s).unwrap()).unwrap();
+    std::fs::write(&twin, serde_norway::to_string(&s).unwrap()).unwrap();
     (dir, twin, buggy)
 }
 

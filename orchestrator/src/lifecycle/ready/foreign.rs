@@ -131,7 +131,7 @@ mod tests {
     }
 
     fn spec(ready: &str) -> NodeSpec {
-        serde_yaml_ng::from_str(&format!(
+        serde_norway::from_str(&format!(
             "image: x\ncommand: [x]\nports: {{ p2p: 2380, api: 2379, metrics: 2379 }}\n{ready}"
         ))
         .unwrap()

@@ -28,7 +28,7 @@ fn the_same_seed_draws_the_same_schedule_and_another_seed_another() {
     let other = Scenario::parse(&FILE.replace("seed: 11", "seed: 12"), "x").unwrap();
     assert_ne!(s.timeline, other.timeline);
     // Replayed from the resolved scenario: the same steps, drawn no more.
-    let text = serde_yaml_ng::to_string(&s).unwrap();
+    let text = serde_norway::to_string(&s).unwrap();
     assert!(!text.contains("nemesis"), "{text}");
     let replay = Scenario::parse(&text, "resolved").unwrap();
     assert_eq!(replay.timeline, s.timeline);
