@@ -79,8 +79,15 @@ async fn a_one_way_cut_drops_one_direction_and_counts_the_other_arriving() {
     );
     assert!(arrived > 0.0, "n1's and n2's packets still arrive at n0");
     assert_eq!(matched(&nodes, "n3", "drop").await, 0.0, "n3 is untouched");
-    let shown = text(&run(&["chaos", "show", "--name", name]).await);
-    assert!(shown.contains("drop_to"), "{shown}");
+    let shown = chaos_show(name).await;
+    let n0 = &shown_of(&shown, "n0")["state"];
+    assert_eq!(n0["drop_to"].as_array().map(Vec::len), Some(2), "{n0}");
+    assert!(
+        shown_of(&shown, "n1")["state"]["drop_to"]
+            .as_array()
+            .is_some_and(Vec::is_empty),
+        "one way only: {shown:?}"
+    );
     let out = run(&["chaos", "partition", "--one-way", "n0", "--name", name]).await;
     assert!(
         !out.status.success() && text(&out).contains("needs the cut group and at least one more"),
@@ -604,13 +611,8 @@ async fn an_upgrade_keeps_the_nodes_data_address_and_faults() {
     let after: std::collections::HashSet<String> = finalized_ids(&n1).await.into_iter().collect();
     let lost = before.iter().filter(|t| !after.contains(*t)).count();
     assert_eq!(lost, 0, "n1 lost {lost} of {} finalized", before.len());
-    let show = run(&["chaos", "show", "--name", name]).await;
-    let line = text(&show)
-        .lines()
-        .find(|l| l.starts_with("n1:"))
-        .unwrap_or_default()
-        .to_owned();
-    let report: Value = serde_json::from_str(line.trim_start_matches("n1:").trim()).unwrap();
+    let shown = chaos_show(name).await;
+    let report = shown_of(&shown, "n1");
     assert_eq!(
         report["state"]["drop_from"].as_array().map(Vec::len),
         Some(3),

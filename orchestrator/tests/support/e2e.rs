@@ -75,20 +75,38 @@ pub async fn leftovers(name: &str) -> Vec<String> {
     left
 }
 
+/// Every node's fault rules as its agent reads them back (`chaos show
+/// --json`: JSON and nothing else on stdout).
+pub async fn chaos_show(name: &str) -> Vec<Value> {
+    let out = run(&["chaos", "show", "--json", "--name", name]).await;
+    assert!(out.status.success(), "{}", text(&out));
+    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        panic!(
+            "`chaos show --json` printed more than JSON ({e}): {}",
+            text(&out)
+        )
+    })
+}
+
+/// `node`'s entry of [`chaos_show`].
+pub fn shown_of<'a>(shown: &'a [Value], node: &str) -> &'a Value {
+    shown
+        .iter()
+        .find(|s| s["node"] == node)
+        .unwrap_or_else(|| panic!("no {node} in {shown:?}"))
+}
+
 /// Every agent reads back no rule, chain or qdisc of ours.
 pub async fn assert_no_rules(name: &str) {
-    let out = run(&["chaos", "show", "--name", name]).await;
-    let shown = text(&out);
-    assert_eq!(
-        shown.matches("\"installed\":false").count(),
-        4,
-        "rules left: {shown}"
-    );
-    assert_eq!(
-        shown.matches("\"bandwidth_kbit\":null").count(),
-        4,
-        "bandwidth caps left: {shown}"
-    );
+    let shown = chaos_show(name).await;
+    assert_eq!(shown.len(), 4, "{shown:?}");
+    for s in &shown {
+        assert_eq!(s["installed"], false, "rules left: {s}");
+        assert!(
+            s["state"]["bandwidth_kbit"].is_null(),
+            "bandwidth cap left: {s}"
+        );
+    }
 }
 
 /// `down`, then nothing labelled with the testnet is left in Docker.
