@@ -11,6 +11,15 @@ use ed25519_dalek::{Signature, Signer, SigningKey, Verifier, VerifyingKey};
 use rand::rngs::OsRng;
 use serde::{Deserialize, Serialize};
 
+/// How many decompressed keys each thread keeps (cleared when full: a flood of
+/// new keys costs what it did without the cache, no more).
+const KEY_CACHE: usize = 4096;
+
+thread_local! {
+    static KEYS: std::cell::RefCell<std::collections::HashMap<[u8; 32], Option<VerifyingKey>>> =
+        std::cell::RefCell::new(std::collections::HashMap::new());
+}
+
 /// Errors of loading or parsing identities.
 #[derive(Debug, thiserror::Error)]
 pub enum IdentityError {
@@ -68,9 +77,23 @@ impl NodeId {
         Ok(NodeId(bytes))
     }
 
-    /// The verifying key, if the bytes are a valid curve point.
+    /// The verifying key, if the bytes are a valid curve point. Decompressing
+    /// the point costs about a fifth of a verification, and the same few keys
+    /// (validators, the load's owners) sign most of what a node checks, so
+    /// each thread keeps the last [`KEY_CACHE`] keys it decompressed.
     pub fn verifying_key(&self) -> Option<VerifyingKey> {
-        VerifyingKey::from_bytes(&self.0).ok()
+        KEYS.with(|cell| {
+            let mut keys = cell.borrow_mut();
+            if let Some(k) = keys.get(&self.0) {
+                return *k;
+            }
+            let k = VerifyingKey::from_bytes(&self.0).ok();
+            if keys.len() >= KEY_CACHE {
+                keys.clear();
+            }
+            keys.insert(self.0, k);
+            k
+        })
     }
 
     /// Verifies `signature` over `message` by this identity.

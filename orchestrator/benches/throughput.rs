@@ -1,19 +1,22 @@
 //! Finality throughput on the real Docker engine. `cargo bench -p testnet
 //! --bench throughput` brings up 4 validators (full mesh) and offers payments
 //! with `testnet load` (on the same cores, as a user would run it) at each
-//! rate of `THROUGHPUT_BENCH_RATES` (default `200,1000,2000,3000,4000`) for
+//! rate of `THROUGHPUT_BENCH_RATES` (default `500,1000,1500,2000,3000`) for
 //! `THROUGHPUT_BENCH_SECS` (default 15) each. For every rate it prints what
-//! was offered, accepted and final on every node per second, the ratio of
-//! final to offered (1.00: the network kept up), latency p50/p99 from
-//! submission to finality, and how busy the machine was (the share of all
-//! cores, from /proc/stat). The lowest rate is the unloaded baseline the
-//! others' latencies are compared with, measured in the same run.
+//! was offered and final on every node per second, the ratio of final to
+//! offered (1.00: the network kept up), latency p50/p99 from submission to
+//! finality, the nodes' CPU per final payment (all four nodes' processes, read
+//! from the host's /proc: steadier than throughput on a shared machine), the
+//! load generator's share of the machine and how busy the machine was.
 //!
-//! `THROUGHPUT_BENCH_NAME` names the testnet (default `bench-tput`); it is
-//! removed at the end, also on a failure.
+//! `THROUGHPUT_BENCH_BASELINE=testnet-node:TAG` measures that image too, in
+//! the same run, rate by rate alternating with this checkout's, and prints
+//! the ratios (this checkout over the baseline). `THROUGHPUT_BENCH_REPEAT`
+//! repeats each measurement (default once) and keeps the median. The
+//! testnets are removed at the end, also on a failure.
 
+use std::collections::BTreeMap;
 use std::process::{Command, Stdio};
-use std::time::Duration;
 
 const BIN: &str = env!("CARGO_BIN_EXE_testnet");
 
@@ -36,10 +39,53 @@ fn must(args: &[&str]) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
+/// CPU ticks of the node processes (not their agents), from the host's /proc.
+fn ticks() -> BTreeMap<&'static str, u64> {
+    let mut by = BTreeMap::new();
+    for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
+        let pid = entry.file_name();
+        let Some(pid) = pid
+            .to_str()
+            .filter(|p| p.bytes().all(|b| b.is_ascii_digit()))
+        else {
+            continue;
+        };
+        let args = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+        let args = String::from_utf8_lossy(&args).replace('\0', " ");
+        let role = if args.contains("testnet-node agent") {
+            continue;
+        } else if args.contains("testnet-node run") {
+            "nodes"
+        } else {
+            continue;
+        };
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+        // After the `)` that ends the command name: state, ppid, ... with
+        // utime and stime 12th and 13th (`tpgid` may be -1: read by position).
+        let rest: Vec<&str> = stat
+            .rsplit_once(')')
+            .map(|(_, rest)| rest.split_whitespace().collect())
+            .unwrap_or_default();
+        let field = |i: usize| rest.get(i).and_then(|f| f.parse::<u64>().ok()).unwrap_or(0);
+        let t = field(11) + field(12);
+        *by.entry(role).or_insert(0) += t;
+    }
+    by
+}
+
+/// CPU seconds of this process's children that ended (`testnet load` among them).
+fn children_cpu() -> f64 {
+    // SAFETY: getrusage writes the struct it is given.
+    let mut u: libc::rusage = unsafe { std::mem::zeroed() };
+    unsafe { libc::getrusage(libc::RUSAGE_CHILDREN, &mut u) };
+    let secs = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
+    secs(u.ru_utime) + secs(u.ru_stime)
+}
+
 /// (busy, total) jiffies of all cores.
-fn cpu_jiffies() -> (u64, u64) {
+fn machine() -> (u64, u64) {
     let stat = std::fs::read_to_string("/proc/stat").unwrap_or_default();
-    let fields: Vec<u64> = stat
+    let f: Vec<u64> = stat
         .lines()
         .next()
         .unwrap_or_default()
@@ -47,9 +93,11 @@ fn cpu_jiffies() -> (u64, u64) {
         .skip(1)
         .filter_map(|f| f.parse().ok())
         .collect();
-    let total: u64 = fields.iter().sum();
-    let idle = fields.get(3).copied().unwrap_or(0) + fields.get(4).copied().unwrap_or(0);
-    (total - idle, total)
+    let total: u64 = f.iter().sum();
+    (
+        total - f.get(3).unwrap_or(&0) - f.get(4).unwrap_or(&0),
+        total,
+    )
 }
 
 /// Removes the testnet when dropped (a failed assertion included).
@@ -61,98 +109,135 @@ impl Drop for Down {
     }
 }
 
+#[derive(Debug, Clone, Copy, Default)]
+struct Figures {
+    final_tps: f64,
+    p50: f64,
+    p99: f64,
+    node_ms_per_tx: f64,
+    load_share: f64,
+    busy: f64,
+}
+
+/// One load at `rate` on testnet `name` for `secs`.
+fn measure(name: &str, rate: f64, secs: u64) -> Figures {
+    let hz = 100.0; // USER_HZ on Linux
+    let (t0, m0, c0) = (ticks(), machine(), children_cpu());
+    let out = testnet(&[
+        "load",
+        "--name",
+        name,
+        "--tps",
+        &rate.to_string(),
+        "--duration",
+        &format!("{secs}s"),
+        "--settle",
+        "30s",
+        "--json",
+    ]);
+    let (t1, m1, c1) = (ticks(), machine(), children_cpu());
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        panic!(
+            "testnet load at {rate}/s printed no report ({e}): {}",
+            String::from_utf8_lossy(&out.stderr)
+        )
+    });
+    let f = |k: &str| report[k].as_f64().unwrap_or(f64::NAN);
+    let spent = |role| (t1.get(role).unwrap_or(&0) - t0.get(role).unwrap_or(&0)) as f64 / hz;
+    let finalized = f("finalized_everywhere").max(1.0);
+    let (busy, total) = (m1.0 - m0.0, (m1.1 - m0.1).max(1));
+    if report["not_finalized"].as_u64().unwrap_or(0) > 0 {
+        println!(
+            "    ({} payments not final everywhere within 30 s)",
+            report["not_finalized"]
+        );
+    }
+    Figures {
+        final_tps: f("throughput_tps"),
+        p50: f("latency_p50_ms"),
+        p99: f("latency_p99_ms"),
+        node_ms_per_tx: spent("nodes") * 1000.0 / finalized,
+        load_share: (c1 - c0) / (total as f64 / hz),
+        busy: busy as f64 / total as f64,
+    }
+}
+
+fn median(mut runs: Vec<Figures>) -> Figures {
+    runs.sort_by(|a, b| a.node_ms_per_tx.total_cmp(&b.node_ms_per_tx));
+    runs[runs.len() / 2]
+}
+
+fn row(label: &str, rate: f64, f: &Figures) {
+    println!(
+        "{label:>9} {rate:>8.0} {:>10.0} {:>6.2} {:>8.1} {:>8.1} {:>11.3} {:>7.0}% {:>6.0}%",
+        f.final_tps,
+        f.final_tps / rate,
+        f.p50,
+        f.p99,
+        f.node_ms_per_tx,
+        f.load_share * 100.0,
+        f.busy * 100.0
+    );
+}
+
 fn main() {
     if std::env::args().any(|a| a == "--list") {
         return; // `cargo test --benches` lists benchmarks; there is nothing to list
     }
-    let name = std::env::var("THROUGHPUT_BENCH_NAME").unwrap_or_else(|_| "bench-tput".into());
-    let rates: Vec<f64> = std::env::var("THROUGHPUT_BENCH_RATES")
-        .unwrap_or_else(|_| "200,1000,2000,3000,4000".into())
+    let env = |k: &str, d: &str| std::env::var(k).unwrap_or_else(|_| d.into());
+    let rates: Vec<f64> = env("THROUGHPUT_BENCH_RATES", "500,1000,1500,2000,3000")
         .split(',')
         .filter_map(|r| r.trim().parse().ok())
         .collect();
-    let secs: u64 = std::env::var("THROUGHPUT_BENCH_SECS")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(15);
-    let image = must(&["image", "build"]).trim().to_owned();
-    let _down = Down(name.clone());
-    must(&[
-        "up",
-        "--name",
-        &name,
-        "--nodes",
-        "4",
-        "--image",
-        &image,
-        "--replace",
-    ]);
+    let secs: u64 = env("THROUGHPUT_BENCH_SECS", "15").parse().unwrap_or(15);
+    let repeat: usize = env("THROUGHPUT_BENCH_REPEAT", "1")
+        .parse()
+        .unwrap_or(1)
+        .max(1);
+    let mut images = vec![("this", must(&["image", "build"]).trim().to_owned())];
+    if let Ok(base) = std::env::var("THROUGHPUT_BENCH_BASELINE") {
+        images.insert(0, ("baseline", base));
+    }
+    let names: Vec<String> = images
+        .iter()
+        .map(|(l, _)| format!("bench-tput-{l}"))
+        .collect();
+    let _down: Vec<Down> = names.iter().map(|n| Down(n.clone())).collect();
+    println!("finality throughput: 4 validators in containers, the load generator on the same cores, {secs} s per load, median of {repeat}");
     println!(
-        "finality throughput, 4 validators in containers, load generator on the same cores, {secs} s per rate"
+        "{:>9} {:>8} {:>10} {:>6} {:>8} {:>8} {:>11} {:>8} {:>7}",
+        "image", "offered", "final/s", "ratio", "p50 ms", "p99 ms", "node ms/tx", "load", "busy"
     );
-    println!(
-        "{:>8} {:>9} {:>9} {:>10} {:>6} {:>8} {:>8} {:>9} {:>8}",
-        "offered",
-        "accepted",
-        "refused",
-        "final/s",
-        "ratio",
-        "p50 ms",
-        "p99 ms",
-        "p99/base",
-        "busy"
-    );
-    let mut base_p99 = None;
     for rate in rates {
-        let (b0, t0) = cpu_jiffies();
-        let duration = format!("{secs}s");
-        let tps = rate.to_string();
-        let out = testnet(&[
-            "load",
-            "--name",
-            &name,
-            "--tps",
-            &tps,
-            "--duration",
-            &duration,
-            "--settle",
-            "30s",
-            "--json",
-        ]);
-        let (b1, t1) = cpu_jiffies();
-        let report: serde_json::Value = match serde_json::from_slice(&out.stdout) {
-            Ok(r) => r,
-            Err(e) => panic!(
-                "testnet load at {rate}/s printed no report ({e}): {}",
-                String::from_utf8_lossy(&out.stderr)
-            ),
-        };
-        let f = |k: &str| report[k].as_f64().unwrap_or(f64::NAN);
-        let refused: u64 = report["refused"]
-            .as_object()
-            .map(|m| m.values().filter_map(|v| v.as_u64()).sum())
-            .unwrap_or(0);
-        let p99 = f("latency_p99_ms");
-        let base = *base_p99.get_or_insert(p99);
-        let busy = (b1 - b0) as f64 / (t1 - t0).max(1) as f64;
-        println!(
-            "{:>8.0} {:>9.0} {:>9} {:>10.0} {:>6.2} {:>8.1} {:>8.1} {:>9.1} {:>7.0}%",
-            rate,
-            f("accepted") / secs as f64,
-            refused,
-            f("throughput_tps"),
-            f("throughput_tps") / rate,
-            f("latency_p50_ms"),
-            p99,
-            p99 / base,
-            busy * 100.0
-        );
-        if report["not_finalized"].as_u64().unwrap_or(0) > 0 {
+        let mut got = Vec::new();
+        for ((label, image), name) in images.iter().zip(&names) {
+            // One testnet at a time: the other's idle nodes would share the cores.
+            must(&[
+                "up",
+                "--name",
+                name,
+                "--nodes",
+                "4",
+                "--image",
+                image,
+                "--replace",
+            ]);
+            let f = median((0..repeat).map(|_| measure(name, rate, secs)).collect());
+            must(&["down", "--name", name]);
+            row(label, rate, &f);
+            got.push(f);
+        }
+        if let [base, this] = got[..] {
             println!(
-                "         {} accepted payments were not final everywhere within 30 s",
-                report["not_finalized"]
+                "{:>9} {:>8} {:>10.2} {:>6} {:>8.2} {:>8.2} {:>11.2}",
+                "ratio",
+                "",
+                this.final_tps / base.final_tps,
+                "",
+                this.p50 / base.p50,
+                this.p99 / base.p99,
+                this.node_ms_per_tx / base.node_ms_per_tx
             );
         }
-        std::thread::sleep(Duration::from_secs(2)); // let the last votes settle between rates
     }
 }
