@@ -13,7 +13,6 @@
 //! them; inventories of finalized transactions are compared with peers so a node that
 //! missed anything catches up (seed 004).
 
-mod batch;
 mod catchup;
 pub mod inventory;
 mod orphans;
@@ -122,8 +121,6 @@ pub struct Engine {
     tick: u64,
     /// Equivocation switched on live (a Byzantine fault), beside the seeded bug.
     live_equivocate: bool,
-    /// Votes of the current batch whose signatures were verified together.
-    preverified: batch::Preverified,
 }
 
 impl Engine {
@@ -139,7 +136,6 @@ impl Engine {
             finalized: Vec::new(),
             finalized_set: FinalizedSet::default(),
             live_equivocate: false,
-            preverified: Default::default(),
             waiting: HashMap::new(),
             waiting_on: HashMap::new(),
             orphans: Default::default(),
@@ -551,10 +547,7 @@ impl Engine {
         {
             return;
         }
-        if !self.cfg.validators.contains(&vote.voter)
-            || !(self.preverified.take(&self.cfg.network_id, &vote)
-                || vote.verify(&self.cfg.network_id))
-        {
+        if !self.cfg.validators.contains(&vote.voter) || !vote.verify(&self.cfg.network_id) {
             warn!(voter = %vote.voter.short(), "dropping a vote that does not verify");
             self.metrics
                 .votes

@@ -78,9 +78,9 @@ impl NodeId {
     }
 
     /// The verifying key, if the bytes are a valid curve point. Decompressing
-    /// the point costs about a fifth of a verification, and the same few keys
-    /// (validators, the load's owners) sign most of what a node checks, so
-    /// each thread keeps the last [`KEY_CACHE`] keys it decompressed.
+    /// the point is a field exponentiation, and the same few keys (validators,
+    /// the load's owners) sign most of what a node checks, so each thread
+    /// keeps the last [`KEY_CACHE`] keys it decompressed.
     pub fn verifying_key(&self) -> Option<VerifyingKey> {
         KEYS.with(|cell| {
             let mut keys = cell.borrow_mut();

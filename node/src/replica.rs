@@ -178,10 +178,6 @@ impl Replica {
                         effects.extend(engine.on_peer_connected(peer));
                     }
                 }
-                engine.preverify(batch.iter().filter_map(|i| match i {
-                    Input::Net(NetworkEvent::Message(_, m)) => Some(m),
-                    _ => None,
-                }));
                 for input in batch {
                     match input {
                         Input::Net(NetworkEvent::Message(from, m)) => {

@@ -39,9 +39,46 @@ pub fn render(kind: Kind) -> String {
         Kind::Scenario => "testnet scenario file",
     };
     schema.insert("title".into(), title.into());
-    let mut text = serde_json::to_string_pretty(&schema).expect("a schema is JSON");
+    let mut value = schema.to_value();
+    scalars_as_strings(&mut value);
+    let mut text = serde_json::to_string_pretty(&value).expect("a schema is JSON");
     text.push('\n');
     text
+}
+
+/// The YAML loader reads any plain scalar where a string is expected
+/// (`seed: 42`, `env: { X: 1 }`), so a free string in the schema accepts
+/// numbers and booleans too. Strings with a shape (an `enum`, a `const`, a
+/// `pattern` such as a duration's) stay strings: there the loader refuses
+/// `30` as it refuses `thirty`.
+fn scalars_as_strings(v: &mut serde_json::Value) {
+    match v {
+        serde_json::Value::Object(m) => {
+            let shaped = ["enum", "const", "pattern"]
+                .iter()
+                .any(|k| m.contains_key(*k));
+            if !shaped {
+                let loosen = |t: &serde_json::Value| t == "string";
+                let widened = match m.get("type") {
+                    Some(t) if loosen(t) => {
+                        Some(serde_json::json!(["string", "number", "boolean"]))
+                    }
+                    Some(serde_json::Value::Array(ts)) if ts.iter().any(loosen) => {
+                        let mut ts = ts.clone();
+                        ts.extend([serde_json::json!("number"), serde_json::json!("boolean")]);
+                        Some(serde_json::Value::Array(ts))
+                    }
+                    _ => None,
+                };
+                if let Some(t) = widened {
+                    m.insert("type".into(), t);
+                }
+            }
+            m.values_mut().for_each(scalars_as_strings);
+        }
+        serde_json::Value::Array(a) => a.iter_mut().for_each(scalars_as_strings),
+        _ => {}
+    }
 }
 
 #[cfg(test)]

@@ -107,6 +107,13 @@ fn the_schemas_refuse_what_the_loader_refuses() {
         let loaded = testnet::scenario::Scenario::load(&path);
         assert!(loaded.is_err(), "{what}: the loader accepted it");
     }
+    // Green twin: plain scalars where strings go, as the loader reads them.
+    let path = dir.path().join("good.scenario.yaml");
+    let good = "name: 42\ntestnet: { nodes: 4, seed: 7 }\nworkload: { tps: 1, duration: 5s }\n";
+    std::fs::write(&path, good).unwrap();
+    let (ok, said) = check_jsonschema(&["--schemafile", &schema, path.to_str().unwrap()]);
+    assert!(ok, "the schema refuses what the loader accepts: {said}");
+    testnet::scenario::Scenario::load(&path).expect("the loader accepts it");
 }
 
 #[test]

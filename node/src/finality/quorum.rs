@@ -72,7 +72,7 @@ pub struct Vote {
     pub signature: Signature,
 }
 
-pub(crate) fn vote_message(network_id: &str, txid: &TxId, approve: bool) -> [u8; 32] {
+fn vote_message(network_id: &str, txid: &TxId, approve: bool) -> [u8; 32] {
     Sha256::new()
         .chain_update(b"testnet-vote-v1\0")
         .chain_update(network_id.as_bytes())
