@@ -22,7 +22,7 @@ use clap::{Parser, Subcommand};
 use tokio_util::sync::CancellationToken;
 
 use crate::config::check_name;
-use crate::engine::docker::DockerEngine;
+use crate::engine::hosts::{HostSpec, Hosts};
 use crate::engine::Engine;
 use crate::testnet::{HttpProbe, Testnet};
 
@@ -110,19 +110,30 @@ impl Ctx {
     }
 }
 
-/// The Docker engine, checked to answer.
-pub async fn docker() -> Result<DockerEngine, Fail> {
-    let engine = DockerEngine::connect().await?;
+/// The Docker daemons of `hosts` (none: the local one), checked to answer
+/// and, with more than one, to form one Swarm.
+pub async fn engine_on(hosts: &[HostSpec]) -> Result<Hosts, Fail> {
+    let engine = Hosts::connect(hosts).await?;
     engine.ping().await?;
     Ok(engine)
+}
+
+/// The Docker daemons testnet `name` was brought up on (its plan says; the
+/// local one if it has none here).
+pub async fn engine_of(name: &str) -> Result<Hosts, Fail> {
+    let hosts = crate::state::StateDir::of(name)
+        .plan()
+        .map(|p| p.hosts)
+        .unwrap_or_default();
+    engine_on(&hosts).await
 }
 
 /// A handle on testnet `name` on Docker; says so when its owner is gone.
 pub fn testnet<'a>(
     name: &str,
-    engine: &'a DockerEngine,
+    engine: &'a Hosts,
     probe: &'a HttpProbe,
-) -> Testnet<'a, DockerEngine, HttpProbe> {
+) -> Testnet<'a, Hosts, HttpProbe> {
     let tn = Testnet::new(name, engine, probe);
     if let Some(owner) = tn.state.stale_owner() {
         eprintln!(
@@ -230,7 +241,7 @@ pub async fn dispatch(cli: Cli) -> Result<ExitCode, Fail> {
 async fn load_exec(ctx: &Ctx, mut args: crate::load::LoadArgs) -> Result<ExitCode, Fail> {
     if args.endpoints.is_empty() {
         let name = ctx.name();
-        let engine = DockerEngine::connect().await?;
+        let engine = engine_of(&name).await?;
         let probe = HttpProbe::default();
         let tn = testnet(&name, &engine, &probe);
         let nodes = tn.endpoints().await?;

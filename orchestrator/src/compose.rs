@@ -22,6 +22,8 @@ pub enum ComposeError {
     Faketime(String),
     #[error("{0}")]
     Spec(String),
+    #[error("testnet {0:?} spans hosts {1}; a compose file describes one Docker daemon: export a testnet without `hosts:`")]
+    Hosts(String, String),
 }
 
 /// The compose text for `plan`: the containers `up` makes, from the same specs
@@ -31,6 +33,10 @@ pub enum ComposeError {
 pub fn render(plan: &Plan) -> Result<String, ComposeError> {
     if plan.node.as_ref().is_some_and(|n| n.faketime) {
         return Err(ComposeError::Faketime(plan.name.clone()));
+    }
+    if plan.hosts.len() > 1 {
+        let names: Vec<&str> = plan.hosts.iter().map(|h| h.name.as_str()).collect();
+        return Err(ComposeError::Hosts(plan.name.clone(), names.join(", ")));
     }
     let mut services = Map::new();
     for n in &plan.nodes {
@@ -215,6 +221,7 @@ mod tests {
                     http_port: 0,
                     validator: true,
                     neighbours: None,
+                    host: None,
                     agent_port: 0,
                     metrics_port: 0,
                     name: "n0".into(),
@@ -228,6 +235,7 @@ mod tests {
                     http_port: 0,
                     validator: true,
                     neighbours: None,
+                    host: None,
                     agent_port: 0,
                     metrics_port: 0,
                     name: "n1".into(),
@@ -243,8 +251,19 @@ mod tests {
             holder: false,
             node_image: None,
             node: None,
+            hosts: Vec::new(),
         };
         let text = render(&plan).unwrap();
+        let mut two = plan.clone();
+        two.hosts = ["a", "b"]
+            .map(|h| crate::engine::hosts::HostSpec {
+                name: h.into(),
+                engine: "unix:///s".into(),
+                address: None,
+            })
+            .to_vec();
+        let refused = render(&two).unwrap_err().to_string();
+        assert!(refused.contains("spans hosts a, b"), "{refused}");
         let doc: serde_norway::Value = serde_norway::from_str(&text).unwrap();
         assert!(doc["version"].is_null(), "no obsolete `version:`: {text}");
         assert_eq!(

@@ -22,6 +22,10 @@
 //!   us: [n4, n5, n6, n7]
 //! latency:              # one-way ms between zones, symmetric unless both given
 //!   eu: { us: 40 }
+//! hosts:                # optional: Docker daemons of one Swarm (see `placement`)
+//!   - { name: a, engine: "unix:///var/run/docker.sock" }
+//!   - { name: b, engine: "tcp://10.0.0.2:2375" }
+//! placement: spread     # or `zones`, each zone then `{ host: a, nodes: [...] }`
 //! ```
 
 use std::collections::BTreeMap;
@@ -29,6 +33,8 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 use testnet_node::SimulatedBug;
 
+use crate::engine::hosts::HostSpec;
+use crate::placement::{Placement, ZoneEntry};
 use crate::topology::{Graph, Topology};
 use crate::zones::Zones;
 
@@ -67,10 +73,16 @@ pub struct TestnetFile {
     /// Run Prometheus and Grafana too (`up --monitor`).
     #[serde(default)]
     pub monitor: bool,
+    /// Zone name -> its nodes, or `{ host, nodes }` with `placement: zones`.
     #[serde(default)]
-    pub zones: BTreeMap<String, Vec<String>>,
+    pub zones: BTreeMap<String, ZoneEntry>,
     #[serde(default)]
     pub latency: BTreeMap<String, BTreeMap<String, u32>>,
+    /// Docker daemons of one Swarm to spread the nodes over (none: the local one).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub hosts: Vec<HostSpec>,
+    #[serde(default)]
+    pub placement: Placement,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
@@ -227,6 +239,12 @@ impl TestnetFile {
             }
         }
         problems.extend(self.zones().problems(&self.node_names()));
+        problems.extend(crate::placement::problems(
+            &self.hosts,
+            self.placement,
+            &self.zones,
+            &self.node_names(),
+        ));
         if let Some(node) = &self.node {
             problems.extend(node.problems(crate::plan::AGENT_PORT));
             if self.validators.is_some() {
@@ -310,9 +328,18 @@ impl TestnetFile {
 
     pub fn zones(&self) -> Zones {
         Zones {
-            zones: self.zones.clone(),
+            zones: self
+                .zones
+                .iter()
+                .map(|(z, e)| (z.clone(), e.nodes().to_vec()))
+                .collect(),
             latency: self.latency.clone(),
         }
+    }
+
+    /// Each node's host, in node order (none without `hosts:`).
+    pub fn placement(&self) -> Vec<Option<String>> {
+        crate::placement::place(&self.hosts, self.placement, &self.zones, &self.node_names())
     }
 
     pub fn bugs_of(&self, node: &str) -> Vec<SimulatedBug> {
@@ -424,5 +451,38 @@ mod tests {
         .to_string();
         assert!(err.contains("zones.b: no node \"n5\""), "{err}");
         assert!(err.contains("latency.a: no zone \"c\""), "{err}");
+    }
+
+    #[test]
+    fn hosts_and_zones_with_hosts_place_the_nodes() {
+        let text = "nodes: 4\nhosts:\n  - { name: a, engine: \"unix:///var/run/docker.sock\" }\n  \
+                    - { name: b, engine: \"tcp://10.0.0.2:2375\" }\nplacement: zones\n\
+                    zones:\n  west: { host: b, nodes: [n0, n1] }\n  east: { host: a, nodes: [n2, n3] }\n\
+                    latency: { west: { east: 5 } }\n";
+        let f = TestnetFile::parse(text, "t.yaml").unwrap();
+        let placed: Vec<String> = f.placement().into_iter().flatten().collect();
+        assert_eq!(placed, ["b", "b", "a", "a"]);
+        assert_eq!(f.zones().zone_of("n2"), Some("east"));
+        assert_eq!(f.hosts[1].reach(), "10.0.0.2");
+        // Spread without zones; the plain zone form still reads.
+        let f = TestnetFile::parse(
+            "nodes: 3\nhosts: [{ name: a, engine: \"unix:///s\" }, { name: b, engine: \"unix:///t\" }]\nzones: { z: [n0] }\n",
+            "t.yaml",
+        )
+        .unwrap();
+        let placed: Vec<String> = f.placement().into_iter().flatten().collect();
+        assert_eq!(placed, ["a", "a", "b"]);
+        let err = TestnetFile::parse(
+            "nodes: 2\nhosts: [{ name: a, engine: \"10.0.0.2\" }]\nzones: { z: { host: c, nodes: [n0] } }\n",
+            "t.yaml",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.contains("hosts.a.engine: \"10.0.0.2\" is not a Docker daemon URL"),
+            "{err}"
+        );
+        assert!(err.contains("zones.z.host: no host \"c\""), "{err}");
+        assert!(err.contains("set `placement: zones`"), "{err}");
     }
 }

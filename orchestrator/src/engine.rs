@@ -7,6 +7,7 @@
 
 pub mod docker;
 pub mod fake;
+pub mod hosts;
 
 use std::collections::BTreeMap;
 use std::future::Future;
@@ -30,6 +31,8 @@ pub const LABEL_METRICS: &str = "io.testnet.metrics";
 pub const LABEL_P2P: &str = "io.testnet.p2p";
 /// The holder container a node's own container joined (holder mode).
 pub const LABEL_HOLDER: &str = "io.testnet.holder";
+/// The host (of a testnet file's `hosts:`) a container is placed on.
+pub const LABEL_HOST: &str = "io.testnet.host";
 
 #[derive(Debug, thiserror::Error)]
 pub enum EngineError {
@@ -47,6 +50,10 @@ pub enum EngineError {
     PortTaken(String),
     #[error("Docker refused {action}: {message}")]
     Api { action: String, message: String },
+    /// A multi-host problem: the engines do not form one Swarm, a host is
+    /// unknown, an image could not be copied.
+    #[error("{0}")]
+    Hosts(String),
 }
 
 /// A label filter: the key, and the value if it must match one.
@@ -153,8 +160,11 @@ pub struct ContainerInfo {
     pub state: ContainerState,
     pub labels: BTreeMap<String, String>,
     pub ip: Option<Ipv4Addr>,
-    /// (container port, host port on 127.0.0.1).
+    /// (container port, host port on `published_on`).
     pub ports: Vec<(u16, u16)>,
+    /// The address its published ports are reached at from here (127.0.0.1
+    /// on the local engine).
+    pub published_on: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

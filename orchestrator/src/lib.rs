@@ -5,6 +5,7 @@
 //! - [`image`]: the node image, built from a pulled or an mmdebstrap'd base.
 //! - [`topology`]: the shapes of a testnet (mesh, ring, star, line, random,
 //!   explicit links) as graphs.
+//! - [`placement`]: which host of a multi-host testnet each node runs on.
 //! - [`config`], [`zones`]: testnet files; latency zones as baseline delays.
 //! - [`plan`]: what a testnet is made of (names, static IPs, zones), fixed at
 //!   up; [`ports`]: the nodes' host ports, pinned at up.
@@ -44,6 +45,7 @@ pub mod monitor;
 pub mod nodespec;
 pub mod observe;
 pub mod op;
+pub mod placement;
 pub mod plan;
 pub mod ports;
 pub mod report;

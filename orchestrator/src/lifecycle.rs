@@ -263,6 +263,7 @@ fn plan<E: Engine, P: NodeProbe>(
         .graph()
         .map_err(|p| UpError::Topology(p.join("; ")))?;
     let names = req.file.node_names();
+    let placement = req.file.placement();
     let validators = req.file.validator_count();
     let nodes = names
         .iter()
@@ -285,6 +286,7 @@ fn plan<E: Engine, P: NodeProbe>(
                         .map(|j| names[*j].clone())
                         .collect(),
                 ),
+                host: placement[i].clone(),
                 name: n.clone(),
             };
             node.set_pins(&pins[per_node * i..per_node * (i + 1)]);
@@ -306,6 +308,7 @@ fn plan<E: Engine, P: NodeProbe>(
             (None, false) => None,
         },
         node: req.file.node.clone(),
+        hosts: req.file.hosts.clone(),
     })
 }
 
@@ -356,8 +359,10 @@ async fn remove_network<E: Engine>(engine: &E, name: &str) -> Result<(), EngineE
     let start = Instant::now();
     loop {
         match engine.remove_network(name).await {
+            // An overlay's attachments are released a few seconds after
+            // their containers go ("in use by task").
             Err(EngineError::Api { message, .. })
-                if message.contains("active endpoints")
+                if (message.contains("active endpoints") || message.contains("in use by task"))
                     && start.elapsed() < Duration::from_secs(10) =>
             {
                 tokio::time::sleep(Duration::from_millis(250)).await;

@@ -341,8 +341,10 @@ pub async fn urls<E: Engine>(engine: &E, testnet: &str) -> Result<MonitorUrls, E
             .iter()
             .filter(|c| c.state == ContainerState::Running)
             .find(|c| c.labels.get(LABEL_ROLE).map(String::as_str) == Some(role))
-            .and_then(|c| c.ports.iter().find(|(p, _)| *p == port))
-            .map(|(_, h)| format!("http://127.0.0.1:{h}"))
+            .and_then(|c| {
+                let (_, h) = c.ports.iter().find(|(p, _)| *p == port)?;
+                Some(format!("http://{}:{h}", c.published_on))
+            })
     };
     Ok(MonitorUrls {
         prometheus: url("prometheus", PROMETHEUS_PORT),
@@ -478,6 +480,7 @@ mod tests {
                 http_port: 0,
                 validator: true,
                 neighbours: None,
+                host: None,
                 agent_port: 0,
                 metrics_port: 0,
                 name: format!("n{i}"),

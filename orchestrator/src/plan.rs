@@ -10,6 +10,7 @@ use std::net::Ipv4Addr;
 use testnet_node::faults::FaultState;
 use testnet_node::SimulatedBug;
 
+use crate::engine::hosts::HostSpec;
 use crate::nodespec::{NodeSpec, Slot};
 use crate::zones::Zones;
 
@@ -53,6 +54,9 @@ pub struct NodePlan {
     /// the other nodes).
     #[serde(default)]
     pub neighbours: Option<Vec<String>>,
+    /// The host of `hosts:` it runs on (none: the local engine).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub host: Option<String>,
 }
 
 fn yes() -> bool {
@@ -98,6 +102,10 @@ pub struct Plan {
     /// A node image not ours, and how to run it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub node: Option<NodeSpec>,
+    /// The Docker daemons it spans (none: the local one); every later
+    /// command connects to them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub hosts: Vec<HostSpec>,
 }
 
 impl Plan {
@@ -171,6 +179,7 @@ impl Plan {
         match self.nodes.iter().find(|n| n.name == node) {
             Some(NodePlan {
                 neighbours: Some(list),
+                host: None,
                 ..
             }) => list.clone(),
             Some(_) => self
@@ -398,6 +407,7 @@ mod tests {
             holder: false,
             node_image: None,
             node: None,
+            hosts: Vec::new(),
         };
         assert_eq!(
             plan("10.77.5.0/24").monitor_ip(0).to_string(),

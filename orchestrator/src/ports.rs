@@ -139,6 +139,7 @@ mod tests {
                 .unwrap_or_default(),
             ip: None,
             ports,
+            published_on: "127.0.0.1".into(),
         };
         let held = held(&[
             c(vec![(3000, 41000)], None),

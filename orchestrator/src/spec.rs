@@ -6,8 +6,8 @@
 use std::collections::BTreeMap;
 
 use crate::engine::{
-    ContainerSpec, LABEL_API, LABEL_HOLDER, LABEL_METRICS, LABEL_NODE, LABEL_P2P, LABEL_PORTS,
-    LABEL_ROLE, LABEL_TESTNET,
+    ContainerSpec, LABEL_API, LABEL_HOLDER, LABEL_HOST, LABEL_METRICS, LABEL_NODE, LABEL_P2P,
+    LABEL_PORTS, LABEL_ROLE, LABEL_TESTNET,
 };
 use crate::plan::{NodePlan, Plan, AGENT_PORT};
 use crate::ports;
@@ -51,6 +51,9 @@ fn labels(testnet: &str, plan: &Plan, node: &NodePlan, role: &str) -> BTreeMap<S
         (LABEL_ROLE.to_owned(), role.to_owned()),
         (LABEL_PORTS.to_owned(), ports::label(&plan.pins_of(node))),
     ]);
+    if let Some(host) = &node.host {
+        labels.insert(LABEL_HOST.to_owned(), host.clone());
+    }
     if plan.node.is_some() {
         let api = plan.api_port().map_or("none".into(), |p| p.to_string());
         let metrics = plan

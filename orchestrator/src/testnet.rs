@@ -11,7 +11,7 @@ use std::time::Duration;
 use testnet_node::api::Status;
 
 use crate::engine::{
-    ContainerInfo, ContainerState, Engine, EngineError, Label, LABEL_API, LABEL_HOLDER,
+    ContainerInfo, ContainerState, Engine, EngineError, Label, LABEL_API, LABEL_HOLDER, LABEL_HOST,
     LABEL_METRICS, LABEL_NODE, LABEL_P2P, LABEL_PORTS, LABEL_ROLE,
 };
 use crate::plan::{Plan, AGENT_PORT, HTTP_PORT};
@@ -85,6 +85,9 @@ const STATUS_AT_ONCE: usize = 32;
 pub struct NodeSummary {
     pub node: String,
     pub container: String,
+    /// The host of `hosts:` it runs on (multi-host testnets).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub host: Option<String>,
     pub state: String,
     pub ip: Option<Ipv4Addr>,
     pub http_url: Option<String>,
@@ -287,7 +290,7 @@ fn summarize(c: &ContainerInfo, holder: Option<(String, Option<&ContainerInfo>)>
             .iter()
             .chain(&c.ports)
             .find(|(p, h)| *p == port && *h != 0)
-            .map(|(_, h)| format!("http://127.0.0.1:{h}"))
+            .map(|(_, h)| format!("http://{}:{h}", c.published_on))
     };
     // A foreign node says where its API and metrics are; ours: HTTP_PORT.
     let api: Option<u16> = match c.labels.get(LABEL_API) {
@@ -313,6 +316,7 @@ fn summarize(c: &ContainerInfo, holder: Option<(String, Option<&ContainerInfo>)>
     NodeSummary {
         node: c.labels.get(LABEL_NODE).cloned().unwrap_or_default(),
         container: c.name.clone(),
+        host: c.labels.get(LABEL_HOST).cloned(),
         state,
         ip,
         http_url: api.and_then(published),

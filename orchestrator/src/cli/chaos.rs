@@ -8,7 +8,7 @@ use std::time::Duration;
 use clap::Subcommand;
 
 use super::chaos_show::Shown;
-use super::{docker, testnet, Ctx, Fail};
+use super::{testnet, Ctx, Fail};
 use crate::agent::HttpAgent;
 use crate::fault::{Fault, ProcessAction};
 use crate::testnet::HttpProbe;
@@ -351,7 +351,7 @@ fn fault(command: Command) -> Option<Fault> {
 }
 
 pub async fn exec(ctx: &Ctx, a: Args) -> Result<ExitCode, Fail> {
-    let engine = docker().await?;
+    let engine = super::engine_of(&ctx.name()).await?;
     let (probe, agent) = (HttpProbe::default(), HttpAgent::default());
     let tn = testnet(&ctx.name(), &engine, &probe);
     if let Command::Byzantine {

@@ -2,7 +2,7 @@
 
 use std::process::ExitCode;
 
-use super::{docker, print_json, testnet, Ctx, Fail};
+use super::{print_json, testnet, Ctx, Fail};
 use crate::testnet::HttpProbe;
 
 #[derive(clap::Args)]
@@ -16,7 +16,7 @@ pub struct Args {
 }
 
 pub async fn exec(ctx: &Ctx, a: Args) -> Result<ExitCode, Fail> {
-    let engine = docker().await?;
+    let engine = super::engine_of(&ctx.name()).await?;
     let probe = HttpProbe::default();
     let verdicts = crate::run::check(&testnet(&ctx.name(), &engine, &probe)).await?;
     if a.json {

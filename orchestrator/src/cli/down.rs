@@ -4,8 +4,8 @@
 use std::collections::BTreeSet;
 use std::process::ExitCode;
 
-use super::{docker, Ctx, Fail};
-use crate::engine::docker::DockerEngine;
+use super::{Ctx, Fail};
+use crate::engine::hosts::Hosts;
 use crate::engine::{Engine, Label, LABEL_TESTNET};
 use crate::lifecycle::{self, Removed};
 use crate::state::StateDir;
@@ -24,16 +24,17 @@ pub struct Args {
 }
 
 pub async fn exec(ctx: &Ctx, a: Args) -> Result<ExitCode, Fail> {
-    let engine = docker().await?;
     if a.all || a.stale {
         let names = match a.stale {
             true => stale_names(),
-            false => all_names(&engine).await?,
+            false => all_names(&super::engine_on(&[]).await?).await?,
         };
-        return down_many(&engine, &names, if a.stale { "stale " } else { "" }).await;
+        return down_many(&names, if a.stale { "stale " } else { "" }).await;
     }
     let name = ctx.name();
     let _lock = super::lock(&name, "down")?;
+    // Every host of the testnet's plan (the plan goes with the state dir).
+    let engine = super::engine_of(&name).await?;
     let removed = lifecycle::down(&engine, Some(&name)).await?;
     println!("{} of testnet {name:?}", said(&removed));
     Ok(ExitCode::SUCCESS)
@@ -57,8 +58,9 @@ fn stale_names() -> Vec<String> {
         .collect()
 }
 
-/// Every testnet name that labels a container or network of the engine.
-async fn all_names(engine: &DockerEngine) -> Result<Vec<String>, Fail> {
+/// Every testnet name that labels a container or network of the local engine
+/// (or has a state dir here: a multi-host testnet may have nothing local).
+async fn all_names(engine: &Hosts) -> Result<Vec<String>, Fail> {
     let label = Label::testnet(None);
     let mut names: BTreeSet<String> = BTreeSet::new();
     for c in engine.list_containers(label).await? {
@@ -67,11 +69,17 @@ async fn all_names(engine: &DockerEngine) -> Result<Vec<String>, Fail> {
     for n in engine.list_networks(Some(label)).await? {
         names.extend(n.labels.get(LABEL_TESTNET).cloned());
     }
+    names.extend(
+        StateDir::all(&StateDir::base())
+            .into_iter()
+            .filter(|sd| sd.plan().is_some_and(|p| !p.hosts.is_empty()))
+            .map(|sd| sd.name()),
+    );
     Ok(names.into_iter().collect())
 }
 
 /// Removes each testnet whose lock is free; names the ones held.
-async fn down_many(engine: &DockerEngine, names: &[String], kind: &str) -> Result<ExitCode, Fail> {
+async fn down_many(names: &[String], kind: &str) -> Result<ExitCode, Fail> {
     if names.is_empty() {
         println!("no {kind}testnets");
         return Ok(ExitCode::SUCCESS);
@@ -85,17 +93,23 @@ async fn down_many(engine: &DockerEngine, names: &[String], kind: &str) -> Resul
                 continue;
             }
         };
-        match lifecycle::down(engine, Some(name)).await {
+        let removed = match super::engine_of(name).await {
+            Ok(engine) => lifecycle::down(&engine, Some(name))
+                .await
+                .map_err(Fail::from),
+            Err(e) => Err(e),
+        };
+        match removed {
             Ok(removed) => println!("{} of {kind}testnet {name:?}", said(&removed)),
             Err(e) => {
-                println!("failed to remove {name:?}: {e}");
+                println!("failed to remove {name:?}: {}", e.0);
                 first_error.get_or_insert(e);
             }
         }
         drop(lock);
     }
     match first_error {
-        Some(e) => Err(e.into()),
+        Some(e) => Err(e),
         None => Ok(ExitCode::SUCCESS),
     }
 }

@@ -3,8 +3,8 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use super::{docker, Ctx, Fail};
-use crate::engine::docker::DockerEngine;
+use super::{Ctx, Fail};
+use crate::engine::hosts::Hosts;
 
 #[derive(clap::Subcommand)]
 pub enum Args {
@@ -29,7 +29,7 @@ pub async fn exec(ctx: &Ctx, a: Args) -> Result<ExitCode, Fail> {
         protocol_version,
         min_peer_version,
     } = a;
-    let engine = docker().await?;
+    let engine = super::engine_on(&[]).await?;
     let mut tag = build(ctx, &engine, node_binary).await?;
     if let Some(version) = protocol_version {
         let protocol = crate::image::Protocol {
@@ -47,7 +47,7 @@ pub async fn exec(ctx: &Ctx, a: Args) -> Result<ExitCode, Fail> {
 /// this checkout's node.
 pub async fn build(
     ctx: &Ctx,
-    engine: &DockerEngine,
+    engine: &Hosts,
     node_binary: Option<PathBuf>,
 ) -> Result<String, Fail> {
     let progress = |l: &str| ctx.progress(l);

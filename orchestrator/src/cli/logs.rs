@@ -2,8 +2,8 @@
 
 use std::process::ExitCode;
 
-use super::{docker, Ctx, Fail};
-use crate::engine::docker::DockerEngine;
+use super::{Ctx, Fail};
+use crate::engine::hosts::Hosts;
 use crate::engine::{ContainerInfo, Engine, Label, LABEL_NODE};
 
 #[derive(clap::Args)]
@@ -19,8 +19,8 @@ pub struct Args {
 }
 
 pub async fn exec(ctx: &Ctx, a: Args) -> Result<ExitCode, Fail> {
-    let engine = docker().await?;
     let name = ctx.name();
+    let engine = super::engine_of(&name).await?;
     let nodes = engine.list_containers(Label::testnet(Some(&name))).await?;
     if nodes.is_empty() {
         return Err(Fail(format!("no testnet named {name:?} is running")));
@@ -57,7 +57,7 @@ pub async fn exec(ctx: &Ctx, a: Args) -> Result<ExitCode, Fail> {
 }
 
 async fn follow(
-    engine: &DockerEngine,
+    engine: &Hosts,
     c: &ContainerInfo,
     tail: usize,
     prefix: String,

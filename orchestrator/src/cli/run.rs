@@ -4,7 +4,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use super::{docker, testnet, Ctx, Fail, Interrupt};
+use super::{testnet, Ctx, Fail, Interrupt};
 use crate::agent::HttpAgent;
 use crate::run::{RunError, RunOptions};
 use crate::scenario::Scenario;
@@ -39,8 +39,8 @@ pub struct Args {
 }
 
 pub async fn exec(ctx: &Ctx, a: Args) -> Result<ExitCode, Fail> {
-    let engine = docker().await?;
     let scenario = Scenario::load(&a.file)?;
+    let engine = super::engine_on(&scenario.testnet.hosts).await?;
     let name = ctx.name_or(Some(&scenario.name));
     let image = match a.image.or(scenario.testnet.image.clone()) {
         Some(tag) => tag,
@@ -52,6 +52,9 @@ pub async fn exec(ctx: &Ctx, a: Args) -> Result<ExitCode, Fail> {
         }
         None => None,
     };
+    let mut images = vec![image.as_str()];
+    images.extend(node_image.as_deref());
+    super::up::spread_images(ctx, &engine, &scenario.testnet, &images).await?;
     let interrupt = Interrupt::listen("interrupted: healing and tearing down...");
     let opts = RunOptions {
         image,

@@ -2,7 +2,7 @@
 
 use std::process::ExitCode;
 
-use super::{docker, print_json, testnet, Ctx, Fail};
+use super::{print_json, testnet, Ctx, Fail};
 use crate::testnet::HttpProbe;
 
 #[derive(clap::Args)]
@@ -16,9 +16,9 @@ pub struct Args {
 }
 
 pub async fn exec(ctx: &Ctx, a: Args) -> Result<ExitCode, Fail> {
-    let engine = docker().await?;
-    let probe = HttpProbe::default();
     let name = ctx.name();
+    let engine = super::engine_of(&name).await?;
+    let probe = HttpProbe::default();
     let summary = testnet(&name, &engine, &probe).status().await?;
     if summary.is_empty() {
         return Err(Fail(format!(

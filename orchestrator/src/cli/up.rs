@@ -4,10 +4,10 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use super::{docker, print_json, testnet, Ctx, Fail, Interrupt};
+use super::{print_json, testnet, Ctx, Fail, Interrupt};
 use crate::agent::HttpAgent;
 use crate::config::TestnetFile;
-use crate::engine::docker::DockerEngine;
+use crate::engine::hosts::Hosts;
 use crate::engine::Engine;
 use crate::lifecycle::{self, UpError, UpRequest};
 use crate::monitor::MonitorImages;
@@ -48,11 +48,11 @@ pub struct Args {
 }
 
 pub async fn exec(ctx: &Ctx, a: Args) -> Result<ExitCode, Fail> {
-    let engine = docker().await?;
     let mut tf = match &a.file {
         Some(path) => TestnetFile::load(path)?,
         None => TestnetFile::default_testnet(),
     };
+    let engine = super::engine_on(&tf.hosts).await?;
     if let Some(n) = a.nodes {
         tf.nodes = n;
         // The same checks as a file's `nodes:`.
@@ -92,6 +92,9 @@ pub async fn exec(ctx: &Ctx, a: Args) -> Result<ExitCode, Fail> {
         true => Some(crate::monitor::ensure_images(&engine, &|l: &str| ctx.progress(l)).await?),
         false => None,
     };
+    let mut images = vec![image.as_str()];
+    images.extend(node_image.as_deref());
+    spread_images(ctx, &engine, &tf, &images).await?;
     let interrupt = Interrupt::listen("interrupted: tearing down what was created...");
     let (probe, agent) = (HttpProbe::default(), HttpAgent::default());
     let _lock = super::lock(&name, "up")?;
@@ -131,10 +134,22 @@ pub async fn exec(ctx: &Ctx, a: Args) -> Result<ExitCode, Fail> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// The node table; a HOST column when the testnet spans hosts.
 pub fn print_table(nodes: &[NodeSummary]) {
+    let hosts = nodes.iter().any(|n| n.host.is_some());
+    let host = |h: &str| match hosts {
+        true => format!("{h:<8} "),
+        false => String::new(),
+    };
     println!(
-        "{:<6} {:<9} {:<22} {:<10} {:<14} {:<24} PEERS",
-        "NODE", "ROLE", "CONTAINER", "STATE", "IP", "HTTP"
+        "{:<6} {:<9} {}{:<22} {:<10} {:<14} {:<24} PEERS",
+        "NODE",
+        "ROLE",
+        host("HOST"),
+        "CONTAINER",
+        "STATE",
+        "IP",
+        "HTTP"
     );
     for n in nodes {
         let peers = match (n.peers, n.expected_peers) {
@@ -147,9 +162,10 @@ pub fn print_table(nodes: &[NodeSummary]) {
             None => "-",
         };
         println!(
-            "{:<6} {:<9} {:<22} {:<10} {:<14} {:<24} {}",
+            "{:<6} {:<9} {}{:<22} {:<10} {:<14} {:<24} {}",
             n.node,
             role,
+            host(n.host.as_deref().unwrap_or("-")),
             n.container,
             n.state,
             n.ip.map(|i| i.to_string()).unwrap_or_else(|| "-".into()),
@@ -159,8 +175,35 @@ pub fn print_table(nodes: &[NodeSummary]) {
     }
 }
 
+/// Copies the images the nodes run (`images` and the file's per-node ones)
+/// from the first host to every other that lacks them.
+pub async fn spread_images(
+    ctx: &Ctx,
+    engine: &Hosts,
+    tf: &TestnetFile,
+    images: &[&str],
+) -> Result<(), Fail> {
+    if !engine.is_multi() {
+        return Ok(());
+    }
+    let mut all: Vec<&str> = images.to_vec();
+    all.extend(tf.node_options.values().filter_map(|o| o.image.as_deref()));
+    all.dedup();
+    ctx.progress(&format!(
+        "hosts {}: one Swarm; copying {} image(s) where missing",
+        engine.names().join(", "),
+        all.len()
+    ));
+    for image in all {
+        engine
+            .spread_image(image, &|l: &str| ctx.progress(l))
+            .await?;
+    }
+    Ok(())
+}
+
 /// The monitoring URLs under the node table, when the testnet has them.
-pub async fn print_monitor(engine: &DockerEngine, name: &str, images: Option<&MonitorImages>) {
+pub async fn print_monitor(engine: &Hosts, name: &str, images: Option<&MonitorImages>) {
     let Ok(urls) = crate::monitor::urls(engine, name).await else {
         return;
     };

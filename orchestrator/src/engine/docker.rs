@@ -2,6 +2,14 @@
 //! (the daemons this runs against speak 1.41 and newer).
 
 mod limits;
+mod swarm;
+
+pub use swarm::{SwarmMember, SwarmNode};
+
+/// The dynamic range of an overlay: its first /29, six daemons' addresses.
+const OVERLAY_RANGE_PREFIX: u8 = 29;
+/// The most daemons one overlay of a testnet spans.
+pub const MAX_HOSTS: usize = 6;
 
 use std::collections::{BTreeMap, HashMap};
 use std::net::Ipv4Addr;
@@ -28,6 +36,8 @@ use super::{
 
 pub struct DockerEngine {
     docker: Docker,
+    /// The address published ports bind to, and are reached at from here.
+    publish_on: String,
 }
 
 fn api(action: impl Into<String>) -> impl FnOnce(BollardError) -> EngineError {
@@ -74,7 +84,65 @@ impl DockerEngine {
             .negotiate_version()
             .await
             .map_err(|e| EngineError::Unreachable(e.to_string()))?;
-        Ok(DockerEngine { docker })
+        Ok(DockerEngine {
+            docker,
+            publish_on: "127.0.0.1".into(),
+        })
+    }
+
+    /// Connects to the daemon at `url` (`unix:///path`, `tcp://host:port`)
+    /// and negotiates the API version; containers publish their ports on
+    /// `publish_on`, the address they are reached at from here.
+    pub async fn connect_to(url: &str, publish_on: &str) -> Result<Self, EngineError> {
+        let unreachable = |e: BollardError| EngineError::Unreachable(format!("{url}: {e}"));
+        let docker = Docker::connect_with_host(url).map_err(unreachable)?;
+        let docker = docker.negotiate_version().await.map_err(unreachable)?;
+        Ok(DockerEngine {
+            docker,
+            publish_on: publish_on.to_owned(),
+        })
+    }
+
+    /// Creates a network: a bridge on this daemon, or a Swarm-scoped
+    /// attachable overlay (standalone containers of every host join it).
+    async fn network(
+        &self,
+        name: &str,
+        subnet: &str,
+        labels: BTreeMap<String, String>,
+        overlay: bool,
+    ) -> Result<(), EngineError> {
+        let req = NetworkCreateRequest {
+            name: name.to_owned(),
+            driver: Some(if overlay { "overlay" } else { "bridge" }.into()),
+            attachable: overlay.then_some(true),
+            ipam: Some(Ipam {
+                config: Some(vec![IpamConfig {
+                    subnet: Some(subnet.to_owned()),
+                    // Every daemon on an overlay takes an address of its own
+                    // from the dynamic range: keep it to .2-.7, below the
+                    // nodes' static IPs (from .10).
+                    ip_range: overlay.then(|| {
+                        let base = subnet.split('/').next().unwrap_or(subnet);
+                        format!("{base}/{OVERLAY_RANGE_PREFIX}")
+                    }),
+                    ..Default::default()
+                }]),
+                ..Default::default()
+            }),
+            labels: Some(labels.into_iter().collect()),
+            ..Default::default()
+        };
+        match self.docker.create_network(req).await {
+            Ok(_) => Ok(()),
+            Err(BollardError::DockerResponseServerError {
+                status_code: 409, ..
+            }) => Err(EngineError::Conflict {
+                what: "network",
+                name: name.to_owned(),
+            }),
+            Err(e) => Err(api(format!("creating network {name}"))(e)),
+        }
     }
 }
 
@@ -173,29 +241,7 @@ impl Engine for DockerEngine {
         subnet: &str,
         labels: BTreeMap<String, String>,
     ) -> Result<(), EngineError> {
-        let req = NetworkCreateRequest {
-            name: name.to_owned(),
-            driver: Some("bridge".into()),
-            ipam: Some(Ipam {
-                config: Some(vec![IpamConfig {
-                    subnet: Some(subnet.to_owned()),
-                    ..Default::default()
-                }]),
-                ..Default::default()
-            }),
-            labels: Some(labels.into_iter().collect()),
-            ..Default::default()
-        };
-        match self.docker.create_network(req).await {
-            Ok(_) => Ok(()),
-            Err(BollardError::DockerResponseServerError {
-                status_code: 409, ..
-            }) => Err(EngineError::Conflict {
-                what: "network",
-                name: name.to_owned(),
-            }),
-            Err(e) => Err(api(format!("creating network {name}"))(e)),
-        }
+        self.network(name, subnet, labels, false).await
     }
 
     async fn remove_network(&self, name: &str) -> Result<(), EngineError> {
@@ -242,7 +288,7 @@ impl Engine for DockerEngine {
                 (
                     format!("{p}/tcp"),
                     Some(vec![PortBinding {
-                        host_ip: Some("127.0.0.1".into()),
+                        host_ip: Some(self.publish_on.clone()),
                         host_port: Some(match host {
                             0 => String::new(),
                             h => h.to_string(),
@@ -432,7 +478,7 @@ impl Engine for DockerEngine {
                 .ports
                 .unwrap_or_default()
                 .into_iter()
-                .filter(|p| p.ip.as_deref() == Some("127.0.0.1"))
+                .filter(|p| p.ip.as_deref() == Some(self.publish_on.as_str()))
                 .filter_map(|p| Some((p.private_port, p.public_port?)))
                 .collect();
             out.push(ContainerInfo {
@@ -441,6 +487,7 @@ impl Engine for DockerEngine {
                 labels: c.labels.unwrap_or_default().into_iter().collect(),
                 ip,
                 ports,
+                published_on: self.publish_on.clone(),
             });
         }
         out.sort_by(|a, b| a.name.cmp(&b.name));

@@ -244,6 +244,7 @@ impl Engine for FakeEngine {
             labels: spec.labels.clone(),
             ip: spec.join.is_none().then_some(spec.ip),
             ports,
+            published_on: "127.0.0.1".into(),
         };
         s.containers.insert(spec.name.clone(), (spec.clone(), info));
         Ok(())

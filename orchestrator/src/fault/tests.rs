@@ -25,6 +25,7 @@ fn plan() -> Plan {
                 http_port: 0,
                 validator: true,
                 neighbours: None,
+                host: None,
                 agent_port: 0,
                 metrics_port: 0,
                 name: format!("n{i}"),
@@ -40,6 +41,7 @@ fn plan() -> Plan {
         holder: false,
         node_image: None,
         node: None,
+        hosts: Vec::new(),
     }
 }
 

@@ -114,6 +114,7 @@ mod tests {
         NodeSummary {
             node: "n0".into(),
             container: "t-n0".into(),
+            host: None,
             state: "running".into(),
             ip: None,
             http_url: Some("http://api".into()),
