@@ -80,7 +80,7 @@ struct Agent {
     faketime: bool,
     /// What was set through the node's seams, set again on a node process
     /// that restarted without it.
-    kept: keeper::Kept,
+    kept: seams::Kept,
 }
 
 impl Agent {

@@ -104,22 +104,32 @@ async fn swarm_state(docker: &Docker) -> Option<LocalNodeState> {
     docker.info().await.ok()?.swarm?.local_node_state
 }
 
-fn scenario(host_engine: &str, b: &Daemon, link: &Link) -> String {
+/// The testnet: 8 nodes, n0-n3 on host a, n4-n7 on host b, 5 ms between.
+fn testnet_file(host_engine: &str, b: &Daemon, link: &Link) -> String {
+    format!(
+        r#"nodes: 8
+hosts:
+  - {{ name: a, engine: "{host_engine}" }}
+  - {{ name: b, engine: "{}", address: "{}" }}
+placement: zones
+zones:
+  west: {{ host: a, nodes: [n0, n1, n2, n3] }}
+  east: {{ host: b, nodes: [n4, n5, n6, n7] }}
+latency: {{ west: {{ east: 5 }} }}
+"#,
+        b.host(),
+        link.ns_ip
+    )
+}
+
+fn scenario(testnet: &str) -> String {
+    let indented: String = testnet.lines().map(|l| format!("  {l}\n")).collect();
     format!(
         r#"name: multihost
 description: 8 nodes over two engines of one Swarm; host a cut from host b, then healed
 seed: 8
 testnet:
-  nodes: 8
-  hosts:
-    - {{ name: a, engine: "{host_engine}" }}
-    - {{ name: b, engine: "{}", address: "{}" }}
-  placement: zones
-  zones:
-    west: {{ host: a, nodes: [n0, n1, n2, n3] }}
-    east: {{ host: b, nodes: [n4, n5, n6, n7] }}
-  latency: {{ west: {{ east: 5 }} }}
-workload: {{ tps: 12, duration: 30s, double_spend: 0.05 }}
+{indented}workload: {{ tps: 12, duration: 30s, double_spend: 0.05 }}
 timeline:
   - at: 6s
     for: 10s
@@ -131,9 +141,7 @@ invariants:
   finality: {{ within: 15s }}
   safety: {{}}
   processes: {{}}
-"#,
-        b.host(),
-        link.ns_ip
+"#
     )
 }
 
@@ -167,15 +175,37 @@ async fn a_testnet_spans_two_engines_of_one_swarm_survives_a_cut_between_them_an
     let started = Instant::now();
     let b = Daemon::start_linked(dir.path(), &storage_driver().await, Some(link)).await;
     let link = b.link.as_ref().unwrap();
+    let host_engine =
+        std::env::var("DOCKER_HOST").unwrap_or_else(|_| "unix:///var/run/docker.sock".into());
+    let testnet_yaml = testnet_file(&host_engine, &b, link);
+    let tfile = dir.path().join("multihost.yaml");
+    std::fs::write(&tfile, &testnet_yaml).unwrap();
+    // Not yet one Swarm: `up` refuses, says why and how, creates nothing.
+    let refused = run(&[
+        "up",
+        tfile.to_str().unwrap(),
+        "--name",
+        "e2e-mh-no-swarm",
+        "--image",
+        &image,
+    ])
+    .await;
+    let why = text(&refused);
+    assert_eq!(refused.status.code(), Some(2), "{why}");
+    assert!(
+        why.contains("do not form one Docker Swarm: host a is not in a swarm (state inactive)")
+            && why.contains("swarm init")
+            && why.contains("swarm join"),
+        "{why}"
+    );
+    assert_eq!(leftovers("e2e-mh-no-swarm").await, Vec::<String>::new());
     let swarm = Swarm::form(host_docker.clone(), b.client(), link).await;
     eprintln!(
         "second engine up and in the swarm after {:.1}s",
         started.elapsed().as_secs_f64()
     );
-    let host_engine =
-        std::env::var("DOCKER_HOST").unwrap_or_else(|_| "unix:///var/run/docker.sock".into());
     let file = dir.path().join("multihost.scenario.yaml");
-    std::fs::write(&file, scenario(&host_engine, &b, link)).unwrap();
+    std::fs::write(&file, scenario(&testnet_yaml)).unwrap();
     let name = "e2e-multihost";
     let _guard = Guard(name);
     let report = dir.path().join("report");
@@ -219,6 +249,7 @@ async fn a_testnet_spans_two_engines_of_one_swarm_survives_a_cut_between_them_an
         "the image was not copied to host b:\n{said}"
     );
     checked.unwrap_or_else(|e| panic!("{e}"));
+    monitored_across_hosts(&image, &tfile, &b).await;
     swarm.leave().await;
     assert_eq!(
         swarm_state(&host_docker).await,
@@ -274,4 +305,59 @@ async fn check_the_running_testnet(name: &str, b: &Daemon) -> Result<(), String>
         }
     }
     Ok(())
+}
+
+/// `up --monitor` of the same testnet: Prometheus (on host a) scrapes every
+/// node and agent of both hosts over the overlay; `check` passes; `down`
+/// leaves nothing on either engine.
+async fn monitored_across_hosts(image: &str, file: &std::path::Path, b: &Daemon) {
+    let name = "e2e-multihost-mon";
+    let _guard = Guard(name);
+    let up = run(&[
+        "up",
+        file.to_str().unwrap(),
+        "--name",
+        name,
+        "--image",
+        image,
+        "--monitor",
+    ])
+    .await;
+    assert!(up.status.success(), "up --monitor: {}", text(&up));
+    let prom = prometheus_url(&String::from_utf8_lossy(&up.stdout));
+    let http = reqwest::Client::new();
+    let deadline = Instant::now() + std::time::Duration::from_secs(60);
+    loop {
+        let v: Value = http
+            .get(format!("{prom}/api/v1/query"))
+            .query(&[("query", "count(up == 1)")])
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        if v["data"]["result"][0]["value"][1] == "16" {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "16 targets (8 nodes, 8 agents) up: {v}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    }
+    let check = run(&["check", "--name", name]).await;
+    assert!(check.status.success(), "check: {}", text(&check));
+    let down = run(&["down", "--name", name]).await;
+    assert!(down.status.success(), "down: {}", text(&down));
+    assert_eq!(
+        leftovers(name).await,
+        Vec::<String>::new(),
+        "left on host a"
+    );
+    assert_eq!(
+        b.leftovers(name).await,
+        Vec::<String>::new(),
+        "left on host b"
+    );
 }

@@ -22,18 +22,6 @@ const KEEP_EVERY: Duration = Duration::from_secs(1);
 /// paused node accepts the connection and never answers).
 const CALL: Duration = Duration::from_millis(500);
 
-/// What was last set through each seam and read back (`None`: never set).
-#[derive(Debug, Default)]
-pub(super) struct KeptState {
-    pub clock: Option<Skew>,
-    pub byzantine: Option<Misbehaviour>,
-    pub storage: Option<DiskFaults>,
-    /// A foreign node's libfaketime spec, as last written.
-    pub faketime: Option<super::faketime::Written>,
-}
-
-pub(super) type Kept = tokio::sync::Mutex<KeptState>;
-
 pub(super) async fn keep(agent: Arc<Agent>) {
     if agent.node_api.is_none() && !agent.faketime {
         return;

@@ -15,11 +15,22 @@ use serde::Serialize;
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::keeper::KeptState;
 use super::{error, faketime, holder, Agent};
 use crate::byzantine::Misbehaviour;
 use crate::clock::{ClockReport, Skew};
 use crate::store::DiskFaults;
+
+/// What was last set through each seam and read back (`None`: never set).
+#[derive(Debug, Default)]
+pub(super) struct KeptState {
+    pub clock: Option<Skew>,
+    pub byzantine: Option<Misbehaviour>,
+    pub storage: Option<DiskFaults>,
+    /// A foreign node's libfaketime spec, as last written.
+    pub faketime: Option<super::faketime::Written>,
+}
+
+pub(super) type Kept = tokio::sync::Mutex<KeptState>;
 
 /// How long a seam call through the API may take.
 const CALL: Duration = Duration::from_secs(5);
