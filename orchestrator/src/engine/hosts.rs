@@ -148,6 +148,14 @@ impl Hosts {
         }
     }
 
+    /// `e` of host `spec`, named when there are several.
+    fn err(&self, spec: &HostSpec, e: EngineError) -> EngineError {
+        match self.is_multi() {
+            true => named(spec, e),
+            false => e,
+        }
+    }
+
     /// More than one daemon.
     pub fn is_multi(&self) -> bool {
         self.hosts.len() > 1
@@ -258,9 +266,19 @@ impl Hosts {
     }
 }
 
-/// An error of one host, named.
+/// An error of one host, named, of the same kind (the daemon's absence
+/// stays [`EngineError::Unreachable`]: a run stops on it at once).
 fn named(spec: &HostSpec, e: EngineError) -> EngineError {
-    EngineError::Hosts(format!("host {} ({}): {e}", spec.name, spec.engine))
+    let host = format!("host {} ({})", spec.name, spec.engine);
+    match e {
+        EngineError::Unreachable(m) => EngineError::Unreachable(format!("{host}: {m}")),
+        EngineError::Api { action, message } => EngineError::Api {
+            action: format!("{action} on {host}"),
+            message,
+        },
+        EngineError::Hosts(m) => EngineError::Hosts(format!("{host}: {m}")),
+        other => other,
+    }
 }
 
 /// The manager among `members` (one per host, in order) if they form one
@@ -332,7 +350,7 @@ impl Engine for Hosts {
     async fn ping(&self) -> Result<String, EngineError> {
         let mut out = Vec::new();
         for (spec, engine) in &self.hosts {
-            let v = engine.ping().await.map_err(|e| named(spec, e))?;
+            let v = engine.ping().await.map_err(|e| self.err(spec, e))?;
             out.push(match self.is_multi() {
                 true => format!("{}: {v}", spec.name),
                 false => v,
@@ -426,7 +444,7 @@ impl Engine for Hosts {
             for n in engine
                 .list_networks(label)
                 .await
-                .map_err(|e| named(spec, e))?
+                .map_err(|e| self.err(spec, e))?
             {
                 if !out.iter().any(|o| o.name == n.name) {
                     out.push(n);
@@ -486,7 +504,7 @@ impl Engine for Hosts {
             let list = engine
                 .list_containers(label)
                 .await
-                .map_err(|e| named(spec, e))?;
+                .map_err(|e| self.err(spec, e))?;
             if self.is_multi() {
                 for c in &list {
                     self.place(&c.name, i);
@@ -508,7 +526,7 @@ impl Engine for Hosts {
             for v in engine
                 .list_volumes(label)
                 .await
-                .map_err(|e| named(spec, e))?
+                .map_err(|e| self.err(spec, e))?
             {
                 if !out.contains(&v) {
                     out.push(v);
