@@ -20,7 +20,7 @@
 //! `TOPOLOGY_BENCH_LATENCY=0` skips the finality part. Where the kernel's
 //! neighbour table is too small it is raised for the run and restored after.
 
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use testnet::config::TestnetFile;
