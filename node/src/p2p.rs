@@ -15,6 +15,7 @@
 //! is bounded by `Config::shutdown_grace`.
 
 mod admission;
+mod announce;
 pub mod backoff;
 mod connection;
 pub mod frame;
@@ -413,6 +414,7 @@ impl Network {
                 .tracker
                 .spawn(dial_loop(shared.clone(), target).instrument(span.clone()));
         }
+        announce::announce(&announce::dialers(&shared.config));
         Network { shared }
     }
 

@@ -7,8 +7,10 @@
 //!   and starting the containers, the mesh), against bare parallel
 //!   `docker run -d` of the same image and count with the same two published
 //!   ports (16 at a time, as `up` creates them), and the ratio;
-//! - `testnet down` against `docker rm -f` of the bare containers (16 at a
-//!   time) and their network, and the ratio.
+//! - `testnet down` against `docker rm -f` of the same containers (a second
+//!   `up`'s; 16 at a time, as `down` removes them) and `docker network rm`,
+//!   and the ratio. Each repeat brings the testnet up twice: `up` is the
+//!   median of both.
 //!
 //! The image is built (or found) first; the kernel's neighbour table is
 //! raised for the run where a full mesh needs it, and restored after.
@@ -39,22 +41,44 @@ fn at(stderr: &str, what: &str) -> f64 {
         .unwrap_or(f64::NAN)
 }
 
-fn ours(image: &str, n: usize) -> (Up, f64) {
-    let name = "bench-updown";
+fn up(image: &str, n: usize, name: &str) -> Up {
     let nodes = n.to_string();
     let start = Instant::now();
     let out = testnet(&["up", "--nodes", &nodes, "--name", name, "--image", image]);
     let wall = start.elapsed().as_secs_f64();
     let stderr = String::from_utf8_lossy(&out.stderr);
-    let up = Up {
+    Up {
         wall,
         network: at(&stderr, "created"),
         created: at(&stderr, "containers created and started"),
         mesh: at(&stderr, "have a full mesh"),
-    };
+    }
+}
+
+/// Two `up`s: one taken down by `testnet down`, one by `docker rm -f` of its
+/// containers (16 at a time, as `down` removes them) and `docker network rm`
+/// (again while the daemon still counts their endpoints): `down`'s floor.
+fn ours(image: &str, n: usize) -> ([Up; 2], f64, f64) {
+    let name = "bench-updown";
+    let first = up(image, n, name);
     let start = Instant::now();
     testnet(&["down", "--name", name]);
-    (up, start.elapsed().as_secs_f64())
+    let down = start.elapsed().as_secs_f64();
+    let second = up(image, n, name);
+    let start = Instant::now();
+    let rm = format!(
+        "docker ps -aq --filter label=io.testnet.name={name} | xargs -r -P 16 -n 1 docker rm -f >/dev/null; \
+         until docker network rm testnet-{name} >/dev/null 2>&1; do sleep 0.25; done"
+    );
+    let ok = std::process::Command::new("sh")
+        .args(["-c", &rm])
+        .status()
+        .unwrap();
+    let floor = start.elapsed().as_secs_f64();
+    assert!(ok.success(), "docker rm -f of {name}");
+    // The state dir (nothing is left in Docker).
+    testnet(&["down", "--name", name]);
+    ([first, second], down, floor)
 }
 
 fn median(mut v: Vec<f64>) -> f64 {
@@ -71,28 +95,27 @@ fn size(image: &str, n: usize, repeat: usize) {
         .edges() as u64;
     let need = 2 * edges + 2 * n as u64 + 64;
     let _table = NeighbourTable::raise_to((need * 2).next_power_of_two().max(1024));
-    let (mut bare_up, mut bare_down, mut runs, mut downs) = (vec![], vec![], vec![], vec![]);
+    let (mut bare, mut runs, mut downs, mut floors) = (vec![], vec![], vec![], vec![]);
     for _ in 0..repeat {
-        let (u, d) = bare_up_down(image, n, true);
-        bare_up.push(u.as_secs_f64());
-        bare_down.push(d.as_secs_f64());
-        let (up, down) = ours(image, n);
-        runs.push(up);
+        bare.push(bare_up_down(image, n, true).0.as_secs_f64());
+        let (ups, down, floor) = ours(image, n);
+        runs.extend(ups);
         downs.push(down);
+        floors.push(floor);
     }
     let up = median(runs.iter().map(|r| r.wall).collect());
-    let (bu, bd, down) = (median(bare_up), median(bare_down), median(downs));
+    let (bu, down, floor) = (median(bare), median(downs), median(floors));
     let phase = |f: fn(&Up) -> f64| median(runs.iter().map(f).collect());
     println!(
         "{n:>3} nodes  up {up:>5.2}s  bare docker run {bu:>5.2}s  ratio {:.2} (+{:.2}s)  \
          [network at {:.2}s, containers started at {:.2}s, full mesh at {:.2}s]  |  \
-         down {down:>5.2}s  docker rm -f {bd:>5.2}s  ratio {:.2}",
+         down {down:>5.2}s  docker rm -f of the same {floor:>5.2}s  ratio {:.2}",
         up / bu,
         up - bu,
         phase(|r| r.network),
         phase(|r| r.created),
         phase(|r| r.mesh),
-        down / bd
+        down / floor
     );
 }
 

@@ -29,14 +29,15 @@ fn is_ready(s: &NodeSummary, want: &[(String, usize)]) -> bool {
     s.peers.is_some() && s.peers == need
 }
 
-/// Waits until every node of `plan` reports its neighbours as peers.
+/// Waits until every node of `plan` reports its neighbours as peers, and
+/// returns what they reported then.
 pub(super) async fn wait_ready<E: Engine, P: NodeProbe>(
     tn: &Testnet<'_, E, P>,
     plan: &Plan,
     deadline: Duration,
     progress: &(impl Fn(&str) + Sync),
     cancel: &CancellationToken,
-) -> Result<(), UpError> {
+) -> Result<Vec<NodeSummary>, UpError> {
     let want = expected(plan);
     let n = want.len();
     let what = if let Some(spec) = &plan.node {
@@ -48,8 +49,11 @@ pub(super) async fn wait_ready<E: Engine, P: NodeProbe>(
     };
     let start = Instant::now();
     let (mut last_ready, mut said) = (usize::MAX, Instant::now() - Duration::from_secs(60));
-    // A status round of hundreds of nodes takes a while itself: look less often.
+    // A status round of hundreds of nodes takes a while itself: look less
+    // often. A small testnet is ready within tens of milliseconds of its
+    // last container's start: look soon, then back off to that.
     let every = Duration::from_millis(200 + 5 * n as u64);
+    let mut next = Duration::from_millis(25).min(every);
     loop {
         if cancel.is_cancelled() {
             return Err(UpError::Interrupted);
@@ -74,7 +78,7 @@ pub(super) async fn wait_ready<E: Engine, P: NodeProbe>(
                 "all {n} nodes have {what} ({:.1}s)",
                 start.elapsed().as_secs_f64()
             ));
-            return Ok(());
+            return Ok(summary);
         }
         if ready != last_ready && said.elapsed() >= Duration::from_secs(1) {
             progress(&format!(
@@ -92,8 +96,9 @@ pub(super) async fn wait_ready<E: Engine, P: NodeProbe>(
         }
         tokio::select! {
             _ = cancel.cancelled() => return Err(UpError::Interrupted),
-            _ = tokio::time::sleep(every) => {}
+            _ = tokio::time::sleep(next) => {}
         }
+        next = (next * 2).min(every);
     }
 }
 
