@@ -26,6 +26,7 @@
 pub mod agent;
 pub mod api;
 pub mod byzantine;
+pub mod cli;
 pub mod clock;
 pub mod faults;
 pub mod finality;

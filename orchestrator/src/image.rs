@@ -12,6 +12,7 @@ use sha2::{Digest, Sha256};
 use crate::engine::{Engine, EngineError, LABEL_ROLE};
 
 mod foreign;
+mod relink;
 pub use foreign::{ensure_foreign, package_tag};
 
 const BASE_DOCKERFILE: &str = include_str!("../../docker/base.Dockerfile");
@@ -81,12 +82,17 @@ pub fn workspace_root() -> PathBuf {
         .unwrap_or_else(|| PathBuf::from("."))
 }
 
-/// Builds `testnet-node` statically linked (release) in its own target directory,
-/// so it never waits on the lock of a `cargo test` that is running this code.
+/// A statically linked (release) `testnet-node`: relinked from this
+/// orchestrator's own release build where it can be (one build on a cold
+/// start), else built in its own target directory, so it never waits on the
+/// lock of a `cargo test` that is running this code.
 pub async fn build_static_node(progress: &impl Fn(&str)) -> Result<PathBuf, ImageError> {
     let root = workspace_root();
     if !root.join("node/Cargo.toml").exists() {
         return Err(ImageError::NoSource(root));
+    }
+    if let Some(binary) = relink::from_own_build(&root, progress).await? {
+        return Ok(binary);
     }
     let triple = format!("{}-unknown-linux-gnu", std::env::consts::ARCH);
     let target_dir = root.join("target/node-image");
