@@ -35,6 +35,11 @@ pub(super) async fn from_own_build(
     if !target_dir.join("CACHEDIR.TAG").exists() {
         return Ok(None);
     }
+    if held(&dir.join(".cargo-lock")) {
+        // A `cargo test` or `cargo bench` holds the target dir while it runs us.
+        progress("this build's target dir is busy (a cargo command holds it); building the node in its own");
+        return Ok(None);
+    }
     let start = Instant::now();
     progress("linking testnet-node statically from this build's artefacts (release)...");
     let mut child =
@@ -92,6 +97,22 @@ pub(super) async fn from_own_build(
     Ok(Some(binary))
 }
 
+/// Whether another process holds cargo's lock on a profile's build dir (an
+/// advisory `flock`, taken and released at once if free).
+fn held(lock: &Path) -> bool {
+    use std::os::fd::AsRawFd;
+    let Ok(file) = std::fs::File::open(lock) else {
+        return false;
+    };
+    // SAFETY: flock(2) on a descriptor this function owns.
+    let taken = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } == 0;
+    if taken {
+        // SAFETY: as above; closing the file would release it too.
+        unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_UN) };
+    }
+    !taken
+}
+
 /// Whether an ELF64 file has no program interpreter (`PT_INTERP`): linked
 /// statically, it runs in any image.
 fn is_static(path: &Path) -> bool {
@@ -114,6 +135,22 @@ fn is_static(path: &Path) -> bool {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn a_lock_another_holder_has_is_seen_and_a_free_one_is_left_free() {
+        use std::os::fd::AsRawFd;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(".cargo-lock");
+        let holder = std::fs::File::create(&path).unwrap();
+        assert!(!super::held(&path));
+        // SAFETY: flock(2) on a file this test owns (a second open file
+        // description conflicts with it like another process would).
+        assert_eq!(unsafe { libc::flock(holder.as_raw_fd(), libc::LOCK_EX) }, 0);
+        assert!(super::held(&path));
+        drop(holder);
+        assert!(!super::held(&path));
+        assert!(!super::held(&dir.path().join("missing")));
+    }
+
     #[test]
     fn a_dynamic_executable_is_told_from_a_static_one() {
         // This test binary is linked dynamically (a debug build without crt-static).
