@@ -1,0 +1,153 @@
+//! A soak: `cargo bench -p testnet --bench soak` runs a scenario of 4
+//! validators taking `SOAK_BENCH_TPS` payments a second (default 500) for
+//! `SOAK_BENCH_MINUTES` (default 30), with n3 cut off from the others for
+//! `SOAK_BENCH_CUT_SECS` (default 20) every `SOAK_BENCH_CUT_EVERY_MINUTES`
+//! (default 5), and prints each node process's RSS every
+//! `SOAK_BENCH_SAMPLE_SECS` (default 60), read from the host's /proc, with
+//! the growth per minute of each node against its first sample (the
+//! baseline of the same run), then the run's verdicts: every payment final
+//! on every node, the ledgers in agreement, no node crashed.
+
+use std::collections::BTreeMap;
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+#[path = "support/floor.rs"]
+mod floor;
+use floor::{docker, testnet, BIN};
+
+fn env(key: &str, default: u64) -> u64 {
+    std::env::var(key)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+fn scenario(tps: u64, minutes: u64, every: u64, cut: u64) -> String {
+    let mut timeline = String::new();
+    let mut at = every * 60;
+    while at + cut < minutes * 60 {
+        timeline.push_str(&format!(
+            "  - at: {at}s\n    for: {cut}s\n    fault: {{ partition: [[n0, n1, n2], [n3]] }}\n"
+        ));
+        at += every * 60;
+    }
+    if timeline.is_empty() {
+        timeline.push_str("  []\n");
+    }
+    format!(
+        "name: soak\ndescription: {tps} tx/s for {minutes} min, n3 cut off for {cut}s every {every} min\n\
+         seed: 15\ntestnet: {{ nodes: 4 }}\nworkload: {{ tps: {tps}, duration: {minutes}m }}\n\
+         timeline:\n{timeline}invariants:\n  connectivity: {{ within: 30s }}\n  utxo_agreement: {{}}\n  \
+         finality: {{ within: 60s }}\n  safety: {{}}\n  processes: {{}}\n"
+    )
+}
+
+/// RSS (MiB) of each node process of testnet `name` (not its agent), by node.
+fn node_rss(name: &str) -> BTreeMap<String, f64> {
+    let ids = docker(&[
+        "ps",
+        "-q",
+        "--no-trunc",
+        "--filter",
+        &format!("label=io.testnet.name={name}"),
+        "--format",
+        "{{.ID}} {{.Label \"io.testnet.node\"}}",
+    ]);
+    let containers: Vec<(String, String)> = ids
+        .lines()
+        .filter_map(|l| {
+            let (id, node) = l.split_once(' ')?;
+            Some((id.to_owned(), node.to_owned()))
+        })
+        .collect();
+    let mut out = BTreeMap::new();
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        let p = entry.path();
+        let cmdline = std::fs::read(p.join("cmdline")).unwrap_or_default();
+        let args: Vec<&[u8]> = cmdline.split(|b| *b == 0).collect();
+        let is_node = args.first().is_some_and(|a| a.ends_with(b"testnet-node"))
+            && args.get(1).is_some_and(|a| *a == b"run");
+        if !is_node {
+            continue;
+        }
+        let cgroup = std::fs::read_to_string(p.join("cgroup")).unwrap_or_default();
+        let Some((_, node)) = containers.iter().find(|(id, _)| cgroup.contains(id.as_str())) else {
+            continue;
+        };
+        let rss_kib: f64 = std::fs::read_to_string(p.join("status"))
+            .unwrap_or_default()
+            .lines()
+            .find(|l| l.starts_with("VmRSS:"))
+            .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
+            .unwrap_or(0.0);
+        out.insert(node.clone(), rss_kib / 1024.0);
+    }
+    out
+}
+
+fn main() {
+    if std::env::args().any(|a| a == "--list") {
+        return;
+    }
+    let (tps, minutes) = (env("SOAK_BENCH_TPS", 500), env("SOAK_BENCH_MINUTES", 30));
+    let every = env("SOAK_BENCH_CUT_EVERY_MINUTES", 5).max(1);
+    let (cut, sample) = (env("SOAK_BENCH_CUT_SECS", 20), env("SOAK_BENCH_SAMPLE_SECS", 60));
+    let image = String::from_utf8(testnet(&["image", "build"]).stdout)
+        .unwrap()
+        .trim()
+        .to_owned();
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("soak.scenario.yaml");
+    std::fs::write(&file, scenario(tps, minutes, every, cut)).unwrap();
+    let report = dir.path().join("report");
+    println!(
+        "image {image}; {tps} tx/s for {minutes} min, n3 cut off for {cut}s every {every} min; \
+         node RSS every {sample}s"
+    );
+    let mut run = Command::new(BIN)
+        .args(["run", file.to_str().unwrap(), "--name", "soak", "--image", &image])
+        .arg("--report")
+        .arg(&report)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("testnet run starts");
+    let stdout = run.stdout.take().unwrap();
+    let verdicts = std::thread::spawn(move || {
+        BufReader::new(stdout)
+            .lines()
+            .map_while(Result::ok)
+            .collect::<Vec<String>>()
+    });
+    let start = Instant::now();
+    let mut first: BTreeMap<String, f64> = BTreeMap::new();
+    let mut next = Duration::from_secs(sample.max(1));
+    while run.try_wait().unwrap().is_none() {
+        if start.elapsed() < next {
+            std::thread::sleep(Duration::from_millis(500));
+            continue;
+        }
+        next += Duration::from_secs(sample.max(1));
+        let rss = node_rss("soak");
+        if rss.is_empty() {
+            continue;
+        }
+        let minute = start.elapsed().as_secs_f64() / 60.0;
+        let line: Vec<String> = rss
+            .iter()
+            .map(|(node, mib)| {
+                let base = *first.entry(node.clone()).or_insert(*mib);
+                let slope = if minute > 1.0 { (mib - base) / (minute - 1.0) } else { 0.0 };
+                format!("{node} {mib:>6.1} MiB ({slope:+.2}/min)")
+            })
+            .collect();
+        println!("{minute:>5.1} min  {}", line.join("  "));
+    }
+    let code = run.wait().unwrap().code();
+    for line in verdicts.join().unwrap() {
+        println!("{line}");
+    }
+    println!("testnet run exit {code:?} (0: every invariant held)");
+}
