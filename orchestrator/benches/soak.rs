@@ -48,7 +48,6 @@ fn scenario(tps: u64, minutes: u64, every: u64, cut: u64) -> String {
 fn node_rss(name: &str) -> BTreeMap<String, f64> {
     let ids = docker(&[
         "ps",
-        "-q",
         "--no-trunc",
         "--filter",
         &format!("label=io.testnet.name={name}"),
@@ -73,7 +72,10 @@ fn node_rss(name: &str) -> BTreeMap<String, f64> {
             continue;
         }
         let cgroup = std::fs::read_to_string(p.join("cgroup")).unwrap_or_default();
-        let Some((_, node)) = containers.iter().find(|(id, _)| cgroup.contains(id.as_str())) else {
+        let Some((_, node)) = containers
+            .iter()
+            .find(|(id, _)| cgroup.contains(id.as_str()))
+        else {
             continue;
         };
         let rss_kib: f64 = std::fs::read_to_string(p.join("status"))
@@ -93,7 +95,10 @@ fn main() {
     }
     let (tps, minutes) = (env("SOAK_BENCH_TPS", 500), env("SOAK_BENCH_MINUTES", 30));
     let every = env("SOAK_BENCH_CUT_EVERY_MINUTES", 5).max(1);
-    let (cut, sample) = (env("SOAK_BENCH_CUT_SECS", 20), env("SOAK_BENCH_SAMPLE_SECS", 60));
+    let (cut, sample) = (
+        env("SOAK_BENCH_CUT_SECS", 20),
+        env("SOAK_BENCH_SAMPLE_SECS", 60),
+    );
     let image = String::from_utf8(testnet(&["image", "build"]).stdout)
         .unwrap()
         .trim()
@@ -107,7 +112,14 @@ fn main() {
          node RSS every {sample}s"
     );
     let mut run = Command::new(BIN)
-        .args(["run", file.to_str().unwrap(), "--name", "soak", "--image", &image])
+        .args([
+            "run",
+            file.to_str().unwrap(),
+            "--name",
+            "soak",
+            "--image",
+            &image,
+        ])
         .arg("--report")
         .arg(&report)
         .stdout(Stdio::piped())
@@ -122,7 +134,8 @@ fn main() {
             .collect::<Vec<String>>()
     });
     let start = Instant::now();
-    let mut first: BTreeMap<String, f64> = BTreeMap::new();
+    // Each node's first sample: (minute, MiB), the baseline of its growth.
+    let mut first: BTreeMap<String, (f64, f64)> = BTreeMap::new();
     let mut next = Duration::from_secs(sample.max(1));
     while run.try_wait().unwrap().is_none() {
         if start.elapsed() < next {
@@ -138,8 +151,11 @@ fn main() {
         let line: Vec<String> = rss
             .iter()
             .map(|(node, mib)| {
-                let base = *first.entry(node.clone()).or_insert(*mib);
-                let slope = if minute > 1.0 { (mib - base) / (minute - 1.0) } else { 0.0 };
+                let (at, base) = *first.entry(node.clone()).or_insert((minute, *mib));
+                let slope = match minute - at {
+                    d if d > 0.0 => (mib - base) / d,
+                    _ => 0.0,
+                };
                 format!("{node} {mib:>6.1} MiB ({slope:+.2}/min)")
             })
             .collect();
