@@ -29,15 +29,29 @@ struct Swarm {
     host: Docker,
     b: Docker,
     gwbridge_was_there: bool,
+    /// The kernel's neighbour-table limits before the Swarm: joining one,
+    /// dockerd raises them (gc_thresh1..3 to 8192, 49152, 65536); restored.
+    neighbour_table: Vec<(String, String)>,
+}
+
+const GC: [&str; 3] = ["gc_thresh1", "gc_thresh2", "gc_thresh3"];
+
+fn gc_path(k: &str) -> String {
+    format!("/proc/sys/net/ipv4/neigh/default/{k}")
 }
 
 impl Swarm {
     async fn form(host: Docker, b: Docker, link: &Link) -> Swarm {
         let gwbridge_was_there = host.inspect_network("docker_gwbridge", None).await.is_ok();
+        let neighbour_table = GC
+            .iter()
+            .map(|k| (gc_path(k), std::fs::read_to_string(gc_path(k)).unwrap()))
+            .collect();
         let swarm = Swarm {
             host,
             b,
             gwbridge_was_there,
+            neighbour_table,
         };
         let a = link.host_ip.to_string();
         swarm
@@ -82,6 +96,9 @@ impl Swarm {
         if !self.gwbridge_was_there {
             // Containers of the Swarm's bridge go first with their networks.
             let _ = self.host.remove_network("docker_gwbridge").await;
+        }
+        for (path, value) in &self.neighbour_table {
+            let _ = std::fs::write(path, value.trim());
         }
     }
 }
@@ -284,6 +301,10 @@ async fn a_testnet_spans_two_engines_of_one_swarm_survives_a_cut_between_them_an
         Some(LocalNodeState::INACTIVE),
         "the host's engine is still in the swarm"
     );
+    for (path, value) in &swarm.neighbour_table {
+        let now = std::fs::read_to_string(path).unwrap();
+        assert_eq!(now.trim(), value.trim(), "{path} was not restored");
+    }
     drop(swarm);
     drop(b);
 }
