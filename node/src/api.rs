@@ -119,6 +119,10 @@ pub struct FinalizedPage {
     pub entries: Vec<FinalizedEntry>,
     /// Pass as `after` to get the next page.
     pub next: usize,
+    /// The position of the first entry: more than `after` when the node
+    /// forgot the ones before (its `--finality-window`).
+    #[serde(default)]
+    pub first: usize,
     pub total: usize,
     /// When this node process started (real Unix ms): another value means
     /// it restarted and its list was rebuilt (read it again from the start).

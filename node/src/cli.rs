@@ -115,6 +115,12 @@ struct RunArgs {
     /// (repeatable; off by default).
     #[arg(long = "simulate-bug", value_enum)]
     simulate_bugs: Vec<SimulatedBug>,
+    /// Keep the certificates of the last N finalizations only (memory stays
+    /// bounded; the finalized set's digests still cover everything). 0 keeps
+    /// all: a node away for longer than N finalizations cannot catch up from
+    /// peers that keep fewer (there is no state sync from a snapshot yet).
+    #[arg(long, default_value_t = 0)]
+    finality_window: usize,
     #[arg(long, default_value_t = 64)]
     max_inbound: usize,
     #[arg(long, default_value_t = 64)]
@@ -269,6 +275,7 @@ fn run(args: RunArgs) -> anyhow::Result<()> {
         if !args.neighbours.is_empty() {
             setup = setup.with_neighbours(args.neighbours);
         }
+        setup.finality_window = args.finality_window;
         setup.p2p.max_inbound = args.max_inbound;
         setup.p2p.max_outbound = args.max_outbound;
         setup.p2p.ping_interval = args.ping_interval;

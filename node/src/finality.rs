@@ -19,11 +19,12 @@ mod orphans;
 pub mod quorum;
 mod replay;
 mod types;
+mod window;
 
 pub use catchup::CATCHUP_REPLY_BYTES;
 pub use types::{Bugs, Effect, LedgerMessage, Record, TxReport, TxState};
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{HashMap, HashSet, VecDeque};
 
 use tracing::{debug, error, warn};
 
@@ -48,6 +49,9 @@ pub const MAX_ORPHAN_BYTES: usize = 16 * 1024 * 1024;
 pub const MAX_VOTE_ONLY: usize = 10_000;
 /// Recently rejected transactions whose votes a reconnecting peer is sent, at most.
 pub const MAX_RECENT_REJECTED: usize = 4_096;
+/// Certificates waiting for their parents, at most, with a finality window
+/// (the oldest make room; without a window they are kept until applied).
+pub const MAX_WAITING: usize = 10_000;
 
 #[derive(Debug)]
 struct Entry {
@@ -91,6 +95,12 @@ pub struct EngineConfig {
     /// certificates) is the dedup, so each message crosses each link at most
     /// once per direction.
     pub relay: bool,
+    /// Finalized transactions whose certificates (and spent outputs) are kept
+    /// to serve catch-up and dedup late messages; older ones are forgotten
+    /// and only counted in the finalized set's digests. 0: keep them all (a
+    /// node away for longer than the window cannot catch up from peers that
+    /// keep one: there is no state sync yet).
+    pub window: usize,
 }
 
 pub struct Engine {
@@ -101,12 +111,20 @@ pub struct Engine {
     locks: HashMap<OutPoint, TxId>,
     /// Every transaction seen spending each outpoint (to reject the losers).
     spenders: HashMap<OutPoint, Vec<TxId>>,
-    certificates: HashMap<TxId, Certificate>,
-    finalized: Vec<(TxId, u64)>,
+    /// What is kept of each finalized transaction (in the window).
+    finals: HashMap<TxId, window::Final>,
+    /// Finalized transactions in the order applied here, with times (the
+    /// window's; `forgotten` were dropped before them).
+    finalized: VecDeque<(TxId, u64)>,
+    forgotten: usize,
     finalized_set: FinalizedSet,
     /// Certificates waiting for parents, and which certificates wait on a parent.
     waiting: HashMap<TxId, Certificate>,
     waiting_on: HashMap<TxId, HashSet<TxId>>,
+    /// Waiting certificates and vote-only entries, oldest first (bounded
+    /// with a window; may hold ids no longer there).
+    waiting_order: VecDeque<TxId>,
+    vote_only_order: VecDeque<TxId>,
     /// Transactions whose inputs are unknown here, by missing parent.
     orphans: orphans::OrphanPool,
     mempool: usize,
@@ -132,12 +150,15 @@ impl Engine {
             txs: HashMap::new(),
             locks: HashMap::new(),
             spenders: HashMap::new(),
-            certificates: HashMap::new(),
-            finalized: Vec::new(),
+            finals: HashMap::new(),
+            finalized: VecDeque::new(),
+            forgotten: 0,
             finalized_set: FinalizedSet::default(),
             live_equivocate: false,
             waiting: HashMap::new(),
             waiting_on: HashMap::new(),
+            waiting_order: VecDeque::new(),
+            vote_only_order: VecDeque::new(),
             orphans: Default::default(),
             mempool: 0,
             mempool_bytes: 0,
@@ -154,11 +175,6 @@ impl Engine {
         &self.ledger
     }
 
-    /// Finalized transactions in the order this node applied them, with times.
-    pub fn finalized(&self) -> &[(TxId, u64)] {
-        &self.finalized
-    }
-
     /// Order-independent digest of the finalized set: equal on nodes that
     /// finalized the same transactions, whatever the order.
     pub fn finalized_digest(&self) -> TxId {
@@ -166,7 +182,7 @@ impl Engine {
     }
 
     pub fn certificate(&self, txid: &TxId) -> Option<&Certificate> {
-        self.certificates.get(txid)
+        self.finals.get(txid).map(|f| &f.cert)
     }
 
     pub fn mempool_len(&self) -> usize {
@@ -179,6 +195,9 @@ impl Engine {
     }
 
     pub fn report(&self, txid: &TxId) -> Option<TxReport> {
+        if let Some(f) = self.finals.get(txid) {
+            return Some(f.report(*txid));
+        }
         let e = self.txs.get(txid)?;
         e.tx.as_ref()?;
         Some(TxReport {
@@ -221,7 +240,7 @@ impl Engine {
     /// with a transaction we locked, and now being voted on.
     pub fn submit(&mut self, tx: Transaction, now: u64) -> (Result<TxId, Rejection>, Vec<Effect>) {
         let txid = tx.id();
-        if self.txs.get(&txid).is_some_and(|e| e.tx.is_some()) {
+        if self.is_final(&txid) || self.txs.get(&txid).is_some_and(|e| e.tx.is_some()) {
             return (Ok(txid), Vec::new());
         }
         let checked = match self.ledger.check(&tx) {
@@ -278,18 +297,16 @@ impl Engine {
                 s.push(txid);
             }
         }
-        let vote_only = &mut self.vote_only;
-        let e = self.txs.entry(txid).or_insert_with(|| {
-            *vote_only += 1;
-            Entry::new(now)
-        });
-        if e.tx.is_none() && e.state == TxState::Pending {
+        let e = self.entry(txid, now);
+        let (no_tx, pending) = (e.tx.is_none(), e.state == TxState::Pending);
+        if no_tx && pending {
             self.mempool += 1;
             self.mempool_bytes += size;
         }
-        if e.tx.is_none() {
+        if no_tx {
             self.vote_only -= 1;
         }
+        let e = self.entry(txid, now);
         e.tx = Some(tx);
         e.fee = Some(fee);
         e.size = size;
@@ -360,14 +377,16 @@ impl Engine {
         e.state = TxState::Rejected;
         e.decided_ms = Some(now);
         e.reason = Some(reason.to_owned());
-        if self.recent_rejected.len() >= MAX_RECENT_REJECTED {
-            self.recent_rejected.pop_front();
-        }
-        self.recent_rejected.push_back(txid);
         if e.tx.is_some() {
             self.mempool -= 1;
             self.mempool_bytes -= e.size;
         }
+        if self.recent_rejected.len() >= MAX_RECENT_REJECTED {
+            if let Some(old) = self.recent_rejected.pop_front() {
+                self.forget_rejected(old);
+            }
+        }
+        self.recent_rejected.push_back(txid);
         self.metrics.rejected.with_label_values(&[reason]).inc();
         self.update_gauges();
     }
@@ -375,7 +394,7 @@ impl Engine {
     /// Applies a verified certificate, or parks it until its parents are final.
     fn finalize(&mut self, cert: Certificate, now: u64, fx: &mut Vec<Effect>) {
         let txid = cert.tx.id();
-        if self.certificates.contains_key(&txid) {
+        if self.is_final(&txid) {
             return;
         }
         let mut missing = Vec::new();
@@ -384,6 +403,9 @@ impl Engine {
                 continue;
             }
             if let Some(other) = self.ledger.spent_by(&i.prev) {
+                if other == txid {
+                    return; // applied here before, and forgotten since
+                }
                 // Quorum intersection makes this impossible with at most f faulty
                 // validators: report it loudly, it is what the checkers look for.
                 if !self.conflicts.contains(&(other, txid)) {
@@ -396,15 +418,7 @@ impl Engine {
             missing.push(i.prev.txid);
         }
         if !missing.is_empty() {
-            missing.sort();
-            missing.dedup();
-            for parent in &missing {
-                self.waiting_on.entry(*parent).or_default().insert(txid);
-            }
-            self.waiting.insert(txid, cert);
-            if !self.cfg.bugs.passive_catchup {
-                fx.push(Effect::Broadcast(LedgerMessage::GetCertificates(missing)));
-            }
+            self.park(txid, cert, missing, fx);
             return;
         }
         self.waiting.remove(&txid);
@@ -412,48 +426,50 @@ impl Engine {
         for i in &cert.tx.inputs {
             self.locks.remove(&i.prev);
         }
-        let vote_only = &mut self.vote_only;
-        let e = self.txs.entry(txid).or_insert_with(|| {
-            *vote_only += 1;
-            Entry::new(now)
-        });
-        let was_pending_with_tx = e.tx.is_some() && e.state == TxState::Pending;
-        if e.state == TxState::Pending && e.tx.is_some() {
-            self.metrics
-                .finality_latency
-                .observe(now.saturating_sub(e.first_seen_ms) as f64 / 1000.0);
-        }
-        e.state = TxState::Finalized;
-        e.decided_ms = Some(now);
-        e.reason = None;
-        e.fee = Some(fee);
-        if was_pending_with_tx {
-            self.mempool -= 1;
-            self.mempool_bytes -= e.size;
-        }
-        if e.tx.is_none() {
-            self.vote_only -= 1;
-        }
-        e.tx = Some(cert.tx.clone());
+        // Only what `/tx` reports is kept of its entry.
+        let (first_seen_ms, approvals, rejections) = match self.txs.remove(&txid) {
+            Some(e) => {
+                if e.tx.is_some() && e.state == TxState::Pending {
+                    self.metrics
+                        .finality_latency
+                        .observe(now.saturating_sub(e.first_seen_ms) as f64 / 1000.0);
+                    self.mempool -= 1;
+                    self.mempool_bytes -= e.size;
+                }
+                if e.tx.is_none() {
+                    self.vote_only -= 1;
+                }
+                let approvals = e.tally.approvals().max(cert.approvals.len());
+                (e.first_seen_ms, approvals, e.tally.rejections())
+            }
+            None => (now, cert.approvals.len(), 0),
+        };
         self.metrics.finalized.inc();
-        self.finalized.push((txid, now));
-        self.finalized_set.insert(txid);
         fx.push(Effect::Persist(Record::FinalizedAt {
             cert: cert.clone(),
             at_ms: now,
         }));
-        // Conflicting transactions can never be final now.
+        // Conflicting transactions can never be final now; later ones fail
+        // the ledger's check (the output is spent).
         let losers: Vec<TxId> = cert
             .tx
             .inputs
             .iter()
-            .flat_map(|i| self.spenders.get(&i.prev).cloned().unwrap_or_default())
+            .flat_map(|i| self.spenders.remove(&i.prev).unwrap_or_default())
             .filter(|t| *t != txid)
             .collect();
         for loser in losers {
             self.decide_rejected(loser, "input_spent", now);
         }
-        self.certificates.insert(txid, cert);
+        let kept = window::Final {
+            cert,
+            at_ms: now,
+            first_seen_ms,
+            fee,
+            approvals,
+            rejections,
+        };
+        self.remember(txid, kept);
         self.update_gauges();
         // Children waiting for this parent.
         for child in self.waiting_on.remove(&txid).unwrap_or_default() {
@@ -466,10 +482,32 @@ impl Engine {
         }
     }
 
+    /// Holds a certificate until its `missing` parents are final here, and asks for them.
+    fn park(&mut self, txid: TxId, cert: Certificate, mut missing: Vec<TxId>, fx: &mut Vec<Effect>) {
+        if self.cfg.window > 0 && self.applied_before(&cert) {
+            return;
+        }
+        missing.sort();
+        missing.dedup();
+        for parent in &missing {
+            self.waiting_on.entry(*parent).or_default().insert(txid);
+        }
+        if self.waiting.insert(txid, cert).is_none() && self.cfg.window > 0 {
+            self.waiting_order.push_back(txid);
+            self.bound_waiting();
+        }
+        if !self.cfg.bugs.passive_catchup {
+            fx.push(Effect::Broadcast(LedgerMessage::GetCertificates(missing)));
+        }
+    }
+
     /// A transaction gossiped by peer `from` (`None`: an orphan whose parents
     /// arrived).
     fn on_tx(&mut self, tx: Transaction, from: Option<NodeId>, now: u64, fx: &mut Vec<Effect>) {
         let txid = tx.id();
+        if self.is_final(&txid) {
+            return;
+        }
         if let Some(e) = self.txs.get(&txid) {
             if e.state != TxState::Pending || e.my_vote.is_some() || e.tx.is_some() {
                 return;
@@ -513,22 +551,23 @@ impl Engine {
             Err(r @ Rejection::InputSpent { .. }) => {
                 // A double spend of a final output: reject it so it is decided.
                 self.reject_count(&r);
+                let known = self.txs.get(&txid).map(|e| e.my_vote.is_some());
+                if self.cfg.key.is_none()
+                    || known == Some(true)
+                    || (known.is_none() && !self.room_for_vote_only())
+                {
+                    return;
+                }
                 if let Some(key) = &self.cfg.key {
-                    let vote_only = &mut self.vote_only;
-                    let e = self.txs.entry(txid).or_insert_with(|| {
-                        *vote_only += 1;
-                        Entry::new(now)
-                    });
-                    if e.my_vote.is_none() {
-                        let vote = Vote::new(key, &self.cfg.network_id, txid, false);
-                        e.tally.add(&vote);
-                        e.my_vote = Some(vote.clone());
-                        self.metrics
-                            .votes
-                            .with_label_values(&["sent", "reject"])
-                            .inc();
-                        fx.push(Effect::Broadcast(LedgerMessage::Vote(vote)));
-                    }
+                    let vote = Vote::new(key, &self.cfg.network_id, txid, false);
+                    self.metrics
+                        .votes
+                        .with_label_values(&["sent", "reject"])
+                        .inc();
+                    let e = self.entry(txid, now);
+                    e.tally.add(&vote);
+                    e.my_vote = Some(vote.clone());
+                    fx.push(Effect::Broadcast(LedgerMessage::Vote(vote)));
                 }
             }
             Err(r) => {
@@ -540,10 +579,11 @@ impl Engine {
 
     fn on_vote(&mut self, from: NodeId, vote: Vote, now: u64, fx: &mut Vec<Effect>) {
         // A vote heard before (relayed by another neighbour) costs no signature check.
-        if self
-            .txs
-            .get(&vote.txid)
-            .is_some_and(|e| e.tally.has_voted(&vote.voter) || e.state == TxState::Finalized)
+        if self.is_final(&vote.txid)
+            || self
+                .txs
+                .get(&vote.txid)
+                .is_some_and(|e| e.tally.has_voted(&vote.voter))
         {
             return;
         }
@@ -556,17 +596,10 @@ impl Engine {
             return;
         }
         let label = if vote.approve { "approve" } else { "reject" };
-        if !self.txs.contains_key(&vote.txid) && self.vote_only >= MAX_VOTE_ONLY {
+        if !self.txs.contains_key(&vote.txid) && !self.room_for_vote_only() {
             return;
         }
-        let vote_only = &mut self.vote_only;
-        let e = self.txs.entry(vote.txid).or_insert_with(|| {
-            *vote_only += 1;
-            Entry::new(now)
-        });
-        if e.state == TxState::Finalized {
-            return;
-        }
+        let e = self.entry(vote.txid, now);
         if e.tally.add(&vote) {
             self.metrics
                 .votes
@@ -582,7 +615,7 @@ impl Engine {
 
     fn on_certificate(&mut self, cert: Certificate, now: u64, fx: &mut Vec<Effect>) -> bool {
         let txid = cert.tx.id();
-        if self.certificates.contains_key(&txid) || self.waiting.contains_key(&txid) {
+        if self.is_final(&txid) || self.waiting.contains_key(&txid) {
             return false;
         }
         let tally = self.txs.get(&txid).map(|e| &e.tally);

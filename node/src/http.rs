@@ -260,23 +260,16 @@ async fn finalized(
 ) -> Json<FinalizedPage> {
     let _durable = node.replica.durable().await;
     let engine = node.replica.engine();
-    let all = engine.finalized();
-    let start = q.after.min(all.len());
-    let end = start
-        + q.limit
-            .unwrap_or(MAX_PAGE)
-            .min(MAX_PAGE)
-            .min(all.len() - start);
+    let page = engine.finalized_page(q.after, q.limit.unwrap_or(MAX_PAGE).min(MAX_PAGE));
     Json(FinalizedPage {
-        entries: all[start..end]
-            .iter()
-            .map(|(txid, at_ms)| FinalizedEntry {
-                txid: *txid,
-                at_ms: *at_ms,
-            })
+        next: page.first + page.entries.len(),
+        first: page.first,
+        entries: page
+            .entries
+            .into_iter()
+            .map(|(txid, at_ms)| FinalizedEntry { txid, at_ms })
             .collect(),
-        next: end,
-        total: all.len(),
+        total: page.total,
         boot_ms: node.boot_ms,
     })
 }

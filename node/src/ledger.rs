@@ -372,6 +372,19 @@ impl Ledger {
         self.spent.get(op).copied()
     }
 
+    /// Forgets that `by` spent `op` (it left the finality window): a late
+    /// double spend of it is then an unknown input, held as an orphan.
+    pub fn forget_spent(&mut self, op: &OutPoint, by: &TxId) {
+        if self.spent.get(op) == Some(by) {
+            self.spent.remove(op);
+        }
+    }
+
+    #[cfg(test)]
+    pub fn spent_len(&self) -> usize {
+        self.spent.len()
+    }
+
     pub fn contains(&self, op: &OutPoint) -> bool {
         self.utxos.contains_key(op)
     }

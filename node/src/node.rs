@@ -99,6 +99,8 @@ pub struct NodeSetup {
     pub limits: Limits,
     /// How often catch-up compares inventories with peers.
     pub catchup_interval: Duration,
+    /// Finalizations whose certificates are kept (0: all; see `EngineConfig`).
+    pub finality_window: usize,
 }
 
 impl NodeSetup {
@@ -126,6 +128,7 @@ impl NodeSetup {
             p2p,
             limits: Limits::default(),
             catchup_interval: Duration::from_secs(1),
+            finality_window: 0,
         }
     }
 
@@ -309,6 +312,7 @@ fn open_ledger(setup: &NodeSetup, metrics: &Metrics) -> Result<(Engine, Store<Re
             key,
             bugs,
             relay: setup.p2p.neighbours.is_some(),
+            window: setup.finality_window,
         },
         Ledger::from_genesis(&setup.genesis, setup.limits.clone()),
         metrics.finality.clone(),
@@ -324,7 +328,7 @@ fn open_ledger(setup: &NodeSetup, metrics: &Metrics) -> Result<(Engine, Store<Re
         engine.replay(records, now_ms());
         info!(
             records = recovery.records,
-            finalized = engine.finalized().len(),
+            finalized = engine.finalized_count(),
             "ledger restored from disk"
         );
     }

@@ -70,7 +70,7 @@ impl NodeState {
             total_value: ledger.total_value(),
             fees: ledger.fees(),
             genesis_supply: self.genesis_supply,
-            finalized_transactions: engine.finalized().len() as u64,
+            finalized_transactions: engine.finalized_count() as u64,
             finalized_digest: hex::encode(engine.finalized_digest().0),
             mempool: engine.mempool_len(),
             conflicting_certificates: engine.conflicts().len() as u64,

@@ -20,7 +20,7 @@ impl Engine {
         let mut left = budget;
         let mut found = Vec::new();
         for t in txids.iter().take(MAX_CERTIFICATES_PER_MESSAGE) {
-            let Some(c) = self.certificates.get(t) else {
+            let Some(c) = self.certificate(t) else {
                 continue;
             };
             let size = postcard::to_stdvec(c).map_or(usize::MAX, |v| v.len());
@@ -48,9 +48,13 @@ impl Engine {
     ) {
         let passive = self.cfg.bugs.passive_catchup;
         match msg {
+            // With a window, only a peer at least as far on offers: one
+            // behind would offer what the other forgot (and would fetch,
+            // verify and drop again), not what it lacks.
             LedgerMessage::Inventory(inv)
-                if inv.count != self.finalized_set.len()
-                    || inv.buckets != self.finalized_set.inventory().buckets =>
+                if (inv.count != self.finalized_set.len()
+                    || inv.buckets != self.finalized_set.inventory().buckets)
+                    && (self.cfg.window == 0 || self.finalized_set.len() >= inv.count) =>
             {
                 let have = self.finalized_set.differing(&inv, MAX_HAVE);
                 if !have.is_empty() {
@@ -60,7 +64,7 @@ impl Engine {
             LedgerMessage::Have(txids) if !passive => {
                 let missing: Vec<TxId> = txids
                     .into_iter()
-                    .filter(|t| !self.certificates.contains_key(t) && !self.waiting.contains_key(t))
+                    .filter(|t| !self.is_final(t) && !self.waiting.contains_key(t))
                     .take(MAX_CERTIFICATES_PER_MESSAGE)
                     .collect();
                 if !missing.is_empty() {

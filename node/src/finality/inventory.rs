@@ -5,6 +5,8 @@
 //! digests (8 KiB); the receiver answers with its txids of the buckets that differ,
 //! and the first side fetches the certificates it lacks (catch-up, seed 004).
 
+use std::collections::VecDeque;
+
 use serde::{Deserialize, Serialize};
 
 use crate::ledger::tx::TxId;
@@ -20,7 +22,9 @@ pub struct Inventory {
 #[derive(Debug, Clone)]
 pub struct FinalizedSet {
     digests: Vec<[u8; 32]>,
-    members: Vec<Vec<TxId>>,
+    /// The txids of each bucket in the order inserted (the window's, when
+    /// the oldest are forgotten; the digests and count stay global).
+    members: Vec<VecDeque<TxId>>,
     count: u64,
     /// XOR of every txid: equal on two nodes with the same finalized set.
     whole: [u8; 32],
@@ -30,7 +34,7 @@ impl Default for FinalizedSet {
     fn default() -> Self {
         FinalizedSet {
             digests: vec![[0; 32]; BUCKETS],
-            members: vec![Vec::new(); BUCKETS],
+            members: vec![VecDeque::new(); BUCKETS],
             count: 0,
             whole: [0; 32],
         }
@@ -46,8 +50,23 @@ impl FinalizedSet {
         for (d, x) in self.whole.iter_mut().zip(txid.0) {
             *d ^= x;
         }
-        self.members[b].push(txid);
+        self.members[b].push_back(txid);
         self.count += 1;
+    }
+
+    /// Stops offering `txid` (it left the window); it stays in the digests.
+    pub fn forget(&mut self, txid: &TxId) {
+        let m = &mut self.members[txid.0[0] as usize];
+        if m.front() == Some(txid) {
+            m.pop_front();
+        } else if let Some(k) = m.iter().position(|t| t == txid) {
+            m.remove(k);
+        }
+    }
+
+    #[cfg(test)]
+    pub fn members(&self) -> usize {
+        self.members.iter().map(VecDeque::len).sum()
     }
 
     /// An order-independent digest of the whole set (XOR of the txids, each

@@ -18,7 +18,7 @@ impl Engine {
                         continue;
                     }
                     let txid = tx.id();
-                    if self.certificates.contains_key(&txid) {
+                    if self.is_final(&txid) {
                         continue;
                     }
                     // We locked it after a successful check, so its parents were
@@ -41,7 +41,7 @@ impl Engine {
         // A replayed certificate may have been written after the lock it releases.
         let pending_locked: Vec<TxId> = self.locks.values().copied().collect();
         for t in pending_locked {
-            if self.certificates.contains_key(&t) {
+            if self.is_final(&t) {
                 self.locks.retain(|_, v| *v != t);
             }
         }

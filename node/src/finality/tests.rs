@@ -31,6 +31,8 @@ struct Sim {
     adj: Vec<Vec<usize>>,
     validators: usize,
     relay: bool,
+    /// Each engine's finality window (0: none).
+    window: usize,
     /// Messages delivered by `run`, by kind.
     delivered: std::collections::BTreeMap<&'static str, usize>,
 }
@@ -85,6 +87,7 @@ impl Sim {
             adj,
             validators,
             relay: edges.is_some(),
+            window: 0,
             delivered: Default::default(),
             bugs,
             engines: Vec::new(),
@@ -98,6 +101,13 @@ impl Sim {
         sim
     }
 
+    /// The same, with engines that keep `window` finalizations.
+    fn windowed(mut self, window: usize) -> Sim {
+        self.window = window;
+        self.engines = (0..self.engines.len()).map(|i| self.fresh_engine(i)).collect();
+        self
+    }
+
     fn fresh_engine(&self, i: usize) -> Engine {
         Engine::new(
             EngineConfig {
@@ -106,6 +116,7 @@ impl Sim {
                 key: (i < self.validators).then(|| self.keys[i].clone()),
                 bugs: self.bugs[i],
                 relay: self.relay,
+                window: self.window,
             },
             Ledger::from_genesis(&self.genesis, Limits::default()),
             FinalityMetrics::register(&Registry::new()),
