@@ -52,6 +52,9 @@ pub const MAX_RECENT_REJECTED: usize = 4_096;
 /// Certificates waiting for their parents, at most, with a finality window
 /// (the oldest make room; without a window they are kept until applied).
 pub const MAX_WAITING: usize = 10_000;
+/// How long a certificate waits for its parents, with a finality window (one
+/// older than the window may never see them: peers forgot them too).
+pub const WAITING_TTL_MS: u64 = 60_000;
 
 #[derive(Debug)]
 struct Entry {
@@ -123,7 +126,7 @@ pub struct Engine {
     waiting_on: HashMap<TxId, HashSet<TxId>>,
     /// Waiting certificates and vote-only entries, oldest first (bounded
     /// with a window; may hold ids no longer there).
-    waiting_order: VecDeque<TxId>,
+    waiting_order: VecDeque<(TxId, u64)>,
     vote_only_order: VecDeque<TxId>,
     /// Transactions whose inputs are unknown here, by missing parent.
     orphans: orphans::OrphanPool,
@@ -418,7 +421,7 @@ impl Engine {
             missing.push(i.prev.txid);
         }
         if !missing.is_empty() {
-            self.park(txid, cert, missing, fx);
+            self.park(txid, cert, missing, now, fx);
             return;
         }
         self.waiting.remove(&txid);
@@ -483,7 +486,14 @@ impl Engine {
     }
 
     /// Holds a certificate until its `missing` parents are final here, and asks for them.
-    fn park(&mut self, txid: TxId, cert: Certificate, mut missing: Vec<TxId>, fx: &mut Vec<Effect>) {
+    fn park(
+        &mut self,
+        txid: TxId,
+        cert: Certificate,
+        mut missing: Vec<TxId>,
+        now: u64,
+        fx: &mut Vec<Effect>,
+    ) {
         if self.cfg.window > 0 && self.applied_before(&cert) {
             return;
         }
@@ -493,8 +503,8 @@ impl Engine {
             self.waiting_on.entry(*parent).or_default().insert(txid);
         }
         if self.waiting.insert(txid, cert).is_none() && self.cfg.window > 0 {
-            self.waiting_order.push_back(txid);
-            self.bound_waiting();
+            self.waiting_order.push_back((txid, now));
+            self.bound_waiting(now);
         }
         if !self.cfg.bugs.passive_catchup {
             fx.push(Effect::Broadcast(LedgerMessage::GetCertificates(missing)));

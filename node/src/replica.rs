@@ -191,7 +191,7 @@ impl Replica {
                             effects.extend(fx);
                             replies.push((reply, result));
                         }
-                        Input::Tick => effects.extend(engine.on_tick(&peers)),
+                        Input::Tick => effects.extend(engine.on_tick(&peers, now)),
                     }
                 }
             }

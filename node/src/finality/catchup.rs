@@ -120,9 +120,13 @@ impl Engine {
     }
 
     /// Periodic catch-up: compare inventories with a few peers, and ask again for
-    /// parents of certificates still waiting.
-    pub fn on_tick(&mut self, peers: &[NodeId]) -> Vec<Effect> {
+    /// parents of certificates still waiting (those waiting too long, with a
+    /// window, are dropped first).
+    pub fn on_tick(&mut self, peers: &[NodeId], now: u64) -> Vec<Effect> {
         let mut fx = Vec::new();
+        if self.cfg.window > 0 {
+            self.bound_waiting(now);
+        }
         if self.cfg.bugs.passive_catchup || peers.is_empty() {
             return fx;
         }

@@ -104,7 +104,9 @@ impl Sim {
     /// The same, with engines that keep `window` finalizations.
     fn windowed(mut self, window: usize) -> Sim {
         self.window = window;
-        self.engines = (0..self.engines.len()).map(|i| self.fresh_engine(i)).collect();
+        self.engines = (0..self.engines.len())
+            .map(|i| self.fresh_engine(i))
+            .collect();
         self
     }
 
@@ -216,7 +218,7 @@ impl Sim {
         for _ in 0..3 {
             for i in 0..n {
                 let peers: Vec<NodeId> = self.adj[i].iter().map(|j| self.id(*j)).collect();
-                let fx = self.engines[i].on_tick(&peers);
+                let fx = self.engines[i].on_tick(&peers, self.now);
                 self.effects(i, fx);
             }
             self.run();
@@ -512,3 +514,4 @@ fn forgotten_locks_break_safety_only_beyond_f() {
 
 mod hostile;
 mod relay;
+mod window;

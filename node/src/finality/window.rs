@@ -8,7 +8,8 @@
 //! digests stay global, so inventories and the checkers' digests still cover
 //! everything. Rejected transactions are dropped when they leave the ring of
 //! recent rejections, transactions known only from votes and certificates
-//! waiting for parents are bounded, the oldest making room. Without a window
+//! waiting for parents are bounded, the oldest making room (and a waiting
+//! certificate expires after a minute). Without a window
 //! (0) every certificate is kept, as a peer away for a long time needs them:
 //! there is no state sync from a snapshot yet.
 
@@ -144,7 +145,12 @@ impl Engine {
     /// A rejection leaving the ring of recent ones: with a window, its entry,
     /// the locks it holds and its place among the spenders go.
     pub(super) fn forget_rejected(&mut self, txid: TxId) {
-        if self.cfg.window > 0 && self.txs.get(&txid).is_some_and(|e| e.state == TxState::Rejected) {
+        if self.cfg.window > 0
+            && self
+                .txs
+                .get(&txid)
+                .is_some_and(|e| e.state == TxState::Rejected)
+        {
             self.drop_entry(txid);
         }
     }
@@ -182,12 +188,15 @@ impl Engine {
         })
     }
 
-    /// Drops the oldest waiting certificates beyond [`MAX_WAITING`].
-    pub(super) fn bound_waiting(&mut self) {
-        while self.waiting.len() > MAX_WAITING {
-            let Some(old) = self.waiting_order.pop_front() else {
+    /// Drops the waiting certificates parked more than [`WAITING_TTL_MS`]
+    /// ago, and the oldest beyond [`MAX_WAITING`].
+    pub(super) fn bound_waiting(&mut self, now: u64) {
+        while let Some(&(old, parked)) = self.waiting_order.front() {
+            let expired = parked.saturating_add(WAITING_TTL_MS) < now;
+            if !expired && self.waiting.len() <= MAX_WAITING {
                 break;
-            };
+            }
+            self.waiting_order.pop_front();
             let Some(cert) = self.waiting.remove(&old) else {
                 continue;
             };
@@ -202,7 +211,7 @@ impl Engine {
         }
         if self.waiting_order.len() > 2 * MAX_WAITING {
             let waiting = &self.waiting;
-            self.waiting_order.retain(|t| waiting.contains_key(t));
+            self.waiting_order.retain(|(t, _)| waiting.contains_key(t));
         }
     }
 }
