@@ -252,6 +252,7 @@ mod tests {
             node_image: None,
             node: None,
             hosts: Vec::new(),
+            finality_window: 5000,
         };
         let text = render(&plan).unwrap();
         let mut two = plan.clone();
@@ -276,6 +277,8 @@ mod tests {
         );
         let cmd = doc["services"]["n1"]["command"].as_sequence().unwrap();
         assert!(cmd.iter().any(|c| c == "handshake-race"));
+        let window = cmd.iter().position(|c| c == "--finality-window");
+        assert_eq!(window.map(|k| &cmd[k + 1]), Some(&"5000".into()), "{text}");
         let n0 = &doc["services"]["n0"];
         assert_eq!(n0["container_name"], "demo-n0");
         assert_eq!(n0["labels"]["io.testnet.name"], "demo");

@@ -83,6 +83,12 @@ pub struct TestnetFile {
     pub hosts: Vec<HostSpec>,
     #[serde(default)]
     pub placement: Placement,
+    /// Each node keeps the certificates of its last N finalizations only
+    /// (`testnet-node run --finality-window`): its memory stays bounded on a
+    /// long run. A node away for more than N finalizations cannot catch up
+    /// (there is no state sync yet). None or 0: they keep everything.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub finality_window: Option<usize>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
@@ -269,6 +275,13 @@ impl TestnetFile {
                 problems
                     .push("image: with a `node:` section, give the image as `node.image`".into());
             }
+            if self.finality_window.is_some() {
+                problems.push(
+                    "finality_window: is for our own node only; pass a foreign node its options \
+                     in `node.command`"
+                        .into(),
+                );
+            }
         }
         problems
     }
@@ -451,6 +464,18 @@ mod tests {
         .to_string();
         assert!(err.contains("zones.b: no node \"n5\""), "{err}");
         assert!(err.contains("latency.a: no zone \"c\""), "{err}");
+        let ours = TestnetFile::parse("nodes: 4\nfinality_window: 5000\n", "t.yaml").unwrap();
+        assert_eq!(ours.finality_window, Some(5000));
+        let err = TestnetFile::parse(
+            "nodes: 3\nfinality_window: 5000\nnode: { image: 'etcd:x', command: [etcd], ports: { p2p: 2380, api: 2379 } }\n",
+            "t.yaml",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.contains("finality_window: is for our own node only"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -106,6 +106,13 @@ pub struct Plan {
     /// command connects to them.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub hosts: Vec<HostSpec>,
+    /// Our nodes' `--finality-window` (0: none given).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub finality_window: usize,
+}
+
+fn is_zero(n: &usize) -> bool {
+    *n == 0
 }
 
 impl Plan {
@@ -227,6 +234,9 @@ impl Plan {
         ];
         for b in &node.bugs {
             args.extend(["--simulate-bug".into(), b.name().into()]);
+        }
+        if self.finality_window > 0 {
+            args.extend(["--finality-window".into(), self.finality_window.to_string()]);
         }
         if self.sparse {
             for peer in self.neighbours_of(&node.name) {
@@ -408,6 +418,7 @@ mod tests {
             node_image: None,
             node: None,
             hosts: Vec::new(),
+            finality_window: 0,
         };
         assert_eq!(
             plan("10.77.5.0/24").monitor_ip(0).to_string(),

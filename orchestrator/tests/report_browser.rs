@@ -127,6 +127,7 @@ fn load() -> LoadReport {
         finalized_everywhere: payments.len() as u64,
         not_finalized: 0,
         not_finalized_examples: vec![],
+        unread_forgotten: 0,
         latency_p50_ms: 160.0,
         latency_p99_ms: 8300.0,
         latency_max_ms: 8330.0,

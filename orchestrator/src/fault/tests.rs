@@ -42,6 +42,7 @@ fn plan() -> Plan {
         node_image: None,
         node: None,
         hosts: Vec::new(),
+        finality_window: 0,
     }
 }
 

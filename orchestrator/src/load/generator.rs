@@ -176,6 +176,8 @@ struct Run {
     cursors: Vec<usize>,
     /// Each node's process start as its pages say (0: not heard yet).
     boots: Vec<u64>,
+    /// Finalizations a node forgot before they were read (its window).
+    unread_forgotten: u64,
     /// Where the next poll starts (polls take turns over the nodes).
     poll_next: usize,
     /// The first node that answered: wallets and the faucet are read there.
@@ -220,6 +222,7 @@ impl Run {
             tracked: HashMap::new(),
             observed: HashMap::new(),
             boots: vec![0; cursors.len()],
+            unread_forgotten: 0,
             cursors,
             poll_next: 0,
             home,
@@ -307,6 +310,9 @@ impl Run {
         // (what was seen stays seen).
         let rebuilt = self.boots[i] != 0 && page.boot_ms != self.boots[i];
         self.boots[i] = page.boot_ms;
+        if !rebuilt && page.first > self.cursors[i] {
+            self.unread_forgotten += (page.first - self.cursors[i]) as u64;
+        }
         self.cursors[i] = if rebuilt { 0 } else { page.next };
         let seen = now_ms();
         for e in page.entries {
@@ -525,6 +531,7 @@ impl Run {
             conflicting_pairs_finalized: conflicting,
             finalized_everywhere,
             not_finalized: plain.len() as u64 - finalized_everywhere,
+            unread_forgotten: self.unread_forgotten,
             not_finalized_examples: plain
                 .iter()
                 .filter(|t| !self.final_everywhere(t))

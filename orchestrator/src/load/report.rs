@@ -59,6 +59,10 @@ pub struct LoadReport {
     pub not_finalized: u64,
     /// Some of those, to look up with `GET /tx/{id}`.
     pub not_finalized_examples: Vec<TxId>,
+    /// Finalizations nodes forgot (their `finality_window`) before the
+    /// generator read them: the payments among them count as not final there.
+    #[serde(default)]
+    pub unread_forgotten: u64,
     /// Submission to finality at a node, over all (payment, node) pairs.
     pub latency_p50_ms: f64,
     pub latency_p99_ms: f64,
@@ -124,6 +128,14 @@ impl fmt::Display for LoadReport {
             "double spends: {} pairs, {} with both twins finalized",
             self.double_spend_pairs, self.conflicting_pairs_finalized
         )?;
+        if self.unread_forgotten > 0 {
+            writeln!(
+                f,
+                "  {} finalizations were forgotten by a node (its finality_window) before the load \
+                 generator read them; payments among them count as not final there: raise finality_window",
+                self.unread_forgotten
+            )?;
+        }
         if self.skipped > 0 {
             writeln!(
                 f,
