@@ -53,6 +53,10 @@ pub struct Status {
     /// that finalized the same transactions.
     #[serde(default)]
     pub finalized_digest: String,
+    /// The finalizations whose certificates this node keeps
+    /// (`--finality-window`; 0: all of them).
+    #[serde(default)]
+    pub finality_window: usize,
     /// Transactions seen but neither finalized nor rejected.
     pub mempool: usize,
     /// Certificates that spent outputs already spent (a safety violation seen here).

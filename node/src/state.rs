@@ -72,6 +72,7 @@ impl NodeState {
             genesis_supply: self.genesis_supply,
             finalized_transactions: engine.finalized_count() as u64,
             finalized_digest: hex::encode(engine.finalized_digest().0),
+            finality_window: engine.window(),
             mempool: engine.mempool_len(),
             conflicting_certificates: engine.conflicts().len() as u64,
             uptime_secs: self.started.elapsed().as_secs_f64(),

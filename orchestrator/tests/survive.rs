@@ -314,3 +314,84 @@ async fn a_second_signal_tears_down_at_once() {
     assert_eq!(leftovers(name).await, Vec::<String>::new());
     assert_eq!(report_of(&report)["interrupted"], true);
 }
+
+/// Nodes with a finality window of 300 under 1,200 payments, a partition and
+/// a container restart: exit 0, every payment final everywhere, none
+/// forgotten unread; afterwards each node lists only its last 300
+/// finalizations while counting all of them, with equal digests.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nodes_with_a_finality_window_keep_every_invariant() {
+    let image = image().await;
+    let name = "e2e-finality-window";
+    let _guard = Guard(name);
+    let report = report_dir(name);
+    let file = scenario("finality-window.scenario.yaml");
+    let out = run(&[
+        "run",
+        file.to_str().unwrap(),
+        "--name",
+        name,
+        "--image",
+        &image,
+        "--keep",
+        "--report",
+        report.to_str().unwrap(),
+    ])
+    .await;
+    eprintln!("run: exit {:?}\n{}", out.status.code(), text(&out));
+    let kept = windows_of_the_kept_testnet(name).await;
+    down_leaves_nothing(name).await;
+    let r = report_of(&report);
+    let load = &r["observations"]["load"];
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "verdicts: {}\nload: {load}",
+        serde_json::to_string_pretty(&r["verdicts"]).unwrap()
+    );
+    let accepted = load["accepted"].as_u64().unwrap();
+    assert!(accepted > 3 * 300, "40 tx/s for 30 s: {accepted} accepted");
+    assert_eq!(load["not_finalized"], 0, "{load}");
+    assert_eq!(load["unread_forgotten"], 0, "{load}");
+    kept.unwrap_or_else(|e| panic!("{e}"));
+}
+
+/// Each node of the kept testnet: window 300, `/finalized` from the start
+/// begins past what it forgot and ends at its count, the same digest.
+async fn windows_of_the_kept_testnet(name: &str) -> Result<(), String> {
+    let st = run(&["status", "--name", name, "--json"]).await;
+    let nodes: Vec<Value> = serde_json::from_slice(&st.stdout)
+        .map_err(|e| format!("status --json: {e}: {}", text(&st)))?;
+    let http = reqwest::Client::new();
+    let get = |url: String| {
+        let http = http.clone();
+        async move {
+            let r = http
+                .get(&url)
+                .send()
+                .await
+                .map_err(|e| format!("{url}: {e}"))?;
+            r.json::<Value>().await.map_err(|e| format!("{url}: {e}"))
+        }
+    };
+    let mut digests = Vec::new();
+    for n in &nodes {
+        let url = n["http_url"].as_str().ok_or(format!("no URL: {n}"))?;
+        let s = get(format!("{url}/status")).await?;
+        let page = get(format!("{url}/finalized?after=0&limit=1000")).await?;
+        let count = s["finalized_transactions"].as_u64().unwrap_or(0);
+        let listed = page["entries"].as_array().map_or(0, Vec::len) as u64;
+        let first = page["first"].as_u64().unwrap_or(0);
+        if s["finality_window"] != 300 || listed != 300 || first + 300 != count {
+            return Err(format!(
+                "{}: window {}, {listed} listed from {first} of {count}: {page:.300}",
+                n["node"], s["finality_window"]
+            ));
+        }
+        digests.push(s["finalized_digest"].clone());
+    }
+    if nodes.len() != 4 || digests.windows(2).any(|w| w[0] != w[1]) {
+        return Err(format!("4 nodes with one finalized digest: {digests:?}"));
+    }
+    Ok(())
+}

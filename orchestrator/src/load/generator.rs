@@ -178,6 +178,9 @@ struct Run {
     boots: Vec<u64>,
     /// Finalizations a node forgot before they were read (its window).
     unread_forgotten: u64,
+    /// Nodes read again from the start after a restart: what they forgot
+    /// before their first page then was read before the restart.
+    reread: Vec<bool>,
     /// Where the next poll starts (polls take turns over the nodes).
     poll_next: usize,
     /// The first node that answered: wallets and the faucet are read there.
@@ -223,6 +226,7 @@ impl Run {
             observed: HashMap::new(),
             boots: vec![0; cursors.len()],
             unread_forgotten: 0,
+            reread: vec![false; cursors.len()],
             cursors,
             poll_next: 0,
             home,
@@ -310,9 +314,10 @@ impl Run {
         // (what was seen stays seen).
         let rebuilt = self.boots[i] != 0 && page.boot_ms != self.boots[i];
         self.boots[i] = page.boot_ms;
-        if !rebuilt && page.first > self.cursors[i] {
+        if !rebuilt && !self.reread[i] && page.first > self.cursors[i] {
             self.unread_forgotten += (page.first - self.cursors[i]) as u64;
         }
+        self.reread[i] = rebuilt;
         self.cursors[i] = if rebuilt { 0 } else { page.next };
         let seen = now_ms();
         for e in page.entries {

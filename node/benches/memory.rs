@@ -1,0 +1,198 @@
+//! The engine's memory against its history: `cargo bench -p testnet-node
+//! --bench memory` feeds `MEMORY_BENCH_TXS` (default 1,000,000) finalized
+//! payments to an engine through `Engine::replay` (the path a restart takes;
+//! it checks no signature, so certificates carry dummy ones), once with a
+//! finality window of `MEMORY_BENCH_WINDOW` (default 20,000) and once without
+//! (the baseline, in the same run), each in a child process of its own, and
+//! prints each one's RSS every tenth of the way, the ratio, and the replay
+//! rate. Payments are 16 chains from the genesis outputs: each spends its
+//! chain's last output whole into one new one, as the load generator does.
+
+use std::process::Command;
+use std::time::Instant;
+
+use prometheus::Registry;
+use testnet_node::finality::quorum::{Approval, Certificate, Validators};
+use testnet_node::finality::{Bugs, Engine, EngineConfig, Record};
+use testnet_node::genesis::{Addressing, Genesis};
+use testnet_node::ledger::tx::{genesis_txid, OutPoint, Signature, Transaction, TxIn, TxOut};
+use testnet_node::ledger::{Ledger, Limits};
+use testnet_node::metrics::FinalityMetrics;
+
+fn env(key: &str, default: usize) -> usize {
+    std::env::var(key)
+        .ok()
+        .and_then(|v| v.replace('_', "").parse().ok())
+        .unwrap_or(default)
+}
+
+fn rss_mib() -> f64 {
+    std::fs::read_to_string("/proc/self/status")
+        .unwrap_or_default()
+        .lines()
+        .find(|l| l.starts_with("VmRSS:"))
+        .and_then(|l| l.split_whitespace().nth(1)?.parse::<f64>().ok())
+        .map_or(0.0, |kib| kib / 1024.0)
+}
+
+/// Replays `txs` payments into an engine keeping `window`; prints
+/// `step txs rss_mib secs` lines.
+fn child(txs: usize, window: usize) {
+    let g = Genesis::generate_with_full_nodes(
+        4,
+        0,
+        &Addressing::Host {
+            ip: "127.0.0.1".parse().unwrap(),
+            first_port: 7000,
+        },
+        Some("memory-bench"),
+    )
+    .unwrap();
+    let genesis = g.genesis;
+    let validators = Validators::from_genesis(&genesis);
+    let voters: Vec<_> = validators.ids().iter().take(3).copied().collect();
+    let mut engine = Engine::new(
+        EngineConfig {
+            network_id: genesis.network_id.clone(),
+            validators,
+            key: None,
+            bugs: Bugs::default(),
+            relay: false,
+            window,
+        },
+        Ledger::from_genesis(&genesis, Limits::default()),
+        FinalityMetrics::register(&Registry::new()),
+    );
+    let owner = g.faucet_key.id();
+    let mut tips: Vec<(OutPoint, u64)> = genesis
+        .initial_outputs
+        .iter()
+        .enumerate()
+        .map(|(i, o)| {
+            let op = OutPoint {
+                txid: genesis_txid(&genesis.network_id),
+                vout: i as u32,
+            };
+            (op, o.value)
+        })
+        .collect();
+    println!("step 0 {:.1} 0", rss_mib());
+    let start = Instant::now();
+    let (chunk, report_every) = (10_000, (txs / 10).max(1));
+    let mut done = 0;
+    while done < txs {
+        let n = chunk.min(txs - done);
+        let mut records = Vec::with_capacity(n);
+        for k in 0..n {
+            let i = done + k;
+            let c = i % tips.len();
+            let (prev, value) = tips[c];
+            let tx = Transaction {
+                inputs: vec![TxIn {
+                    prev,
+                    signature: Signature([7; 64]),
+                }],
+                outputs: vec![TxOut {
+                    owner,
+                    value: value - 1,
+                }],
+                memo: i as u64,
+            };
+            tips[c] = (
+                OutPoint {
+                    txid: tx.id(),
+                    vout: 0,
+                },
+                value - 1,
+            );
+            let approvals = voters
+                .iter()
+                .map(|v| Approval {
+                    voter: *v,
+                    signature: Signature([9; 64]),
+                })
+                .collect();
+            records.push(Record::FinalizedAt {
+                cert: Certificate { tx, approvals },
+                at_ms: i as u64,
+            });
+        }
+        engine.replay(records, 0);
+        let before = done;
+        done += n;
+        if done / report_every != before / report_every || done == txs {
+            println!(
+                "step {done} {:.1} {:.3}",
+                rss_mib(),
+                start.elapsed().as_secs_f64()
+            );
+        }
+    }
+    assert_eq!(engine.finalized_count(), txs, "every payment applied");
+}
+
+/// Runs a child; its (txs, MiB, secs) lines.
+fn measure(txs: usize, window: usize) -> Vec<(usize, f64, f64)> {
+    let out = Command::new(std::env::current_exe().unwrap())
+        .args(["child", &txs.to_string(), &window.to_string()])
+        .output()
+        .expect("the bench runs itself");
+    assert!(
+        out.status.success(),
+        "child (window {window}) failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| {
+            let mut f = l.strip_prefix("step ")?.split(' ');
+            Some((
+                f.next()?.parse().ok()?,
+                f.next()?.parse().ok()?,
+                f.next()?.parse().ok()?,
+            ))
+        })
+        .collect()
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    if args.iter().any(|a| a == "--list") {
+        return;
+    }
+    if args.get(1).map(String::as_str) == Some("child") {
+        child(args[2].parse().unwrap(), args[3].parse().unwrap());
+        return;
+    }
+    let txs = env("MEMORY_BENCH_TXS", 1_000_000);
+    let window = env("MEMORY_BENCH_WINDOW", 20_000);
+    println!("{txs} finalized payments replayed into an engine; window {window} vs none");
+    let bounded = measure(txs, window);
+    let all = measure(txs, 0);
+    println!(
+        "{:>10} | {:>14} | {:>14} | {:>6}",
+        "finalized", "RSS window MiB", "RSS none MiB", "ratio"
+    );
+    for ((n, w, _), (_, a, _)) in bounded.iter().zip(&all) {
+        println!(
+            "{n:>10} | {w:>14.1} | {a:>14.1} | {:>6.3}",
+            w / a.max(0.001)
+        );
+    }
+    let rate = |v: &[(usize, f64, f64)]| {
+        v.last()
+            .map_or(0.0, |(n, _, s)| s * 1e6 / (*n).max(1) as f64)
+    };
+    let per = |v: &[(usize, f64, f64)]| match (v.first(), v.last()) {
+        (Some((_, a, _)), Some((n, b, _))) => (b - a) * 1024.0 * 1024.0 / (*n).max(1) as f64,
+        _ => 0.0,
+    };
+    println!(
+        "growth per payment: window {:.0} B, none {:.0} B; replay {:.1} µs per payment with a \
+         window, {:.1} without",
+        per(&bounded),
+        per(&all),
+        rate(&bounded),
+        rate(&all)
+    );
+}
