@@ -173,14 +173,9 @@ struct Run {
     /// When each node finalized each transaction seen in `/finalized`. Kept apart
     /// from `tracked`: a node may report a payment before its submission returns.
     observed: HashMap<TxId, Vec<Option<u64>>>,
-    cursors: Vec<usize>,
-    /// Each node's process start as its pages say (0: not heard yet).
-    boots: Vec<u64>,
+    cursors: Vec<Cursor>,
     /// Finalizations a node forgot before they were read (its window).
     unread_forgotten: u64,
-    /// Nodes read again from the start after a restart: what they forgot
-    /// before their first page then was read before the restart.
-    reread: Vec<bool>,
     /// Where the next poll starts (polls take turns over the nodes).
     poll_next: usize,
     /// The first node that answered: wallets and the faucet are read there.
@@ -205,11 +200,11 @@ impl Run {
             match c.status().await {
                 Ok(s) => {
                     home.get_or_insert(i);
-                    cursors.push(s.finalized_transactions as usize);
+                    cursors.push(Cursor::at(s.finalized_transactions as usize));
                 }
                 Err(e) => {
                     first_error.get_or_insert(e);
-                    cursors.push(0);
+                    cursors.push(Cursor::at(0));
                 }
             }
         }
@@ -224,9 +219,7 @@ impl Run {
             coins: Vec::new(),
             tracked: HashMap::new(),
             observed: HashMap::new(),
-            boots: vec![0; cursors.len()],
             unread_forgotten: 0,
-            reread: vec![false; cursors.len()],
             cursors,
             poll_next: 0,
             home,
@@ -298,7 +291,7 @@ impl Run {
         let n = self.clients.len();
         let turn = n.min(POLL_AT_ONCE);
         for i in (self.poll_next..self.poll_next + turn).map(|i| i % n) {
-            let (c, after) = (self.clients[i].clone(), self.cursors[i]);
+            let (c, after) = (self.clients[i].clone(), self.cursors[i].at);
             pages.spawn(async move { (i, c.finalized(after).await) });
         }
         self.poll_next = (self.poll_next + turn) % n.max(1);
@@ -309,16 +302,7 @@ impl Run {
     fn merge(&mut self, (i, page): Page) {
         let n = self.clients.len();
         let Ok(page) = page else { return };
-        // A node that restarted rebuilt its list (from its log, then from
-        // its peers), maybe in another order: read it again from the start
-        // (what was seen stays seen).
-        let rebuilt = self.boots[i] != 0 && page.boot_ms != self.boots[i];
-        self.boots[i] = page.boot_ms;
-        if !rebuilt && !self.reread[i] && page.first > self.cursors[i] {
-            self.unread_forgotten += (page.first - self.cursors[i]) as u64;
-        }
-        self.reread[i] = rebuilt;
-        self.cursors[i] = if rebuilt { 0 } else { page.next };
+        self.unread_forgotten += self.cursors[i].advance(&page);
         let seen = now_ms();
         for e in page.entries {
             let sent = self.tracked.get(&e.txid).map(|t| t.submitted_ms);
@@ -584,9 +568,67 @@ fn believable(node_ms: u64, sent_ms: Option<u64>, seen_ms: u64) -> u64 {
     }
 }
 
+/// Where the generator reads one node's `/finalized` list.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Cursor {
+    at: usize,
+    /// The node's process start as its pages say (0: not heard yet).
+    boot: u64,
+    /// Read again from the start after a restart: what the node forgot
+    /// before its first page then was read before the restart.
+    reread: bool,
+}
+
+impl Cursor {
+    fn at(at: usize) -> Cursor {
+        Cursor {
+            at,
+            boot: 0,
+            reread: false,
+        }
+    }
+
+    /// Moves past `page`; the finalizations the node forgot (its finality
+    /// window) before they were read. A node that restarted rebuilt its list
+    /// (from its log, then from its peers), maybe in another order: it is
+    /// read again from the start (what was seen stays seen).
+    fn advance(&mut self, page: &FinalizedPage) -> u64 {
+        let rebuilt = self.boot != 0 && page.boot_ms != self.boot;
+        self.boot = page.boot_ms;
+        let unread = match rebuilt || self.reread {
+            true => 0,
+            false => page.first.saturating_sub(self.at) as u64,
+        };
+        self.reread = rebuilt;
+        self.at = if rebuilt { 0 } else { page.next };
+        unread
+    }
+}
+
 #[cfg(test)]
 mod tests {
-    use super::believable;
+    use super::{believable, Cursor, FinalizedPage};
+
+    #[test]
+    fn a_cursor_counts_what_a_node_forgot_before_it_was_read() {
+        let page = |first: usize, len: usize, boot: u64| FinalizedPage {
+            entries: Vec::new(),
+            next: first + len,
+            first,
+            total: first + len,
+            boot_ms: boot,
+        };
+        let mut c = Cursor::at(100);
+        assert_eq!(c.advance(&page(100, 50, 7)), 0, "read in time");
+        assert_eq!(c.at, 150);
+        assert_eq!(c.advance(&page(170, 10, 7)), 20, "20 forgotten unread");
+        assert_eq!(c.at, 180);
+        // A restart: read again from 0; its forgotten past is not unread.
+        assert_eq!(c.advance(&page(180, 5, 9)), 0);
+        assert_eq!(c.at, 0);
+        assert_eq!(c.advance(&page(120, 70, 9)), 0, "re-read after the restart");
+        assert_eq!(c.advance(&page(195, 5, 9)), 5, "and counted again after");
+    }
 
     #[test]
     fn a_skewed_node_stamp_is_replaced_by_the_look() {
