@@ -5,8 +5,12 @@
 //! finality window of `MEMORY_BENCH_WINDOW` (default 20,000) and once without
 //! (the baseline, in the same run), each in a child process of its own, and
 //! prints each one's RSS every tenth of the way, the ratio, the growth per
-//! payment over the second half, and the replay rate. Payments are 16 chains from the genesis outputs: each spends its
-//! chain's last output whole into one new one, as the load generator does.
+//! payment over the second half, and the replay rate. Payments are 16
+//! chains from the genesis outputs: each spends its chain's last output whole
+//! into one new one, as the load generator does. A third child replays a
+//! validator's log (each payment's `Lock` record, with real signatures,
+//! before its finalization) with the window: its replay time against the
+//! first's is what the locks cost a restart.
 
 use std::process::Command;
 use std::time::Instant;
@@ -35,9 +39,9 @@ fn rss_mib() -> f64 {
         .map_or(0.0, |kib| kib / 1024.0)
 }
 
-/// Replays `txs` payments into an engine keeping `window`; prints
-/// `step txs rss_mib secs` lines.
-fn child(txs: usize, window: usize) {
+/// Replays `txs` payments into an engine keeping `window` (with `locks`: as
+/// a validator wrote them); prints `step txs rss_mib replay_secs` lines.
+fn child(txs: usize, window: usize, locks: bool) {
     let g = Genesis::generate_with_full_nodes(
         4,
         0,
@@ -55,7 +59,7 @@ fn child(txs: usize, window: usize) {
         EngineConfig {
             network_id: genesis.network_id.clone(),
             validators,
-            key: None,
+            key: locks.then(|| g.validator_keys[0].clone()),
             bugs: Bugs::default(),
             relay: false,
             window,
@@ -63,7 +67,8 @@ fn child(txs: usize, window: usize) {
         Ledger::from_genesis(&genesis, Limits::default()),
         FinalityMetrics::register(&Registry::new()),
     );
-    let owner = g.faucet_key.id();
+    let faucet = g.faucet_key;
+    let owner = faucet.id();
     let mut tips: Vec<(OutPoint, u64)> = genesis
         .initial_outputs
         .iter()
@@ -77,7 +82,7 @@ fn child(txs: usize, window: usize) {
         })
         .collect();
     println!("step 0 {:.1} 0", rss_mib());
-    let start = Instant::now();
+    let mut replaying = std::time::Duration::ZERO;
     let (chunk, report_every) = (10_000, (txs / 10).max(1));
     let mut done = 0;
     while done < txs {
@@ -87,17 +92,26 @@ fn child(txs: usize, window: usize) {
             let i = done + k;
             let c = i % tips.len();
             let (prev, value) = tips[c];
-            let tx = Transaction {
-                inputs: vec![TxIn {
-                    prev,
-                    signature: Signature([7; 64]),
-                }],
-                outputs: vec![TxOut {
-                    owner,
-                    value: value - 1,
-                }],
-                memo: i as u64,
+            let outputs = vec![TxOut {
+                owner,
+                value: value - 1,
+            }];
+            let tx = match locks {
+                true => {
+                    Transaction::signed(&genesis.network_id, &[prev], outputs, i as u64, &[&faucet])
+                }
+                false => Transaction {
+                    inputs: vec![TxIn {
+                        prev,
+                        signature: Signature([7; 64]),
+                    }],
+                    outputs,
+                    memo: i as u64,
+                },
             };
+            if locks {
+                records.push(Record::Lock(tx.clone()));
+            }
             tips[c] = (
                 OutPoint {
                     txid: tx.id(),
@@ -117,14 +131,16 @@ fn child(txs: usize, window: usize) {
                 at_ms: i as u64,
             });
         }
+        let start = Instant::now();
         engine.replay(records, 0);
+        replaying += start.elapsed();
         let before = done;
         done += n;
         if done / report_every != before / report_every || done == txs {
             println!(
                 "step {done} {:.1} {:.3}",
                 rss_mib(),
-                start.elapsed().as_secs_f64()
+                replaying.as_secs_f64()
             );
         }
     }
@@ -132,9 +148,14 @@ fn child(txs: usize, window: usize) {
 }
 
 /// Runs a child; its (txs, MiB, secs) lines.
-fn measure(txs: usize, window: usize) -> Vec<(usize, f64, f64)> {
+fn measure(txs: usize, window: usize, locks: bool) -> Vec<(usize, f64, f64)> {
     let out = Command::new(std::env::current_exe().unwrap())
-        .args(["child", &txs.to_string(), &window.to_string()])
+        .args([
+            "child",
+            &txs.to_string(),
+            &window.to_string(),
+            &locks.to_string(),
+        ])
         .output()
         .expect("the bench runs itself");
     assert!(
@@ -161,14 +182,19 @@ fn main() {
         return;
     }
     if args.get(1).map(String::as_str) == Some("child") {
-        child(args[2].parse().unwrap(), args[3].parse().unwrap());
+        child(
+            args[2].parse().unwrap(),
+            args[3].parse().unwrap(),
+            args[4].parse().unwrap(),
+        );
         return;
     }
     let txs = env("MEMORY_BENCH_TXS", 1_000_000);
     let window = env("MEMORY_BENCH_WINDOW", 20_000);
     println!("{txs} finalized payments replayed into an engine; window {window} vs none");
-    let bounded = measure(txs, window);
-    let all = measure(txs, 0);
+    let bounded = measure(txs, window, false);
+    let all = measure(txs, 0, false);
+    let validator = measure(txs, window, true);
     println!(
         "{:>10} | {:>14} | {:>14} | {:>6}",
         "finalized", "RSS window MiB", "RSS none MiB", "ratio"
@@ -195,5 +221,12 @@ fn main() {
         per(&all),
         rate(&bounded),
         rate(&all)
+    );
+    println!(
+        "a validator's log (a Lock before each finalization): replay {:.1} µs per payment, \
+         {:.2}x the finalizations alone; RSS at the end {:.1} MiB",
+        rate(&validator),
+        rate(&validator) / rate(&bounded).max(0.001),
+        validator.last().map_or(0.0, |v| v.1)
     );
 }

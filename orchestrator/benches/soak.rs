@@ -139,6 +139,7 @@ fn main() {
     let start = Instant::now();
     // Each node's first sample: (minute, MiB), the baseline of its growth.
     let mut first: BTreeMap<String, (f64, f64)> = BTreeMap::new();
+    let mut samples: BTreeMap<String, Vec<(f64, f64)>> = BTreeMap::new();
     let mut next = Duration::from_secs(sample.max(1));
     while run.try_wait().unwrap().is_none() {
         if start.elapsed() < next {
@@ -156,6 +157,10 @@ fn main() {
             .iter()
             .map(|(node, mib)| {
                 let (at, base) = *first.entry(node.clone()).or_insert((minute, *mib));
+                samples
+                    .entry(node.clone())
+                    .or_default()
+                    .push((minute, *mib));
                 let slope = match minute - at {
                     d if d > 0.0 => (mib - base) / d,
                     _ => 0.0,
@@ -166,6 +171,15 @@ fn main() {
         println!("{minute:>5.1} min  {}", line.join("  "));
     }
     let code = run.wait().unwrap().code();
+    // A window fills first, then stays: the second half says whether it is flat.
+    for (node, s) in &samples {
+        if let (Some((m0, a)), Some((m1, b))) = (s.get(s.len() / 2), s.last()) {
+            let slope = if m1 > m0 { (b - a) / (m1 - m0) } else { 0.0 };
+            println!(
+                "{node}: second half, minute {m0:.1} to {m1:.1}: {a:.1} to {b:.1} MiB ({slope:+.2} MiB/min)"
+            );
+        }
+    }
     for line in verdicts.join().unwrap() {
         println!("{line}");
     }

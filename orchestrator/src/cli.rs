@@ -23,7 +23,6 @@ use tokio_util::sync::CancellationToken;
 
 use crate::config::check_name;
 use crate::engine::hosts::{HostSpec, Hosts};
-use crate::engine::Engine;
 use crate::testnet::{HttpProbe, Testnet};
 
 #[derive(Parser)]
@@ -113,9 +112,8 @@ impl Ctx {
 /// The Docker daemons of `hosts` (none: the local one), checked to answer
 /// and, with more than one, to form one Swarm.
 pub async fn engine_on(hosts: &[HostSpec]) -> Result<Hosts, Fail> {
-    let engine = Hosts::connect(hosts).await?;
-    engine.ping().await?;
-    Ok(engine)
+    // Each daemon answered a ping in `connect`.
+    Ok(Hosts::connect(hosts).await?)
 }
 
 /// The Docker daemons testnet `name` was brought up on (its plan says; the

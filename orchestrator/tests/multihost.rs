@@ -272,18 +272,7 @@ async fn a_testnet_spans_two_engines_of_one_swarm_survives_a_cut_between_them_an
         .ok()
         .and_then(|b| serde_json::from_slice::<Value>(&b).ok());
     let checked = check_the_running_testnet(name, &b).await;
-    let down = run(&["down", "--name", name]).await;
-    assert!(down.status.success(), "down: {}", text(&down));
-    assert_eq!(
-        leftovers(name).await,
-        Vec::<String>::new(),
-        "left on host a"
-    );
-    assert_eq!(
-        b.leftovers(name).await,
-        Vec::<String>::new(),
-        "left on host b"
-    );
+    down_on_both_hosts_leaves_nothing(name, &b).await;
     assert_eq!(
         out.status.code(),
         Some(0),
@@ -397,6 +386,11 @@ async fn monitored_across_hosts(image: &str, file: &std::path::Path, b: &Daemon)
     }
     let check = run(&["check", "--name", name]).await;
     assert!(check.status.success(), "check: {}", text(&check));
+    down_on_both_hosts_leaves_nothing(name, b).await;
+}
+
+/// `down` succeeds and leaves nothing of testnet `name` on host a or host b.
+async fn down_on_both_hosts_leaves_nothing(name: &str, b: &Daemon) {
     let down = run(&["down", "--name", name]).await;
     assert!(down.status.success(), "down: {}", text(&down));
     assert_eq!(

@@ -98,14 +98,16 @@ pub struct Hosts {
 }
 
 impl Hosts {
-    /// The local daemon (DOCKER_HOST or the default socket).
+    /// The local daemon (DOCKER_HOST or the default socket), answering.
     pub async fn local() -> Result<Hosts, EngineError> {
         let spec = HostSpec {
             name: "local".into(),
             engine: std::env::var("DOCKER_HOST").unwrap_or_else(|_| "default".into()),
             address: None,
         };
-        Ok(Hosts::of(vec![(spec, DockerEngine::connect().await?)], 0))
+        let engine = DockerEngine::connect().await?;
+        engine.ping().await?;
+        Ok(Hosts::of(vec![(spec, engine)], 0))
     }
 
     /// The daemons of `specs` (the local one if there are none), each

@@ -213,3 +213,30 @@ fn catching_up_large_transactions_fits_in_frames() {
     }
     sim.assert_agreement(0..4);
 }
+
+/// A restart takes up only the locks still pending at the end of the log:
+/// n0, cut off, locked `a` and `c`; `a`'s twin `b` was finalized by the
+/// others and its certificate reached n0. Restarted, n0 holds `c` pending
+/// with its lock and our approval, and nothing of `a`.
+#[test]
+fn a_restart_takes_up_only_the_locks_still_pending() {
+    let mut sim = Sim::new(4, |_| Bugs::default(), 8);
+    let (a, b, c) = (sim.payment(0, 1), sim.payment(0, 2), sim.payment(1, 3));
+    sim.cut.insert(0);
+    sim.submit(0, a.clone()).unwrap();
+    sim.submit(0, c.clone()).unwrap();
+    sim.submit(1, b.clone()).unwrap();
+    sim.run();
+    let cert = sim.engines[1].certificate(&b.id()).unwrap().clone();
+    let from = sim.id(1);
+    let fx = sim.engines[0].on_message(from, LedgerMessage::Certificate(cert), sim.now);
+    sim.effects(0, fx);
+    sim.restart(0);
+    let e = &sim.engines[0];
+    assert!(e.is_final(&b.id()));
+    assert_ne!(e.report(&a.id()).map(|r| r.state), Some(TxState::Pending));
+    let pending = e.report(&c.id()).unwrap();
+    assert_eq!((pending.state, pending.approvals), (TxState::Pending, 1));
+    assert_eq!(e.mempool_len(), 1);
+    assert_eq!(e.footprint().locks, 1, "c's input only");
+}
