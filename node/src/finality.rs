@@ -384,7 +384,7 @@ impl Engine {
             self.mempool -= 1;
             self.mempool_bytes -= e.size;
         }
-        if self.recent_rejected.len() >= MAX_RECENT_REJECTED {
+        if self.recent_rejected.len() >= self.recent_rejected_cap() {
             if let Some(old) = self.recent_rejected.pop_front() {
                 self.forget_rejected(old);
             }
@@ -564,7 +564,7 @@ impl Engine {
                 let known = self.txs.get(&txid).map(|e| e.my_vote.is_some());
                 if self.cfg.key.is_none()
                     || known == Some(true)
-                    || (known.is_none() && !self.room_for_vote_only())
+                    || (known.is_none() && self.cfg.window > 0 && !self.room_for_vote_only())
                 {
                     return;
                 }

@@ -64,7 +64,11 @@ impl Engine {
             LedgerMessage::Have(txids) if !passive => {
                 let missing: Vec<TxId> = txids
                     .into_iter()
-                    .filter(|t| !self.is_final(t) && !self.waiting.contains_key(t))
+                    .filter(|t| {
+                        !self.is_final(t)
+                            && !self.waiting.contains_key(t)
+                            && !self.forgotten_final(t)
+                    })
                     .take(MAX_CERTIFICATES_PER_MESSAGE)
                     .collect();
                 if !missing.is_empty() {

@@ -79,9 +79,24 @@ impl Engine {
         if self.is_final(&txid) {
             return;
         }
-        if let Ok(checked) = self.ledger.check(&tx) {
-            self.admit(txid, tx, checked.fee, now);
-            self.vote(txid, sink);
+        match self.ledger.check(&tx) {
+            Ok(checked) => {
+                self.admit(txid, tx, checked.fee, now);
+                self.vote(txid, sink);
+            }
+            // A twin was finalized: it lost, as when it was decided live
+            // (kept as rejected, so gossip of it again draws no vote from
+            // us contradicting the approval we gave it).
+            Err(Rejection::InputSpent { .. }) => {
+                self.entry(txid, now);
+                self.decide_rejected(txid, "input_spent", now);
+                if let Some(e) = self.txs.get_mut(&txid) {
+                    e.size = tx.size();
+                    e.tx = Some(tx);
+                    self.vote_only -= 1;
+                }
+            }
+            Err(_) => {}
         }
     }
 }

@@ -7,7 +7,10 @@
 //! finalizations beyond W are forgotten too; the finalized set's count and
 //! digests stay global, so inventories and the checkers' digests still cover
 //! everything. Rejected transactions are dropped when they leave the ring of
-//! recent rejections, transactions known only from votes and certificates
+//! recent rejections (as long as the window, at most 4,096), keeping the locks
+//! they hold (a lock holds an unspent output: the UTXO set bounds them, and a
+//! validator that forgot one could approve a conflicting transaction),
+//! transactions known only from votes and certificates
 //! waiting for parents are bounded, the oldest making room (and a waiting
 //! certificate expires after a minute). Without a window
 //! (0) every certificate is kept, as a peer away for a long time needs them:
@@ -91,9 +94,34 @@ impl Engine {
             self.vote_only += 1;
             if self.cfg.window > 0 {
                 self.vote_only_order.push_back(txid);
+                // Stale ids (entries filled or decided since) go now and then.
+                if self.vote_only_order.len() > 2 * MAX_VOTE_ONLY {
+                    let txs = &self.txs;
+                    self.vote_only_order
+                        .retain(|t| txs.get(t).is_some_and(|e| e.tx.is_none()));
+                }
             }
         }
         self.txs.entry(txid).or_insert_with(|| Entry::new(now))
+    }
+
+    /// Rejections whose votes a reconnecting peer is sent, at most (with a
+    /// window, no more than the window).
+    pub(super) fn recent_rejected_cap(&self) -> usize {
+        match self.cfg.window {
+            0 => MAX_RECENT_REJECTED,
+            w => w.min(MAX_RECENT_REJECTED),
+        }
+    }
+
+    /// Whether a txid offered by a peer is one this node applied and forgot
+    /// (its first output is unspent or recorded spent here): not to fetch.
+    pub(super) fn forgotten_final(&self, txid: &TxId) -> bool {
+        let op = OutPoint {
+            txid: *txid,
+            vout: 0,
+        };
+        self.cfg.window > 0 && (self.ledger.contains(&op) || self.ledger.spent_by(&op).is_some())
     }
 
     /// Whether an entry known only from votes may be made: under the cap, or
@@ -134,16 +162,10 @@ impl Engine {
                 }
             }
         }
-        // Stale ids (entries filled or decided since) go now and then.
-        if self.vote_only_order.len() > 2 * MAX_VOTE_ONLY {
-            let txs = &self.txs;
-            self.vote_only_order
-                .retain(|t| txs.get(t).is_some_and(|e| e.tx.is_none()));
-        }
     }
 
-    /// A rejection leaving the ring of recent ones: with a window, its entry,
-    /// the locks it holds and its place among the spenders go.
+    /// A rejection leaving the ring of recent ones: with a window, its entry
+    /// and its place among the spenders go (the locks it holds stay).
     pub(super) fn forget_rejected(&mut self, txid: TxId) {
         if self.cfg.window > 0
             && self
@@ -156,7 +178,8 @@ impl Engine {
     }
 
     /// Drops the entry of a transaction that is not pending with its
-    /// transaction (it is in no mempool count).
+    /// transaction (it is in no mempool count). Its locks stay: a lock is
+    /// released only by a finalization spending the output.
     fn drop_entry(&mut self, txid: TxId) {
         let Some(e) = self.txs.remove(&txid) else {
             return;
@@ -166,9 +189,6 @@ impl Engine {
             return;
         };
         for i in &tx.inputs {
-            if self.locks.get(&i.prev) == Some(&txid) {
-                self.locks.remove(&i.prev);
-            }
             if let Some(s) = self.spenders.get_mut(&i.prev) {
                 s.retain(|t| *t != txid);
                 if s.is_empty() {

@@ -204,7 +204,7 @@ impl Run {
                 }
                 Err(e) => {
                     first_error.get_or_insert(e);
-                    cursors.push(Cursor::at(0));
+                    cursors.push(Cursor::unknown());
                 }
             }
         }
@@ -588,6 +588,15 @@ impl Cursor {
         }
     }
 
+    /// A node whose position was not known at the start (it did not answer):
+    /// read from the start, and what it forgot before then is not unread.
+    fn unknown() -> Cursor {
+        Cursor {
+            reread: true,
+            ..Cursor::at(0)
+        }
+    }
+
     /// Moves past `page`; the finalizations the node forgot (its finality
     /// window) before they were read. A node that restarted rebuilt its list
     /// (from its log, then from its peers), maybe in another order: it is
@@ -628,6 +637,9 @@ mod tests {
         assert_eq!(c.at, 0);
         assert_eq!(c.advance(&page(120, 70, 9)), 0, "re-read after the restart");
         assert_eq!(c.advance(&page(195, 5, 9)), 5, "and counted again after");
+        let mut down = Cursor::unknown();
+        assert_eq!(down.advance(&page(4_000, 10, 3)), 0, "down at the start");
+        assert_eq!(down.advance(&page(4_020, 10, 3)), 10);
     }
 
     #[test]

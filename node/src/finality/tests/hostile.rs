@@ -217,7 +217,9 @@ fn catching_up_large_transactions_fits_in_frames() {
 /// A restart takes up only the locks still pending at the end of the log:
 /// n0, cut off, locked `a` and `c`; `a`'s twin `b` was finalized by the
 /// others and its certificate reached n0. Restarted, n0 holds `c` pending
-/// with its lock and our approval, and nothing of `a`.
+/// with its lock and our approval, and `a` rejected (it lost to `b`), as
+/// before the restart: gossiped again, `a` draws no vote from n0 against the
+/// approval it gave it.
 #[test]
 fn a_restart_takes_up_only_the_locks_still_pending() {
     let mut sim = Sim::new(4, |_| Bugs::default(), 8);
@@ -234,9 +236,15 @@ fn a_restart_takes_up_only_the_locks_still_pending() {
     sim.restart(0);
     let e = &sim.engines[0];
     assert!(e.is_final(&b.id()));
-    assert_ne!(e.report(&a.id()).map(|r| r.state), Some(TxState::Pending));
+    let lost = e.report(&a.id()).unwrap();
+    assert_eq!(
+        (lost.state, lost.reason.as_deref()),
+        (TxState::Rejected, Some("input_spent"))
+    );
     let pending = e.report(&c.id()).unwrap();
     assert_eq!((pending.state, pending.approvals), (TxState::Pending, 1));
     assert_eq!(e.mempool_len(), 1);
     assert_eq!(e.footprint().locks, 1, "c's input only");
+    let fx = sim.engines[0].on_message(from, LedgerMessage::Tx(a.clone()), sim.now);
+    assert!(fx.is_empty(), "{fx:?}");
 }

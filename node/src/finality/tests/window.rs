@@ -205,3 +205,48 @@ fn a_node_away_for_less_than_the_window_catches_up() {
     }
     sim.assert_agreement(0..4);
 }
+
+/// Twins split two and two: both rejected, n0 and n1 locked `a`, n2 and n3
+/// `b`. Once the ring of recent rejections (as long as the window) moved past
+/// them, their entries are gone but not the locks: each twin sent again is
+/// refused where the other was approved, and neither is ever final (a
+/// validator that forgot its lock would approve the other twin: two
+/// conflicting certificates with no faulty validator).
+#[test]
+fn forgotten_rejections_keep_their_locks() {
+    let mut sim = Sim::new(4, |_| Bugs::default(), 5).windowed(W);
+    let split = |sim: &mut Sim, coin: usize, memo: u64| {
+        let (a, b) = (sim.payment(coin, memo), sim.payment(coin, memo + 1));
+        sim.submit(0, a.clone()).unwrap();
+        sim.submit(2, b.clone()).unwrap();
+        sim.deliver_where(|f, t, m| f == 0 && t == 1 && matches!(m, LedgerMessage::Tx(_)));
+        sim.deliver_where(|f, t, m| f == 2 && t == 3 && matches!(m, LedgerMessage::Tx(_)));
+        sim.run();
+        (a, b)
+    };
+    let (a, b) = split(&mut sim, 0, 1);
+    let rejected = |sim: &Sim, t: &Transaction| {
+        (0..4).all(|i| sim.engines[i].report(&t.id()).map(|r| r.state) == Some(TxState::Rejected))
+    };
+    assert!(rejected(&sim, &a) && rejected(&sim, &b));
+    for coin in 1..crate::genesis::GENESIS_OUTPUTS as usize {
+        split(&mut sim, coin, 10 + 2 * coin as u64);
+    }
+    for i in 0..4 {
+        let e = &sim.engines[i];
+        assert!(e.report(&a.id()).is_none(), "n{i} forgot a");
+        assert!(e.footprint().txs <= W, "n{i}: {:?}", e.footprint());
+    }
+    let refused = |r: Result<TxId, Rejection>| matches!(r, Err(Rejection::Conflict { .. }));
+    assert!(refused(sim.submit(0, b.clone())), "n0 still holds a's lock");
+    assert!(refused(sim.submit(1, b.clone())), "n1 still holds a's lock");
+    assert!(refused(sim.submit(2, a.clone())), "n2 still holds b's lock");
+    sim.run();
+    for i in 0..4 {
+        assert!(
+            !sim.finalized(i, &a.id()) && !sim.finalized(i, &b.id()),
+            "n{i}"
+        );
+    }
+    sim.assert_agreement(0..4);
+}
