@@ -163,7 +163,7 @@ fn measure(txs: usize, window: usize, locks: bool) -> Vec<(usize, f64, f64)> {
         "child (window {window}) failed: {}",
         String::from_utf8_lossy(&out.stderr)
     );
-    String::from_utf8_lossy(&out.stdout)
+    let figures: Vec<(usize, f64, f64)> = String::from_utf8_lossy(&out.stdout)
         .lines()
         .filter_map(|l| {
             let mut f = l.strip_prefix("step ")?.split(' ');
@@ -173,7 +173,14 @@ fn measure(txs: usize, window: usize, locks: bool) -> Vec<(usize, f64, f64)> {
                 f.next()?.parse().ok()?,
             ))
         })
-        .collect()
+        .collect();
+    // Fail closed: a child that printed no figure (or no RSS) measured nothing.
+    assert!(
+        figures.len() >= 2 && figures.iter().all(|f| f.1 > 0.0),
+        "child (window {window}) printed no figures: {}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    figures
 }
 
 fn main() {

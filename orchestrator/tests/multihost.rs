@@ -254,18 +254,7 @@ async fn a_testnet_spans_two_engines_of_one_swarm_survives_a_cut_between_them_an
     let name = "e2e-multihost";
     let _guard = Guard(name);
     let report = dir.path().join("report");
-    let out = run(&[
-        "run",
-        file.to_str().unwrap(),
-        "--name",
-        name,
-        "--image",
-        &image,
-        "--keep",
-        "--report",
-        report.to_str().unwrap(),
-    ])
-    .await;
+    let out = run_kept(&file, name, &image, &report).await;
     eprintln!("run: exit {:?}\n{}", out.status.code(), text(&out));
     let said = text(&out);
     let verdicts = std::fs::read(report.join("report.json"))

@@ -326,18 +326,7 @@ async fn nodes_with_a_finality_window_keep_every_invariant() {
     let _guard = Guard(name);
     let report = report_dir(name);
     let file = scenario("finality-window.scenario.yaml");
-    let out = run(&[
-        "run",
-        file.to_str().unwrap(),
-        "--name",
-        name,
-        "--image",
-        &image,
-        "--keep",
-        "--report",
-        report.to_str().unwrap(),
-    ])
-    .await;
+    let out = run_kept(&file, name, &image, &report).await;
     eprintln!("run: exit {:?}\n{}", out.status.code(), text(&out));
     let kept = windows_of_the_kept_testnet(name).await;
     down_leaves_nothing(name).await;

@@ -33,6 +33,28 @@ pub async fn run(args: &[&str]) -> Output {
         .unwrap()
 }
 
+/// `testnet run FILE --name NAME --image IMAGE --keep --report REPORT`: the
+/// testnet stays up for the test to look at (then `down` it).
+pub async fn run_kept(
+    file: &std::path::Path,
+    name: &str,
+    image: &str,
+    report: &std::path::Path,
+) -> Output {
+    run(&[
+        "run",
+        file.to_str().unwrap(),
+        "--name",
+        name,
+        "--image",
+        image,
+        "--keep",
+        "--report",
+        report.to_str().unwrap(),
+    ])
+    .await
+}
+
 pub fn text(o: &Output) -> String {
     format!(
         "{}{}",
