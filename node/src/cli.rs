@@ -121,6 +121,12 @@ struct RunArgs {
     /// peers that keep fewer (there is no state sync from a snapshot yet).
     #[arg(long, default_value_t = 0)]
     finality_window: usize,
+    /// With a finality window: write a checkpoint of the ledger every N
+    /// finalizations and start a new log after it, deleting the older ones
+    /// (a restart reads the checkpoint and the log after it, not the whole
+    /// history). 0: never.
+    #[arg(long, default_value_t = crate::datadir::CHECKPOINT_EVERY)]
+    checkpoint_every: u64,
     #[arg(long, default_value_t = 64)]
     max_inbound: usize,
     #[arg(long, default_value_t = 64)]
@@ -276,6 +282,7 @@ fn run(args: RunArgs) -> anyhow::Result<()> {
             setup = setup.with_neighbours(args.neighbours);
         }
         setup.finality_window = args.finality_window;
+        setup.checkpoint_every = args.checkpoint_every;
         setup.p2p.max_inbound = args.max_inbound;
         setup.p2p.max_outbound = args.max_outbound;
         setup.p2p.ping_interval = args.ping_interval;

@@ -14,6 +14,7 @@
 //! missed anything catches up (seed 004).
 
 mod catchup;
+mod checkpoint;
 pub mod inventory;
 mod orphans;
 pub mod quorum;
@@ -22,7 +23,9 @@ mod types;
 mod window;
 
 pub use catchup::CATCHUP_REPLY_BYTES;
-pub use types::{Bugs, Effect, LedgerMessage, Record, TxReport, TxState};
+pub use checkpoint::ReplayError;
+pub use replay::Replay;
+pub use types::{Bugs, CheckpointHeader, Effect, LedgerMessage, Recent, Record, TxReport, TxState};
 
 use std::collections::{HashMap, HashSet, VecDeque};
 

@@ -7,6 +7,7 @@
 //! its inputs leave the set, its outputs join it (seed 004's bug was to skip the
 //! first half, reproduced here by `spend_inputs = false`).
 
+mod snapshot;
 pub mod tx;
 
 use std::collections::{HashMap, HashSet};

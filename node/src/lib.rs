@@ -28,6 +28,7 @@ pub mod api;
 pub mod byzantine;
 pub mod cli;
 pub mod clock;
+pub mod datadir;
 pub mod faults;
 pub mod finality;
 mod fixed_bytes;

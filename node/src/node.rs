@@ -16,6 +16,7 @@ use tokio_util::task::TaskTracker;
 use tracing::{info, warn, Instrument};
 
 use crate::api::Status;
+use crate::datadir::Checkpointer;
 use crate::finality::quorum::Validators;
 use crate::finality::{Bugs, Engine, EngineConfig, Record};
 use crate::genesis::Genesis;
@@ -86,6 +87,8 @@ pub enum NodeError {
     Listener(std::io::Error),
     #[error(transparent)]
     Store(#[from] crate::store::StoreError),
+    #[error(transparent)]
+    Ledger(#[from] crate::datadir::DataDirError),
 }
 
 /// Everything a node needs to start.
@@ -101,6 +104,9 @@ pub struct NodeSetup {
     pub catchup_interval: Duration,
     /// Finalizations whose certificates are kept (0: all; see `EngineConfig`).
     pub finality_window: usize,
+    /// Finalizations between two checkpoints of the ledger (with a window;
+    /// 0: never, the log keeps the whole history).
+    pub checkpoint_every: u64,
 }
 
 impl NodeSetup {
@@ -129,6 +135,7 @@ impl NodeSetup {
             limits: Limits::default(),
             catchup_interval: Duration::from_secs(1),
             finality_window: 0,
+            checkpoint_every: crate::datadir::CHECKPOINT_EVERY,
         }
     }
 
@@ -201,7 +208,7 @@ impl Node {
         metrics.expected_peers.set(expected_peers as i64);
         let p2p_address = setup.p2p.advertised_addr;
         let protocol_version = setup.p2p.protocol_version;
-        let (engine, store) = open_ledger(&setup, &metrics)?;
+        let (engine, store, checkpointer) = open_ledger(&setup, &metrics)?;
         let (events_tx, events_rx) = tokio::sync::mpsc::channel(4096);
         let network = Network::start(
             setup.p2p,
@@ -217,6 +224,7 @@ impl Node {
             replica
                 .run(
                     store,
+                    checkpointer,
                     network.clone(),
                     events_rx,
                     setup.catchup_interval,
@@ -294,7 +302,10 @@ impl Node {
 
 /// The finality engine over the genesis ledger, with what the ledger log on disk
 /// holds replayed into it, and the log to append to.
-fn open_ledger(setup: &NodeSetup, metrics: &Metrics) -> Result<(Engine, Store<Record>), NodeError> {
+fn open_ledger(
+    setup: &NodeSetup,
+    metrics: &Metrics,
+) -> Result<(Engine, Store<Record>, Checkpointer), NodeError> {
     let id = setup.p2p.keypair.id();
     let bug = |b| setup.bugs.contains(&b);
     let bugs = Bugs {
@@ -305,34 +316,41 @@ fn open_ledger(setup: &NodeSetup, metrics: &Metrics) -> Result<(Engine, Store<Re
     };
     let validators = Validators::from_genesis(&setup.genesis);
     let key = validators.contains(&id).then(|| setup.p2p.keypair.clone());
-    let mut engine = Engine::new(
-        EngineConfig {
-            network_id: setup.genesis.network_id.clone(),
-            validators,
-            key,
-            bugs,
-            relay: setup.p2p.neighbours.is_some(),
-            window: setup.finality_window,
-        },
-        Ledger::from_genesis(&setup.genesis, setup.limits.clone()),
-        metrics.finality.clone(),
-    );
-    let (store, records, recovery) = Store::<Record>::open(&setup.data_dir, "ledger.log")?;
-    if recovery.truncated_bytes > 0 {
+    let fresh = || {
+        Engine::new(
+            EngineConfig {
+                network_id: setup.genesis.network_id.clone(),
+                validators: validators.clone(),
+                key: key.clone(),
+                bugs,
+                relay: setup.p2p.neighbours.is_some(),
+                window: setup.finality_window,
+            },
+            Ledger::from_genesis(&setup.genesis, setup.limits.clone()),
+            metrics.finality.clone(),
+        )
+    };
+    let started = Instant::now();
+    let (engine, store, opened) = crate::datadir::open(&setup.data_dir, fresh, now_ms())?;
+    if opened.truncated_bytes > 0 {
         warn!(
-            bytes = recovery.truncated_bytes,
+            bytes = opened.truncated_bytes,
             "dropped a torn tail from the ledger log"
         );
     }
-    if recovery.records > 0 {
-        engine.replay(records, now_ms());
+    if opened.records > 0 {
         info!(
-            records = recovery.records,
+            checkpoint = opened.checkpoint,
+            logs = opened.logs,
+            records = opened.records,
             finalized = engine.finalized_count(),
+            ms = started.elapsed().as_millis() as u64,
             "ledger restored from disk"
         );
     }
-    Ok((engine, store))
+    let every = setup.checkpoint_every;
+    let checkpointer = Checkpointer::new(&setup.data_dir, every, opened.active);
+    Ok((engine, store, checkpointer))
 }
 
 /// Serves the HTTP API on `listener` until `stop`, as a task of `tasks`.

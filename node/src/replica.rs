@@ -14,6 +14,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::{error, info};
 
 use crate::byzantine::{Behaviour, Misbehaviour};
+use crate::datadir::Checkpointer;
 use crate::finality::{Effect, Engine, Record};
 use crate::ledger::tx::{Transaction, TxId};
 use crate::ledger::Rejection;
@@ -120,6 +121,7 @@ impl Replica {
     pub async fn run(
         self,
         mut store: Store<Record>,
+        mut checkpointer: Checkpointer,
         network: Network,
         mut events: mpsc::Receiver<NetworkEvent>,
         tick: Duration,
@@ -219,6 +221,7 @@ impl Replica {
                     }
                     break;
                 }
+                checkpointer.after_batch(&mut store, &handle.engine());
             }
             drop(changing);
             send(&network, &behaving, effects);
@@ -227,6 +230,7 @@ impl Replica {
                 let _ = reply.send(result.map_err(SubmitError::from));
             }
         }
+        checkpointer.finish().await;
         info!("replica stopped");
     }
 }

@@ -85,6 +85,18 @@ impl StorageFaults {
 impl<R: Serialize + DeserializeOwned> Store<R> {
     /// Opens (or creates) `dir/name`, returning the records it holds.
     pub fn open(dir: &Path, name: &str) -> Result<(Self, Vec<R>, Recovery), StoreError> {
+        let mut records = Vec::new();
+        let (store, recovery) = Self::open_each(dir, name, |r| records.push(r))?;
+        Ok((store, records, recovery))
+    }
+
+    /// Opens (or creates) `dir/name`, handing each record it holds to `each`
+    /// in order (one at a time: the log is never all in memory).
+    pub fn open_each(
+        dir: &Path,
+        name: &str,
+        each: impl FnMut(R),
+    ) -> Result<(Self, Recovery), StoreError> {
         let path = dir.join(name);
         let open_err = |source| StoreError::Open {
             path: path.clone(),
@@ -98,7 +110,7 @@ impl<R: Serialize + DeserializeOwned> Store<R> {
             .open(&path)
             .map_err(open_err)?;
         let size = file.metadata().map_err(open_err)?.len();
-        let (records, good) = read_records(&mut file).map_err(|source| StoreError::Read {
+        let (records, good) = read_records(&mut file, each).map_err(|source| StoreError::Read {
             path: path.clone(),
             source,
         })?;
@@ -113,7 +125,7 @@ impl<R: Serialize + DeserializeOwned> Store<R> {
             })?;
         }
         let recovery = Recovery {
-            records: records.len(),
+            records,
             truncated_bytes: size - good,
         };
         Ok((
@@ -123,9 +135,35 @@ impl<R: Serialize + DeserializeOwned> Store<R> {
                 faults: Arc::default(),
                 _records: PhantomData,
             },
-            records,
             recovery,
         ))
+    }
+
+    /// Starts a new log `dir/name` (which must not exist) and appends to it
+    /// from now on; the old one is left as it is.
+    pub fn rotate(&mut self, dir: &Path, name: &str) -> Result<(), StoreError> {
+        let path = dir.join(name);
+        let file = OpenOptions::new()
+            .read(true)
+            .append(true)
+            .create_new(true)
+            .open(&path)
+            .map_err(|source| StoreError::Open {
+                path: path.clone(),
+                source,
+            })?;
+        sync_dir(dir).map_err(|source| StoreError::Write {
+            path: path.clone(),
+            source,
+        })?;
+        self.file = file;
+        self.path = path;
+        Ok(())
+    }
+
+    /// The file appended to.
+    pub fn path(&self) -> &Path {
+        &self.path
     }
 
     /// Reads disk faults from `faults` from now on.
@@ -145,21 +183,7 @@ impl<R: Serialize + DeserializeOwned> Store<R> {
                 source: std::io::Error::other("injected I/O error (a disk fault)"),
             });
         }
-        let mut buf = Vec::new();
-        for r in records {
-            let payload = postcard::to_stdvec(r).expect("records serialize");
-            // Reopening stops at a record over the limit and drops the rest of
-            // the log: one is never written.
-            if payload.len() > MAX_RECORD {
-                return Err(StoreError::TooLarge {
-                    len: payload.len(),
-                    max: MAX_RECORD,
-                });
-            }
-            buf.extend_from_slice(&(payload.len() as u32).to_le_bytes());
-            buf.extend_from_slice(&crc32fast::hash(&payload).to_le_bytes());
-            buf.extend_from_slice(&payload);
-        }
+        let buf = encode(records)?;
         let write_err = |source| StoreError::Write {
             path: self.path.clone(),
             source,
@@ -172,12 +196,78 @@ impl<R: Serialize + DeserializeOwned> Store<R> {
     }
 }
 
-/// Reads records from the start; returns them and the offset after the last good one.
-fn read_records<R: DeserializeOwned>(file: &mut File) -> std::io::Result<(Vec<R>, u64)> {
+/// The records framed as the log holds them.
+fn encode<R: Serialize>(records: &[R]) -> Result<Vec<u8>, StoreError> {
+    let mut buf = Vec::new();
+    for r in records {
+        let payload = postcard::to_stdvec(r).expect("records serialize");
+        // Reopening stops at a record over the limit and drops the rest of
+        // the log: one is never written.
+        if payload.len() > MAX_RECORD {
+            return Err(StoreError::TooLarge {
+                len: payload.len(),
+                max: MAX_RECORD,
+            });
+        }
+        buf.extend_from_slice(&(payload.len() as u32).to_le_bytes());
+        buf.extend_from_slice(&crc32fast::hash(&payload).to_le_bytes());
+        buf.extend_from_slice(&payload);
+    }
+    Ok(buf)
+}
+
+/// Writes `records` to `dir/name` whole or not at all: into a temporary
+/// file, fsynced, renamed over `name`, and the directory fsynced.
+pub fn write_file<R: Serialize>(dir: &Path, name: &str, records: &[R]) -> Result<(), StoreError> {
+    let tmp = dir.join(format!("{name}.tmp"));
+    let path = dir.join(name);
+    let write_err = |path: &Path| {
+        let path = path.to_path_buf();
+        move |source| StoreError::Write { path, source }
+    };
+    let mut file = File::create(&tmp).map_err(write_err(&tmp))?;
+    for chunk in records.chunks(1024) {
+        file.write_all(&encode(chunk)?).map_err(write_err(&tmp))?;
+    }
+    file.sync_all().map_err(write_err(&tmp))?;
+    drop(file);
+    std::fs::rename(&tmp, &path).map_err(write_err(&path))?;
+    sync_dir(dir).map_err(write_err(&path))
+}
+
+/// Reads the records of `path` in order, up to the first torn or corrupt
+/// one, without changing the file; returns how many were read and whether
+/// the file ended cleanly after them.
+pub fn read_file<R: DeserializeOwned>(
+    path: &Path,
+    each: impl FnMut(R),
+) -> Result<(usize, bool), StoreError> {
+    let read_err = |source| StoreError::Read {
+        path: path.to_path_buf(),
+        source,
+    };
+    let mut file = File::open(path).map_err(read_err)?;
+    let size = file.metadata().map_err(read_err)?.len();
+    let (n, good) = read_records(&mut file, each).map_err(read_err)?;
+    Ok((n, good == size))
+}
+
+/// Makes a rename or a new file in `dir` durable.
+fn sync_dir(dir: &Path) -> std::io::Result<()> {
+    File::open(dir)?.sync_all()
+}
+
+/// Reads records from the start, handing each to `each`; returns how many
+/// and the offset after the last good one.
+fn read_records<R: DeserializeOwned>(
+    file: &mut File,
+    mut each: impl FnMut(R),
+) -> std::io::Result<(usize, u64)> {
     file.seek(SeekFrom::Start(0))?;
-    let mut reader = BufReader::new(&mut *file);
-    let mut records = Vec::new();
+    let mut reader = BufReader::with_capacity(1 << 16, &mut *file);
+    let mut records = 0;
     let mut good = 0u64;
+    let mut payload = Vec::new();
     loop {
         let mut header = [0u8; 8];
         if !read_full(&mut reader, &mut header)? {
@@ -188,14 +278,15 @@ fn read_records<R: DeserializeOwned>(file: &mut File) -> std::io::Result<(Vec<R>
         if len > MAX_RECORD {
             break;
         }
-        let mut payload = vec![0u8; len];
+        payload.resize(len, 0);
         if !read_full(&mut reader, &mut payload)? || crc32fast::hash(&payload) != crc {
             break;
         }
         let Ok(record) = postcard::from_bytes(&payload) else {
             break;
         };
-        records.push(record);
+        each(record);
+        records += 1;
         good += 8 + len as u64;
     }
     Ok((records, good))

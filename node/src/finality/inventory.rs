@@ -54,6 +54,37 @@ impl FinalizedSet {
         self.count += 1;
     }
 
+    /// The set as a checkpoint states it: `count` finalizations with these
+    /// digests, and no members yet (see [`Self::restore_member`]).
+    pub fn restore(count: u64, whole: TxId, buckets: &[TxId]) -> Option<Self> {
+        if buckets.len() != BUCKETS {
+            return None;
+        }
+        Some(FinalizedSet {
+            digests: buckets.iter().map(|b| b.0).collect(),
+            members: vec![VecDeque::new(); BUCKETS],
+            count,
+            whole: whole.0,
+        })
+    }
+
+    /// Offers `txid` again (a restored member of the window; already in the
+    /// digests and the count).
+    pub fn restore_member(&mut self, txid: TxId) {
+        self.members[txid.0[0] as usize].push_back(txid);
+    }
+
+    /// Whether the bucket digests add up to the whole digest.
+    pub fn is_consistent(&self) -> bool {
+        let mut x = [0u8; 32];
+        for d in &self.digests {
+            for (a, b) in x.iter_mut().zip(d) {
+                *a ^= b;
+            }
+        }
+        x == self.whole
+    }
+
     /// Stops offering `txid` (it left the window); it stays in the digests.
     pub fn forget(&mut self, txid: &TxId) {
         let m = &mut self.members[txid.0[0] as usize];

@@ -1,76 +1,139 @@
 //! Rebuilding an engine from its persisted records on start.
 
+use super::checkpoint::{ReplayError, Restoring};
 use super::*;
+
+/// A replay under way: records are fed one at a time, in the order
+/// written (a checkpoint's, then its tail's), so no log is ever held whole.
+pub struct Replay {
+    now: u64,
+    at: usize,
+    /// Locks read whose transaction is not final yet, with their position.
+    locked: HashMap<TxId, (usize, Transaction)>,
+    sink: Vec<Effect>,
+    restoring: Option<Restoring>,
+    /// The count of the checkpoint restored, if one was.
+    restored: Option<u64>,
+}
+
+impl Replay {
+    /// `now`: the time of finalizations whose record has none (older logs).
+    pub fn new(now: u64) -> Self {
+        Replay {
+            now,
+            at: 0,
+            locked: HashMap::new(),
+            sink: Vec::new(),
+            restoring: None,
+            restored: None,
+        }
+    }
+
+    /// The finalized count of the checkpoint read whole, if one was.
+    pub fn restored(&self) -> Option<u64> {
+        self.restored
+    }
+
+    /// Records fed so far.
+    pub fn records(&self) -> usize {
+        self.at
+    }
+}
 
 impl Engine {
     /// Rebuilds state from persisted records (in the order they were
-    /// written): finalizations at the time they happened (older logs: at
+    /// written): see [`Engine::replay_record`].
+    pub fn replay(&mut self, records: Vec<Record>, now: u64) -> Result<(), ReplayError> {
+        let mut r = Replay::new(now);
+        for record in records {
+            self.replay_record(&mut r, record)?;
+        }
+        self.replay_finish(r)
+    }
+
+    /// One record: finalizations at the time they happened (older logs: at
     /// `now`), locks as pending approvals, rejections of locked transactions
-    /// decided again with their votes.
+    /// decided again with their votes, a checkpoint restored (only first).
     ///
     /// Most locks are followed by their transaction's finalization a few
     /// records later: a lock is only taken up (checked: a signature
     /// verification; voted on: a signature) if its transaction is not final
     /// by the end of the log, or when its rejection is read.
-    pub fn replay(&mut self, records: Vec<Record>, now: u64) {
-        let mut sink = Vec::new();
-        let mut locked: HashMap<TxId, (usize, Transaction)> = HashMap::new();
-        for (at, r) in records.into_iter().enumerate() {
-            match r {
-                Record::Finalized(cert) => self.replay_final(cert, now, &mut locked, &mut sink),
-                Record::FinalizedAt { cert, at_ms } => {
-                    self.replay_final(cert, at_ms, &mut locked, &mut sink)
-                }
-                Record::Lock(tx) => {
-                    if self.cfg.bugs.no_lock_persist {
-                        continue;
-                    }
-                    let txid = tx.id();
-                    if !self.is_final(&txid) {
-                        locked.insert(txid, (at, tx));
-                    }
-                }
-                Record::Rejected { txid, votes } => {
-                    if let Some((_, tx)) = locked.remove(&txid) {
-                        self.relock(txid, tx, now, &mut sink);
-                    }
-                    if let Some(e) = self.txs.get_mut(&txid) {
-                        for v in votes.iter().filter(|v| v.txid == txid && !v.approve) {
-                            e.tally.add(v);
-                        }
-                    }
-                    self.decide_rejected(txid, "vote_rejected", now);
-                }
+    pub fn replay_record(&mut self, r: &mut Replay, record: Record) -> Result<(), ReplayError> {
+        r.at += 1;
+        if let Some(c) = r.restoring.as_mut() {
+            if !matches!(record, Record::End { .. }) {
+                c.read_one();
             }
         }
-        let mut pending: Vec<(usize, TxId, Transaction)> = locked
+        match record {
+            Record::Finalized(cert) => self.replay_final(cert, r.now, r),
+            Record::FinalizedAt { cert, at_ms } => self.replay_final(cert, at_ms, r),
+            Record::Lock(tx) => {
+                if !self.cfg.bugs.no_lock_persist {
+                    let txid = tx.id();
+                    if !self.is_final(&txid) {
+                        r.locked.insert(txid, (r.at, tx));
+                    }
+                }
+            }
+            Record::Rejected { txid, votes } => {
+                if let Some((_, tx)) = r.locked.remove(&txid) {
+                    self.relock(txid, tx, r.now, &mut r.sink);
+                }
+                if let Some(e) = self.txs.get_mut(&txid) {
+                    for v in votes.iter().filter(|v| v.txid == txid && !v.approve) {
+                        e.tally.add(v);
+                    }
+                }
+                self.decide_rejected(txid, "vote_rejected", r.now);
+            }
+            Record::Checkpoint(header) => {
+                r.restoring = Some(self.restore_begin(r.at == 1, header)?);
+            }
+            Record::End { records } => {
+                let c = r.restoring.take().ok_or_else(outside)?;
+                let seq = c.seq();
+                self.restore_end(c, records)?;
+                r.restored = Some(seq);
+            }
+            part @ (Record::Utxos(_) | Record::Recent(_) | Record::Locks(_)) => {
+                if r.restoring.is_none() {
+                    return Err(outside());
+                }
+                self.restore_part(part);
+            }
+        }
+        r.sink.clear();
+        Ok(())
+    }
+
+    /// After the last record: the locks still pending are taken up.
+    pub fn replay_finish(&mut self, r: Replay) -> Result<(), ReplayError> {
+        if r.restoring.is_some() {
+            return Err(ReplayError(
+                "the checkpoint ends before its End record (torn)".into(),
+            ));
+        }
+        let mut sink = r.sink;
+        let mut pending: Vec<(usize, TxId, Transaction)> = r
+            .locked
             .into_iter()
             .map(|(t, (at, tx))| (at, t, tx))
             .collect();
         pending.sort_by_key(|(at, _, _)| *at);
         for (_, txid, tx) in pending {
-            self.relock(txid, tx, now, &mut sink);
+            self.relock(txid, tx, r.now, &mut sink);
         }
-        // A replayed certificate may have been written after the lock it releases.
-        let pending_locked: Vec<TxId> = self.locks.values().copied().collect();
-        for t in pending_locked {
-            if self.is_final(&t) {
-                self.locks.retain(|_, v| *v != t);
-            }
-        }
+        self.update_gauges();
+        Ok(())
     }
 
-    fn replay_final(
-        &mut self,
-        cert: Certificate,
-        at_ms: u64,
-        locked: &mut HashMap<TxId, (usize, Transaction)>,
-        sink: &mut Vec<Effect>,
-    ) {
-        if !locked.is_empty() {
-            locked.remove(&cert.tx.id());
+    fn replay_final(&mut self, cert: Certificate, at_ms: u64, r: &mut Replay) {
+        if !r.locked.is_empty() {
+            r.locked.remove(&cert.tx.id());
         }
-        self.finalize(cert, at_ms, sink);
+        self.finalize(cert, at_ms, &mut r.sink);
     }
 
     /// Takes up a persisted lock: we locked it after a successful check, so
@@ -99,4 +162,8 @@ impl Engine {
             Err(_) => {}
         }
     }
+}
+
+fn outside() -> ReplayError {
+    ReplayError("a checkpoint record outside a checkpoint".into())
 }

@@ -23,6 +23,8 @@ struct Sim {
     bugs: Vec<Bugs>,
     engines: Vec<Engine>,
     persisted: Vec<Vec<Record>>,
+    /// Every record each node persisted (never compacted).
+    full: Vec<Vec<Record>>,
     queue: Vec<(usize, usize, LedgerMessage)>,
     cut: HashSet<usize>,
     rng: StdRng,
@@ -92,6 +94,7 @@ impl Sim {
             bugs,
             engines: Vec::new(),
             persisted: vec![Vec::new(); n],
+            full: vec![Vec::new(); n],
             queue: Vec::new(),
             cut: HashSet::new(),
             rng: StdRng::seed_from_u64(seed),
@@ -136,7 +139,10 @@ impl Sim {
     fn effects(&mut self, from: usize, fx: Vec<Effect>) {
         for e in fx {
             match e {
-                Effect::Persist(r) => self.persisted[from].push(r),
+                Effect::Persist(r) => {
+                    self.full[from].push(r.clone());
+                    self.persisted[from].push(r);
+                }
                 Effect::Broadcast(m) => {
                     for &to in &self.adj[from] {
                         self.queue.push((from, to, m.clone()));
@@ -229,8 +235,14 @@ impl Sim {
     fn restart(&mut self, i: usize) {
         self.queue.retain(|(from, to, _)| *from != i && *to != i);
         let mut e = self.fresh_engine(i);
-        e.replay(self.persisted[i].clone(), self.now);
+        e.replay(self.persisted[i].clone(), self.now).unwrap();
         self.engines[i] = e;
+    }
+
+    /// Replaces node `i`'s records with a checkpoint of its state (later
+    /// records are its tail).
+    fn compact(&mut self, i: usize) {
+        self.persisted[i] = self.engines[i].checkpoint_image();
     }
 
     /// A payment from faucet output `coin` to a fresh key; `memo` tells twins apart.
@@ -512,6 +524,7 @@ fn forgotten_locks_break_safety_only_beyond_f() {
     }
 }
 
+mod checkpoint;
 mod hostile;
 mod relay;
 mod window;

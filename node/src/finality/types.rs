@@ -6,7 +6,8 @@ use serde::{Deserialize, Serialize};
 use super::inventory::Inventory;
 use super::quorum::{Certificate, Vote};
 use crate::identity::NodeId;
-use crate::ledger::tx::{Transaction, TxId};
+use crate::ledger::tx::{OutPoint, Transaction, TxId, TxOut};
+use crate::ledger::UtxoDigest;
 
 /// Messages of the ledger, carried by the P2P layer.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -49,6 +50,48 @@ pub enum Record {
     Rejected { txid: TxId, votes: Vec<Vote> },
     /// `cert` was applied to the ledger at `at_ms` (the node's clock).
     FinalizedAt { cert: Certificate, at_ms: u64 },
+    /// The first record of a checkpoint: the state after `seq` finalizations,
+    /// restored by the records after it up to `End` (a checkpoint file only).
+    Checkpoint(Box<CheckpointHeader>),
+    /// Unspent outputs at the checkpoint (in chunks).
+    Utxos(Vec<(OutPoint, TxOut)>),
+    /// A finalization of the checkpoint's window, in the order applied:
+    /// restored as it was kept, not applied again.
+    Recent(Box<Recent>),
+    /// Locks held at the checkpoint (by pending and rejected transactions).
+    Locks(Vec<(OutPoint, TxId)>),
+    /// The last record of a whole checkpoint: how many came before it.
+    End { records: u64 },
+}
+
+/// What a checkpoint's state must add up to, checked once it is read.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CheckpointHeader {
+    pub network_id: String,
+    /// Finalizations ever applied (the finalized set's count).
+    pub seq: u64,
+    /// The finalized set's digests: the whole set, and each bucket's.
+    pub whole: TxId,
+    pub buckets: Vec<TxId>,
+    pub utxo_digest: UtxoDigest,
+    pub utxo_count: u64,
+    pub total_value: u64,
+    pub fees: u64,
+    /// `Recent` records that follow (the window).
+    pub recent: u64,
+    /// Pairs of conflicting certificates seen (a safety violation).
+    pub conflicts: Vec<(TxId, TxId)>,
+}
+
+/// A finalization kept in the window, as a checkpoint holds it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Recent {
+    pub cert: Certificate,
+    pub at_ms: u64,
+    pub first_seen_ms: u64,
+    pub fee: u64,
+    pub approvals: u32,
+    pub rejections: u32,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -98,11 +98,18 @@ fn catch_up_replies_fit_their_byte_budget() {
 }
 
 /// Twins split two and two in a full mesh of four: each is rejected by a
+/// (restarted from the whole log, or from a checkpoint of it)
 /// quorum of rejections. n0 had locked A; restarted from its records, it has
 /// A rejected again (the lock alone would bring A back as pending for ever,
 /// the mempool never empty) and can still offer the rejections to a peer.
 #[test]
 fn a_rejected_lock_stays_rejected_after_a_restart() {
+    for compact in [false, true] {
+        a_rejected_lock_stays_rejected_after_a_restart_after(compact);
+    }
+}
+
+fn a_rejected_lock_stays_rejected_after_a_restart_after(compact: bool) {
     let mut sim = Sim::new(4, |_| Bugs::default(), 5);
     let (a, b) = (sim.payment(0, 1), sim.payment(0, 2));
     sim.submit(0, a.clone()).unwrap();
@@ -123,6 +130,9 @@ fn a_rejected_lock_stays_rejected_after_a_restart() {
         kept,
         "the rejection of a locked transaction is persisted with its votes"
     );
+    if compact {
+        sim.compact(0);
+    }
     sim.restart(0);
     let peer = sim.id(1);
     let e = &mut sim.engines[0];
@@ -222,6 +232,12 @@ fn catching_up_large_transactions_fits_in_frames() {
 /// approval it gave it.
 #[test]
 fn a_restart_takes_up_only_the_locks_still_pending() {
+    for compact in [false, true] {
+        a_restart_takes_up_only_the_locks_still_pending_after(compact);
+    }
+}
+
+fn a_restart_takes_up_only_the_locks_still_pending_after(compact: bool) {
     let mut sim = Sim::new(4, |_| Bugs::default(), 8);
     let (a, b, c) = (sim.payment(0, 1), sim.payment(0, 2), sim.payment(1, 3));
     sim.cut.insert(0);
@@ -233,6 +249,9 @@ fn a_restart_takes_up_only_the_locks_still_pending() {
     let from = sim.id(1);
     let fx = sim.engines[0].on_message(from, LedgerMessage::Certificate(cert), sim.now);
     sim.effects(0, fx);
+    if compact {
+        sim.compact(0);
+    }
     sim.restart(0);
     let e = &sim.engines[0];
     assert!(e.is_final(&b.id()));

@@ -26,6 +26,15 @@ fn step(sim: &Sim, prev: &Transaction, owner: &Keypair, memo: u64) -> Transactio
 /// twin (a double spend of the same output) every tenth step; plus two
 /// payments whose outputs are never spent. Returns every transaction made.
 fn history(sim: &mut Sim, steps: usize) -> Vec<Transaction> {
+    history_with(sim, steps, |_, _| {})
+}
+
+/// [`history`], calling `between` after each step.
+pub(super) fn history_with(
+    sim: &mut Sim,
+    steps: usize,
+    mut between: impl FnMut(&mut Sim, usize),
+) -> Vec<Transaction> {
     let owners: Vec<Keypair> = (0..4).map(|c| Keypair::from_seed([c as u8; 32])).collect();
     let mut made = vec![sim.payment(4, 4), sim.payment(5, 5)];
     let first: Vec<Transaction> = (0..4).map(|c| sim.payment(c, c as u64)).collect();
@@ -70,6 +79,7 @@ fn history(sim: &mut Sim, steps: usize) -> Vec<Transaction> {
             }
         }
         sim.run();
+        between(sim, s);
     }
     made
 }

@@ -1,0 +1,286 @@
+//! The ledger's files in `--data-dir`: checkpoints and the logs after them.
+//!
+//! - `ledger.log`: the log from genesis, until the first checkpoint.
+//! - `checkpoint-<seq>.ckpt`: the engine's state after `seq` finalizations
+//!   ([`Engine::checkpoint_image`]), written whole or not at all.
+//! - `ledger-<seq>.log`: the records after that state. It is started (the
+//!   log rotated) between two batches, in the same step the image is taken,
+//!   so the checkpoint and this log replay to the state of the whole history.
+//!
+//! The image is written off the replica's task; only once it is durable are
+//! the older checkpoints and logs deleted. A crash at any point leaves either
+//! the older checkpoint with every log after it, or the new one with its log.
+//! On start, the newest checkpoint that reads back whole and adds up is
+//! restored and the logs from its `seq` on are replayed; a torn or corrupt
+//! one falls back to the one before.
+
+use std::path::{Path, PathBuf};
+
+use tracing::{info, warn};
+
+use crate::finality::{Engine, Record, Replay, ReplayError};
+use crate::store::{self, Store, StoreError};
+
+/// Finalizations between two checkpoints, by default (with a finality window).
+pub const CHECKPOINT_EVERY: u64 = 5_000;
+
+const GENESIS_LOG: &str = "ledger.log";
+
+#[derive(Debug, thiserror::Error)]
+pub enum DataDirError {
+    #[error("cannot read data dir {path}: {source}")]
+    List {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("{path}: {source}; the node cannot rebuild its ledger from it (move the data dir away to start from genesis, and let catch-up refill it)")]
+    Replay { path: PathBuf, source: ReplayError },
+    #[error("data dir {dir}: {what}; the history before it is gone (move the data dir away to start from genesis, and let catch-up refill it)")]
+    Gap { dir: PathBuf, what: String },
+}
+
+/// What [`open`] restored.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Opened {
+    /// The checkpoint restored (its finalized count), if any.
+    pub checkpoint: Option<u64>,
+    /// Logs replayed after it, and their records.
+    pub logs: usize,
+    pub records: usize,
+    /// Bytes dropped from the last log's tail (a torn write).
+    pub truncated_bytes: u64,
+    /// Checkpoints skipped because they did not read back whole, with why.
+    pub skipped: Vec<String>,
+    /// The `seq` of the log appended to (0: `ledger.log`).
+    pub active: u64,
+}
+
+/// The files of the data dir, by kind, sorted by seq.
+#[derive(Debug, Default)]
+struct Files {
+    checkpoints: Vec<u64>,
+    logs: Vec<u64>,
+}
+
+fn checkpoint_name(seq: u64) -> String {
+    format!("checkpoint-{seq:020}.ckpt")
+}
+
+fn log_name(seq: u64) -> String {
+    match seq {
+        0 => GENESIS_LOG.to_owned(),
+        s => format!("ledger-{s:020}.log"),
+    }
+}
+
+/// Lists the ledger's files, deleting temporary ones (a checkpoint whose
+/// write a crash cut short).
+fn list(dir: &Path) -> Result<Files, DataDirError> {
+    let list_err = |source| DataDirError::List {
+        path: dir.to_path_buf(),
+        source,
+    };
+    std::fs::create_dir_all(dir).map_err(list_err)?;
+    let mut files = Files::default();
+    for entry in std::fs::read_dir(dir).map_err(list_err)? {
+        let name = entry.map_err(list_err)?.file_name();
+        let name = name.to_string_lossy();
+        let seq = |prefix: &str, suffix: &str| {
+            name.strip_prefix(prefix)?
+                .strip_suffix(suffix)
+                .filter(|d| d.len() == 20)?
+                .parse::<u64>()
+                .ok()
+        };
+        if name.ends_with(".ckpt.tmp") {
+            let _ = std::fs::remove_file(dir.join(&*name));
+        } else if name == GENESIS_LOG {
+            files.logs.push(0);
+        } else if let Some(s) = seq("checkpoint-", ".ckpt") {
+            files.checkpoints.push(s);
+        } else if let Some(s) = seq("ledger-", ".log").filter(|s| *s > 0) {
+            files.logs.push(s);
+        }
+    }
+    files.checkpoints.sort_unstable();
+    files.logs.sort_unstable();
+    Ok(files)
+}
+
+/// Rebuilds the engine `fresh` makes from the data dir: the newest whole
+/// checkpoint, then every log after it; returns the log to append to.
+pub fn open(
+    dir: &Path,
+    fresh: impl Fn() -> Engine,
+    now: u64,
+) -> Result<(Engine, Store<Record>, Opened), DataDirError> {
+    let files = list(dir)?;
+    let mut opened = Opened::default();
+    let mut chosen = None;
+    for &seq in files.checkpoints.iter().rev() {
+        match restore(dir, seq, &fresh, now) {
+            Ok(state) => {
+                chosen = Some(state);
+                break;
+            }
+            Err(why) => {
+                warn!(checkpoint = seq, error = %why, "skipping a checkpoint that does not restore");
+                opened.skipped.push(why);
+            }
+        }
+    }
+    let (mut engine, mut replay, base) = match chosen {
+        Some((engine, replay, seq)) => (engine, replay, seq),
+        None => (fresh(), Replay::new(now), 0),
+    };
+    opened.checkpoint = replay.restored();
+    let logs: Vec<u64> = files.logs.into_iter().filter(|s| *s >= base).collect();
+    if logs.first().is_some_and(|first| *first != base) {
+        return Err(DataDirError::Gap {
+            dir: dir.to_path_buf(),
+            what: format!(
+                "its oldest log starts after {} finalizations, and no checkpoint restores them",
+                logs[0]
+            ),
+        });
+    }
+    let active = logs.last().copied().unwrap_or(base);
+    for &seq in &logs[..logs.len().saturating_sub(1)] {
+        let path = dir.join(log_name(seq));
+        let mut failed = None;
+        let (_, whole) =
+            store::read_file(&path, |r| feed(&mut engine, &mut replay, r, &mut failed))?;
+        if let Some(source) = failed {
+            return Err(DataDirError::Replay { path, source });
+        }
+        if !whole {
+            warn!(log = %path.display(), "a log before the last ends in a torn record");
+        }
+    }
+    let mut failed = None;
+    let (store, recovery) = Store::open_each(dir, &log_name(active), |r| {
+        feed(&mut engine, &mut replay, r, &mut failed)
+    })?;
+    let path = dir.join(log_name(active));
+    if let Some(source) = failed {
+        return Err(DataDirError::Replay { path, source });
+    }
+    opened.logs = logs.len().max(1);
+    opened.records = replay.records();
+    opened.truncated_bytes = recovery.truncated_bytes;
+    opened.active = active;
+    engine
+        .replay_finish(replay)
+        .map_err(|source| DataDirError::Replay { path, source })?;
+    Ok((engine, store, opened))
+}
+
+fn feed(engine: &mut Engine, replay: &mut Replay, r: Record, failed: &mut Option<ReplayError>) {
+    if failed.is_none() {
+        if let Err(e) = engine.replay_record(replay, r) {
+            *failed = Some(e);
+        }
+    }
+}
+
+/// A fresh engine with checkpoint `seq` restored, or why it was not.
+fn restore(
+    dir: &Path,
+    seq: u64,
+    fresh: &impl Fn() -> Engine,
+    now: u64,
+) -> Result<(Engine, Replay, u64), String> {
+    let path = dir.join(checkpoint_name(seq));
+    let mut engine = fresh();
+    let mut replay = Replay::new(now);
+    let mut failed = None;
+    let read = store::read_file(&path, |r| feed(&mut engine, &mut replay, r, &mut failed));
+    let why = match (read, failed, replay.restored()) {
+        (Err(e), _, _) => e.to_string(),
+        (_, Some(e), _) => format!("{}: {e}", path.display()),
+        (Ok(_), None, Some(s)) if s == seq => return Ok((engine, replay, seq)),
+        (Ok(_), None, Some(s)) => format!("{}: holds the state at {s}", path.display()),
+        (Ok(_), None, None) => format!("{}: ends before its End record (torn)", path.display()),
+    };
+    Err(why)
+}
+
+/// Takes a checkpoint every so many finalizations (with a finality window)
+/// and writes it off the replica's task.
+pub struct Checkpointer {
+    dir: PathBuf,
+    every: u64,
+    active: u64,
+    writing: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl Checkpointer {
+    /// `active`: the seq of the log appended to; `every` 0: never.
+    pub fn new(dir: &Path, every: u64, active: u64) -> Self {
+        Checkpointer {
+            dir: dir.to_path_buf(),
+            every,
+            active,
+            writing: None,
+        }
+    }
+
+    /// After a batch is durable (and before the next changes the engine):
+    /// if it is time, rotates the log and starts writing the image.
+    pub fn after_batch(&mut self, store: &mut Store<Record>, engine: &Engine) {
+        let count = engine.finalized_count() as u64;
+        if self.every == 0 || engine.window() == 0 || count < self.active + self.every {
+            return;
+        }
+        if self.writing.as_ref().is_some_and(|w| !w.is_finished()) {
+            return;
+        }
+        let image = engine.checkpoint_image();
+        if let Err(e) = store.rotate(&self.dir, &log_name(count)) {
+            warn!(error = %e, "cannot start a new log; no checkpoint this time");
+            return;
+        }
+        self.active = count;
+        let dir = self.dir.clone();
+        self.writing = Some(tokio::task::spawn_blocking(move || {
+            write_checkpoint(&dir, count, &image)
+        }));
+    }
+
+    /// Waits for a checkpoint being written (on shutdown, and in tests).
+    pub async fn finish(&mut self) {
+        if let Some(w) = self.writing.take() {
+            let _ = w.await;
+        }
+    }
+}
+
+/// Writes the checkpoint at `seq`, then deletes what it makes redundant.
+pub fn write_checkpoint(dir: &Path, seq: u64, image: &[Record]) {
+    let started = std::time::Instant::now();
+    if let Err(e) = store::write_file(dir, &checkpoint_name(seq), image) {
+        warn!(error = %e, seq, "cannot write a checkpoint; the logs before it are kept");
+        return;
+    }
+    let mut removed = 0;
+    if let Ok(files) = list(dir) {
+        let old_checkpoints = files.checkpoints.iter().filter(|s| **s < seq);
+        let old_logs = files.logs.iter().filter(|s| **s < seq);
+        let old =
+            (old_checkpoints.map(|s| checkpoint_name(*s))).chain(old_logs.map(|s| log_name(*s)));
+        for name in old {
+            if std::fs::remove_file(dir.join(name)).is_ok() {
+                removed += 1;
+            }
+        }
+    }
+    info!(
+        seq,
+        records = image.len(),
+        ms = started.elapsed().as_millis() as u64,
+        removed,
+        "checkpoint written"
+    );
+}
