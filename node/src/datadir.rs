@@ -284,3 +284,6 @@ pub fn write_checkpoint(dir: &Path, seq: u64, image: &[Record]) {
         "checkpoint written"
     );
 }
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,193 @@
+//! The data dir on real files: checkpoints written and rotated, restarts
+//! from them, and each point a crash can leave the files at.
+
+use super::*;
+use crate::finality::quorum::Validators;
+use crate::finality::{Bugs, Effect, EngineConfig};
+use crate::genesis::{Addressing, Genesis};
+use crate::identity::Keypair;
+use crate::ledger::tx::{genesis_txid, OutPoint, Transaction, TxOut};
+use crate::ledger::{Ledger, Limits};
+use crate::metrics::FinalityMetrics;
+
+/// One validator (its votes alone finalize), a window of 8, and a chain of
+/// payments from faucet coin 0 to itself.
+struct Solo {
+    genesis: Genesis,
+    key: Keypair,
+    faucet: Keypair,
+    tip: OutPoint,
+    value: u64,
+    dir: tempfile::TempDir,
+}
+
+impl Solo {
+    fn new() -> Solo {
+        let g = Genesis::generate_with_full_nodes(
+            1,
+            0,
+            &Addressing::Host {
+                ip: "127.0.0.1".parse().unwrap(),
+                first_port: 7000,
+            },
+            Some("datadir"),
+        )
+        .unwrap();
+        let tip = OutPoint {
+            txid: genesis_txid(&g.genesis.network_id),
+            vout: 0,
+        };
+        Solo {
+            value: g.genesis.initial_outputs[0].value,
+            genesis: g.genesis,
+            key: g.validator_keys[0].clone(),
+            faucet: g.faucet_key,
+            tip,
+            dir: tempfile::tempdir().unwrap(),
+        }
+    }
+
+    fn fresh(&self) -> Engine {
+        Engine::new(
+            EngineConfig {
+                network_id: self.genesis.network_id.clone(),
+                validators: Validators::from_genesis(&self.genesis),
+                key: Some(self.key.clone()),
+                bugs: Bugs::default(),
+                relay: false,
+                window: 8,
+            },
+            Ledger::from_genesis(&self.genesis, Limits::default()),
+            FinalityMetrics::register(&prometheus::Registry::new()),
+        )
+    }
+
+    fn open(&self) -> Result<(Engine, Store<Record>, Opened), DataDirError> {
+        open(self.dir.path(), || self.fresh(), 0)
+    }
+
+    /// `n` payments, each a batch appended to `store`, a checkpoint taken
+    /// after it when one is due (and waited for).
+    async fn pay(&mut self, n: usize, e: &mut Engine, s: &mut Store<Record>, c: &mut Checkpointer) {
+        for _ in 0..n {
+            self.value -= 1_000_000;
+            let out = TxOut {
+                owner: self.faucet.id(),
+                value: self.value,
+            };
+            let net = &self.genesis.network_id;
+            let tx = Transaction::signed(net, &[self.tip], vec![out], 0, &[&self.faucet]);
+            let (r, fx) = e.submit(tx, 1);
+            self.tip = OutPoint {
+                txid: r.unwrap(),
+                vout: 0,
+            };
+            let records: Vec<Record> = fx
+                .into_iter()
+                .filter_map(|f| match f {
+                    Effect::Persist(r) => Some(r),
+                    _ => None,
+                })
+                .collect();
+            assert_eq!(records.len(), 2, "a lock and a finalization");
+            s.append(&records).unwrap();
+            c.after_batch(s, e);
+            c.finish().await;
+        }
+    }
+
+    fn names(&self) -> Vec<String> {
+        let mut v: Vec<String> = std::fs::read_dir(self.dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        v.sort();
+        v
+    }
+}
+
+/// What a restart must bring back.
+fn state(e: &Engine) -> String {
+    format!(
+        "{} {} {:?} {:?} {:?}",
+        e.ledger().digest().to_hex(),
+        e.ledger().fees(),
+        e.finalized_digest(),
+        e.finalized_page(0, 100),
+        e.report(&e.finalized_page(e.finalized_count() - 1, 1).entries[0].0)
+    )
+}
+
+#[tokio::test]
+async fn a_restart_reads_the_newest_checkpoint_and_the_log_after_it() {
+    let mut solo = Solo::new();
+    let (mut e, mut s, opened) = solo.open().unwrap();
+    assert_eq!((opened.checkpoint, opened.records, opened.active), (None, 0, 0));
+    let mut c = Checkpointer::new(solo.dir.path(), 10, opened.active);
+    solo.pay(45, &mut e, &mut s, &mut c).await;
+    assert_eq!(
+        solo.names(),
+        [checkpoint_name(40), log_name(40)],
+        "older checkpoints and logs deleted, ledger.log too"
+    );
+    let live = state(&e);
+    drop((e, s));
+    let (e, _, opened) = solo.open().unwrap();
+    assert_eq!(state(&e), live);
+    assert_eq!((opened.checkpoint, opened.logs, opened.active), (Some(40), 1, 40));
+    assert!(opened.skipped.is_empty(), "{:?}", opened.skipped);
+    // The checkpoint (header, outputs, 8 kept, end) and 5 payments of 2.
+    assert_eq!(opened.records, 3 + 8 + 10);
+}
+
+#[tokio::test]
+async fn every_point_a_crash_can_stop_at_reopens_to_the_state() {
+    let mut solo = Solo::new();
+    let (mut e, mut s, opened) = solo.open().unwrap();
+    let mut c = Checkpointer::new(solo.dir.path(), 10, opened.active);
+    solo.pay(45, &mut e, &mut s, &mut c).await;
+    // A checkpoint whose write was cut short: its temporary file is left.
+    std::fs::write(solo.dir.path().join(format!("{}.tmp", checkpoint_name(45))), b"half").unwrap();
+    let (_, _, opened) = solo.open().unwrap();
+    assert_eq!(opened.checkpoint, Some(40));
+    assert!(!solo.names().iter().any(|n| n.ends_with(".tmp")), "{:?}", solo.names());
+    // The log rotated at 45, the checkpoint at 45 written torn (a disk that
+    // lied about a sync), 3 more payments in the new log.
+    s.rotate(solo.dir.path(), &log_name(45)).unwrap();
+    let image = e.checkpoint_image();
+    store::write_file(solo.dir.path(), &checkpoint_name(45), &image).unwrap();
+    let path = solo.dir.path().join(checkpoint_name(45));
+    let mut bytes = std::fs::read(&path).unwrap();
+    let middle = bytes.len() / 2;
+    bytes[middle] ^= 0xff;
+    std::fs::write(&path, &bytes).unwrap();
+    let mut never = Checkpointer::new(solo.dir.path(), 0, 45);
+    solo.pay(3, &mut e, &mut s, &mut never).await;
+    let live = state(&e);
+    drop((e, s));
+    let (e, _, opened) = solo.open().unwrap();
+    assert_eq!(state(&e), live, "the checkpoint before it and both logs");
+    assert_eq!((opened.checkpoint, opened.logs, opened.active), (Some(40), 2, 45));
+    assert!(opened.skipped[0].contains("torn"), "{:?}", opened.skipped);
+    drop(e);
+    // A log deleted while the checkpoint before it is the one that reads:
+    // the history between them is gone, and the node says so.
+    std::fs::remove_file(solo.dir.path().join(log_name(40))).unwrap();
+    let err = solo.open().err().expect("a gap").to_string();
+    assert!(err.contains("oldest log starts after 45"), "{err}");
+    assert!(err.contains("move the data dir away"), "{err}");
+}
+
+#[tokio::test]
+async fn without_a_checkpoint_the_log_from_genesis_is_read() {
+    let mut solo = Solo::new();
+    let (mut e, mut s, opened) = solo.open().unwrap();
+    let mut never = Checkpointer::new(solo.dir.path(), 0, opened.active);
+    solo.pay(12, &mut e, &mut s, &mut never).await;
+    assert_eq!(solo.names(), [GENESIS_LOG]);
+    let live = state(&e);
+    drop((e, s));
+    let (e, _, opened) = solo.open().unwrap();
+    assert_eq!(state(&e), live);
+    assert_eq!((opened.checkpoint, opened.records, opened.active), (None, 24, 0));
+}

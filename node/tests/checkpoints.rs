@@ -1,0 +1,116 @@
+//! Checkpoints in a running cluster (in process, real stores on disk): nodes
+//! with a finality window write checkpoints and rotate their logs; a node
+//! stopped and started again comes back from its checkpoint and the log
+//! after it with the state it had, and goes on agreeing with the others.
+
+mod support;
+
+use std::time::Duration;
+
+use support::{init_logs, wait_for, Cluster};
+use testnet_node::ledger::tx::{genesis_txid, OutPoint, Transaction, TxId, TxOut};
+use testnet_node::{Node, NodeSetup};
+use tokio::net::TcpListener;
+
+const WINDOW: usize = 40;
+const EVERY: u64 = 25;
+
+fn tweak(_: usize, s: &mut NodeSetup) {
+    s.finality_window = WINDOW;
+    s.checkpoint_every = EVERY;
+    s.catchup_interval = Duration::from_millis(200);
+}
+
+/// Sixteen chains, one per faucet coin, each paying itself: `rounds` rounds
+/// of one payment per chain, submitted at rotating nodes, each round final
+/// everywhere before the next.
+async fn pay(cluster: &Cluster, tips: &mut [(OutPoint, u64)], rounds: usize) {
+    let net = &cluster.genesis.network_id;
+    for round in 0..rounds {
+        let mut ids: Vec<TxId> = Vec::new();
+        for (c, (tip, value)) in tips.iter_mut().enumerate() {
+            *value -= 1_000_000;
+            let out = TxOut {
+                owner: cluster.faucet.id(),
+                value: *value,
+            };
+            let tx = Transaction::signed(net, &[*tip], vec![out], 0, &[&cluster.faucet]);
+            let at = cluster.node((round + c) % cluster.nodes.len());
+            let txid = at.state().replica.submit(tx).await.expect("accepted");
+            *tip = OutPoint { txid, vout: 0 };
+            ids.push(txid);
+        }
+        wait_for("a round final everywhere", Duration::from_secs(20), || async {
+            cluster
+                .running()
+                .all(|n| {
+                    let e = n.state().replica.engine();
+                    ids.iter().all(|t| e.is_final(t))
+                })
+                .then_some(())
+        })
+        .await;
+    }
+}
+
+/// The ledger and finalized set a node holds.
+fn digests(node: &Node) -> (String, TxId, usize) {
+    let e = node.state().replica.engine();
+    (
+        e.ledger().digest().to_hex(),
+        e.finalized_digest(),
+        e.finalized_count(),
+    )
+}
+
+fn files(dir: &std::path::Path) -> Vec<String> {
+    let mut v: Vec<String> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    v.sort();
+    v
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_restarts_from_its_checkpoint_and_keeps_agreeing() {
+    init_logs();
+    let mut cluster = Cluster::start(4, tweak).await;
+    cluster.wait_for_peers(3, Duration::from_secs(20)).await;
+    let net = cluster.genesis.network_id.clone();
+    let mut tips: Vec<(OutPoint, u64)> = (0..cluster.genesis.initial_outputs.len())
+        .map(|c| {
+            let op = OutPoint {
+                txid: genesis_txid(&net),
+                vout: c as u32,
+            };
+            (op, cluster.genesis.initial_outputs[c].value)
+        })
+        .collect();
+    pay(&cluster, &mut tips, 8).await;
+    let before = digests(cluster.node(2));
+    assert_eq!(before.2, 8 * tips.len());
+    cluster.stop(2).await;
+    let dir = cluster.dir.path().join("n2");
+    let on_disk = files(&dir);
+    let checkpoints: Vec<_> = on_disk.iter().filter(|n| n.ends_with(".ckpt")).collect();
+    assert_eq!(checkpoints.len(), 1, "{on_disk:?}");
+    assert!(!on_disk.contains(&"ledger.log".to_owned()), "{on_disk:?}");
+    // Started again: the state is back before any peer is heard.
+    let addr = cluster.genesis.validators[2].p2p_address;
+    let l = TcpListener::bind(addr).await.expect("rebind n2's port");
+    let mut setup = NodeSetup::new(cluster.genesis.clone(), cluster.keys[2].clone(), dir, addr);
+    tweak(2, &mut setup);
+    let h = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let node = Node::start(setup, l, h).await.unwrap();
+    assert_eq!(digests(&node), before, "restored from the checkpoint and its log");
+    cluster.nodes[2] = Some(node);
+    cluster.wait_for_peers(3, Duration::from_secs(20)).await;
+    pay(&cluster, &mut tips, 4).await;
+    let now = digests(cluster.node(0));
+    assert_eq!(now.2, 12 * tips.len());
+    for i in 1..4 {
+        assert_eq!(digests(cluster.node(i)), now, "n{i}");
+    }
+    cluster.shutdown().await;
+}
