@@ -12,130 +12,28 @@
 //! before its finalization) with the window: its replay time against the
 //! first's is what the locks cost a restart.
 
+mod support;
+
 use std::process::Command;
 use std::time::Instant;
 
-use prometheus::Registry;
-use testnet_node::finality::quorum::{Approval, Certificate, Validators};
-use testnet_node::finality::{Bugs, Engine, EngineConfig, Record};
-use testnet_node::genesis::{Addressing, Genesis};
-use testnet_node::ledger::tx::{genesis_txid, OutPoint, Signature, Transaction, TxIn, TxOut};
-use testnet_node::ledger::{Ledger, Limits};
-use testnet_node::metrics::FinalityMetrics;
-
-fn env(key: &str, default: usize) -> usize {
-    std::env::var(key)
-        .ok()
-        .and_then(|v| v.replace('_', "").parse().ok())
-        .unwrap_or(default)
-}
-
-fn rss_mib() -> f64 {
-    std::fs::read_to_string("/proc/self/status")
-        .unwrap_or_default()
-        .lines()
-        .find(|l| l.starts_with("VmRSS:"))
-        .and_then(|l| l.split_whitespace().nth(1)?.parse::<f64>().ok())
-        .map_or(0.0, |kib| kib / 1024.0)
-}
+use support::{env, rss_mib, Payments};
 
 /// Replays `txs` payments into an engine keeping `window` (with `locks`: as
 /// a validator wrote them); prints `step txs rss_mib replay_secs` lines.
 fn child(txs: usize, window: usize, locks: bool) {
-    let g = Genesis::generate_with_full_nodes(
-        4,
-        0,
-        &Addressing::Host {
-            ip: "127.0.0.1".parse().unwrap(),
-            first_port: 7000,
-        },
-        Some("memory-bench"),
-    )
-    .unwrap();
-    let genesis = g.genesis;
-    let validators = Validators::from_genesis(&genesis);
-    let voters: Vec<_> = validators.ids().iter().take(3).copied().collect();
-    let mut engine = Engine::new(
-        EngineConfig {
-            network_id: genesis.network_id.clone(),
-            validators,
-            key: locks.then(|| g.validator_keys[0].clone()),
-            bugs: Bugs::default(),
-            relay: false,
-            window,
-        },
-        Ledger::from_genesis(&genesis, Limits::default()),
-        FinalityMetrics::register(&Registry::new()),
-    );
-    let faucet = g.faucet_key;
-    let owner = faucet.id();
-    let mut tips: Vec<(OutPoint, u64)> = genesis
-        .initial_outputs
-        .iter()
-        .enumerate()
-        .map(|(i, o)| {
-            let op = OutPoint {
-                txid: genesis_txid(&genesis.network_id),
-                vout: i as u32,
-            };
-            (op, o.value)
-        })
-        .collect();
+    let mut payments = Payments::new();
+    let mut engine = payments.engine(window, locks);
     println!("step 0 {:.1} 0", rss_mib());
     let mut replaying = std::time::Duration::ZERO;
     let (chunk, report_every) = (10_000, (txs / 10).max(1));
-    let mut done = 0;
-    while done < txs {
-        let n = chunk.min(txs - done);
-        let mut records = Vec::with_capacity(n);
-        for k in 0..n {
-            let i = done + k;
-            let c = i % tips.len();
-            let (prev, value) = tips[c];
-            let outputs = vec![TxOut {
-                owner,
-                value: value - 1,
-            }];
-            let tx = match locks {
-                true => {
-                    Transaction::signed(&genesis.network_id, &[prev], outputs, i as u64, &[&faucet])
-                }
-                false => Transaction {
-                    inputs: vec![TxIn {
-                        prev,
-                        signature: Signature([7; 64]),
-                    }],
-                    outputs,
-                    memo: i as u64,
-                },
-            };
-            if locks {
-                records.push(Record::Lock(tx.clone()));
-            }
-            tips[c] = (
-                OutPoint {
-                    txid: tx.id(),
-                    vout: 0,
-                },
-                value - 1,
-            );
-            let approvals = voters
-                .iter()
-                .map(|v| Approval {
-                    voter: *v,
-                    signature: Signature([9; 64]),
-                })
-                .collect();
-            records.push(Record::FinalizedAt {
-                cert: Certificate { tx, approvals },
-                at_ms: i as u64,
-            });
-        }
+    while payments.made() < txs {
+        let before = payments.made();
+        let records = payments.next(chunk.min(txs - before), locks);
         let start = Instant::now();
-        engine.replay(records, 0);
+        engine.replay(records, 0).expect("the history replays");
         replaying += start.elapsed();
-        let before = done;
-        done += n;
+        let done = payments.made();
         if done / report_every != before / report_every || done == txs {
             println!(
                 "step {done} {:.1} {:.3}",

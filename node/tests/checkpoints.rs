@@ -40,15 +40,19 @@ async fn pay(cluster: &Cluster, tips: &mut [(OutPoint, u64)], rounds: usize) {
             *tip = OutPoint { txid, vout: 0 };
             ids.push(txid);
         }
-        wait_for("a round final everywhere", Duration::from_secs(20), || async {
-            cluster
-                .running()
-                .all(|n| {
-                    let e = n.state().replica.engine();
-                    ids.iter().all(|t| e.is_final(t))
-                })
-                .then_some(())
-        })
+        wait_for(
+            "a round final everywhere",
+            Duration::from_secs(20),
+            || async {
+                cluster
+                    .running()
+                    .all(|n| {
+                        let e = n.state().replica.engine();
+                        ids.iter().all(|t| e.is_final(t))
+                    })
+                    .then_some(())
+            },
+        )
         .await;
     }
 }
@@ -103,7 +107,11 @@ async fn a_node_restarts_from_its_checkpoint_and_keeps_agreeing() {
     tweak(2, &mut setup);
     let h = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let node = Node::start(setup, l, h).await.unwrap();
-    assert_eq!(digests(&node), before, "restored from the checkpoint and its log");
+    assert_eq!(
+        digests(&node),
+        before,
+        "restored from the checkpoint and its log"
+    );
     cluster.nodes[2] = Some(node);
     cluster.wait_for_peers(3, Duration::from_secs(20)).await;
     pay(&cluster, &mut tips, 4).await;

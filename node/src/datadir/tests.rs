@@ -122,7 +122,10 @@ fn state(e: &Engine) -> String {
 async fn a_restart_reads_the_newest_checkpoint_and_the_log_after_it() {
     let mut solo = Solo::new();
     let (mut e, mut s, opened) = solo.open().unwrap();
-    assert_eq!((opened.checkpoint, opened.records, opened.active), (None, 0, 0));
+    assert_eq!(
+        (opened.checkpoint, opened.records, opened.active),
+        (None, 0, 0)
+    );
     let mut c = Checkpointer::new(solo.dir.path(), 10, opened.active);
     solo.pay(45, &mut e, &mut s, &mut c).await;
     assert_eq!(
@@ -134,7 +137,10 @@ async fn a_restart_reads_the_newest_checkpoint_and_the_log_after_it() {
     drop((e, s));
     let (e, _, opened) = solo.open().unwrap();
     assert_eq!(state(&e), live);
-    assert_eq!((opened.checkpoint, opened.logs, opened.active), (Some(40), 1, 40));
+    assert_eq!(
+        (opened.checkpoint, opened.logs, opened.active),
+        (Some(40), 1, 40)
+    );
     assert!(opened.skipped.is_empty(), "{:?}", opened.skipped);
     // The checkpoint (header, outputs, 8 kept, end) and 5 payments of 2.
     assert_eq!(opened.records, 3 + 8 + 10);
@@ -147,10 +153,18 @@ async fn every_point_a_crash_can_stop_at_reopens_to_the_state() {
     let mut c = Checkpointer::new(solo.dir.path(), 10, opened.active);
     solo.pay(45, &mut e, &mut s, &mut c).await;
     // A checkpoint whose write was cut short: its temporary file is left.
-    std::fs::write(solo.dir.path().join(format!("{}.tmp", checkpoint_name(45))), b"half").unwrap();
+    std::fs::write(
+        solo.dir.path().join(format!("{}.tmp", checkpoint_name(45))),
+        b"half",
+    )
+    .unwrap();
     let (_, _, opened) = solo.open().unwrap();
     assert_eq!(opened.checkpoint, Some(40));
-    assert!(!solo.names().iter().any(|n| n.ends_with(".tmp")), "{:?}", solo.names());
+    assert!(
+        !solo.names().iter().any(|n| n.ends_with(".tmp")),
+        "{:?}",
+        solo.names()
+    );
     // The log rotated at 45, the checkpoint at 45 written torn (a disk that
     // lied about a sync), 3 more payments in the new log.
     s.rotate(solo.dir.path(), &log_name(45)).unwrap();
@@ -167,7 +181,10 @@ async fn every_point_a_crash_can_stop_at_reopens_to_the_state() {
     drop((e, s));
     let (e, _, opened) = solo.open().unwrap();
     assert_eq!(state(&e), live, "the checkpoint before it and both logs");
-    assert_eq!((opened.checkpoint, opened.logs, opened.active), (Some(40), 2, 45));
+    assert_eq!(
+        (opened.checkpoint, opened.logs, opened.active),
+        (Some(40), 2, 45)
+    );
     assert!(opened.skipped[0].contains("torn"), "{:?}", opened.skipped);
     drop(e);
     // A log deleted while the checkpoint before it is the one that reads:
@@ -189,5 +206,8 @@ async fn without_a_checkpoint_the_log_from_genesis_is_read() {
     drop((e, s));
     let (e, _, opened) = solo.open().unwrap();
     assert_eq!(state(&e), live);
-    assert_eq!((opened.checkpoint, opened.records, opened.active), (None, 24, 0));
+    assert_eq!(
+        (opened.checkpoint, opened.records, opened.active),
+        (None, 24, 0)
+    );
 }

@@ -82,7 +82,10 @@ fn a_checkpoint_and_its_tail_replay_to_the_state_of_the_whole_log() {
         .values()
         .filter(|t| !sim.engines[0].txs.contains_key(t))
         .count();
-    assert!(forgotten_locks > 0, "no lock of a forgotten rejection: no test");
+    assert!(
+        forgotten_locks > 0,
+        "no lock of a forgotten rejection: no test"
+    );
     for i in 0..4 {
         let (tail, full) = (&sim.persisted[i], &sim.full[i]);
         assert!(matches!(tail[0], Record::Checkpoint(_)), "n{i} compacted");
@@ -102,7 +105,11 @@ fn a_checkpoint_and_its_tail_replay_to_the_state_of_the_whole_log() {
         // And what the node had live.
         let live = &sim.engines[i];
         same(&kept(&compacted), &kept(live), &format!("n{i} live"));
-        same(&locks(&compacted), &locks(live), &format!("n{i} live locks"));
+        same(
+            &locks(&compacted),
+            &locks(live),
+            &format!("n{i} live locks"),
+        );
         // A checkpoint of the restored state is the same checkpoint.
         let again = compacted.checkpoint_image();
         let mut twice = sim.fresh_engine(i);
