@@ -58,7 +58,7 @@ fn main() {
     let image = engine.checkpoint_image();
     let took = taking.elapsed();
     let writing = Instant::now();
-    datadir::write_checkpoint(checkpointed.path(), seq, &image);
+    assert!(datadir::write_checkpoint(checkpointed.path(), seq, &image));
     println!(
         "a checkpoint of {} records: taken in {:.1} ms (the replica waits), written in {:.1} ms (off its task)",
         image.len(),

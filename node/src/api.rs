@@ -76,6 +76,10 @@ pub struct Status {
     /// stopped voting, and `/health` answers 503 with this.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub store_error: Option<String>,
+    /// The ledger's checkpoints (with a finality window): the one this node
+    /// started from, and the newest it holds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub checkpoints: Option<crate::datadir::CheckpointReport>,
 }
 
 fn yes() -> bool {

@@ -15,6 +15,9 @@
 //! one falls back to the one before.
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use serde::{Deserialize, Serialize};
 
 use tracing::{info, warn};
 
@@ -207,6 +210,45 @@ fn restore(
     Err(why)
 }
 
+/// What `/status` says of the checkpoints.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CheckpointReport {
+    /// The finalized count of the checkpoint this node started from.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub restored_from: Option<u64>,
+    /// The finalized count of the newest checkpoint on disk.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub newest: Option<u64>,
+    /// Checkpoints written since the node started.
+    pub written: u64,
+    /// Checkpoint writes that failed (the older files were kept).
+    pub failed: u64,
+}
+
+/// The checkpoints as they are written (shared with `/status`).
+#[derive(Debug, Default)]
+pub struct Progress {
+    report: std::sync::Mutex<CheckpointReport>,
+}
+
+impl Progress {
+    pub fn report(&self) -> CheckpointReport {
+        *self.report.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn update(&self, f: impl FnOnce(&mut CheckpointReport)) {
+        f(&mut self.report.lock().unwrap_or_else(|e| e.into_inner()))
+    }
+
+    /// The checkpoint the node started from.
+    pub fn restored(&self, seq: Option<u64>) {
+        self.update(|r| {
+            r.restored_from = seq;
+            r.newest = seq;
+        });
+    }
+}
+
 /// Takes a checkpoint every so many finalizations (with a finality window)
 /// and writes it off the replica's task.
 pub struct Checkpointer {
@@ -214,6 +256,7 @@ pub struct Checkpointer {
     every: u64,
     active: u64,
     writing: Option<tokio::task::JoinHandle<()>>,
+    progress: Arc<Progress>,
 }
 
 impl Checkpointer {
@@ -224,7 +267,13 @@ impl Checkpointer {
             every,
             active,
             writing: None,
+            progress: Arc::default(),
         }
+    }
+
+    /// What it has written, as `/status` shows it.
+    pub fn progress(&self) -> Arc<Progress> {
+        self.progress.clone()
     }
 
     /// After a batch is durable (and before the next changes the engine):
@@ -243,9 +292,16 @@ impl Checkpointer {
             return;
         }
         self.active = count;
-        let dir = self.dir.clone();
+        let (dir, progress) = (self.dir.clone(), self.progress.clone());
         self.writing = Some(tokio::task::spawn_blocking(move || {
-            write_checkpoint(&dir, count, &image)
+            let written = write_checkpoint(&dir, count, &image);
+            progress.update(|r| match written {
+                true => {
+                    r.written += 1;
+                    r.newest = Some(count);
+                }
+                false => r.failed += 1,
+            });
         }));
     }
 
@@ -257,12 +313,13 @@ impl Checkpointer {
     }
 }
 
-/// Writes the checkpoint at `seq`, then deletes what it makes redundant.
-pub fn write_checkpoint(dir: &Path, seq: u64, image: &[Record]) {
+/// Writes the checkpoint at `seq`, then deletes what it makes redundant;
+/// false if it could not be written (the older files are kept).
+pub fn write_checkpoint(dir: &Path, seq: u64, image: &[Record]) -> bool {
     let started = std::time::Instant::now();
     if let Err(e) = store::write_file(dir, &checkpoint_name(seq), image) {
         warn!(error = %e, seq, "cannot write a checkpoint; the logs before it are kept");
-        return;
+        return false;
     }
     let mut removed = 0;
     if let Ok(files) = list(dir) {
@@ -283,6 +340,7 @@ pub fn write_checkpoint(dir: &Path, seq: u64, image: &[Record]) {
         removed,
         "checkpoint written"
     );
+    true
 }
 
 #[cfg(test)]

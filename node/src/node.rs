@@ -216,7 +216,8 @@ impl Node {
             metrics.p2p.clone(),
             Some(events_tx),
         );
-        let replica = Replica::new(engine);
+        let mut replica = Replica::new(engine);
+        replica.handle.checkpoints = checkpointer.progress();
         let replica_handle = replica.handle.clone();
         let replica_stop = CancellationToken::new();
         let tasks = TaskTracker::new();
@@ -350,6 +351,7 @@ fn open_ledger(
     }
     let every = setup.checkpoint_every;
     let checkpointer = Checkpointer::new(&setup.data_dir, every, opened.active);
+    checkpointer.progress().restored(opened.checkpoint);
     Ok((engine, store, checkpointer))
 }
 

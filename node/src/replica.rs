@@ -55,6 +55,8 @@ pub struct ReplicaHandle {
     pub byzantine: Arc<crate::byzantine::Byzantine>,
     /// Disk faults of the store (a fault); a healthy disk by default.
     pub storage: Arc<crate::store::StorageFaults>,
+    /// The ledger's checkpoints, as the checkpointer writes them.
+    pub checkpoints: Arc<crate::datadir::Progress>,
     /// Held for writing from a batch's first change to the engine until its
     /// records are durable; HTTP reads take it for reading, so they never
     /// show what a crash could still lose.
@@ -111,6 +113,7 @@ impl Replica {
                 clock: Arc::default(),
                 byzantine: Arc::default(),
                 storage: Arc::default(),
+                checkpoints: Arc::default(),
                 view: Arc::default(),
             },
             commands: rx,

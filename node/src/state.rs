@@ -81,6 +81,7 @@ impl NodeState {
             version: env!("CARGO_PKG_VERSION").to_owned(),
             protocol_version: Some(self.protocol_version),
             store_error: self.replica.failure(),
+            checkpoints: Some(self.replica.checkpoints.report()).filter(|_| engine.window() > 0),
         }
     }
 }

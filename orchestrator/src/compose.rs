@@ -253,6 +253,7 @@ mod tests {
             node: None,
             hosts: Vec::new(),
             finality_window: 5000,
+            checkpoint_every: Some(1000),
         };
         let text = render(&plan).unwrap();
         let mut two = plan.clone();
@@ -279,6 +280,8 @@ mod tests {
         assert!(cmd.iter().any(|c| c == "handshake-race"));
         let window = cmd.iter().position(|c| c == "--finality-window");
         assert_eq!(window.map(|k| &cmd[k + 1]), Some(&"5000".into()), "{text}");
+        let every = cmd.iter().position(|c| c == "--checkpoint-every");
+        assert_eq!(every.map(|k| &cmd[k + 1]), Some(&"1000".into()), "{text}");
         let n0 = &doc["services"]["n0"];
         assert_eq!(n0["container_name"], "demo-n0");
         assert_eq!(n0["labels"]["io.testnet.name"], "demo");

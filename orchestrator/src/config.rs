@@ -89,6 +89,12 @@ pub struct TestnetFile {
     /// (there is no state sync yet). None or 0: they keep everything.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub finality_window: Option<usize>,
+    /// With `finality_window`: each node writes a checkpoint of its ledger
+    /// every N finalizations and starts a new log after it (a restart reads
+    /// the checkpoint and that log, not the whole history). None: the node's
+    /// default (5,000); 0: never.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub checkpoint_every: Option<u64>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
@@ -275,13 +281,20 @@ impl TestnetFile {
                 problems
                     .push("image: with a `node:` section, give the image as `node.image`".into());
             }
-            if self.finality_window.is_some() {
+            if self.finality_window.is_some() || self.checkpoint_every.is_some() {
                 problems.push(
-                    "finality_window: is for our own node only; pass a foreign node its options \
-                     in `node.command`"
+                    "finality_window, checkpoint_every: are for our own node only; pass a foreign \
+                     node its options in `node.command`"
                         .into(),
                 );
             }
+        }
+        if self.checkpoint_every.is_some() && self.finality_window.unwrap_or(0) == 0 {
+            problems.push(
+                "checkpoint_every: only with a finality_window (without one, each node keeps its \
+                 whole history, and its whole log)"
+                    .into(),
+            );
         }
         problems
     }
@@ -473,7 +486,17 @@ mod tests {
         .unwrap_err()
         .to_string();
         assert!(
-            err.contains("finality_window: is for our own node only"),
+            err.contains("finality_window, checkpoint_every: are for our own node only"),
+            "{err}"
+        );
+        let every = "nodes: 4\nfinality_window: 300\ncheckpoint_every: 100\n";
+        let ours = TestnetFile::parse(every, "t.yaml").unwrap();
+        assert_eq!(ours.checkpoint_every, Some(100));
+        let err = TestnetFile::parse("nodes: 4\ncheckpoint_every: 100\n", "t.yaml")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("checkpoint_every: only with a finality_window"),
             "{err}"
         );
     }

@@ -109,6 +109,9 @@ pub struct Plan {
     /// Our nodes' `--finality-window` (0: none given).
     #[serde(default, skip_serializing_if = "is_zero")]
     pub finality_window: usize,
+    /// Our nodes' `--checkpoint-every` (None: the node's default).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub checkpoint_every: Option<u64>,
 }
 
 fn is_zero(n: &usize) -> bool {
@@ -237,6 +240,9 @@ impl Plan {
         }
         if self.finality_window > 0 {
             args.extend(["--finality-window".into(), self.finality_window.to_string()]);
+        }
+        if let Some(n) = self.checkpoint_every {
+            args.extend(["--checkpoint-every".into(), n.to_string()]);
         }
         if self.sparse {
             for peer in self.neighbours_of(&node.name) {
@@ -419,6 +425,7 @@ mod tests {
             node: None,
             hosts: Vec::new(),
             finality_window: 0,
+            checkpoint_every: None,
         };
         assert_eq!(
             plan("10.77.5.0/24").monitor_ip(0).to_string(),

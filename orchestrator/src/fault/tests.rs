@@ -43,6 +43,7 @@ fn plan() -> Plan {
         node: None,
         hosts: Vec::new(),
         finality_window: 0,
+        checkpoint_every: None,
     }
 }
 
