@@ -58,7 +58,12 @@ fn main() {
     let image = engine.checkpoint_image();
     let took = taking.elapsed();
     let writing = Instant::now();
-    assert!(datadir::write_checkpoint(checkpointed.path(), seq, &image));
+    assert!(datadir::write_checkpoint(
+        checkpointed.path(),
+        seq,
+        &image,
+        None
+    ));
     println!(
         "a checkpoint of {} records: taken in {:.1} ms (the replica waits), written in {:.1} ms (off its task)",
         image.len(),

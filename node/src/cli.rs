@@ -240,6 +240,7 @@ fn agent(args: AgentArgs) -> ExitCode {
 
 fn run(args: RunArgs) -> anyhow::Result<()> {
     init_logging(args.log_json);
+    crate::datadir::few_arenas();
     if args.ping_timeout <= args.ping_interval {
         bail!(
             "--ping-timeout ({:?}) must be longer than --ping-interval ({:?})",

@@ -38,11 +38,16 @@ pub enum DataDirError {
     },
     #[error(transparent)]
     Store(#[from] StoreError),
-    #[error("{path}: {source}; the node cannot rebuild its ledger from it (move the data dir away to start from genesis, and let catch-up refill it)")]
+    #[error("{path}: {source}; the node cannot rebuild its ledger from it: restore the file from a backup ({UNSAFE_RESET})")]
     Replay { path: PathBuf, source: ReplayError },
-    #[error("data dir {dir}: {what}; the history before it is gone (move the data dir away to start from genesis, and let catch-up refill it)")]
+    #[error("data dir {dir}: {what}: restore it from a backup ({UNSAFE_RESET})")]
     Gap { dir: PathBuf, what: String },
 }
+
+const UNSAFE_RESET: &str =
+    "starting from an empty data dir instead makes a validator forget what it \
+approved, and it may then approve a conflicting transaction: safe only if at most f validators do \
+so; catch-up refills its ledger";
 
 /// What [`open`] restored.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -140,17 +145,28 @@ pub fn open(
     };
     opened.checkpoint = replay.restored();
     let logs: Vec<u64> = files.logs.into_iter().filter(|s| *s >= base).collect();
-    if logs.first().is_some_and(|first| *first != base) {
-        return Err(DataDirError::Gap {
-            dir: dir.to_path_buf(),
-            what: format!(
-                "its oldest log starts after {} finalizations, and no checkpoint restores them",
-                logs[0]
-            ),
-        });
+    let gap = |what: String| DataDirError::Gap {
+        dir: dir.to_path_buf(),
+        what,
+    };
+    if let Some(what) = missing(&opened, base, &logs) {
+        return Err(gap(what));
     }
     let active = logs.last().copied().unwrap_or(base);
-    for &seq in &logs[..logs.len().saturating_sub(1)] {
+    for (k, &seq) in logs.iter().enumerate() {
+        // A log is started (rotated) when the count is its name.
+        if engine.finalized_count() as u64 != seq {
+            let what = format!(
+                "{} starts at {seq} finalizations, but what comes before it ends at {}: a log \
+                 between them is missing or cut short",
+                log_name(seq),
+                engine.finalized_count()
+            );
+            return Err(gap(what));
+        }
+        if k + 1 == logs.len() {
+            break;
+        }
         let path = dir.join(log_name(seq));
         let mut failed = None;
         let (_, whole) =
@@ -158,8 +174,12 @@ pub fn open(
         if let Some(source) = failed {
             return Err(DataDirError::Replay { path, source });
         }
+        // Only the last log can be torn by a crash: the others were synced
+        // before the next was started.
         if !whole {
-            warn!(log = %path.display(), "a log before the last ends in a torn record");
+            let source =
+                ReplayError("a corrupt record before the end of a log that is not the last".into());
+            return Err(DataDirError::Replay { path, source });
         }
     }
     let mut failed = None;
@@ -180,6 +200,25 @@ pub fn open(
     Ok((engine, store, opened))
 }
 
+/// What is missing for the logs to follow the checkpoint restored (or
+/// genesis) without a gap at the start, if anything.
+fn missing(opened: &Opened, base: u64, logs: &[u64]) -> Option<String> {
+    let unread = match &opened.skipped[..] {
+        [] => String::new(),
+        s => format!(" (checkpoints that did not restore: {})", s.join("; ")),
+    };
+    match (opened.checkpoint, logs.first()) {
+        (Some(_), first) if first != Some(&base) => Some(format!("{} is missing", log_name(base))),
+        (None, Some(first)) if *first > 0 => Some(format!(
+            "its oldest log starts after {first} finalizations, and no checkpoint restores them{unread}"
+        )),
+        (None, None) if !opened.skipped.is_empty() => {
+            Some(format!("{} is missing{unread}", log_name(0)))
+        }
+        _ => None,
+    }
+}
+
 fn feed(engine: &mut Engine, replay: &mut Replay, r: Record, failed: &mut Option<ReplayError>) {
     if failed.is_none() {
         if let Err(e) = engine.replay_record(replay, r) {
@@ -192,7 +231,7 @@ fn feed(engine: &mut Engine, replay: &mut Replay, r: Record, failed: &mut Option
 fn restore(
     dir: &Path,
     seq: u64,
-    fresh: &impl Fn() -> Engine,
+    fresh: &dyn Fn() -> Engine,
     now: u64,
 ) -> Result<(Engine, Replay, u64), String> {
     let path = dir.join(checkpoint_name(seq));
@@ -208,6 +247,28 @@ fn restore(
         (Ok(_), None, None) => format!("{}: ends before its End record (torn)", path.display()),
     };
     Err(why)
+}
+
+/// Caps glibc's malloc arenas at two: each thread of tokio's blocking pool
+/// (the checkpoint writer, the store's appends) would otherwise get one of
+/// its own, and memory freed in it is seldom returned to the system.
+pub fn few_arenas() {
+    #[cfg(target_env = "gnu")]
+    // SAFETY: mallopt only sets a malloc parameter; called before any
+    // thread of the node starts.
+    unsafe {
+        libc::mallopt(libc::M_ARENA_MAX, 2);
+    }
+}
+
+/// Returns the pages malloc holds free to the system (after a checkpoint's
+/// image, or a replay, freed what they allocated).
+pub fn release_free_memory() {
+    #[cfg(target_env = "gnu")]
+    // SAFETY: malloc_trim only gives free pages back; it is thread-safe.
+    unsafe {
+        libc::malloc_trim(0);
+    }
 }
 
 /// What `/status` says of the checkpoints.
@@ -249,6 +310,9 @@ impl Progress {
     }
 }
 
+/// Makes an engine to read a checkpoint back into (with metrics of its own).
+pub type Fresh = Arc<dyn Fn() -> Engine + Send + Sync>;
+
 /// Takes a checkpoint every so many finalizations (with a finality window)
 /// and writes it off the replica's task.
 pub struct Checkpointer {
@@ -257,17 +321,21 @@ pub struct Checkpointer {
     active: u64,
     writing: Option<tokio::task::JoinHandle<()>>,
     progress: Arc<Progress>,
+    fresh: Fresh,
 }
 
 impl Checkpointer {
-    /// `active`: the seq of the log appended to; `every` 0: never.
-    pub fn new(dir: &Path, every: u64, active: u64) -> Self {
+    /// `active`: the seq of the log appended to; `every` 0: never; each
+    /// checkpoint written is read back into an engine `fresh` makes before
+    /// the files before it are deleted.
+    pub fn new(dir: &Path, every: u64, active: u64, fresh: Fresh) -> Self {
         Checkpointer {
             dir: dir.to_path_buf(),
             every,
             active,
             writing: None,
             progress: Arc::default(),
+            fresh,
         }
     }
 
@@ -292,9 +360,11 @@ impl Checkpointer {
             return;
         }
         self.active = count;
-        let (dir, progress) = (self.dir.clone(), self.progress.clone());
+        let (dir, progress, fresh) = (self.dir.clone(), self.progress.clone(), self.fresh.clone());
         self.writing = Some(tokio::task::spawn_blocking(move || {
-            let written = write_checkpoint(&dir, count, &image);
+            let written = write_checkpoint(&dir, count, &image, Some(&*fresh));
+            drop(image);
+            release_free_memory();
             progress.update(|r| match written {
                 true => {
                     r.written += 1;
@@ -313,12 +383,23 @@ impl Checkpointer {
     }
 }
 
-/// Writes the checkpoint at `seq`, then deletes what it makes redundant;
-/// false if it could not be written (the older files are kept).
-pub fn write_checkpoint(dir: &Path, seq: u64, image: &[Record]) -> bool {
+/// Writes the checkpoint at `seq` (and reads it back into an engine
+/// `verify` makes, if given), then deletes what it makes redundant; false if
+/// it could not be written or read back (the older files are kept).
+pub fn write_checkpoint(
+    dir: &Path,
+    seq: u64,
+    image: &[Record],
+    verify: Option<&dyn Fn() -> Engine>,
+) -> bool {
     let started = std::time::Instant::now();
     if let Err(e) = store::write_file(dir, &checkpoint_name(seq), image) {
         warn!(error = %e, seq, "cannot write a checkpoint; the logs before it are kept");
+        return false;
+    }
+    if let Some(Err(why)) = verify.map(|fresh| restore(dir, seq, fresh, 0)) {
+        warn!(error = %why, seq, "a checkpoint written does not read back; it is removed, the logs before it are kept");
+        let _ = std::fs::remove_file(dir.join(checkpoint_name(seq)));
         return false;
     }
     let mut removed = 0;

@@ -22,7 +22,7 @@ use crate::finality::{Bugs, Engine, EngineConfig, Record};
 use crate::genesis::Genesis;
 use crate::identity::Keypair;
 use crate::ledger::{Ledger, Limits};
-use crate::metrics::Metrics;
+use crate::metrics::{FinalityMetrics, Metrics};
 use crate::p2p::{self, Network};
 use crate::replica::{now_ms, Replica};
 use crate::state::NodeState;
@@ -317,22 +317,23 @@ fn open_ledger(
     };
     let validators = Validators::from_genesis(&setup.genesis);
     let key = validators.contains(&id).then(|| setup.p2p.keypair.clone());
-    let fresh = || {
-        Engine::new(
-            EngineConfig {
-                network_id: setup.genesis.network_id.clone(),
-                validators: validators.clone(),
-                key: key.clone(),
-                bugs,
-                relay: setup.p2p.neighbours.is_some(),
-                window: setup.finality_window,
-            },
-            Ledger::from_genesis(&setup.genesis, setup.limits.clone()),
-            metrics.finality.clone(),
-        )
-    };
+    let (genesis, limits) = (setup.genesis.clone(), setup.limits.clone());
+    let (relay, window) = (setup.p2p.neighbours.is_some(), setup.finality_window);
+    let make = Arc::new(move |metrics: FinalityMetrics| {
+        let cfg = EngineConfig {
+            network_id: genesis.network_id.clone(),
+            validators: validators.clone(),
+            key: key.clone(),
+            bugs,
+            relay,
+            window,
+        };
+        Engine::new(cfg, Ledger::from_genesis(&genesis, limits.clone()), metrics)
+    });
     let started = Instant::now();
-    let (engine, store, opened) = crate::datadir::open(&setup.data_dir, fresh, now_ms())?;
+    let live = || make(metrics.finality.clone());
+    let (engine, store, opened) = crate::datadir::open(&setup.data_dir, live, now_ms())?;
+    crate::datadir::release_free_memory();
     if opened.truncated_bytes > 0 {
         warn!(
             bytes = opened.truncated_bytes,
@@ -350,7 +351,10 @@ fn open_ledger(
         );
     }
     let every = setup.checkpoint_every;
-    let checkpointer = Checkpointer::new(&setup.data_dir, every, opened.active);
+    // Checkpoints written are read back into engines whose metrics count nothing.
+    let fresh: crate::datadir::Fresh =
+        Arc::new(move || make(FinalityMetrics::register(&prometheus::Registry::new())));
+    let checkpointer = Checkpointer::new(&setup.data_dir, every, opened.active, fresh);
     checkpointer.progress().restored(opened.checkpoint);
     Ok((engine, store, checkpointer))
 }

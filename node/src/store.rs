@@ -225,13 +225,20 @@ pub fn write_file<R: Serialize>(dir: &Path, name: &str, records: &[R]) -> Result
         let path = path.to_path_buf();
         move |source| StoreError::Write { path, source }
     };
-    let mut file = File::create(&tmp).map_err(write_err(&tmp))?;
-    for chunk in records.chunks(1024) {
-        file.write_all(&encode(chunk)?).map_err(write_err(&tmp))?;
+    let written = (|| {
+        let mut file = File::create(&tmp).map_err(write_err(&tmp))?;
+        for chunk in records.chunks(1024) {
+            file.write_all(&encode(chunk)?).map_err(write_err(&tmp))?;
+        }
+        file.sync_all().map_err(write_err(&tmp))?;
+        drop(file);
+        std::fs::rename(&tmp, &path).map_err(write_err(&path))
+    })();
+    if written.is_err() {
+        // A full disk keeps no half-written copy.
+        let _ = std::fs::remove_file(&tmp);
     }
-    file.sync_all().map_err(write_err(&tmp))?;
-    drop(file);
-    std::fs::rename(&tmp, &path).map_err(write_err(&path))?;
+    written?;
     sync_dir(dir).map_err(write_err(&path))
 }
 

@@ -23,6 +23,10 @@ struct Solo {
 
 impl Solo {
     fn new() -> Solo {
+        Solo::new_on("datadir")
+    }
+
+    fn new_on(network: &str) -> Solo {
         let g = Genesis::generate_with_full_nodes(
             1,
             0,
@@ -30,7 +34,7 @@ impl Solo {
                 ip: "127.0.0.1".parse().unwrap(),
                 first_port: 7000,
             },
-            Some("datadir"),
+            Some(network),
         )
         .unwrap();
         let tip = OutPoint {
@@ -48,18 +52,28 @@ impl Solo {
     }
 
     fn fresh(&self) -> Engine {
+        Solo::engine(&self.genesis, &self.key)
+    }
+
+    fn engine(genesis: &Genesis, key: &Keypair) -> Engine {
         Engine::new(
             EngineConfig {
-                network_id: self.genesis.network_id.clone(),
-                validators: Validators::from_genesis(&self.genesis),
-                key: Some(self.key.clone()),
+                network_id: genesis.network_id.clone(),
+                validators: Validators::from_genesis(genesis),
+                key: Some(key.clone()),
                 bugs: Bugs::default(),
                 relay: false,
                 window: 8,
             },
-            Ledger::from_genesis(&self.genesis, Limits::default()),
+            Ledger::from_genesis(genesis, Limits::default()),
             FinalityMetrics::register(&prometheus::Registry::new()),
         )
+    }
+
+    /// What a checkpointer reads its checkpoints back into.
+    fn verify(&self) -> Fresh {
+        let (genesis, key) = (self.genesis.clone(), self.key.clone());
+        Arc::new(move || Solo::engine(&genesis, &key))
     }
 
     fn open(&self) -> Result<(Engine, Store<Record>, Opened), DataDirError> {
@@ -126,7 +140,7 @@ async fn a_restart_reads_the_newest_checkpoint_and_the_log_after_it() {
         (opened.checkpoint, opened.records, opened.active),
         (None, 0, 0)
     );
-    let mut c = Checkpointer::new(solo.dir.path(), 10, opened.active);
+    let mut c = Checkpointer::new(solo.dir.path(), 10, opened.active, solo.verify());
     solo.pay(45, &mut e, &mut s, &mut c).await;
     assert_eq!(
         solo.names(),
@@ -150,7 +164,7 @@ async fn a_restart_reads_the_newest_checkpoint_and_the_log_after_it() {
 async fn every_point_a_crash_can_stop_at_reopens_to_the_state() {
     let mut solo = Solo::new();
     let (mut e, mut s, opened) = solo.open().unwrap();
-    let mut c = Checkpointer::new(solo.dir.path(), 10, opened.active);
+    let mut c = Checkpointer::new(solo.dir.path(), 10, opened.active, solo.verify());
     solo.pay(45, &mut e, &mut s, &mut c).await;
     // A checkpoint whose write was cut short: its temporary file is left.
     std::fs::write(
@@ -175,7 +189,7 @@ async fn every_point_a_crash_can_stop_at_reopens_to_the_state() {
     let middle = bytes.len() / 2;
     bytes[middle] ^= 0xff;
     std::fs::write(&path, &bytes).unwrap();
-    let mut never = Checkpointer::new(solo.dir.path(), 0, 45);
+    let mut never = Checkpointer::new(solo.dir.path(), 0, 45, solo.verify());
     solo.pay(3, &mut e, &mut s, &mut never).await;
     let live = state(&e);
     drop((e, s));
@@ -187,19 +201,52 @@ async fn every_point_a_crash_can_stop_at_reopens_to_the_state() {
     );
     assert!(opened.skipped[0].contains("torn"), "{:?}", opened.skipped);
     drop(e);
-    // A log deleted while the checkpoint before it is the one that reads:
-    // the history between them is gone, and the node says so.
-    std::fs::remove_file(solo.dir.path().join(log_name(40))).unwrap();
+    // A corrupt record in a log that is not the last (only the last can be
+    // torn by a crash): refused, not skipped.
+    let log40 = solo.dir.path().join(log_name(40));
+    let good = std::fs::read(&log40).unwrap();
+    let mut bad = good.clone();
+    bad[good.len() / 2] ^= 0xff;
+    std::fs::write(&log40, &bad).unwrap();
+    let err = solo.open().err().expect("refused").to_string();
+    assert!(err.contains("not the last"), "{err}");
+    assert!(err.contains("restore the file from a backup"), "{err}");
+    std::fs::write(&log40, &good).unwrap();
+    // A log between two others missing: the count does not meet the next.
+    let log45 = solo.dir.path().join(log_name(45));
+    let tail = std::fs::read(&log45).unwrap();
+    std::fs::rename(&log45, solo.dir.path().join(log_name(46))).unwrap();
     let err = solo.open().err().expect("a gap").to_string();
-    assert!(err.contains("oldest log starts after 45"), "{err}");
-    assert!(err.contains("move the data dir away"), "{err}");
+    assert!(
+        err.contains("ends at 45: a log between them is missing"),
+        "{err}"
+    );
+    std::fs::remove_file(solo.dir.path().join(log_name(46))).unwrap();
+    std::fs::write(&log45, &tail).unwrap();
+    // The log after the checkpoint that reads deleted: its records are gone.
+    std::fs::remove_file(&log40).unwrap();
+    let err = solo.open().err().expect("a gap").to_string();
+    assert!(
+        err.contains(&format!("{} is missing", log_name(40))),
+        "{err}"
+    );
+    assert!(
+        err.contains("may then approve a conflicting transaction"),
+        "{err}"
+    );
+    // No checkpoint reads and the log from genesis is gone.
+    std::fs::remove_file(solo.dir.path().join(checkpoint_name(40))).unwrap();
+    std::fs::remove_file(&log45).unwrap();
+    let err = solo.open().err().expect("a gap").to_string();
+    assert!(err.contains("ledger.log is missing"), "{err}");
+    assert!(err.contains("checkpoints that did not restore"), "{err}");
 }
 
 #[tokio::test]
 async fn without_a_checkpoint_the_log_from_genesis_is_read() {
     let mut solo = Solo::new();
     let (mut e, mut s, opened) = solo.open().unwrap();
-    let mut never = Checkpointer::new(solo.dir.path(), 0, opened.active);
+    let mut never = Checkpointer::new(solo.dir.path(), 0, opened.active, solo.verify());
     solo.pay(12, &mut e, &mut s, &mut never).await;
     assert_eq!(solo.names(), [GENESIS_LOG]);
     let live = state(&e);
@@ -210,4 +257,28 @@ async fn without_a_checkpoint_the_log_from_genesis_is_read() {
         (opened.checkpoint, opened.records, opened.active),
         (None, 24, 0)
     );
+}
+
+/// A checkpoint that does not read back (here: into an engine of another
+/// network) is removed, and the files before it are kept.
+#[tokio::test]
+async fn a_checkpoint_that_does_not_read_back_deletes_nothing() {
+    let mut solo = Solo::new();
+    let (mut e, mut s, opened) = solo.open().unwrap();
+    let mut c = Checkpointer::new(solo.dir.path(), 10, opened.active, solo.verify());
+    solo.pay(12, &mut e, &mut s, &mut c).await;
+    let other = Solo::new_on("elsewhere");
+    let mut c = Checkpointer::new(solo.dir.path(), 10, 10, other.verify());
+    solo.pay(10, &mut e, &mut s, &mut c).await;
+    assert_eq!(
+        solo.names(),
+        [checkpoint_name(10), log_name(10), log_name(20)],
+        "the checkpoint at 20 removed, the one at 10 and its log kept"
+    );
+    assert_eq!(c.progress().report().failed, 1);
+    let live = state(&e);
+    drop((e, s));
+    let (e, _, opened) = solo.open().unwrap();
+    assert_eq!(state(&e), live);
+    assert_eq!((opened.checkpoint, opened.logs), (Some(10), 2));
 }

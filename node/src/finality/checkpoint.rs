@@ -45,6 +45,7 @@ impl Engine {
     pub fn checkpoint_image(&self) -> Vec<Record> {
         let inventory = self.finalized_set.inventory();
         let mut out = vec![Record::Checkpoint(Box::new(CheckpointHeader {
+            version: CheckpointHeader::VERSION,
             network_id: self.cfg.network_id.clone(),
             seq: inventory.count,
             whole: self.finalized_set.digest(),
@@ -112,6 +113,20 @@ impl Engine {
                 "a checkpoint record in the middle of a log".into(),
             ));
         }
+        if header.version != CheckpointHeader::VERSION {
+            return Err(ReplayError(format!(
+                "a checkpoint of layout {}, this node reads {}",
+                header.version,
+                CheckpointHeader::VERSION
+            )));
+        }
+        if self.cfg.window == 0 && header.recent < header.seq {
+            return Err(ReplayError(format!(
+                "the checkpoint kept the last {} of {} finalizations (it was written with a \
+                 finality window): run the node with --finality-window",
+                header.recent, header.seq
+            )));
+        }
         if header.network_id != self.cfg.network_id {
             return Err(ReplayError(format!(
                 "the checkpoint is of network {:?}, this node is on {:?}",
@@ -133,11 +148,13 @@ impl Engine {
     }
 
     /// A record inside a checkpoint (`Lock` and `Rejected` are the log's).
-    pub(super) fn restore_part(&mut self, record: Record) {
+    pub(super) fn restore_part(&mut self, record: Record) -> Result<(), ReplayError> {
         match record {
             Record::Utxos(entries) => {
                 for (op, out) in entries {
-                    self.ledger.restore_utxo(op, out);
+                    if !self.ledger.restore_utxo(op, out) {
+                        return Err(ReplayError("the checkpoint's outputs overflow".into()));
+                    }
                 }
             }
             Record::Recent(kept) => {
@@ -168,6 +185,7 @@ impl Engine {
             Record::Locks(locks) if !self.cfg.bugs.no_lock_persist => self.locks.extend(locks),
             _ => {}
         }
+        Ok(())
     }
 
     /// A checkpoint's `End`: what was read must add up to its header.
@@ -206,6 +224,8 @@ impl Engine {
             return Err(ReplayError(format!("the checkpoint holds {m}")));
         }
         self.metrics.finalized.inc_by(h.seq);
+        // Written with a larger window than this node keeps now.
+        self.trim_window();
         self.update_gauges();
         Ok(())
     }

@@ -101,7 +101,7 @@ impl Engine {
                 if r.restoring.is_none() {
                     return Err(outside());
                 }
-                self.restore_part(part);
+                self.restore_part(part)?;
             }
         }
         r.sink.clear();

@@ -67,6 +67,8 @@ pub enum Record {
 /// What a checkpoint's state must add up to, checked once it is read.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CheckpointHeader {
+    /// [`CheckpointHeader::VERSION`] when written.
+    pub version: u32,
     pub network_id: String,
     /// Finalizations ever applied (the finalized set's count).
     pub seq: u64,
@@ -81,6 +83,11 @@ pub struct CheckpointHeader {
     pub recent: u64,
     /// Pairs of conflicting certificates seen (a safety violation).
     pub conflicts: Vec<(TxId, TxId)>,
+}
+
+impl CheckpointHeader {
+    /// The layout of the records after the header.
+    pub const VERSION: u32 = 1;
 }
 
 /// A finalization kept in the window, as a checkpoint holds it.

@@ -147,6 +147,11 @@ impl Engine {
         self.finalized.push_back((txid, kept.at_ms));
         self.finalized_set.insert(txid);
         self.finals.insert(txid, kept);
+        self.trim_window();
+    }
+
+    /// Forgets the oldest finalizations beyond the window.
+    pub(super) fn trim_window(&mut self) {
         if self.cfg.window == 0 {
             return;
         }

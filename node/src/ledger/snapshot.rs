@@ -16,9 +16,14 @@ impl Ledger {
         supply
     }
 
-    /// Adds an unspent output of a checkpoint (its digest is recomputed).
-    pub fn restore_utxo(&mut self, op: OutPoint, out: TxOut) {
+    /// Adds an unspent output of a checkpoint (its digest is recomputed);
+    /// false if the total value would overflow (a corrupt checkpoint).
+    pub fn restore_utxo(&mut self, op: OutPoint, out: TxOut) -> bool {
+        if self.total.checked_add(out.value).is_none() {
+            return false;
+        }
         self.insert(op, out);
+        true
     }
 
     /// Records that a finalized transaction of the window spent `op`.

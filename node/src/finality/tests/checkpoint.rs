@@ -197,4 +197,23 @@ fn a_checkpoint_that_does_not_add_up_is_refused() {
     refused(digests, "finalized digests disagree");
     refused([image.clone(), image.clone()].concat(), "in the middle");
     refused(image[1..].to_vec(), "outside a checkpoint");
+    let mut huge = image.clone();
+    let Some(Record::Utxos(u)) = huge.iter_mut().find(|r| matches!(r, Record::Utxos(_))) else {
+        panic!("no outputs")
+    };
+    u[0].1.value = u64::MAX;
+    refused(huge, "overflow");
+    let mut later = image.clone();
+    if let Record::Checkpoint(h) = &mut later[0] {
+        h.version += 1;
+    }
+    refused(later, "layout");
+    // A node run without a window cannot take up a checkpoint that forgot.
+    sim.window = 0;
+    let err = sim
+        .fresh_engine(0)
+        .replay(image, 0)
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("run the node with --finality-window"), "{err}");
 }
