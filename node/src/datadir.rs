@@ -61,6 +61,8 @@ pub struct Opened {
     pub truncated_bytes: u64,
     /// Checkpoints skipped because they did not read back whole, with why.
     pub skipped: Vec<String>,
+    /// The newest of them (its log was started before it was written).
+    pub newest_skipped: Option<u64>,
     /// The `seq` of the log appended to (0: `ledger.log`).
     pub active: u64,
 }
@@ -136,6 +138,7 @@ pub fn open(
             Err(why) => {
                 warn!(checkpoint = seq, error = %why, "skipping a checkpoint that does not restore");
                 opened.skipped.push(why);
+                opened.newest_skipped = opened.newest_skipped.max(Some(seq));
             }
         }
     }
@@ -200,21 +203,32 @@ pub fn open(
     Ok((engine, store, opened))
 }
 
+/// The checkpoints that did not restore, for an error message.
+fn unread(skipped: &[String]) -> String {
+    match skipped {
+        [] => String::new(),
+        s => format!(" (checkpoints that did not restore: {})", s.join("; ")),
+    }
+}
+
 /// What is missing for the logs to follow the checkpoint restored (or
 /// genesis) without a gap at the start, if anything.
 fn missing(opened: &Opened, base: u64, logs: &[u64]) -> Option<String> {
-    let unread = match &opened.skipped[..] {
-        [] => String::new(),
-        s => format!(" (checkpoints that did not restore: {})", s.join("; ")),
-    };
+    let unread = unread(&opened.skipped);
+    // A checkpoint is written only after its log was started.
+    if let Some(s) = opened.newest_skipped.filter(|s| !logs.contains(s)) {
+        return Some(format!(
+            "{} is missing, and the checkpoint written with it does not restore{unread}",
+            log_name(s)
+        ));
+    }
     match (opened.checkpoint, logs.first()) {
-        (Some(_), first) if first != Some(&base) => Some(format!("{} is missing", log_name(base))),
+        (Some(_), first) if first != Some(&base) => {
+            Some(format!("{} is missing{unread}", log_name(base)))
+        }
         (None, Some(first)) if *first > 0 => Some(format!(
             "its oldest log starts after {first} finalizations, and no checkpoint restores them{unread}"
         )),
-        (None, None) if !opened.skipped.is_empty() => {
-            Some(format!("{} is missing{unread}", log_name(0)))
-        }
         _ => None,
     }
 }

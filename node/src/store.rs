@@ -152,10 +152,13 @@ impl<R: Serialize + DeserializeOwned> Store<R> {
                 path: path.clone(),
                 source,
             })?;
-        sync_dir(dir).map_err(|source| StoreError::Write {
-            path: path.clone(),
-            source,
-        })?;
+        if let Err(source) = sync_dir(dir) {
+            // Not left behind: a log no record went to would break the
+            // chain of logs a restart follows.
+            drop(file);
+            let _ = std::fs::remove_file(&path);
+            return Err(StoreError::Write { path, source });
+        }
         self.file = file;
         self.path = path;
         Ok(())

@@ -201,6 +201,14 @@ async fn every_point_a_crash_can_stop_at_reopens_to_the_state() {
     );
     assert!(opened.skipped[0].contains("torn"), "{:?}", opened.skipped);
     drop(e);
+    // The log started with the checkpoint that does not restore, gone: the
+    // records after it with it.
+    let log45 = solo.dir.path().join(log_name(45));
+    let tail = std::fs::read(&log45).unwrap();
+    std::fs::remove_file(&log45).unwrap();
+    let err = solo.open().err().expect("a gap").to_string();
+    assert!(err.contains("does not restore"), "{err}");
+    std::fs::write(&log45, &tail).unwrap();
     // A corrupt record in a log that is not the last (only the last can be
     // torn by a crash): refused, not skipped.
     let log40 = solo.dir.path().join(log_name(40));
@@ -212,9 +220,11 @@ async fn every_point_a_crash_can_stop_at_reopens_to_the_state() {
     assert!(err.contains("not the last"), "{err}");
     assert!(err.contains("restore the file from a backup"), "{err}");
     std::fs::write(&log40, &good).unwrap();
-    // A log between two others missing: the count does not meet the next.
-    let log45 = solo.dir.path().join(log_name(45));
-    let tail = std::fs::read(&log45).unwrap();
+    // A log between two others missing: the count does not meet the next
+    // (with no checkpoint that says so).
+    let torn = solo.dir.path().join(checkpoint_name(45));
+    let torn_bytes = std::fs::read(&torn).unwrap();
+    std::fs::remove_file(&torn).unwrap();
     std::fs::rename(&log45, solo.dir.path().join(log_name(46))).unwrap();
     let err = solo.open().err().expect("a gap").to_string();
     assert!(
@@ -223,6 +233,7 @@ async fn every_point_a_crash_can_stop_at_reopens_to_the_state() {
     );
     std::fs::remove_file(solo.dir.path().join(log_name(46))).unwrap();
     std::fs::write(&log45, &tail).unwrap();
+    std::fs::write(&torn, &torn_bytes).unwrap();
     // The log after the checkpoint that reads deleted: its records are gone.
     std::fs::remove_file(&log40).unwrap();
     let err = solo.open().err().expect("a gap").to_string();
@@ -236,9 +247,8 @@ async fn every_point_a_crash_can_stop_at_reopens_to_the_state() {
     );
     // No checkpoint reads and the log from genesis is gone.
     std::fs::remove_file(solo.dir.path().join(checkpoint_name(40))).unwrap();
-    std::fs::remove_file(&log45).unwrap();
     let err = solo.open().err().expect("a gap").to_string();
-    assert!(err.contains("ledger.log is missing"), "{err}");
+    assert!(err.contains("oldest log starts after 45"), "{err}");
     assert!(err.contains("checkpoints that did not restore"), "{err}");
 }
 
