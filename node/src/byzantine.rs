@@ -183,7 +183,7 @@ pub fn bend(m: &Misbehaviour, effects: Vec<Effect>) -> Outgoing {
 
 fn sent(e: &Effect) -> Option<&LedgerMessage> {
     match e {
-        Effect::Persist(_) => None,
+        Effect::Persist(_) | Effect::ServeSnapshot { .. } | Effect::Installed { .. } => None,
         Effect::Broadcast(m) | Effect::Send(_, m) | Effect::Relay(_, m) => Some(m),
     }
 }

@@ -298,6 +298,10 @@ pub struct CheckpointReport {
     pub written: u64,
     /// Checkpoint writes that failed (the older files were kept).
     pub failed: u64,
+    /// The finalized count of the last snapshot installed from a peer
+    /// (state sync) since the node started.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub synced: Option<u64>,
 }
 
 /// The checkpoints as they are written (shared with `/status`).
@@ -336,6 +340,8 @@ pub struct Checkpointer {
     writing: Option<tokio::task::JoinHandle<()>>,
     progress: Arc<Progress>,
     fresh: Fresh,
+    /// The claim of the checkpoint being written, made once it is.
+    claim: Option<crate::finality::Claim>,
 }
 
 impl Checkpointer {
@@ -350,6 +356,21 @@ impl Checkpointer {
             writing: None,
             progress: Arc::default(),
             fresh,
+            claim: None,
+        }
+    }
+
+    /// Before each batch: the checkpoint written since is claimed (peers
+    /// syncing from us are offered it; a claim is never offered before its
+    /// checkpoint is on disk).
+    pub fn poll(&mut self, engine: &mut Engine) {
+        if self.writing.as_ref().is_some_and(|w| !w.is_finished()) {
+            return;
+        }
+        if let Some(claim) = self.claim.take() {
+            if self.progress.report().newest == Some(claim.seq) {
+                engine.propose(claim);
+            }
         }
     }
 
@@ -373,6 +394,7 @@ impl Checkpointer {
             warn!(error = %e, "cannot start a new log; no checkpoint this time");
             return;
         }
+        self.claim = engine.claim();
         self.active = count;
         let (dir, progress, fresh) = (self.dir.clone(), self.progress.clone(), self.fresh.clone());
         self.writing = Some(tokio::task::spawn_blocking(move || {
@@ -389,12 +411,62 @@ impl Checkpointer {
         }));
     }
 
+    /// After a snapshot was installed (state sync, at `synced`): the
+    /// engine's state, `image` at `count`, written as a checkpoint at once,
+    /// with a new log after it, before anything else leaves. An error means
+    /// the installed state is not durable: the replica must stop (a restart
+    /// finds the new log without its checkpoint, and says so).
+    pub async fn install(
+        &mut self,
+        store: &mut Store<Record>,
+        image: Vec<Record>,
+        count: u64,
+        synced: u64,
+    ) -> Result<(), String> {
+        self.finish().await;
+        store
+            .rotate(&self.dir, &log_name(count))
+            .map_err(|e| format!("cannot start a log after the snapshot: {e}"))?;
+        self.active = count;
+        let (dir, fresh) = (self.dir.clone(), self.fresh.clone());
+        let written = tokio::task::spawn_blocking(move || {
+            write_checkpoint(&dir, count, &image, Some(&*fresh))
+        })
+        .await
+        .unwrap_or(false);
+        if !written {
+            return Err(format!(
+                "cannot write the snapshot installed at {synced} as a checkpoint"
+            ));
+        }
+        release_free_memory();
+        self.progress.update(|r| {
+            r.written += 1;
+            r.newest = Some(count);
+            r.synced = Some(synced);
+        });
+        Ok(())
+    }
+
+    /// The data dir it writes in.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
     /// Waits for a checkpoint being written (on shutdown, and in tests).
     pub async fn finish(&mut self) {
         if let Some(w) = self.writing.take() {
             let _ = w.await;
         }
     }
+}
+
+/// Part `index` of the checkpoint at `seq` in `dir`, as a peer syncing from
+/// it asked (`None` if that checkpoint or part is not here).
+pub fn snapshot_part(dir: &Path, seq: u64, index: u32) -> Option<crate::finality::LedgerMessage> {
+    let mut records = Vec::new();
+    store::read_file(&dir.join(checkpoint_name(seq)), |r| records.push(r)).ok()?;
+    crate::finality::snapshot_part(records, seq, index, crate::finality::CATCHUP_REPLY_BYTES)
 }
 
 /// Writes the checkpoint at `seq` (and reads it back into an engine

@@ -15,17 +15,24 @@
 
 mod catchup;
 mod checkpoint;
+mod claim;
 pub mod inventory;
 mod orphans;
 pub mod quorum;
 mod replay;
+mod sync;
 mod types;
 mod window;
 
 pub use catchup::CATCHUP_REPLY_BYTES;
 pub use checkpoint::ReplayError;
+pub use claim::CLAIM_TAIL;
 pub use replay::Replay;
-pub use types::{Bugs, CheckpointHeader, Effect, LedgerMessage, Recent, Record, TxReport, TxState};
+pub use sync::{snapshot_part, SYNC_TIMEOUT_MS};
+pub use types::{
+    Bugs, CertifiedClaim, CheckpointHeader, Claim, ClaimVote, Delta, Effect, LedgerMessage, Recent,
+    Record, TxReport, TxState,
+};
 
 use std::collections::{HashMap, HashSet, VecDeque};
 
@@ -88,6 +95,7 @@ impl Entry {
     }
 }
 
+#[derive(Clone)]
 pub struct EngineConfig {
     pub network_id: String,
     pub validators: Validators,
@@ -145,6 +153,10 @@ pub struct Engine {
     tick: u64,
     /// Equivocation switched on live (a Byzantine fault), beside the seeded bug.
     live_equivocate: bool,
+    /// Our checkpoints' claims, and those we attested.
+    claims: claim::Claims,
+    /// A snapshot being fetched (state sync), if one is.
+    syncing: Option<Box<sync::Syncing>>,
 }
 
 impl Engine {
@@ -172,6 +184,8 @@ impl Engine {
             conflicts: Vec::new(),
             recent_rejected: std::collections::VecDeque::new(),
             tick: 0,
+            claims: Default::default(),
+            syncing: None,
         };
         engine.update_gauges();
         engine
@@ -428,7 +442,9 @@ impl Engine {
             return;
         }
         self.waiting.remove(&txid);
+        let before = claim::Mark::of(&self.ledger);
         let fee = self.ledger.apply(&cert.tx, !self.cfg.bugs.utxo_no_spend);
+        let delta = before.delta(&self.ledger);
         for i in &cert.tx.inputs {
             self.locks.remove(&i.prev);
         }
@@ -474,6 +490,7 @@ impl Engine {
             fee,
             approvals,
             rejections,
+            delta: Some(delta),
         };
         self.remember(txid, kept);
         self.update_gauges();
@@ -665,6 +682,12 @@ impl Engine {
             | LedgerMessage::Have(_)
             | LedgerMessage::GetCertificates(_)
             | LedgerMessage::Certificates(_) => self.on_catch_up(from, msg, now, &mut fx),
+            LedgerMessage::Claim(_)
+            | LedgerMessage::ClaimVote(_)
+            | LedgerMessage::GetSnapshot
+            | LedgerMessage::SnapshotOffer(_)
+            | LedgerMessage::GetSnapshotPart { .. }
+            | LedgerMessage::SnapshotPart { .. } => self.on_state_sync(from, msg, now, &mut fx),
         }
         fx
     }

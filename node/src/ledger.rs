@@ -181,6 +181,18 @@ impl UtxoDigest {
         }
     }
 
+    /// `self + other` (mod 2^256).
+    pub fn plus(mut self, other: &UtxoDigest) -> UtxoDigest {
+        self.add(other.0);
+        self
+    }
+
+    /// `self - other` (mod 2^256).
+    pub fn minus(mut self, other: &UtxoDigest) -> UtxoDigest {
+        self.sub(other.0);
+        self
+    }
+
     pub fn to_hex(&self) -> String {
         let bytes: Vec<u8> = self.0.iter().rev().flat_map(|l| l.to_be_bytes()).collect();
         hex::encode(bytes)

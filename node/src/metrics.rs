@@ -231,6 +231,10 @@ pub struct FinalityMetrics {
     /// Certificates whose inputs were already spent by another finalized
     /// transaction: a safety violation, never seen on an honest network.
     pub conflicting_certificates: IntCounter,
+    /// State syncs from a peer's snapshot, by result (ok/refused/timeout).
+    pub state_syncs: IntCounterVec,
+    /// Checkpoint claims: ours certified, and peers' we attested.
+    pub claims: IntCounterVec,
 }
 
 impl FinalityMetrics {
@@ -306,7 +310,25 @@ impl FinalityMetrics {
                 "testnet_conflicting_certificates_total",
                 "Certificates spending outputs another finalized transaction spent (safety violation).",
             ),
+            state_syncs: counter_vec(
+                registry,
+                "testnet_state_syncs_total",
+                "State syncs from a peer's certified snapshot, by result (ok/refused/timeout).",
+                &["result"],
+            ),
+            claims: counter_vec(
+                registry,
+                "testnet_checkpoint_claims_total",
+                "Checkpoint claims: this node's certified, and peers' it attested.",
+                &["result"],
+            ),
         };
+        for r in ["ok", "refused", "timeout"] {
+            m.state_syncs.with_label_values(&[r]);
+        }
+        for r in ["certified", "attested"] {
+            m.claims.with_label_values(&[r]);
+        }
         for d in ["sent", "received"] {
             for v in ["approve", "reject"] {
                 m.votes.with_label_values(&[d, v]);

@@ -169,6 +169,7 @@ impl Replica {
             let changing = handle.view.clone().write_owned().await;
             {
                 let mut engine = handle.engine();
+                checkpointer.poll(&mut engine);
                 let now = handle.clock.now_ms();
                 engine.set_live_equivocate(behaving.is(Behaviour::Equivocate));
                 // A behaviour switched off: offer every peer what an honest
@@ -207,7 +208,8 @@ impl Replica {
                     _ => None,
                 })
                 .collect();
-            if !records.is_empty() {
+            let appended = !records.is_empty();
+            if appended {
                 let (back, written) = tokio::task::spawn_blocking(move || {
                     let r = store.append(&records);
                     (store, r)
@@ -224,9 +226,32 @@ impl Replica {
                     }
                     break;
                 }
+            }
+            if let Some(seq) = installed(&effects) {
+                // The snapshot's state is made durable before anything leaves.
+                let (image, claim, count) = {
+                    let engine = handle.engine();
+                    let count = engine.finalized_count() as u64;
+                    (engine.checkpoint_image(), engine.claim(), count)
+                };
+                let done = checkpointer.install(&mut store, image, count, seq).await;
+                if let (Ok(()), Some(claim)) = (&done, claim) {
+                    handle.engine().propose(claim);
+                }
+                if let Err(e) = done {
+                    error!(error = %e, "cannot persist a snapshot; the replica stops voting");
+                    *handle.failure.lock().unwrap_or_else(|e| e.into_inner()) = Some(e);
+                    for (reply, _) in replies {
+                        let _ = reply.send(Err(SubmitError::Unavailable));
+                    }
+                    break;
+                }
+            } else if appended {
                 checkpointer.after_batch(&mut store, &handle.engine());
             }
             drop(changing);
+            let mute = behaving.is(Behaviour::Mute);
+            serve_snapshots(&network, checkpointer.dir(), mute, &mut effects);
             send(&network, &behaving, effects);
             behaved = behaving;
             for (reply, result) in replies {
@@ -254,10 +279,45 @@ fn send(network: &Network, behaving: &Misbehaviour, effects: Vec<Effect>) {
     }
 }
 
+/// The snapshot installed in this batch, if one was.
+fn installed(effects: &[Effect]) -> Option<u64> {
+    effects.iter().find_map(|e| match e {
+        Effect::Installed { seq } => Some(*seq),
+        _ => None,
+    })
+}
+
+/// Reads the snapshot parts peers asked for off the replica's task, and
+/// sends each when read (a part not here is not answered: the peer's sync
+/// times out and tries another peer).
+/// A muted node (a Byzantine fault) serves none.
+fn serve_snapshots(
+    network: &Network,
+    dir: &std::path::Path,
+    mute: bool,
+    effects: &mut Vec<Effect>,
+) {
+    effects.retain(|e| {
+        let Effect::ServeSnapshot { to, seq, index } = *e else {
+            return true;
+        };
+        if mute {
+            return false;
+        }
+        let (network, dir) = (network.clone(), dir.to_path_buf());
+        tokio::task::spawn_blocking(move || {
+            if let Some(part) = crate::datadir::snapshot_part(&dir, seq, index) {
+                network.send_to(&to, &Message::Ledger(part));
+            }
+        });
+        false
+    });
+}
+
 fn dispatch(network: &Network, effects: Vec<Effect>) {
     for e in effects {
         match e {
-            Effect::Persist(_) => {}
+            Effect::Persist(_) | Effect::ServeSnapshot { .. } | Effect::Installed { .. } => {}
             Effect::Broadcast(m) => {
                 network.broadcast(&Message::Ledger(m));
             }

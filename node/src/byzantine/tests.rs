@@ -57,6 +57,8 @@ fn each_behaviour_bends_only_what_it_names_and_never_the_records() {
         fx.iter()
             .map(|e| match e {
                 Effect::Persist(_) => "persist",
+                Effect::ServeSnapshot { .. } => "serve",
+                Effect::Installed { .. } => "installed",
                 Effect::Broadcast(m) | Effect::Send(_, m) | Effect::Relay(_, m) => m.kind(),
             })
             .collect()

@@ -156,8 +156,9 @@ async fn a_restart_reads_the_newest_checkpoint_and_the_log_after_it() {
         (Some(40), 1, 40)
     );
     assert!(opened.skipped.is_empty(), "{:?}", opened.skipped);
-    // The checkpoint (header, outputs, 8 kept, end) and 5 payments of 2.
-    assert_eq!(opened.records, 3 + 8 + 10);
+    // The checkpoint (header, outputs, 8 kept, their ledger changes, end)
+    // and 5 payments of 2.
+    assert_eq!(opened.records, 4 + 8 + 10);
 }
 
 #[tokio::test]

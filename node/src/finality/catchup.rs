@@ -47,6 +47,9 @@ impl Engine {
         fx: &mut Vec<Effect>,
     ) {
         let passive = self.cfg.bugs.passive_catchup;
+        if let LedgerMessage::Inventory(inv) = &msg {
+            self.maybe_sync(from, inv.count, now, fx);
+        }
         match msg {
             // With a window, only a peer at least as far on offers: one
             // behind would offer what the other forgot (and would fetch,
@@ -130,6 +133,8 @@ impl Engine {
         let mut fx = Vec::new();
         if self.cfg.window > 0 {
             self.bound_waiting(now);
+            self.sync_tick(now);
+            self.claim_tick(&mut fx);
         }
         if self.cfg.bugs.passive_catchup || peers.is_empty() {
             return fx;

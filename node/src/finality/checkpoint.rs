@@ -15,6 +15,8 @@ use super::*;
 const UTXO_CHUNK: usize = 16_384;
 /// Locks per `Locks` record, at most (about 2.2 MB).
 const LOCK_CHUNK: usize = 32_768;
+/// Ledger changes per `Deltas` record, at most (about 1 MB).
+const DELTA_CHUNK: usize = 16_384;
 
 /// Why records do not restore a state: the replay stops there.
 #[derive(Debug, thiserror::Error)]
@@ -26,6 +28,8 @@ pub(super) struct Restoring {
     header: Box<CheckpointHeader>,
     records: u64,
     supply: u64,
+    /// Finalizations of the window whose ledger change was read.
+    deltas: usize,
 }
 
 impl Restoring {
@@ -70,6 +74,14 @@ impl Engine {
                 rejections: f.rejections as u32,
             })))
         }));
+        let deltas: Vec<Option<Delta>> = (self.finalized.iter())
+            .map(|(txid, _)| self.finals.get(txid).and_then(|f| f.delta))
+            .collect();
+        out.extend(
+            deltas
+                .chunks(DELTA_CHUNK)
+                .map(|c| Record::Deltas(c.to_vec())),
+        );
         if self.cfg.bugs.no_lock_persist {
             return end(out);
         }
@@ -144,11 +156,16 @@ impl Engine {
             header,
             records: 1,
             supply,
+            deltas: 0,
         })
     }
 
     /// A record inside a checkpoint (`Lock` and `Rejected` are the log's).
-    pub(super) fn restore_part(&mut self, record: Record) -> Result<(), ReplayError> {
+    pub(super) fn restore_part(
+        &mut self,
+        r: &mut Restoring,
+        record: Record,
+    ) -> Result<(), ReplayError> {
         match record {
             Record::Utxos(entries) => {
                 for (op, out) in entries {
@@ -179,8 +196,20 @@ impl Engine {
                     fee,
                     approvals: approvals as usize,
                     rejections: rejections as usize,
+                    delta: None,
                 };
                 self.finals.insert(txid, kept);
+            }
+            Record::Deltas(deltas) => {
+                for d in deltas {
+                    let txid = self.finalized.get(r.deltas).map(|(t, _)| *t);
+                    let kept = txid.and_then(|t| self.finals.get_mut(&t));
+                    let Some(kept) = kept else {
+                        return Err(ReplayError("more ledger changes than finalizations".into()));
+                    };
+                    kept.delta = d;
+                    r.deltas += 1;
+                }
             }
             Record::Locks(locks) if !self.cfg.bugs.no_lock_persist => self.locks.extend(locks),
             _ => {}
@@ -217,6 +246,11 @@ impl Engine {
                 self.finalized.len(),
                 h.recent
             ))
+        } else if r.deltas != 0 && r.deltas as u64 != h.recent {
+            Some(format!(
+                "{} ledger changes for {} finalizations",
+                r.deltas, h.recent
+            ))
         } else {
             None
         };
@@ -227,6 +261,9 @@ impl Engine {
         // Written with a larger window than this node keeps now.
         self.trim_window();
         self.update_gauges();
+        if let Some(claim) = self.claim() {
+            self.propose(claim);
+        }
         Ok(())
     }
 }

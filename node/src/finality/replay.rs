@@ -97,11 +97,10 @@ impl Engine {
                 self.restore_end(c, records)?;
                 r.restored = Some(seq);
             }
-            part @ (Record::Utxos(_) | Record::Recent(_) | Record::Locks(_)) => {
-                if r.restoring.is_none() {
-                    return Err(outside());
-                }
-                self.restore_part(part)?;
+            part
+            @ (Record::Utxos(_) | Record::Recent(_) | Record::Locks(_) | Record::Deltas(_)) => {
+                let c = r.restoring.as_mut().ok_or_else(outside)?;
+                self.restore_part(c, part)?;
             }
         }
         r.sink.clear();

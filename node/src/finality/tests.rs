@@ -37,6 +37,8 @@ struct Sim {
     window: usize,
     /// Messages delivered by `run`, by kind.
     delivered: std::collections::BTreeMap<&'static str, usize>,
+    /// Snapshots each node installed.
+    installed: Vec<usize>,
 }
 
 impl Sim {
@@ -95,6 +97,7 @@ impl Sim {
             engines: Vec::new(),
             persisted: vec![Vec::new(); n],
             full: vec![Vec::new(); n],
+            installed: vec![0; n],
             queue: Vec::new(),
             cut: HashSet::new(),
             rng: StdRng::seed_from_u64(seed),
@@ -161,6 +164,18 @@ impl Sim {
                         "n{from} sent to n{to}, not a neighbour"
                     );
                     self.queue.push((from, to, m));
+                }
+                // As the replica does: a part read from the checkpoint held.
+                Effect::ServeSnapshot { to, seq, index } => {
+                    let to = self.index(&to);
+                    let held = self.persisted[from].iter().cloned();
+                    if let Some(m) = snapshot_part(held, seq, index, CATCHUP_REPLY_BYTES) {
+                        self.queue.push((from, to, m));
+                    }
+                }
+                Effect::Installed { .. } => {
+                    self.installed[from] += 1;
+                    self.compact(from);
                 }
             }
         }
@@ -243,6 +258,9 @@ impl Sim {
     /// records are its tail).
     fn compact(&mut self, i: usize) {
         self.persisted[i] = self.engines[i].checkpoint_image();
+        if let Some(claim) = self.engines[i].claim() {
+            self.engines[i].propose(claim);
+        }
     }
 
     /// A payment from faucet output `coin` to a fresh key; `memo` tells twins apart.
@@ -527,4 +545,5 @@ fn forgotten_locks_break_safety_only_beyond_f() {
 mod checkpoint;
 mod hostile;
 mod relay;
+mod sync;
 mod window;

@@ -20,6 +20,25 @@ pub enum LedgerMessage {
     Have(Vec<TxId>),
     GetCertificates(Vec<TxId>),
     Certificates(Vec<Certificate>),
+    /// A checkpoint's state, for validators to attest from their windows.
+    Claim(Box<Claim>),
+    /// A validator's attestation of a claim (by the claim's hash).
+    ClaimVote(ClaimVote),
+    /// A node far behind asks for a snapshot (state sync).
+    GetSnapshot,
+    /// A certified claim whose checkpoint can be fetched, in parts.
+    SnapshotOffer(Box<CertifiedClaim>),
+    GetSnapshotPart {
+        seq: u64,
+        index: u32,
+    },
+    /// Part `index` of the checkpoint at `seq` (its state, not its locks).
+    SnapshotPart {
+        seq: u64,
+        index: u32,
+        records: Vec<Record>,
+        last: bool,
+    },
 }
 
 impl LedgerMessage {
@@ -32,6 +51,12 @@ impl LedgerMessage {
             LedgerMessage::Have(_) => "have",
             LedgerMessage::GetCertificates(_) => "get_certificates",
             LedgerMessage::Certificates(_) => "certificates",
+            LedgerMessage::Claim(_) => "claim",
+            LedgerMessage::ClaimVote(_) => "claim_vote",
+            LedgerMessage::GetSnapshot => "get_snapshot",
+            LedgerMessage::SnapshotOffer(_) => "snapshot_offer",
+            LedgerMessage::GetSnapshotPart { .. } => "get_snapshot_part",
+            LedgerMessage::SnapshotPart { .. } => "snapshot_part",
         }
     }
 }
@@ -62,6 +87,53 @@ pub enum Record {
     Locks(Vec<(OutPoint, TxId)>),
     /// The last record of a whole checkpoint: how many came before it.
     End { records: u64 },
+    /// What each finalization of the window (in order) changed in the
+    /// ledger, where known (after `Recent`; older checkpoints have none).
+    Deltas(Vec<Option<Delta>>),
+}
+
+/// What applying one finalized transaction changed in the ledger: the
+/// difference of the UTXO digest (mod 2^256), of the count of unspent
+/// outputs and of their total value. Independent of the order applied, so a
+/// node can compute another's state from its own (claims).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Delta {
+    pub digest: UtxoDigest,
+    pub count: i64,
+    pub value: i128,
+}
+
+/// A node's state after `seq` finalizations (a checkpoint it holds), with
+/// the last finalizations before it in its order (`tail`): a validator whose
+/// window covers them attests it by rebuilding the same state from its own
+/// history (the set before the tail is the same on honest nodes; the tail
+/// absorbs the order in which each applied the last ones).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Claim {
+    pub network_id: String,
+    pub seq: u64,
+    pub whole: TxId,
+    pub buckets: Vec<TxId>,
+    pub utxo_digest: UtxoDigest,
+    pub utxo_count: u64,
+    pub total_value: u64,
+    pub tail: Vec<TxId>,
+}
+
+/// A validator's signature on a claim's hash.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ClaimVote {
+    pub claim: [u8; 32],
+    pub voter: NodeId,
+    pub signature: crate::ledger::tx::Signature,
+}
+
+/// A claim with attestations of more than a third of the validators (so at
+/// least one honest one checked it).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CertifiedClaim {
+    pub claim: Claim,
+    pub votes: Vec<ClaimVote>,
 }
 
 /// What a checkpoint's state must add up to, checked once it is read.
@@ -108,6 +180,18 @@ pub enum Effect {
     Send(NodeId, LedgerMessage),
     /// Pass on what peer `.0` sent us and was new here, to every other peer.
     Relay(NodeId, LedgerMessage),
+    /// Send peer `to` part `index` of our checkpoint at `seq` (read from
+    /// disk by the driver: [`super::snapshot_part`]).
+    ServeSnapshot {
+        to: NodeId,
+        seq: u64,
+        index: u32,
+    },
+    /// A snapshot was installed: the driver writes the engine's state as a
+    /// checkpoint (and starts a new log) before anything else leaves.
+    Installed {
+        seq: u64,
+    },
 }
 
 /// Seeded bugs of the ledger (see `SimulatedBug`).

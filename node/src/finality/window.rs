@@ -27,6 +27,9 @@ pub(super) struct Final {
     pub(super) fee: u64,
     pub(super) approvals: usize,
     pub(super) rejections: usize,
+    /// What applying it changed in the ledger (unknown for finalizations
+    /// restored from an older checkpoint or a snapshot).
+    pub(super) delta: Option<Delta>,
 }
 
 impl Final {

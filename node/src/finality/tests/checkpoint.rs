@@ -180,11 +180,29 @@ fn a_checkpoint_that_does_not_add_up_is_refused() {
         .position(|r| matches!(r, Record::Recent(_)))
         .unwrap();
     short.remove(k);
+    refused(short.clone(), "more ledger changes than finalizations");
+    // Without the ledger changes (an older checkpoint has none).
+    let deltas = |r: &Record| matches!(r, Record::Deltas(_));
+    let d = image.iter().filter(|r| deltas(r)).count() as u64;
+    assert!(d > 0);
+    short.retain(|r| !deltas(r));
     refused(short.clone(), "records, its end says");
     if let Some(Record::End { records }) = short.last_mut() {
-        *records -= 1;
+        *records -= 1 + d;
     }
     refused(short, "finalizations in its window");
+    let mut older = image.clone();
+    older.retain(|r| !deltas(r));
+    if let Some(Record::End { records }) = older.last_mut() {
+        *records -= d;
+    }
+    let e = replay(older).expect("a checkpoint without ledger changes restores");
+    assert!(e.finals.values().all(|f| f.delta.is_none()));
+    let mut fewer = image.clone();
+    if let Some(Record::Deltas(x)) = fewer.iter_mut().find(|r| deltas(r)) {
+        x.pop();
+    }
+    refused(fewer, "ledger changes for");
     let mut other = image.clone();
     if let Record::Checkpoint(h) = &mut other[0] {
         h.network_id = "elsewhere".into();

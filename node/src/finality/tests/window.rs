@@ -6,7 +6,7 @@ use super::*;
 const W: usize = 16;
 
 /// Spends output 0 of `prev` (owned by `owner`) to `owner` again.
-fn step(sim: &Sim, prev: &Transaction, owner: &Keypair, memo: u64) -> Transaction {
+pub(super) fn step(sim: &Sim, prev: &Transaction, owner: &Keypair, memo: u64) -> Transaction {
     Transaction::signed(
         &sim.genesis.network_id,
         &[OutPoint {

@@ -1,0 +1,365 @@
+//! State sync: a node far behind (more than half its window) installs a
+//! peer's certified checkpoint instead of fetching what the peers forgot.
+//!
+//! It asks the peer whose inventory showed it ahead (`GetSnapshot`), checks
+//! the offered claim's attestations (more than a third of the validators),
+//! then fetches the checkpoint in parts: its header, which must state the
+//! claim's digests, the unspent outputs and the window's finalizations (each
+//! certificate verified). They are restored into a scratch engine, which
+//! checks that they add up to the header, and the claim's tail must be the
+//! window's last finalizations. Only then is the state installed, keeping
+//! our own locks on outputs still unspent and our pending approvals: the
+//! driver writes it as a checkpoint before anything else leaves
+//! ([`Effect::Installed`]). Windowed catch-up then fetches what came after.
+//! A part that does not come within [`SYNC_TIMEOUT_MS`], or a snapshot that
+//! does not add up, ends the attempt; the next far-ahead inventory of
+//! another peer starts a new one.
+
+use prometheus::Registry;
+
+use super::checkpoint::ReplayError;
+use super::types::CheckpointHeader;
+use super::*;
+
+/// How long a sync waits for the next answer before it gives up.
+pub const SYNC_TIMEOUT_MS: u64 = 10_000;
+
+/// A snapshot being fetched.
+pub(super) struct Syncing {
+    peer: NodeId,
+    last_ms: u64,
+    offer: Option<CertifiedClaim>,
+    next: u32,
+    scratch: Option<Box<Engine>>,
+    replay: Replay,
+    /// The last window finalizations received (as many as the claim's tail).
+    last: VecDeque<TxId>,
+    utxos: u64,
+}
+
+/// Part `index` of a checkpoint's records (only its state: the header, the
+/// unspent outputs and the window; not its locks), each part at most
+/// `budget` encoded bytes (a record larger than that is a part of its own).
+/// `None` if there is no such part.
+pub fn snapshot_part(
+    records: impl IntoIterator<Item = Record>,
+    seq: u64,
+    index: u32,
+    budget: usize,
+) -> Option<LedgerMessage> {
+    let mut part = 0u32;
+    let mut size = 0usize;
+    let mut out = Vec::new();
+    let state = records.into_iter().filter(|r| {
+        matches!(
+            r,
+            Record::Checkpoint(_) | Record::Utxos(_) | Record::Recent(_)
+        )
+    });
+    for r in state {
+        let n = postcard::to_stdvec(&r).map_or(usize::MAX, |v| v.len());
+        if size > 0 && size.saturating_add(n) > budget {
+            part += 1;
+            size = 0;
+            if part > index {
+                return Some(LedgerMessage::SnapshotPart {
+                    seq,
+                    index,
+                    records: out,
+                    last: false,
+                });
+            }
+        }
+        size = size.saturating_add(n);
+        if part == index {
+            out.push(r);
+        }
+    }
+    (part == index && !out.is_empty()).then_some(LedgerMessage::SnapshotPart {
+        seq,
+        index,
+        records: out,
+        last: true,
+    })
+}
+
+impl Engine {
+    /// A peer's inventory: far enough ahead (more than half our window), it
+    /// is asked for a snapshot, unless a sync is under way.
+    pub(super) fn maybe_sync(&mut self, from: NodeId, count: u64, now: u64, fx: &mut Vec<Effect>) {
+        let own = self.finalized_count() as u64;
+        let gap = (self.cfg.window as u64 / 2).max(1);
+        if self.cfg.window == 0 || self.cfg.bugs.passive_catchup || count <= own + gap {
+            return;
+        }
+        self.sync_tick(now);
+        let shunned = self
+            .claims
+            .shunned
+            .filter(|(_, at)| at + 3 * SYNC_TIMEOUT_MS >= now);
+        if self.syncing.is_some() || shunned.is_some_and(|(p, _)| p == from) {
+            return;
+        }
+        tracing::info!(peer = %from.short(), ours = own, theirs = count, "far behind: asking for a snapshot");
+        self.syncing = Some(Box::new(Syncing::new(from, now)));
+        fx.push(Effect::Send(from, LedgerMessage::GetSnapshot));
+    }
+
+    /// On each tick: a sync whose peer went quiet ends.
+    pub(super) fn sync_tick(&mut self, now: u64) {
+        if let Some(s) = &self.syncing {
+            if s.last_ms.saturating_add(SYNC_TIMEOUT_MS) < now {
+                let peer = s.peer;
+                let why = format!("{} did not answer in time", peer.short());
+                self.end_sync(peer, "timeout", &why, now);
+            }
+        }
+    }
+
+    /// A sync that failed: its peer is tried last for a while.
+    fn end_sync(&mut self, peer: NodeId, result: &str, why: &str, now: u64) {
+        self.syncing = None;
+        self.claims.shunned = Some((peer, now));
+        self.metrics.state_syncs.with_label_values(&[result]).inc();
+        warn!(result, why, "state sync failed");
+    }
+
+    pub(super) fn on_snapshot_offer(
+        &mut self,
+        from: NodeId,
+        offer: CertifiedClaim,
+        now: u64,
+        fx: &mut Vec<Effect>,
+    ) {
+        let Some(s) = self.syncing.as_deref() else {
+            return;
+        };
+        let fetching = s.offer.as_ref().map(|o| o.claim.seq);
+        // A newer one: the peer's checkpoint changed under the fetch.
+        if s.peer != from || fetching.is_some_and(|seq| offer.claim.seq <= seq) {
+            return;
+        }
+        let own = self.finalized_count() as u64;
+        let checked = offer.check(&self.cfg.validators).and_then(|()| {
+            let c = &offer.claim;
+            if c.network_id != self.cfg.network_id || c.seq <= own {
+                return Err(format!("a claim at {} (we are at {own})", c.seq));
+            }
+            Ok(())
+        });
+        if let Err(why) = checked {
+            let why = format!("the offer of {}: {why}", from.short());
+            return self.end_sync(from, "refused", &why, now);
+        }
+        let mut cfg = self.cfg.clone();
+        cfg.key = None;
+        let scratch = Engine::new(
+            cfg,
+            self.ledger.clone(),
+            FinalityMetrics::register(&Registry::new()),
+        );
+        let seq = offer.claim.seq;
+        let Some(s) = self.syncing.as_deref_mut() else {
+            return;
+        };
+        *s = Syncing::new(from, now);
+        s.offer = Some(offer);
+        s.scratch = Some(Box::new(scratch));
+        fx.push(Effect::Send(
+            from,
+            LedgerMessage::GetSnapshotPart { seq, index: 0 },
+        ));
+    }
+
+    pub(super) fn on_snapshot_part(
+        &mut self,
+        from: NodeId,
+        (seq, index, last): (u64, u32, bool),
+        records: Vec<Record>,
+        now: u64,
+        fx: &mut Vec<Effect>,
+    ) {
+        let Some(s) = self.syncing.as_deref_mut() else {
+            return;
+        };
+        let expected = s.offer.as_ref().map(|o| o.claim.seq);
+        if s.peer != from || expected != Some(seq) || s.next != index {
+            return;
+        }
+        s.last_ms = now;
+        let network = self.cfg.network_id.clone();
+        let validators = self.cfg.validators.clone();
+        if let Err(ReplayError(why)) = s.feed(records, &network, &validators) {
+            let why = format!("the snapshot of {}: {why}", from.short());
+            return self.end_sync(from, "refused", &why, now);
+        }
+        if !last {
+            s.next += 1;
+            let index = s.next;
+            fx.push(Effect::Send(
+                from,
+                LedgerMessage::GetSnapshotPart { seq, index },
+            ));
+            return;
+        }
+        let Some(s) = self.syncing.take() else { return };
+        let own = self.finalized_count() as u64;
+        match s.finish(own) {
+            Ok(scratch) => self.install(*scratch, seq, fx),
+            Err(ReplayError(why)) => {
+                let why = format!("the snapshot of {}: {why}", from.short());
+                self.end_sync(from, "refused", &why, now);
+            }
+        }
+    }
+
+    /// Takes the state of `scratch` (a verified snapshot at `seq`), keeping
+    /// our locks on outputs still unspent and our pending transactions
+    /// whose inputs still are.
+    fn install(&mut self, scratch: Engine, seq: u64, fx: &mut Vec<Effect>) {
+        let before = self.finalized_count() as u64;
+        let Engine {
+            ledger,
+            finals,
+            finalized,
+            forgotten,
+            finalized_set,
+            conflicts,
+            ..
+        } = scratch;
+        self.ledger = ledger;
+        self.finals = finals;
+        self.finalized = finalized;
+        self.forgotten = forgotten;
+        self.finalized_set = finalized_set;
+        for c in conflicts {
+            if !self.conflicts.contains(&c) {
+                self.conflicts.push(c);
+            }
+        }
+        let ledger = &self.ledger;
+        self.locks.retain(|op, _| ledger.contains(op));
+        let finals = &self.finals;
+        self.txs.retain(|txid, e| {
+            e.state == TxState::Pending
+                && !finals.contains_key(txid)
+                && e.tx
+                    .as_ref()
+                    .is_some_and(|tx| tx.inputs.iter().all(|i| ledger.contains(&i.prev)))
+        });
+        self.spenders.clear();
+        (self.mempool, self.mempool_bytes, self.vote_only) = (0, 0, 0);
+        for (txid, e) in &self.txs {
+            self.mempool += 1;
+            self.mempool_bytes += e.size;
+            for i in e.tx.iter().flat_map(|tx| &tx.inputs) {
+                self.spenders.entry(i.prev).or_default().push(*txid);
+            }
+        }
+        self.recent_rejected.clear();
+        self.vote_only_order.clear();
+        self.waiting.clear();
+        self.waiting_on.clear();
+        self.waiting_order.clear();
+        self.orphans = Default::default();
+        self.metrics.finalized.inc_by(seq.saturating_sub(before));
+        self.metrics.state_syncs.with_label_values(&["ok"]).inc();
+        self.update_gauges();
+        tracing::info!(seq, from = before, "installed a snapshot");
+        fx.push(Effect::Installed { seq });
+    }
+}
+
+impl Syncing {
+    fn new(peer: NodeId, now: u64) -> Syncing {
+        Syncing {
+            peer,
+            last_ms: now,
+            offer: None,
+            next: 0,
+            scratch: None,
+            replay: Replay::new(now),
+            last: VecDeque::new(),
+            utxos: 0,
+        }
+    }
+
+    /// A part's records, checked and restored into the scratch engine.
+    fn feed(
+        &mut self,
+        records: Vec<Record>,
+        network: &str,
+        validators: &Validators,
+    ) -> Result<(), ReplayError> {
+        let (Some(offer), Some(scratch)) = (&self.offer, self.scratch.as_deref_mut()) else {
+            return Err(ReplayError("a part before the offer".into()));
+        };
+        let claim = &offer.claim;
+        if records.is_empty() {
+            return Err(ReplayError("an empty part".into()));
+        }
+        for r in records {
+            match &r {
+                Record::Checkpoint(h) if self.replay.records() == 0 => states_claim(h, claim)?,
+                Record::Utxos(u) if self.replay.records() > 0 => {
+                    self.utxos += u.len() as u64;
+                    if self.utxos > claim.utxo_count {
+                        return Err(ReplayError("more unspent outputs than claimed".into()));
+                    }
+                }
+                Record::Recent(kept) if self.replay.records() > 0 => {
+                    kept.cert
+                        .verify(network, validators, |_, _| false)
+                        .map_err(|e| ReplayError(format!("a certificate of its window: {e}")))?;
+                    if self.last.len() >= claim.tail.len().max(1) {
+                        self.last.pop_front();
+                    }
+                    self.last.push_back(kept.cert.tx.id());
+                }
+                _ => return Err(ReplayError("a record out of place".into())),
+            }
+            scratch.replay_record(&mut self.replay, r)?;
+        }
+        Ok(())
+    }
+
+    /// After the last part: the state restored whole, with the claim's tail.
+    fn finish(mut self, own: u64) -> Result<Box<Engine>, ReplayError> {
+        let (Some(offer), Some(mut scratch)) = (self.offer.take(), self.scratch.take()) else {
+            return Err(ReplayError("no snapshot".into()));
+        };
+        let end = Record::End {
+            records: self.replay.records() as u64,
+        };
+        scratch.replay_record(&mut self.replay, end)?;
+        if self.replay.restored() != Some(offer.claim.seq) {
+            return Err(ReplayError("it did not restore".into()));
+        }
+        let tail: Vec<TxId> = self.last.iter().copied().collect();
+        let want = &offer.claim.tail;
+        if !want.is_empty() && &tail[tail.len().saturating_sub(want.len())..] != want.as_slice() {
+            return Err(ReplayError(
+                "its window does not end with the claim's tail".into(),
+            ));
+        }
+        if own >= offer.claim.seq {
+            return Err(ReplayError(format!("we caught up to {own} meanwhile")));
+        }
+        Ok(scratch)
+    }
+}
+
+/// The header of a snapshot must state what the claim does.
+fn states_claim(h: &CheckpointHeader, c: &Claim) -> Result<(), ReplayError> {
+    let same = h.network_id == c.network_id
+        && h.seq == c.seq
+        && h.whole == c.whole
+        && h.buckets == c.buckets
+        && h.utxo_digest == c.utxo_digest
+        && h.utxo_count == c.utxo_count
+        && h.total_value == c.total_value;
+    match same {
+        true => Ok(()),
+        false => Err(ReplayError("its header is not the certified claim".into())),
+    }
+}

@@ -1,0 +1,225 @@
+//! State sync: claims are attested from the attesters' own windows, a node
+//! away for longer than the window installs a certified snapshot and agrees
+//! again, and a snapshot that does not add up is refused.
+
+use super::window::step;
+use super::*;
+
+const W: usize = 16;
+
+/// Four chains of payments from faucet outputs 0-3.
+struct Chains {
+    owners: Vec<Keypair>,
+    tips: Vec<Transaction>,
+    memo: u64,
+}
+
+impl Chains {
+    fn start(sim: &mut Sim) -> Chains {
+        let owners: Vec<Keypair> = (0..4).map(|c| Keypair::from_seed([c as u8; 32])).collect();
+        let tips: Vec<Transaction> = (0..4)
+            .map(|c| {
+                let first = sim.payment(c, c as u64);
+                step(sim, &first, &owners[c], 0);
+                first
+            })
+            .collect();
+        for t in &tips {
+            sim.submit(0, t.clone()).unwrap();
+        }
+        sim.run();
+        Chains {
+            owners,
+            tips,
+            memo: 100,
+        }
+    }
+
+    /// `steps` rounds of one payment per chain, submitted at `at`'s nodes in
+    /// turn; after each, `between`.
+    fn pay(
+        &mut self,
+        sim: &mut Sim,
+        steps: usize,
+        at: &[usize],
+        mut between: impl FnMut(&mut Sim, usize),
+    ) {
+        for s in 0..steps {
+            for c in 0..4 {
+                self.memo += 1;
+                let next = step(sim, &self.tips[c], &self.owners[c], self.memo);
+                sim.submit(at[(s + c) % at.len()], next.clone()).unwrap();
+                self.tips[c] = next;
+            }
+            sim.run();
+            between(sim, s);
+        }
+    }
+}
+
+/// Every node not cut ticks once (claims offered, inventories compared).
+fn tick(sim: &mut Sim) {
+    for i in 0..sim.engines.len() {
+        if sim.cut.contains(&i) {
+            continue;
+        }
+        let peers: Vec<NodeId> = (sim.adj[i].iter())
+            .filter(|j| !sim.cut.contains(j))
+            .map(|j| sim.id(*j))
+            .collect();
+        let fx = sim.engines[i].on_tick(&peers, sim.now);
+        sim.effects(i, fx);
+    }
+    sim.run();
+}
+
+fn syncs(e: &Engine, result: &str) -> u64 {
+    e.metrics.state_syncs.with_label_values(&[result]).get()
+}
+
+/// n3 is cut off while 40 rounds (160 finalizations, ten windows) are made;
+/// the others checkpoint every 8 rounds.
+fn away(seed: u64) -> (Sim, Chains) {
+    let mut sim = Sim::new(4, |_| Bugs::default(), seed).windowed(W);
+    let mut chains = Chains::start(&mut sim);
+    sim.cut.insert(3);
+    chains.pay(&mut sim, 40, &[0, 1, 2], |sim, s| {
+        if s % 8 == 7 {
+            for i in 0..3 {
+                sim.compact(i);
+            }
+            tick(sim);
+        }
+    });
+    (sim, chains)
+}
+
+#[test]
+fn a_node_away_longer_than_the_window_syncs_from_a_certified_snapshot() {
+    let (mut sim, mut chains) = away(21);
+    let ahead = sim.engines[0].finalized_count();
+    assert!(sim.engines[3].finalized_count() + 10 * W <= ahead);
+    for i in 0..3 {
+        let certified = sim.engines[i]
+            .metrics
+            .claims
+            .with_label_values(&["certified"]);
+        assert!(
+            certified.get() >= 4,
+            "n{i}: {} claims certified",
+            certified.get()
+        );
+    }
+    sim.heal();
+    assert_eq!(sim.installed[3], 1, "n3 installed one snapshot");
+    assert_eq!(syncs(&sim.engines[3], "ok"), 1);
+    assert_eq!(syncs(&sim.engines[3], "refused"), 0);
+    for i in 0..4 {
+        let e = &sim.engines[i];
+        assert_eq!(e.finalized_count(), ahead, "n{i} count");
+        assert_eq!(
+            e.finalized_digest(),
+            sim.engines[0].finalized_digest(),
+            "n{i} set"
+        );
+    }
+    sim.assert_agreement(0..4);
+    // n3 takes part again: payments submitted there are final everywhere.
+    chains.pay(&mut sim, 6, &[3, 0], |_, _| {});
+    let n = sim.engines[0].finalized_count();
+    assert_eq!(n, ahead + 24);
+    for t in &chains.tips {
+        for i in 0..4 {
+            assert!(sim.finalized(i, &t.id()), "n{i}");
+        }
+    }
+    // And it restarts from the checkpoint the snapshot was written as.
+    sim.restart(3);
+    assert_eq!(sim.engines[3].finalized_count(), n);
+    sim.assert_agreement(0..4);
+    assert_eq!(
+        sim.engines[3].finalized_digest(),
+        sim.engines[0].finalized_digest()
+    );
+}
+
+#[test]
+fn claims_are_attested_from_another_order_and_a_changed_one_is_not() {
+    let (mut sim, _) = away(5);
+    sim.compact(0);
+    let claim = sim.engines[0].claims.pending.clone().unwrap().0;
+    assert!(claim.tail.len() == W / 4, "{}", claim.tail.len());
+    // n1 applied the same set in its own order (random delivery).
+    assert_eq!(sim.engines[1].attests(&claim), Ok(()));
+    let mut changed = [claim.clone(), claim.clone(), claim.clone(), claim.clone()];
+    changed[0].utxo_digest = changed[0].utxo_digest.plus(&changed[0].utxo_digest);
+    changed[1].total_value += 1;
+    changed[2].tail.pop();
+    changed[3].whole.0[0] ^= 1;
+    // (One finalization fewer in the tail: the one left out is before it.)
+    let reasons = [
+        "UTXO digest",
+        "total value",
+        "not final here after",
+        "finalized set",
+    ];
+    for (c, reason) in changed.iter().zip(reasons) {
+        let why = sim.engines[1].attests(c).unwrap_err();
+        assert!(why.contains(reason), "{reason}: {why}");
+    }
+    // n3, far behind, cannot check it.
+    let why = sim.engines[3].attests(&claim).unwrap_err();
+    assert!(why.contains("we are at"), "{why}");
+    // A tail that is not final after the point (reordered into the past).
+    let mut old = claim.clone();
+    old.tail[0] = sim.engines[1].finalized()[0].0;
+    let why = sim.engines[1].attests(&old).unwrap_err();
+    assert!(why.contains("not final here after"), "{why}");
+}
+
+#[test]
+fn a_snapshot_that_does_not_add_up_is_refused_and_another_peer_serves() {
+    let (mut sim, _) = away(9);
+    // n0 serves a checkpoint whose first unspent output was changed.
+    let Some(Record::Utxos(u)) = sim.persisted[0].get_mut(1) else {
+        panic!("a checkpoint's outputs second");
+    };
+    u[0].1.value += 1;
+    let liar = sim.id(0);
+    sim.cut.clear();
+    // n3 hears of n0 first.
+    let n3 = sim.id(3);
+    let fx = sim.engines[0].on_peer_connected(n3);
+    sim.effects(0, fx);
+    sim.deliver_where(|f, t, _| (f, t) == (0, 3) || (f, t) == (3, 0));
+    assert_eq!(syncs(&sim.engines[3], "refused"), 1, "the changed snapshot");
+    assert_eq!(sim.installed[3], 0);
+    assert_eq!(sim.engines[3].claims.shunned.map(|(p, _)| p), Some(liar));
+    sim.heal();
+    assert_eq!(sim.installed[3], 1, "from another peer");
+    assert_eq!(syncs(&sim.engines[3], "ok"), 1);
+    sim.assert_agreement(0..4);
+}
+
+#[test]
+fn an_offer_without_enough_attestations_is_refused() {
+    let (mut sim, _) = away(13);
+    sim.cut.clear();
+    let mut offer = sim.engines[0].claims.certified.clone().unwrap();
+    offer.votes.truncate(1);
+    let mut fx = Vec::new();
+    let (from, now) = (sim.id(0), sim.now);
+    sim.engines[3].maybe_sync(from, 1_000, now, &mut fx);
+    sim.engines[3].on_snapshot_offer(from, offer.clone(), now, &mut fx);
+    assert_eq!(syncs(&sim.engines[3], "refused"), 1);
+    // A forged attestation does not count either.
+    let mut forged = offer;
+    let mut v = forged.votes[0].clone();
+    v.voter = sim.id(1);
+    forged.votes.push(v);
+    let from = sim.id(2);
+    sim.engines[3].maybe_sync(from, 1_000, now, &mut fx);
+    sim.engines[3].on_snapshot_offer(from, forged, now, &mut fx);
+    assert_eq!(syncs(&sim.engines[3], "refused"), 2);
+    assert_eq!(sim.engines[3].finalized_count(), 4);
+}
