@@ -136,6 +136,11 @@ pub struct FinalizedPage {
     /// it restarted and its list was rebuilt (read it again from the start).
     #[serde(default)]
     pub boot_ms: u64,
+    /// Snapshots the node installed since it started (state sync): another
+    /// value means its list was replaced by a peer's (read it again from the
+    /// start; what came before its first entry came with the snapshot).
+    #[serde(default)]
+    pub snapshots: u64,
 }
 
 /// `GET /utxos?owner=KEY`: the unspent outputs a key owns.

@@ -271,6 +271,7 @@ async fn finalized(
             .collect(),
         total: page.total,
         boot_ms: node.boot_ms,
+        snapshots: engine.snapshots_installed(),
     })
 }
 

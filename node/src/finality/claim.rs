@@ -69,6 +69,8 @@ pub(super) struct Claims {
     pub(super) served: usize,
     /// The peer whose snapshot last failed, and when (tried last).
     pub(super) shunned: Option<(NodeId, u64)>,
+    /// Snapshots installed (state syncs that succeeded).
+    pub(super) installed: u64,
 }
 
 impl Claim {

@@ -84,6 +84,12 @@ pub fn snapshot_part(
 }
 
 impl Engine {
+    /// Snapshots installed since the engine started: each replaced the
+    /// list of finalizations (`/finalized` says so).
+    pub fn snapshots_installed(&self) -> u64 {
+        self.claims.installed
+    }
+
     /// A peer's inventory: far enough ahead (more than half our window), it
     /// is asked for a snapshot, unless a sync is under way.
     pub(super) fn maybe_sync(&mut self, from: NodeId, count: u64, now: u64, fx: &mut Vec<Effect>) {
@@ -264,6 +270,7 @@ impl Engine {
         self.orphans = Default::default();
         self.metrics.finalized.inc_by(seq.saturating_sub(before));
         self.metrics.state_syncs.with_label_values(&["ok"]).inc();
+        self.claims.installed += 1;
         self.update_gauges();
         tracing::info!(seq, from = before, "installed a snapshot");
         fx.push(Effect::Installed { seq });

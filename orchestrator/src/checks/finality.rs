@@ -296,6 +296,7 @@ mod tests {
                 not_finalized: 0,
                 not_finalized_examples: vec![],
                 unread_forgotten: 0,
+                vouched: 0,
                 latency_p50_ms: 0.0,
                 latency_p99_ms: 0.0,
                 latency_max_ms: 0.0,

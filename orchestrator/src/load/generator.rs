@@ -31,7 +31,10 @@ use super::{LoadError, LoadReport, NodeClient, NodeSummary, Payment};
 /// Coins the wallets want before the load starts.
 const TARGET_COINS: usize = 1024;
 
+mod cursor;
 mod send;
+
+use cursor::{Cursor, Vouched};
 
 /// Most submissions awaiting an answer; past it, payments due are skipped
 /// (and counted so).
@@ -176,6 +179,8 @@ struct Run {
     cursors: Vec<Cursor>,
     /// Finalizations a node forgot before they were read (its window).
     unread_forgotten: u64,
+    /// Payments counted final at a node that skipped them (see [`Vouched`]).
+    vouched: Vouched,
     /// Where the next poll starts (polls take turns over the nodes).
     poll_next: usize,
     /// The first node that answered: wallets and the faucet are read there.
@@ -220,6 +225,7 @@ impl Run {
             tracked: HashMap::new(),
             observed: HashMap::new(),
             unread_forgotten: 0,
+            vouched: Vouched::default(),
             cursors,
             poll_next: 0,
             home,
@@ -302,8 +308,10 @@ impl Run {
     fn merge(&mut self, (i, page): Page) {
         let n = self.clients.len();
         let Ok(page) = page else { return };
-        self.unread_forgotten += self.cursors[i].advance(&page);
+        let advance = self.cursors[i].advance(&page);
+        self.unread_forgotten += advance.unread;
         let seen = now_ms();
+        let mut everywhere = Vec::new();
         for e in page.entries {
             let sent = self.tracked.get(&e.txid).map(|t| t.submitted_ms);
             let at = self.observed.entry(e.txid).or_insert_with(|| vec![None; n]);
@@ -312,9 +320,15 @@ impl Run {
             }
             at[i] = Some(believable(e.at_ms, sent, seen));
             if at.iter().all(|a| a.is_some()) {
-                if let Some(c) = self.tracked.get_mut(&e.txid).and_then(|t| t.creates.take()) {
-                    self.coins.push(c);
-                }
+                everywhere.push(e.txid);
+            }
+        }
+        if advance.skipped() {
+            everywhere.extend(self.vouched.skip(&mut self.observed, i, seen));
+        }
+        for t in everywhere {
+            if let Some(c) = self.tracked.get_mut(&t).and_then(|t| t.creates.take()) {
+                self.coins.push(c);
             }
         }
     }
@@ -440,11 +454,11 @@ impl Run {
     fn latencies(&self, plain: &[TxId]) -> Vec<f64> {
         let mut latencies: Vec<f64> = plain
             .iter()
-            .filter_map(|t| Some((self.tracked.get(t)?.submitted_ms, self.observed.get(t)?)))
-            .flat_map(|(sent, at)| {
-                at.iter()
-                    .flatten()
-                    .map(move |a| a.saturating_sub(sent) as f64)
+            .filter_map(|t| Some((t, self.tracked.get(t)?.submitted_ms, self.observed.get(t)?)))
+            .flat_map(|(t, sent, at)| {
+                (at.iter().enumerate())
+                    .filter(move |(i, _)| !self.vouched.contains(t, *i))
+                    .filter_map(move |(_, a)| Some(a.as_ref()?.saturating_sub(sent) as f64))
             })
             .collect();
         latencies.sort_by(|a, b| a.partial_cmp(b).expect("latencies are finite"));
@@ -521,6 +535,7 @@ impl Run {
             finalized_everywhere,
             not_finalized: plain.len() as u64 - finalized_everywhere,
             unread_forgotten: self.unread_forgotten,
+            vouched: self.vouched.len() as u64,
             not_finalized_examples: plain
                 .iter()
                 .filter(|t| !self.final_everywhere(t))
@@ -568,79 +583,9 @@ fn believable(node_ms: u64, sent_ms: Option<u64>, seen_ms: u64) -> u64 {
     }
 }
 
-/// Where the generator reads one node's `/finalized` list.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct Cursor {
-    at: usize,
-    /// The node's process start as its pages say (0: not heard yet).
-    boot: u64,
-    /// Read again from the start after a restart: what the node forgot
-    /// before its first page then was read before the restart.
-    reread: bool,
-}
-
-impl Cursor {
-    fn at(at: usize) -> Cursor {
-        Cursor {
-            at,
-            boot: 0,
-            reread: false,
-        }
-    }
-
-    /// A node whose position was not known at the start (it did not answer):
-    /// read from the start, and what it forgot before then is not unread.
-    fn unknown() -> Cursor {
-        Cursor {
-            reread: true,
-            ..Cursor::at(0)
-        }
-    }
-
-    /// Moves past `page`; the finalizations the node forgot (its finality
-    /// window) before they were read. A node that restarted rebuilt its list
-    /// (from its log, then from its peers), maybe in another order: it is
-    /// read again from the start (what was seen stays seen).
-    fn advance(&mut self, page: &FinalizedPage) -> u64 {
-        let rebuilt = self.boot != 0 && page.boot_ms != self.boot;
-        self.boot = page.boot_ms;
-        let unread = match rebuilt || self.reread {
-            true => 0,
-            false => page.first.saturating_sub(self.at) as u64,
-        };
-        self.reread = rebuilt;
-        self.at = if rebuilt { 0 } else { page.next };
-        unread
-    }
-}
-
 #[cfg(test)]
 mod tests {
-    use super::{believable, Cursor, FinalizedPage};
-
-    #[test]
-    fn a_cursor_counts_what_a_node_forgot_before_it_was_read() {
-        let page = |first: usize, len: usize, boot: u64| FinalizedPage {
-            entries: Vec::new(),
-            next: first + len,
-            first,
-            total: first + len,
-            boot_ms: boot,
-        };
-        let mut c = Cursor::at(100);
-        assert_eq!(c.advance(&page(100, 50, 7)), 0, "read in time");
-        assert_eq!(c.at, 150);
-        assert_eq!(c.advance(&page(170, 10, 7)), 20, "20 forgotten unread");
-        assert_eq!(c.at, 180);
-        // A restart: read again from 0; its forgotten past is not unread.
-        assert_eq!(c.advance(&page(180, 5, 9)), 0);
-        assert_eq!(c.at, 0);
-        assert_eq!(c.advance(&page(120, 70, 9)), 0, "re-read after the restart");
-        assert_eq!(c.advance(&page(195, 5, 9)), 5, "and counted again after");
-        let mut down = Cursor::unknown();
-        assert_eq!(down.advance(&page(4_000, 10, 3)), 0, "down at the start");
-        assert_eq!(down.advance(&page(4_020, 10, 3)), 10);
-    }
+    use super::believable;
 
     #[test]
     fn a_skewed_node_stamp_is_replaced_by_the_look() {

@@ -63,6 +63,12 @@ pub struct LoadReport {
     /// generator read them: the payments among them count as not final there.
     #[serde(default)]
     pub unread_forgotten: u64,
+    /// (Payment, node) pairs counted final at a node that skipped them: it
+    /// forgot them before they were read, or they came with a snapshot it
+    /// installed; each was final on every other node by then (no latency
+    /// sample; the node's ledger agreeing at the end is the proof).
+    #[serde(default)]
+    pub vouched: u64,
     /// Submission to finality at a node, over all (payment, node) pairs.
     pub latency_p50_ms: f64,
     pub latency_p99_ms: f64,
@@ -128,12 +134,14 @@ impl fmt::Display for LoadReport {
             "double spends: {} pairs, {} with both twins finalized",
             self.double_spend_pairs, self.conflicting_pairs_finalized
         )?;
-        if self.unread_forgotten > 0 {
+        if self.unread_forgotten > 0 || self.vouched > 0 {
             writeln!(
                 f,
-                "  {} finalizations were forgotten by a node (its finality_window) before the load \
-                 generator read them; payments among them count as not final there: raise finality_window",
-                self.unread_forgotten
+                "  a node skipped finalizations in its list (forgot {} before the load generator \
+                 read them: its finality_window; or installed a peer's snapshot): {} payments final \
+                 on every other node by then count as final there, with no latency sample (its \
+                 ledger agreeing at the end is the proof)",
+                self.unread_forgotten, self.vouched
             )?;
         }
         if self.skipped > 0 {

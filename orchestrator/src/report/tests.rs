@@ -159,6 +159,7 @@ fn load() -> LoadReport {
         not_finalized: 6,
         not_finalized_examples: vec![],
         unread_forgotten: 0,
+        vouched: 0,
         latency_p50_ms: 180.0,
         latency_p99_ms: 8100.0,
         latency_max_ms: 8350.0,

@@ -52,6 +52,7 @@ fn load(payments: Vec<Payment>) -> LoadReport {
         not_finalized: 0,
         not_finalized_examples: vec![],
         unread_forgotten: 0,
+        vouched: 0,
         latency_p50_ms: 0.0,
         latency_p99_ms: 0.0,
         latency_max_ms: 0.0,
