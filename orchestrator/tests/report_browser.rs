@@ -128,6 +128,7 @@ fn load() -> LoadReport {
         not_finalized: 0,
         not_finalized_examples: vec![],
         unread_forgotten: 0,
+        vouched: 0,
         latency_p50_ms: 160.0,
         latency_p99_ms: 8300.0,
         latency_max_ms: 8330.0,
