@@ -116,10 +116,12 @@ struct RunArgs {
     #[arg(long = "simulate-bug", value_enum)]
     simulate_bugs: Vec<SimulatedBug>,
     /// Keep the certificates of the last N finalizations only (memory stays
-    /// bounded; the finalized set's digests still cover everything). 0 keeps
-    /// all: a node away for longer than N finalizations cannot catch up from
-    /// peers that keep fewer (there is no state sync from a snapshot yet).
-    #[arg(long, default_value_t = 0)]
+    /// bounded; the finalized set's digests still cover everything); a node
+    /// more than N/2 behind its peers installs a snapshot of a peer's
+    /// checkpoint certified by more than a third of the validators (state
+    /// sync). 0 keeps all (no checkpoints, no state sync; memory grows with
+    /// history).
+    #[arg(long, default_value_t = crate::finality::FINALITY_WINDOW)]
     finality_window: usize,
     /// With a finality window: write a checkpoint of the ledger every N
     /// finalizations and start a new log after it, deleting the older ones

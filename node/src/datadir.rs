@@ -363,15 +363,19 @@ impl Checkpointer {
     /// Before each batch: the checkpoint written since is claimed (peers
     /// syncing from us are offered it; a claim is never offered before its
     /// checkpoint is on disk).
-    pub fn poll(&mut self, engine: &mut Engine) {
+    /// True if a claim was made (announce it: [`Engine::announce_claim`]).
+    pub fn poll(&mut self, engine: &mut Engine) -> bool {
         if self.writing.as_ref().is_some_and(|w| !w.is_finished()) {
-            return;
+            return false;
         }
-        if let Some(claim) = self.claim.take() {
-            if self.progress.report().newest == Some(claim.seq) {
-                engine.propose(claim);
-            }
+        let Some(claim) = self.claim.take() else {
+            return false;
+        };
+        let written = self.progress.report().newest == Some(claim.seq);
+        if written {
+            engine.propose(claim);
         }
+        written
     }
 
     /// What it has written, as `/status` shows it.

@@ -45,6 +45,9 @@ use crate::metrics::FinalityMetrics;
 use inventory::FinalizedSet;
 use quorum::{Certificate, Tally, Validators, Vote};
 
+/// Finalizations a node keeps by default (`--finality-window`): their
+/// certificates serve catch-up; a node further behind syncs from a snapshot.
+pub const FINALITY_WINDOW: usize = 20_000;
 /// Certificates sent or requested in one message, at most.
 pub const MAX_CERTIFICATES_PER_MESSAGE: usize = 256;
 /// Txids offered in one `Have`, at most.
@@ -111,9 +114,9 @@ pub struct EngineConfig {
     pub relay: bool,
     /// Finalized transactions whose certificates (and spent outputs) are kept
     /// to serve catch-up and dedup late messages; older ones are forgotten
-    /// and only counted in the finalized set's digests. 0: keep them all (a
-    /// node away for longer than the window cannot catch up from peers that
-    /// keep one: there is no state sync yet).
+    /// and only counted in the finalized set's digests (a node further behind
+    /// than half of it syncs from a peer's certified checkpoint). 0: keep
+    /// them all (and no checkpoints, no state sync).
     pub window: usize,
 }
 

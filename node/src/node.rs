@@ -134,7 +134,7 @@ impl NodeSetup {
             p2p,
             limits: Limits::default(),
             catchup_interval: Duration::from_secs(1),
-            finality_window: 0,
+            finality_window: crate::finality::FINALITY_WINDOW,
             checkpoint_every: crate::datadir::CHECKPOINT_EVERY,
         }
     }

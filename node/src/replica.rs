@@ -169,7 +169,9 @@ impl Replica {
             let changing = handle.view.clone().write_owned().await;
             {
                 let mut engine = handle.engine();
-                checkpointer.poll(&mut engine);
+                if checkpointer.poll(&mut engine) {
+                    effects.extend(engine.announce_claim());
+                }
                 let now = handle.clock.now_ms();
                 engine.set_live_equivocate(behaving.is(Behaviour::Equivocate));
                 // A behaviour switched off: offer every peer what an honest
@@ -236,7 +238,9 @@ impl Replica {
                 };
                 let done = checkpointer.install(&mut store, image, count, seq).await;
                 if let (Ok(()), Some(claim)) = (&done, claim) {
-                    handle.engine().propose(claim);
+                    let mut engine = handle.engine();
+                    engine.propose(claim);
+                    effects.extend(engine.announce_claim());
                 }
                 if let Err(e) = done {
                     error!(error = %e, "cannot persist a snapshot; the replica stops voting");

@@ -252,7 +252,7 @@ mod tests {
             node_image: None,
             node: None,
             hosts: Vec::new(),
-            finality_window: 5000,
+            finality_window: Some(5000),
             checkpoint_every: Some(1000),
         };
         let text = render(&plan).unwrap();

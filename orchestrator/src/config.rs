@@ -85,14 +85,16 @@ pub struct TestnetFile {
     pub placement: Placement,
     /// Each node keeps the certificates of its last N finalizations only
     /// (`testnet-node run --finality-window`): its memory stays bounded on a
-    /// long run. A node away for more than N finalizations cannot catch up
-    /// (there is no state sync yet). None or 0: they keep everything.
+    /// long run. A node more than N/2 behind installs a snapshot of a peer's
+    /// certified checkpoint (state sync). None: the node's default (20,000);
+    /// 0: they keep everything (memory grows with history).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub finality_window: Option<usize>,
-    /// With `finality_window`: each node writes a checkpoint of its ledger
-    /// every N finalizations and starts a new log after it (a restart reads
-    /// the checkpoint and that log, not the whole history). None: the node's
-    /// default (5,000); 0: never.
+    /// With a finality window (the default): each node writes a checkpoint
+    /// of its ledger every N finalizations and starts a new log after it (a
+    /// restart reads the checkpoint and that log, not the whole history;
+    /// peers far behind sync from it). None: the node's default (5,000);
+    /// 0: never.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub checkpoint_every: Option<u64>,
 }
@@ -289,7 +291,7 @@ impl TestnetFile {
                 );
             }
         }
-        if self.checkpoint_every.is_some() && self.finality_window.unwrap_or(0) == 0 {
+        if self.checkpoint_every.is_some() && self.finality_window == Some(0) {
             problems.push(
                 "checkpoint_every: only with a finality_window (without one, each node keeps its \
                  whole history, and its whole log)"
@@ -492,9 +494,14 @@ mod tests {
         let every = "nodes: 4\nfinality_window: 300\ncheckpoint_every: 100\n";
         let ours = TestnetFile::parse(every, "t.yaml").unwrap();
         assert_eq!(ours.checkpoint_every, Some(100));
-        let err = TestnetFile::parse("nodes: 4\ncheckpoint_every: 100\n", "t.yaml")
-            .unwrap_err()
-            .to_string();
+        // The node's default window is one.
+        assert!(TestnetFile::parse("nodes: 4\ncheckpoint_every: 100\n", "t.yaml").is_ok());
+        let err = TestnetFile::parse(
+            "nodes: 4\nfinality_window: 0\ncheckpoint_every: 100\n",
+            "t.yaml",
+        )
+        .unwrap_err()
+        .to_string();
         assert!(
             err.contains("checkpoint_every: only with a finality_window"),
             "{err}"

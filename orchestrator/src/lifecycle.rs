@@ -313,7 +313,7 @@ fn plan<E: Engine, P: NodeProbe>(
         },
         node: req.file.node.clone(),
         hosts: req.file.hosts.clone(),
-        finality_window: req.file.finality_window.unwrap_or(0),
+        finality_window: req.file.finality_window,
         checkpoint_every: req.file.checkpoint_every,
     })
 }

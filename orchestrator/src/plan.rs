@@ -106,16 +106,12 @@ pub struct Plan {
     /// command connects to them.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub hosts: Vec<HostSpec>,
-    /// Our nodes' `--finality-window` (0: none given).
-    #[serde(default, skip_serializing_if = "is_zero")]
-    pub finality_window: usize,
+    /// Our nodes' `--finality-window` (None: the node's default).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub finality_window: Option<usize>,
     /// Our nodes' `--checkpoint-every` (None: the node's default).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub checkpoint_every: Option<u64>,
-}
-
-fn is_zero(n: &usize) -> bool {
-    *n == 0
 }
 
 impl Plan {
@@ -238,8 +234,8 @@ impl Plan {
         for b in &node.bugs {
             args.extend(["--simulate-bug".into(), b.name().into()]);
         }
-        if self.finality_window > 0 {
-            args.extend(["--finality-window".into(), self.finality_window.to_string()]);
+        if let Some(w) = self.finality_window {
+            args.extend(["--finality-window".into(), w.to_string()]);
         }
         if let Some(n) = self.checkpoint_every {
             args.extend(["--checkpoint-every".into(), n.to_string()]);
@@ -424,7 +420,7 @@ mod tests {
             node_image: None,
             node: None,
             hosts: Vec::new(),
-            finality_window: 0,
+            finality_window: None,
             checkpoint_every: None,
         };
         assert_eq!(

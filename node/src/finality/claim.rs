@@ -190,11 +190,17 @@ impl Engine {
     pub(super) fn claim_tick(&mut self, fx: &mut Vec<Effect>) {
         self.claims.checked = 0;
         self.claims.served = 0;
-        if let Some((claim, _, _)) = &self.claims.pending {
-            fx.push(Effect::Broadcast(LedgerMessage::Claim(Box::new(
-                claim.clone(),
-            ))));
-        }
+        fx.extend(self.announce_claim());
+    }
+
+    /// Our claim while it is not certified, to every peer (at once when
+    /// proposed: until it is certified, we offer no snapshot).
+    pub fn announce_claim(&self) -> Vec<Effect> {
+        let Some((claim, _, _)) = &self.claims.pending else {
+            return Vec::new();
+        };
+        let claim = LedgerMessage::Claim(Box::new(claim.clone()));
+        vec![Effect::Broadcast(claim)]
     }
 
     /// A peer's claim: attested (our vote sent back) if our window rebuilds it.

@@ -21,8 +21,11 @@ use super::checkpoint::ReplayError;
 use super::types::CheckpointHeader;
 use super::*;
 
-/// How long a sync waits for the next answer before it gives up.
+/// How long a sync waits for the next part before it gives up.
 pub const SYNC_TIMEOUT_MS: u64 = 10_000;
+/// How long it waits for an offer (a peer whose newest checkpoint is not
+/// certified yet offers none).
+const OFFER_TIMEOUT_MS: u64 = 2_000;
 
 /// A snapshot being fetched.
 pub(super) struct Syncing {
@@ -114,7 +117,11 @@ impl Engine {
     /// On each tick: a sync whose peer went quiet ends.
     pub(super) fn sync_tick(&mut self, now: u64) {
         if let Some(s) = &self.syncing {
-            if s.last_ms.saturating_add(SYNC_TIMEOUT_MS) < now {
+            let wait = match s.offer {
+                None => OFFER_TIMEOUT_MS,
+                Some(_) => SYNC_TIMEOUT_MS,
+            };
+            if s.last_ms.saturating_add(wait) < now {
                 let peer = s.peer;
                 let why = format!("{} did not answer in time", peer.short());
                 self.end_sync(peer, "timeout", &why, now);
@@ -270,6 +277,9 @@ impl Engine {
         self.orphans = Default::default();
         self.metrics.finalized.inc_by(seq.saturating_sub(before));
         self.metrics.state_syncs.with_label_values(&["ok"]).inc();
+        // What we claimed of the old state is gone with its checkpoint.
+        self.claims.pending = None;
+        self.claims.certified = None;
         self.claims.installed += 1;
         self.update_gauges();
         tracing::info!(seq, from = before, "installed a snapshot");

@@ -42,7 +42,7 @@ fn plan() -> Plan {
         node_image: None,
         node: None,
         hosts: Vec::new(),
-        finality_window: 0,
+        finality_window: None,
         checkpoint_every: None,
     }
 }
