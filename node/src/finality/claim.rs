@@ -27,9 +27,10 @@ pub const CLAIM_TAIL: usize = 1_024;
 /// Claims checked between two ticks, at most (each costs a pass over the
 /// window): a flood of claims is not checked.
 const CHECKS_PER_TICK: usize = 16;
-/// Snapshot parts served between two ticks, at most (each reads the
-/// checkpoint from disk).
-const PARTS_PER_TICK: usize = 8;
+/// Snapshot parts (and offers) served between two ticks, at most (each part
+/// reads the checkpoint from disk), and to one peer.
+const PARTS_PER_TICK: usize = 16;
+const PARTS_PER_PEER: usize = 4;
 /// Claims we attested lately, answered again without a check.
 const ATTESTED_KEPT: usize = 32;
 
@@ -66,11 +67,24 @@ pub(super) struct Claims {
     pub(super) certified: Option<CertifiedClaim>,
     attested: VecDeque<([u8; 32], ClaimVote)>,
     checked: usize,
-    pub(super) served: usize,
-    /// The peer whose snapshot last failed, and when (tried last).
-    pub(super) shunned: Option<(NodeId, u64)>,
+    served: HashMap<NodeId, usize>,
+    /// Peers whose snapshot failed lately, and when (not asked for a while).
+    pub(super) shunned: HashMap<NodeId, u64>,
     /// Snapshots installed (state syncs that succeeded).
     pub(super) installed: u64,
+}
+
+impl Claims {
+    /// Whether `peer` may be served one more part or offer this tick.
+    fn may_serve(&mut self, peer: NodeId) -> bool {
+        let total: usize = self.served.values().sum();
+        let n = self.served.entry(peer).or_default();
+        if *n >= PARTS_PER_PEER || total >= PARTS_PER_TICK {
+            return false;
+        }
+        *n += 1;
+        true
+    }
 }
 
 impl Claim {
@@ -104,14 +118,19 @@ impl CertifiedClaim {
     pub fn check(&self, validators: &Validators) -> Result<(), String> {
         let hash = self.claim.hash();
         let mut voters = HashSet::new();
+        if self.votes.len() > validators.len() {
+            return Err(format!("{} attestations", self.votes.len()));
+        }
         for v in &self.votes {
+            if !voters.insert(v.voter) {
+                return Err(format!("two attestations by {}", v.voter.short()));
+            }
             if v.claim != hash || !validators.contains(&v.voter) || !v.verify() {
                 return Err(format!(
                     "an attestation by {} does not verify",
                     v.voter.short()
                 ));
             }
-            voters.insert(v.voter);
         }
         let need = validators.reject_quorum();
         match voters.len() >= need {
@@ -189,7 +208,7 @@ impl Engine {
     /// On each tick: our claim offered again while it is not certified.
     pub(super) fn claim_tick(&mut self, fx: &mut Vec<Effect>) {
         self.claims.checked = 0;
-        self.claims.served = 0;
+        self.claims.served.clear();
         fx.extend(self.announce_claim());
     }
 
@@ -245,9 +264,10 @@ impl Engine {
         self.certify_if_attested();
     }
 
-    /// Whether our history rebuilds `claim`: the state before its tail (our
-    /// finalizations up to there, as a set, are the claimant's) plus its
-    /// tail (each final here, after that point) gives its digests.
+    /// Whether our history rebuilds `claim`: some cut of ours near where
+    /// its tail begins (our first q finalizations, as a set, are the
+    /// claimant's; orders differ near any cut) plus the rest of its tail
+    /// (each final here) gives all its digests, and its count.
     pub(super) fn attests(&self, claim: &Claim) -> Result<(), String> {
         if claim.network_id != self.cfg.network_id || claim.buckets.len() != BUCKETS {
             return Err("another network, or not 256 buckets".into());
@@ -255,43 +275,66 @@ impl Engine {
         let count = self.finalized_count() as u64;
         let tail = claim.tail.len() as u64;
         if claim.seq > count || tail > CLAIM_TAIL as u64 || tail > claim.seq {
+            let seq = claim.seq;
             return Err(format!(
-                "a claim at {} with a tail of {tail}, we are at {count}",
-                claim.seq
+                "a claim at {seq} with a tail of {tail}, we are at {count}"
             ));
         }
+        let forgotten = self.forgotten as u64;
         let base = claim.seq - tail;
-        if base < self.forgotten as u64 {
+        let lo = base.saturating_sub(tail).max(forgotten);
+        if lo > base {
             return Err(format!(
-                "its tail starts at {base}, our window at {}",
-                self.forgotten
+                "its tail starts at {base}, our window at {forgotten}"
             ));
         }
-        let mut at = State::of(self);
-        let mut after = HashSet::new();
-        for (txid, _) in self.finalized.range((base as usize - self.forgotten)..) {
+        let delta = |txid: &TxId| {
             let d = self.finals.get(txid).and_then(|f| f.delta);
-            at.undo(
-                txid,
-                &d.ok_or("a finalization whose ledger change is unknown here")?,
-            );
-            after.insert(*txid);
+            d.ok_or_else(|| format!("{}: its ledger change is unknown here", txid.short()))
+        };
+        let mut at = State::of(self);
+        let mut pos = HashSet::new();
+        for (txid, _) in self.finalized.range((lo - forgotten) as usize..) {
+            at.undo(txid, &delta(txid)?);
+            pos.insert(*txid);
         }
-        let mut seen = HashSet::new();
+        // Our first `lo`, and the tail (what of it we applied after that).
+        let (mut in_tail, mut extra) = (HashSet::new(), 0u64);
         for txid in &claim.tail {
-            if !seen.insert(*txid) || !after.contains(txid) {
+            if !in_tail.insert(*txid) || !self.is_final(txid) {
                 return Err(format!(
-                    "{} of its tail is not final here after {base}",
+                    "{} of its tail is not final here (or twice)",
                     txid.short()
                 ));
             }
-            let d = self.finals.get(txid).and_then(|f| f.delta);
-            at.redo(
-                txid,
-                &d.ok_or("a finalization whose ledger change is unknown here")?,
-            );
+            if pos.contains(txid) {
+                at.redo(txid, &delta(txid)?);
+                extra += 1;
+            }
         }
-        at.matches(claim)
+        let (hi, mut q, mut nominal) = (claim.seq.min(count), lo, None);
+        loop {
+            if q + extra == claim.seq {
+                match at.matches(claim) {
+                    Ok(()) => return Ok(()),
+                    Err(why) if q == base || nominal.is_none() => nominal = Some(why),
+                    Err(_) => {}
+                }
+            }
+            if q >= hi {
+                break;
+            }
+            let txid = self.finalized[(q - forgotten) as usize].0;
+            match in_tail.contains(&txid) {
+                true => extra -= 1,
+                false => at.redo(&txid, &delta(&txid)?),
+            }
+            q += 1;
+        }
+        let why = nominal.unwrap_or_else(|| "its count".into());
+        Err(format!(
+            "no cut of ours from {lo} to {hi} with its tail: {why}"
+        ))
     }
 
     /// A message of state sync (claims and snapshots).
@@ -305,27 +348,26 @@ impl Engine {
         match msg {
             LedgerMessage::Claim(claim) => self.on_claim(from, *claim, fx),
             LedgerMessage::ClaimVote(vote) => self.on_claim_vote(vote),
-            LedgerMessage::GetSnapshot => {
-                if let Some(c) = &self.claims.certified {
-                    let offer = LedgerMessage::SnapshotOffer(Box::new(c.clone()));
-                    fx.push(Effect::Send(from, offer));
+            LedgerMessage::GetSnapshot | LedgerMessage::GetSnapshotPart { .. } => {
+                if self.claims.certified.is_none() || !self.claims.may_serve(from) {
+                    return;
                 }
-            }
-            LedgerMessage::GetSnapshotPart { seq, index } => {
                 let Some(c) = &self.claims.certified else {
                     return;
                 };
-                if c.claim.seq != seq {
-                    // That checkpoint is gone: the one we hold now instead.
-                    let offer = LedgerMessage::SnapshotOffer(Box::new(c.clone()));
-                    fx.push(Effect::Send(from, offer));
-                } else if self.claims.served < PARTS_PER_TICK {
-                    self.claims.served += 1;
-                    fx.push(Effect::ServeSnapshot {
-                        to: from,
-                        seq,
-                        index,
-                    });
+                match msg {
+                    LedgerMessage::GetSnapshotPart { seq, index } if seq == c.claim.seq => {
+                        fx.push(Effect::ServeSnapshot {
+                            to: from,
+                            seq,
+                            index,
+                        })
+                    }
+                    // (A part of a checkpoint that is gone: the one we hold now.)
+                    _ => {
+                        let offer = LedgerMessage::SnapshotOffer(Box::new(c.clone()));
+                        fx.push(Effect::Send(from, offer));
+                    }
                 }
             }
             LedgerMessage::SnapshotOffer(offer) => self.on_snapshot_offer(from, *offer, now, fx),

@@ -26,10 +26,17 @@ pub const SYNC_TIMEOUT_MS: u64 = 10_000;
 /// How long it waits for an offer (a peer whose newest checkpoint is not
 /// certified yet offers none).
 const OFFER_TIMEOUT_MS: u64 = 2_000;
+/// How long a whole sync may take (a peer sending tiny parts slowly).
+const SYNC_DEADLINE_MS: u64 = 120_000;
+/// Finalizations a snapshot's window may hold, at most.
+const MAX_SNAPSHOT_WINDOW: u64 = 200_000;
+/// How long a peer whose snapshot failed is not asked again.
+const SHUN_MS: u64 = 3 * SYNC_TIMEOUT_MS;
 
 /// A snapshot being fetched.
 pub(super) struct Syncing {
     peer: NodeId,
+    started_ms: u64,
     last_ms: u64,
     offer: Option<CertifiedClaim>,
     next: u32,
@@ -37,6 +44,8 @@ pub(super) struct Syncing {
     replay: Replay,
     /// The last window finalizations received (as many as the claim's tail).
     last: VecDeque<TxId>,
+    /// Every one received (none twice).
+    window: HashSet<TxId>,
     utxos: u64,
 }
 
@@ -102,11 +111,8 @@ impl Engine {
             return;
         }
         self.sync_tick(now);
-        let shunned = self
-            .claims
-            .shunned
-            .filter(|(_, at)| at + 3 * SYNC_TIMEOUT_MS >= now);
-        if self.syncing.is_some() || shunned.is_some_and(|(p, _)| p == from) {
+        self.claims.shunned.retain(|_, at| *at + SHUN_MS >= now);
+        if self.syncing.is_some() || self.claims.shunned.contains_key(&from) {
             return;
         }
         tracing::info!(peer = %from.short(), ours = own, theirs = count, "far behind: asking for a snapshot");
@@ -121,7 +127,8 @@ impl Engine {
                 None => OFFER_TIMEOUT_MS,
                 Some(_) => SYNC_TIMEOUT_MS,
             };
-            if s.last_ms.saturating_add(wait) < now {
+            let late = s.started_ms.saturating_add(SYNC_DEADLINE_MS) < now;
+            if s.last_ms.saturating_add(wait) < now || late {
                 let peer = s.peer;
                 let why = format!("{} did not answer in time", peer.short());
                 self.end_sync(peer, "timeout", &why, now);
@@ -132,7 +139,7 @@ impl Engine {
     /// A sync that failed: its peer is tried last for a while.
     fn end_sync(&mut self, peer: NodeId, result: &str, why: &str, now: u64) {
         self.syncing = None;
-        self.claims.shunned = Some((peer, now));
+        self.claims.shunned.insert(peer, now);
         self.metrics.state_syncs.with_label_values(&[result]).inc();
         warn!(result, why, "state sync failed");
     }
@@ -155,7 +162,9 @@ impl Engine {
         let own = self.finalized_count() as u64;
         let checked = offer.check(&self.cfg.validators).and_then(|()| {
             let c = &offer.claim;
-            if c.network_id != self.cfg.network_id || c.seq <= own {
+            // Far enough ahead to be worth it (a Byzantine peer cannot make
+            // us swap our state for about the same).
+            if c.network_id != self.cfg.network_id || c.seq <= own + self.cfg.window as u64 / 4 {
                 return Err(format!("a claim at {} (we are at {own})", c.seq));
             }
             Ok(())
@@ -175,7 +184,9 @@ impl Engine {
         let Some(s) = self.syncing.as_deref_mut() else {
             return;
         };
+        let started = s.started_ms;
         *s = Syncing::new(from, now);
+        s.started_ms = started;
         s.offer = Some(offer);
         s.scratch = Some(Box::new(scratch));
         fx.push(Effect::Send(
@@ -218,7 +229,7 @@ impl Engine {
         let Some(s) = self.syncing.take() else { return };
         let own = self.finalized_count() as u64;
         match s.finish(own) {
-            Ok(scratch) => self.install(*scratch, seq, fx),
+            Ok(scratch) => self.install(*scratch, seq, now, fx),
             Err(ReplayError(why)) => {
                 let why = format!("the snapshot of {}: {why}", from.short());
                 self.end_sync(from, "refused", &why, now);
@@ -226,10 +237,15 @@ impl Engine {
         }
     }
 
-    /// Takes the state of `scratch` (a verified snapshot at `seq`), keeping
-    /// our locks on outputs still unspent and our pending transactions
-    /// whose inputs still are.
-    fn install(&mut self, scratch: Engine, seq: u64, fx: &mut Vec<Effect>) {
+    /// Takes the state of `scratch` (a verified snapshot at `seq`). What we
+    /// finalized that it lacks (we applied it in another order, or its
+    /// claimant left it out) is applied again, or an input of it would be
+    /// unspent and unlocked here: we could approve a conflicting
+    /// transaction. Every lock is kept (one on an output spent long ago
+    /// blocks nothing), and every pending transaction (one spending an
+    /// output the snapshot spent is rejected); the conflicts it states are
+    /// not taken (nobody attested them).
+    fn install(&mut self, scratch: Engine, seq: u64, now: u64, fx: &mut Vec<Effect>) {
         let before = self.finalized_count() as u64;
         let Engine {
             ledger,
@@ -237,28 +253,17 @@ impl Engine {
             finalized,
             forgotten,
             finalized_set,
-            conflicts,
             ..
         } = scratch;
         self.ledger = ledger;
-        self.finals = finals;
-        self.finalized = finalized;
+        let ours = std::mem::replace(&mut self.finals, finals);
+        let order = std::mem::replace(&mut self.finalized, finalized);
+        let waiting = std::mem::take(&mut self.waiting);
         self.forgotten = forgotten;
         self.finalized_set = finalized_set;
-        for c in conflicts {
-            if !self.conflicts.contains(&c) {
-                self.conflicts.push(c);
-            }
-        }
-        let ledger = &self.ledger;
-        self.locks.retain(|op, _| ledger.contains(op));
         let finals = &self.finals;
         self.txs.retain(|txid, e| {
-            e.state == TxState::Pending
-                && !finals.contains_key(txid)
-                && e.tx
-                    .as_ref()
-                    .is_some_and(|tx| tx.inputs.iter().all(|i| ledger.contains(&i.prev)))
+            e.state == TxState::Pending && e.tx.is_some() && !finals.contains_key(txid)
         });
         self.spenders.clear();
         (self.mempool, self.mempool_bytes, self.vote_only) = (0, 0, 0);
@@ -271,11 +276,38 @@ impl Engine {
         }
         self.recent_rejected.clear();
         self.vote_only_order.clear();
-        self.waiting.clear();
         self.waiting_on.clear();
         self.waiting_order.clear();
         self.orphans = Default::default();
         self.metrics.finalized.inc_by(seq.saturating_sub(before));
+        // Ours that spend an output unspent here now, in our order
+        // (parents first: a child of one applied again follows it); then
+        // what waited for parents.
+        for (txid, _) in order {
+            let Some(f) = ours.get(&txid) else { continue };
+            let unspent = f
+                .cert
+                .tx
+                .inputs
+                .iter()
+                .any(|i| self.ledger.contains(&i.prev));
+            if unspent && !self.is_final(&txid) && !self.applied_before(&f.cert) {
+                self.finalize(f.cert.clone(), now, fx);
+            }
+        }
+        for cert in waiting.into_values() {
+            self.finalize(cert, now, fx);
+        }
+        let lost: Vec<TxId> = (self.txs.iter())
+            .filter(|(_, e)| {
+                (e.tx.iter().flat_map(|tx| &tx.inputs))
+                    .any(|i| self.ledger.spent_by(&i.prev).is_some())
+            })
+            .map(|(t, _)| *t)
+            .collect();
+        for txid in lost {
+            self.decide_rejected(txid, "input_spent", now);
+        }
         self.metrics.state_syncs.with_label_values(&["ok"]).inc();
         // What we claimed of the old state is gone with its checkpoint.
         self.claims.pending = None;
@@ -291,12 +323,14 @@ impl Syncing {
     fn new(peer: NodeId, now: u64) -> Syncing {
         Syncing {
             peer,
+            started_ms: now,
             last_ms: now,
             offer: None,
             next: 0,
             scratch: None,
             replay: Replay::new(now),
             last: VecDeque::new(),
+            window: HashSet::new(),
             utxos: 0,
         }
     }
@@ -317,7 +351,12 @@ impl Syncing {
         }
         for r in records {
             match &r {
-                Record::Checkpoint(h) if self.replay.records() == 0 => states_claim(h, claim)?,
+                Record::Checkpoint(h) if self.replay.records() == 0 => {
+                    states_claim(h, claim)?;
+                    if h.recent > MAX_SNAPSHOT_WINDOW.min(h.seq) {
+                        return Err(ReplayError(format!("a window of {}", h.recent)));
+                    }
+                }
                 Record::Utxos(u) if self.replay.records() > 0 => {
                     self.utxos += u.len() as u64;
                     if self.utxos > claim.utxo_count {
@@ -328,10 +367,14 @@ impl Syncing {
                     kept.cert
                         .verify(network, validators, |_, _| false)
                         .map_err(|e| ReplayError(format!("a certificate of its window: {e}")))?;
+                    let txid = kept.cert.tx.id();
+                    if !self.window.insert(txid) || self.window.len() as u64 > MAX_SNAPSHOT_WINDOW {
+                        return Err(ReplayError(format!("{} twice in its window", txid.short())));
+                    }
                     if self.last.len() >= claim.tail.len().max(1) {
                         self.last.pop_front();
                     }
-                    self.last.push_back(kept.cert.tx.id());
+                    self.last.push_back(txid);
                 }
                 _ => return Err(ReplayError("a record out of place".into())),
             }
@@ -361,6 +404,23 @@ impl Syncing {
         }
         if own >= offer.claim.seq {
             return Err(ReplayError(format!("we caught up to {own} meanwhile")));
+        }
+        // Each finalization of the window is part of the state: its inputs
+        // spent, its outputs unspent or spent by a later one (not, say, a
+        // transaction final after the claim's cut).
+        let l = &scratch.ledger;
+        for (txid, _) in &scratch.finalized {
+            let tx = scratch.finals.get(txid).map(|f| &f.cert.tx);
+            let part = tx.is_some_and(|tx| {
+                tx.inputs.iter().all(|i| !l.contains(&i.prev))
+                    && (tx.outpoints()).all(|(op, _)| l.contains(&op) || l.spent_by(&op).is_some())
+            });
+            if !part {
+                return Err(ReplayError(format!(
+                    "{} of its window is not part of its state",
+                    txid.short()
+                )));
+            }
         }
         Ok(scratch)
     }
