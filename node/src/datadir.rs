@@ -147,7 +147,12 @@ pub fn open(
         None => (fresh(), Replay::new(now), 0),
     };
     opened.checkpoint = replay.restored();
-    let logs: Vec<u64> = files.logs.into_iter().filter(|s| *s >= base).collect();
+    let mut logs: Vec<u64> = files.logs.into_iter().filter(|s| *s >= base).collect();
+    if let [.., _, last] = logs[..] {
+        if unfinished(dir, last, &files.checkpoints) {
+            logs.pop();
+        }
+    }
     let gap = |what: String| DataDirError::Gap {
         dir: dir.to_path_buf(),
         what,
@@ -201,6 +206,21 @@ pub fn open(
         .replay_finish(replay)
         .map_err(|source| DataDirError::Replay { path, source })?;
     Ok((engine, store, opened))
+}
+
+/// Whether the last log, at `seq`, is empty and has no checkpoint: one
+/// started for a checkpoint that was never written (a crash in between; a
+/// snapshot installed writes its checkpoint after starting its log, so its
+/// log may not follow the one before). Nothing was written to it, so it is
+/// removed and the log before it stays the one appended to.
+fn unfinished(dir: &Path, seq: u64, checkpoints: &[u64]) -> bool {
+    let path = dir.join(log_name(seq));
+    let empty = std::fs::metadata(&path).is_ok_and(|m| m.len() == 0);
+    if !empty || checkpoints.contains(&seq) || std::fs::remove_file(&path).is_err() {
+        return false;
+    }
+    warn!(log = %path.display(), "removed an empty log whose checkpoint was never written");
+    true
 }
 
 /// The checkpoints that did not restore, for an error message.
@@ -468,9 +488,10 @@ impl Checkpointer {
 /// Part `index` of the checkpoint at `seq` in `dir`, as a peer syncing from
 /// it asked (`None` if that checkpoint or part is not here).
 pub fn snapshot_part(dir: &Path, seq: u64, index: u32) -> Option<crate::finality::LedgerMessage> {
-    let mut records = Vec::new();
-    store::read_file(&dir.join(checkpoint_name(seq)), |r| records.push(r)).ok()?;
-    crate::finality::snapshot_part(records, seq, index, crate::finality::CATCHUP_REPLY_BYTES)
+    let budget = crate::finality::CATCHUP_REPLY_BYTES;
+    let mut part = crate::finality::SnapshotPart::new(seq, index, budget);
+    store::read_file(&dir.join(checkpoint_name(seq)), |r| part.push(r)).ok()?;
+    part.finish()
 }
 
 /// Writes the checkpoint at `seq` (and reads it back into an engine

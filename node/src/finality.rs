@@ -28,7 +28,7 @@ pub use catchup::CATCHUP_REPLY_BYTES;
 pub use checkpoint::ReplayError;
 pub use claim::CLAIM_TAIL;
 pub use replay::Replay;
-pub use sync::{snapshot_part, SYNC_TIMEOUT_MS};
+pub use sync::{snapshot_part, SnapshotPart, SYNC_TIMEOUT_MS};
 pub use types::{
     Bugs, CertifiedClaim, CheckpointHeader, Claim, ClaimVote, Delta, Effect, LedgerMessage, Recent,
     Record, TxReport, TxState,

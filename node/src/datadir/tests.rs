@@ -293,3 +293,26 @@ async fn a_checkpoint_that_does_not_read_back_deletes_nothing() {
     assert_eq!(state(&e), live);
     assert_eq!((opened.checkpoint, opened.logs), (Some(10), 2));
 }
+
+/// A snapshot installed starts its log, then writes its checkpoint: a crash
+/// in between leaves an empty log past a gap and no checkpoint. Nothing was
+/// written after it: it is removed, and the node opens where it was.
+#[tokio::test]
+async fn an_empty_last_log_without_its_checkpoint_is_removed() {
+    let mut solo = Solo::new();
+    let (mut e, mut s, opened) = solo.open().unwrap();
+    let mut c = Checkpointer::new(solo.dir.path(), 10, opened.active, solo.verify());
+    solo.pay(25, &mut e, &mut s, &mut c).await;
+    let live = state(&e);
+    drop((e, s));
+    std::fs::write(solo.dir.path().join(log_name(900)), b"").unwrap();
+    let (e, _, opened) = solo.open().unwrap();
+    assert_eq!(state(&e), live);
+    assert_eq!((opened.checkpoint, opened.active), (Some(20), 20));
+    assert!(!solo.names().contains(&log_name(900)), "{:?}", solo.names());
+    drop(e);
+    // Not empty: records after a gap are not dropped, the gap is an error.
+    std::fs::write(solo.dir.path().join(log_name(900)), b"x").unwrap();
+    let err = solo.open().err().expect("a gap").to_string();
+    assert!(err.contains("a log between them is missing"), "{err}");
+}

@@ -59,40 +59,61 @@ pub fn snapshot_part(
     index: u32,
     budget: usize,
 ) -> Option<LedgerMessage> {
-    let mut part = 0u32;
-    let mut size = 0usize;
-    let mut out = Vec::new();
-    let state = records.into_iter().filter(|r| {
-        matches!(
-            r,
-            Record::Checkpoint(_) | Record::Utxos(_) | Record::Recent(_)
-        )
-    });
-    for r in state {
-        let n = postcard::to_stdvec(&r).map_or(usize::MAX, |v| v.len());
-        if size > 0 && size.saturating_add(n) > budget {
-            part += 1;
-            size = 0;
-            if part > index {
-                return Some(LedgerMessage::SnapshotPart {
-                    seq,
-                    index,
-                    records: out,
-                    last: false,
-                });
-            }
-        }
-        size = size.saturating_add(n);
-        if part == index {
-            out.push(r);
+    let mut part = SnapshotPart::new(seq, index, budget);
+    records.into_iter().for_each(|r| part.push(r));
+    part.finish()
+}
+
+/// [`snapshot_part`] fed a record at a time (as a checkpoint file is read):
+/// only the part asked for is held.
+pub struct SnapshotPart {
+    seq: u64,
+    index: u32,
+    budget: usize,
+    part: u32,
+    size: usize,
+    out: Vec<Record>,
+}
+
+impl SnapshotPart {
+    pub fn new(seq: u64, index: u32, budget: usize) -> SnapshotPart {
+        SnapshotPart {
+            seq,
+            index,
+            budget,
+            part: 0,
+            size: 0,
+            out: Vec::new(),
         }
     }
-    (part == index && !out.is_empty()).then_some(LedgerMessage::SnapshotPart {
-        seq,
-        index,
-        records: out,
-        last: true,
-    })
+
+    pub fn push(&mut self, r: Record) {
+        let state = matches!(
+            r,
+            Record::Checkpoint(_) | Record::Utxos(_) | Record::Recent(_)
+        );
+        if !state || self.part > self.index {
+            return;
+        }
+        let n = postcard::to_stdvec(&r).map_or(usize::MAX, |v| v.len());
+        if self.size > 0 && self.size.saturating_add(n) > self.budget {
+            self.part += 1;
+            self.size = 0;
+        }
+        self.size = self.size.saturating_add(n);
+        if self.part == self.index {
+            self.out.push(r);
+        }
+    }
+
+    pub fn finish(self) -> Option<LedgerMessage> {
+        (!self.out.is_empty()).then_some(LedgerMessage::SnapshotPart {
+            seq: self.seq,
+            index: self.index,
+            last: self.part == self.index,
+            records: self.out,
+        })
+    }
 }
 
 impl Engine {

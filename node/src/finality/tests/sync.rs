@@ -340,3 +340,47 @@ fn a_window_with_a_transaction_from_after_the_cut_is_refused() {
     assert_eq!(sim.installed[3], 1, "from another peer");
     sim.assert_agreement(0..4);
 }
+
+/// A checkpoint cut into parts: every state record once, in order, each
+/// part within the budget, only the last marked so; no locks.
+#[test]
+fn a_checkpoint_is_served_in_parts_within_a_budget() {
+    let (sim, _) = away(23);
+    let image = sim.persisted[0].clone();
+    let state: Vec<Record> = (image.iter())
+        .filter(|r| {
+            matches!(
+                r,
+                Record::Checkpoint(_) | Record::Utxos(_) | Record::Recent(_)
+            )
+        })
+        .cloned()
+        .collect();
+    let budget = 3_000;
+    let (mut got, mut index) = (Vec::new(), 0);
+    loop {
+        let Some(LedgerMessage::SnapshotPart {
+            records, last, seq, ..
+        }) = snapshot_part(image.clone(), 7, index, budget)
+        else {
+            panic!("part {index} missing");
+        };
+        assert_eq!(seq, 7);
+        let size: usize = records
+            .iter()
+            .map(|r| postcard::to_stdvec(r).unwrap().len())
+            .sum();
+        assert!(
+            size <= budget || records.len() == 1,
+            "part {index}: {size} bytes"
+        );
+        got.extend(records);
+        if last {
+            break;
+        }
+        index += 1;
+    }
+    assert!(index >= 2, "{index}");
+    assert_eq!(got, state);
+    assert!(snapshot_part(image, 7, index + 1, budget).is_none());
+}
