@@ -98,6 +98,7 @@ fn load() -> LoadReport {
                 sent + 150
             };
             Payment {
+                held: Vec::new(),
                 sent_ms: sent,
                 submitted_to: Some(k as usize % 4),
                 final_ms: (0..4).map(|n| Some(done + 10 * n)).collect(),

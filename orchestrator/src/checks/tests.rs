@@ -116,6 +116,7 @@ fn healthy() -> Observations {
 
 fn payment(sent: f64, at: [f64; 4]) -> Payment {
     Payment {
+        held: Vec::new(),
         submitted_to: None,
         sent_ms: ((T0 + sent) * 1000.0) as u64,
         final_ms: at
@@ -330,6 +331,13 @@ fn finality_bounds_latency_resumes_after_heal_and_refuses_false_finality() {
         !v.passed && v.summary.contains("never final on n3"),
         "{v:?}"
     );
+    // The same, held by n3 unlisted (it installed a snapshot, its ledger
+    // agreeing at the end): final there, with no time to bound.
+    let mut held = payment(6.0, [11.0, 11.0, 11.0, -1.0]);
+    held.held = vec![3];
+    obs.load = Some(load(vec![held]));
+    let v = finality(&obs, 3.0);
+    assert!(v.passed, "{v:?}");
     // No workload: the invariant cannot hold by default.
     obs.load = None;
     assert!(!finality(&obs, 3.0).passed);

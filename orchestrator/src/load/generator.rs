@@ -34,7 +34,7 @@ const TARGET_COINS: usize = 1024;
 mod cursor;
 mod send;
 
-use cursor::{Cursor, Vouched};
+use cursor::{Cursor, Skips};
 
 /// Most submissions awaiting an answer; past it, payments due are skipped
 /// (and counted so).
@@ -179,8 +179,8 @@ struct Run {
     cursors: Vec<Cursor>,
     /// Finalizations a node forgot before they were read (its window).
     unread_forgotten: u64,
-    /// Payments counted final at a node that skipped them (see [`Vouched`]).
-    vouched: Vouched,
+    /// When each node's list last skipped finalizations (see [`Skips`]).
+    skips: Skips,
     /// Where the next poll starts (polls take turns over the nodes).
     poll_next: usize,
     /// The first node that answered: wallets and the faucet are read there.
@@ -225,7 +225,7 @@ impl Run {
             tracked: HashMap::new(),
             observed: HashMap::new(),
             unread_forgotten: 0,
-            vouched: Vouched::default(),
+            skips: Skips::default(),
             cursors,
             poll_next: 0,
             home,
@@ -324,7 +324,11 @@ impl Run {
             }
         }
         if advance.skipped() {
-            everywhere.extend(self.vouched.skip(&mut self.observed, i, seen));
+            self.skips.record(i, seen);
+            let held = |(t, at): (&TxId, &Vec<Option<u64>>)| {
+                (at[i].is_none() && !self.skips.unlisted(at).is_empty()).then_some(*t)
+            };
+            everywhere.extend(self.observed.iter().filter_map(held));
         }
         for t in everywhere {
             if let Some(c) = self.tracked.get_mut(&t).and_then(|t| t.creates.take()) {
@@ -333,10 +337,12 @@ impl Run {
         }
     }
 
+    /// Listed final by every node, or held unlisted by one that skipped it
+    /// (see [`Skips`]: its ledger's agreement at the end decides).
     fn final_everywhere(&self, txid: &TxId) -> bool {
         self.observed
             .get(txid)
-            .is_some_and(|at| at.iter().all(|a| a.is_some()))
+            .is_some_and(|at| at.iter().all(|a| a.is_some()) || !self.skips.unlisted(at).is_empty())
     }
 
     fn final_somewhere(&self, txid: &TxId) -> bool {
@@ -454,11 +460,11 @@ impl Run {
     fn latencies(&self, plain: &[TxId]) -> Vec<f64> {
         let mut latencies: Vec<f64> = plain
             .iter()
-            .filter_map(|t| Some((t, self.tracked.get(t)?.submitted_ms, self.observed.get(t)?)))
-            .flat_map(|(t, sent, at)| {
-                (at.iter().enumerate())
-                    .filter(move |(i, _)| !self.vouched.contains(t, *i))
-                    .filter_map(move |(_, a)| Some(a.as_ref()?.saturating_sub(sent) as f64))
+            .filter_map(|t| Some((self.tracked.get(t)?.submitted_ms, self.observed.get(t)?)))
+            .flat_map(|(sent, at)| {
+                at.iter()
+                    .flatten()
+                    .map(move |a| a.saturating_sub(sent) as f64)
             })
             .collect();
         latencies.sort_by(|a, b| a.partial_cmp(b).expect("latencies are finite"));
@@ -510,16 +516,37 @@ impl Run {
         futures::future::join_all(self.clients.iter().map(one)).await
     }
 
+    /// The nodes that hold `txid` unlisted (see [`Skips`]), if each of them
+    /// ended with the ledger most nodes have (else it is not final there).
+    fn held(&self, txid: &TxId, agree: &[bool]) -> Option<Vec<usize>> {
+        let at = self.observed.get(txid)?;
+        let unlisted = self.skips.unlisted(at);
+        unlisted.iter().all(|i| agree[*i]).then_some(unlisted)
+    }
+
+    /// Listed final by every node, or held unlisted by nodes that agree.
+    fn final_at_end(&self, txid: &TxId, agree: &[bool]) -> bool {
+        let listed = |at: &Vec<Option<u64>>| at.iter().all(|a| a.is_some());
+        self.observed.get(txid).is_some_and(listed)
+            || self.held(txid, agree).is_some_and(|h| !h.is_empty())
+    }
+
     async fn report(&self, tally: Tally, load_secs: f64) -> Result<LoadReport, LoadError> {
         let plain = &tally.plain;
-        let finalized_everywhere = plain.iter().filter(|t| self.final_everywhere(t)).count() as u64;
+        let nodes = self.node_summaries().await;
+        let agree = agreeing(&nodes);
+        let final_at_end = |t: &TxId| self.final_at_end(t, &agree);
+        let finalized_everywhere = plain.iter().filter(|t| final_at_end(t)).count() as u64;
+        let vouched = (plain.iter())
+            .filter_map(|t| self.held(t, &agree))
+            .map(|h| h.len() as u64)
+            .sum();
         let conflicting = tally
             .twins
             .iter()
             .filter(|(a, b)| self.final_somewhere(a) && self.final_somewhere(b))
             .count() as u64;
         let latencies = self.latencies(plain);
-        let nodes = self.node_summaries().await;
         let answered: Vec<&NodeSummary> = nodes.iter().filter(|n| n.answered).collect();
         let supply = self.cfg.genesis.total_supply();
         let n = self.clients.len();
@@ -535,10 +562,10 @@ impl Run {
             finalized_everywhere,
             not_finalized: plain.len() as u64 - finalized_everywhere,
             unread_forgotten: self.unread_forgotten,
-            vouched: self.vouched.len() as u64,
+            vouched,
             not_finalized_examples: plain
                 .iter()
-                .filter(|t| !self.final_everywhere(t))
+                .filter(|t| !final_at_end(t))
                 .take(10)
                 .copied()
                 .collect(),
@@ -565,11 +592,27 @@ impl Run {
                             .get(t)
                             .cloned()
                             .unwrap_or_else(|| vec![None; n]),
+                        held: self.held(t, &agree).unwrap_or_default(),
                     })
                 })
                 .collect(),
         })
     }
+}
+
+/// Which nodes ended with the UTXO digest most answering nodes have.
+fn agreeing(nodes: &[NodeSummary]) -> Vec<bool> {
+    let mut votes: HashMap<&str, usize> = HashMap::new();
+    for n in nodes.iter().filter(|n| n.answered) {
+        *votes.entry(n.utxo_digest.as_str()).or_default() += 1;
+    }
+    let most = votes
+        .into_iter()
+        .max_by_key(|(d, k)| (*k, *d))
+        .map(|(d, _)| d);
+    (nodes.iter())
+        .map(|n| n.answered && Some(n.utxo_digest.as_str()) == most)
+        .collect()
 }
 
 /// When a payment became final at a node: the node's own stamp when it lies

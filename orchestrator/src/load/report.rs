@@ -31,6 +31,12 @@ pub struct Payment {
     #[serde(default)]
     pub submitted_to: Option<usize>,
     pub final_ms: Vec<Option<u64>>,
+    /// Nodes that hold it final without having listed it (their list
+    /// skipped it: a snapshot installed, a restart, or forgotten before it
+    /// was read), their ledger agreeing with the others at the end: final
+    /// there at an unknown time (no latency, no bound checked).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub held: Vec<usize>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -63,10 +69,8 @@ pub struct LoadReport {
     /// generator read them: the payments among them count as not final there.
     #[serde(default)]
     pub unread_forgotten: u64,
-    /// (Payment, node) pairs counted final at a node that skipped them: it
-    /// forgot them before they were read, or they came with a snapshot it
-    /// installed; each was final on every other node by then (no latency
-    /// sample; the node's ledger agreeing at the end is the proof).
+    /// (Payment, node) pairs final at a node that never listed them (see
+    /// [`Payment::held`]).
     #[serde(default)]
     pub vouched: u64,
     /// Submission to finality at a node, over all (payment, node) pairs.

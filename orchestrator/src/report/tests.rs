@@ -136,6 +136,7 @@ fn load() -> LoadReport {
             })
             .collect();
         payments.push(Payment {
+            held: Vec::new(),
             submitted_to: None,
             sent_ms: sent,
             final_ms,
@@ -639,6 +640,7 @@ fn long_series_are_downsampled_keeping_extremes() {
         .map(|i| {
             let p = &base[i % base.len()];
             Payment {
+                held: Vec::new(),
                 submitted_to: None,
                 sent_ms: p.sent_ms + (i / base.len()) as u64,
                 final_ms: p.final_ms.clone(),

@@ -3,10 +3,9 @@
 //! (its finality window) before they were read, and those that came with a
 //! snapshot it installed (state sync).
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 
 use testnet_node::api::FinalizedPage;
-use testnet_node::ledger::tx::TxId;
 
 /// Where the generator reads one node's `/finalized` list.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -26,15 +25,16 @@ pub(super) struct Cursor {
 pub(super) struct Advance {
     /// Finalizations the node forgot before they were read.
     pub(super) unread: u64,
-    /// The node installed a snapshot since the last page: what it holds
-    /// before its first entry now came with it, unlisted.
-    pub(super) synced: bool,
+    /// The node's list was replaced since the last page: it restarted, or
+    /// installed a snapshot (what it holds before its first entry now may
+    /// never have been listed to us).
+    pub(super) replaced: bool,
 }
 
 impl Advance {
-    /// Whether the node holds finalizations it will never list to us.
+    /// Whether the node may hold finalizations it will never list to us.
     pub(super) fn skipped(&self) -> bool {
-        self.unread > 0 || self.synced
+        self.unread > 0 || self.replaced
     }
 }
 
@@ -72,48 +72,38 @@ impl Cursor {
         };
         self.reread = rebuilt || synced;
         self.at = if rebuilt || synced { 0 } else { page.next };
-        Advance { unread, synced }
+        let replaced = rebuilt || synced;
+        Advance { unread, replaced }
     }
 }
 
-/// Payments final at a node without its list showing them: each is counted
-/// final there when the skip was read, if it was final on every other node
-/// by then (the node's ledger agreeing with theirs at the end is the proof);
-/// it gives no latency sample.
+/// When each node's list last skipped finalizations (it forgot some before
+/// they were read, restarted, or installed a snapshot): a payment it never
+/// listed, final on every other node, and final somewhere before that skip,
+/// is held there unlisted if its ledger agrees with the others at the end.
+/// It counts as final there at an unknown time (no latency sample, no bound
+/// checked).
 #[derive(Debug, Default)]
-pub(super) struct Vouched {
-    pairs: HashSet<(TxId, usize)>,
+pub(super) struct Skips {
+    last: HashMap<usize, u64>,
 }
 
-impl Vouched {
-    /// Node `i` skipped, read at `seen`: returns the txids now final
-    /// everywhere.
-    pub(super) fn skip(
-        &mut self,
-        observed: &mut HashMap<TxId, Vec<Option<u64>>>,
-        i: usize,
-        seen: u64,
-    ) -> Vec<TxId> {
-        let mut now_everywhere = Vec::new();
-        for (txid, at) in observed.iter_mut() {
-            let elsewhere =
-                (at.iter().enumerate()).all(|(j, a)| j == i || a.is_some_and(|t| t <= seen));
-            if at.get(i) == Some(&None) && elsewhere {
-                at[i] = Some(seen);
-                self.pairs.insert((*txid, i));
-                now_everywhere.push(*txid);
-            }
+impl Skips {
+    pub(super) fn record(&mut self, node: usize, seen: u64) {
+        self.last.insert(node, seen);
+    }
+
+    /// The nodes that hold a payment unlisted (`at`: when each listed it).
+    pub(super) fn unlisted(&self, at: &[Option<u64>]) -> Vec<usize> {
+        let missing: Vec<usize> = (0..at.len()).filter(|i| at[*i].is_none()).collect();
+        let [i] = missing[..] else {
+            return Vec::new();
+        };
+        let first = at.iter().flatten().min();
+        match (self.last.get(&i), first) {
+            (Some(skip), Some(first)) if first <= skip => vec![i],
+            _ => Vec::new(),
         }
-        now_everywhere
-    }
-
-    /// Whether node `i`'s time for `txid` is a skip's, not its own.
-    pub(super) fn contains(&self, txid: &TxId, i: usize) -> bool {
-        self.pairs.contains(&(*txid, i))
-    }
-
-    pub(super) fn len(&self) -> usize {
-        self.pairs.len()
     }
 }
 
@@ -144,7 +134,8 @@ mod tests {
         );
         assert_eq!(c.at, 180);
         // A restart: read again from 0; its forgotten past is not unread.
-        assert_eq!(c.advance(&page(180, 5, 9)), Advance::default());
+        let restarted = c.advance(&page(180, 5, 9));
+        assert_eq!((restarted.unread, restarted.replaced), (0, true));
         assert_eq!(c.at, 0);
         assert_eq!(
             c.advance(&page(120, 70, 9)).unread,
@@ -173,7 +164,7 @@ mod tests {
             snapshots: 1,
             ..page(300, 40, 7)
         });
-        assert_eq!((synced.synced, synced.unread, c.at), (true, 0, 0));
+        assert_eq!((synced.replaced, synced.unread, c.at), (true, 0, 0));
         assert!(synced.skipped());
         let again = c.advance(&FinalizedPage {
             snapshots: 1,
@@ -184,21 +175,35 @@ mod tests {
     }
 
     #[test]
-    fn only_payments_final_everywhere_else_before_the_skip_are_vouched_for() {
-        let t = |b: u8| TxId([b; 32]);
-        let mut observed = HashMap::from([
-            (t(1), vec![Some(10), Some(12), None]),
-            (t(2), vec![Some(10), None, None]),
-            (t(3), vec![Some(10), Some(90), None]),
-            (t(4), vec![Some(10), Some(11), Some(15)]),
-        ]);
-        let mut v = Vouched::default();
-        assert_eq!(v.skip(&mut observed, 2, 50), [t(1)]);
-        assert_eq!(observed[&t(1)][2], Some(50));
-        assert_eq!(observed[&t(2)][2], None, "not final on n1");
-        assert_eq!(observed[&t(3)][2], None, "final on n1 only after the skip");
-        assert_eq!(observed[&t(4)][2], Some(15), "seen there itself");
-        assert!(v.contains(&t(1), 2) && !v.contains(&t(4), 2));
-        assert_eq!(v.len(), 1);
+    fn only_payments_final_elsewhere_before_a_skip_are_held_unlisted() {
+        let mut skips = Skips::default();
+        assert!(
+            skips.unlisted(&[Some(10), Some(12), None]).is_empty(),
+            "no skip"
+        );
+        skips.record(2, 50);
+        assert_eq!(skips.unlisted(&[Some(10), Some(12), None]), [2]);
+        assert_eq!(
+            skips.unlisted(&[Some(60), Some(90), None]),
+            Vec::<usize>::new(),
+            "after it"
+        );
+        assert_eq!(
+            skips.unlisted(&[Some(10), Some(90), None]),
+            [2],
+            "final somewhere before"
+        );
+        assert!(
+            skips.unlisted(&[Some(10), None, None]).is_empty(),
+            "not final on n1"
+        );
+        assert!(
+            skips.unlisted(&[Some(10), Some(11), Some(15)]).is_empty(),
+            "listed"
+        );
+        assert!(
+            skips.unlisted(&[None, Some(11), Some(15)]).is_empty(),
+            "n0 never skipped"
+        );
     }
 }

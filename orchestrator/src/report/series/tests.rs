@@ -118,6 +118,7 @@ fn samples_by_node_sorts_by_time_and_drops_times_that_are_not_finite() {
 #[test]
 fn latencies_take_the_slowest_node_and_count_payments_final_nowhere() {
     let pay = |sent_ms, final_ms: &[Option<u64>]| Payment {
+        held: Vec::new(),
         submitted_to: None,
         sent_ms,
         final_ms: final_ms.to_vec(),
