@@ -217,24 +217,6 @@ impl Engine {
         &self.conflicts
     }
 
-    pub fn report(&self, txid: &TxId) -> Option<TxReport> {
-        if let Some(f) = self.finals.get(txid) {
-            return Some(f.report(*txid));
-        }
-        let e = self.txs.get(txid)?;
-        e.tx.as_ref()?;
-        Some(TxReport {
-            txid: *txid,
-            state: e.state,
-            first_seen_ms: e.first_seen_ms,
-            decided_ms: e.decided_ms,
-            approvals: e.tally.approvals(),
-            rejections: e.tally.rejections(),
-            reason: e.reason.clone(),
-            fee: e.fee,
-        })
-    }
-
     fn update_gauges(&self) {
         self.metrics.utxo_set_size.set(self.ledger.len() as i64);
         self.metrics

@@ -146,18 +146,7 @@ impl Replica {
                 Some(c) = commands.recv() => batch.push(Input::Client(c)),
                 _ = ticker.tick() => batch.push(Input::Tick),
             }
-            while batch.len() < MAX_BATCH {
-                match events.try_recv() {
-                    Ok(e) => batch.push(Input::Net(e)),
-                    Err(_) => break,
-                }
-            }
-            while batch.len() < MAX_BATCH {
-                match commands.try_recv() {
-                    Ok(c) => batch.push(Input::Client(c)),
-                    Err(_) => break,
-                }
-            }
+            fill(&mut batch, &mut events, &mut commands);
             let peers = if batch.iter().any(|i| matches!(i, Input::Tick)) {
                 network.peer_ids()
             } else {
@@ -222,33 +211,19 @@ impl Replica {
                 if let Err(e) = written {
                     // Nothing of this batch may leave: no vote without its lock.
                     error!(error = %e, "cannot persist; the replica stops voting");
-                    *handle.failure.lock().unwrap_or_else(|e| e.into_inner()) = Some(e.to_string());
-                    for (reply, _) in replies {
-                        let _ = reply.send(Err(SubmitError::Unavailable));
-                    }
+                    stopped(&handle, replies, e.to_string());
                     break;
                 }
             }
             if let Some(seq) = installed(&effects) {
                 // The snapshot's state is made durable before anything leaves.
-                let (image, claim, count) = {
-                    let engine = handle.engine();
-                    let count = engine.finalized_count() as u64;
-                    (engine.checkpoint_image(), engine.claim(), count)
-                };
-                let done = checkpointer.install(&mut store, image, count, seq).await;
-                if let (Ok(()), Some(claim)) = (&done, claim) {
-                    let mut engine = handle.engine();
-                    engine.propose(claim);
-                    effects.extend(engine.announce_claim());
-                }
-                if let Err(e) = done {
-                    error!(error = %e, "cannot persist a snapshot; the replica stops voting");
-                    *handle.failure.lock().unwrap_or_else(|e| e.into_inner()) = Some(e);
-                    for (reply, _) in replies {
-                        let _ = reply.send(Err(SubmitError::Unavailable));
+                match persist_install(&handle, &mut checkpointer, &mut store, seq).await {
+                    Ok(announce) => effects.extend(announce),
+                    Err(e) => {
+                        error!(error = %e, "cannot persist a snapshot; the replica stops voting");
+                        stopped(&handle, replies, e);
+                        break;
                     }
-                    break;
                 }
             } else if appended {
                 checkpointer.after_batch(&mut store, &handle.engine());
@@ -281,6 +256,60 @@ fn send(network: &Network, behaving: &Misbehaviour, effects: Vec<Effect>) {
             dispatch(&network, out.held);
         });
     }
+}
+
+type Replies = Vec<(
+    oneshot::Sender<Result<TxId, SubmitError>>,
+    Result<TxId, Rejection>,
+)>;
+
+/// Adds what else is waiting to a batch, up to [`MAX_BATCH`].
+fn fill(
+    batch: &mut Vec<Input>,
+    events: &mut mpsc::Receiver<NetworkEvent>,
+    commands: &mut mpsc::Receiver<Command>,
+) {
+    while batch.len() < MAX_BATCH {
+        match events.try_recv() {
+            Ok(e) => batch.push(Input::Net(e)),
+            Err(_) => break,
+        }
+    }
+    while batch.len() < MAX_BATCH {
+        match commands.try_recv() {
+            Ok(c) => batch.push(Input::Client(c)),
+            Err(_) => break,
+        }
+    }
+}
+
+/// The replica stops (its store failed): why, and every client waiting told.
+fn stopped(handle: &ReplicaHandle, replies: Replies, why: String) {
+    *handle.failure.lock().unwrap_or_else(|e| e.into_inner()) = Some(why);
+    for (reply, _) in replies {
+        let _ = reply.send(Err(SubmitError::Unavailable));
+    }
+}
+
+/// Writes the state of a snapshot installed (at `seq`) as a checkpoint;
+/// returns its claim's announcement.
+async fn persist_install(
+    handle: &ReplicaHandle,
+    checkpointer: &mut Checkpointer,
+    store: &mut Store<Record>,
+    seq: u64,
+) -> Result<Vec<Effect>, String> {
+    let (image, claim, count) = {
+        let engine = handle.engine();
+        let count = engine.finalized_count() as u64;
+        (engine.checkpoint_image(), engine.claim(), count)
+    };
+    checkpointer.install(store, image, count, seq).await?;
+    let mut engine = handle.engine();
+    Ok(claim.map_or_else(Vec::new, |claim| {
+        engine.propose(claim);
+        engine.announce_claim()
+    }))
 }
 
 /// The snapshot installed in this batch, if one was.

@@ -59,6 +59,25 @@ pub struct FinalizedSlice {
 }
 
 impl Engine {
+    /// What `GET /tx/{id}` says of a transaction known here.
+    pub fn report(&self, txid: &TxId) -> Option<TxReport> {
+        if let Some(f) = self.finals.get(txid) {
+            return Some(f.report(*txid));
+        }
+        let e = self.txs.get(txid)?;
+        e.tx.as_ref()?;
+        Some(TxReport {
+            txid: *txid,
+            state: e.state,
+            first_seen_ms: e.first_seen_ms,
+            decided_ms: e.decided_ms,
+            approvals: e.tally.approvals(),
+            rejections: e.tally.rejections(),
+            reason: e.reason.clone(),
+            fee: e.fee,
+        })
+    }
+
     /// Finalized here, and still in the window (or no window).
     pub fn is_final(&self, txid: &TxId) -> bool {
         self.finals.contains_key(txid)
