@@ -133,7 +133,7 @@ impl Engine {
         let mut fx = Vec::new();
         if self.cfg.window > 0 {
             self.bound_waiting(now);
-            self.sync_tick(now);
+            self.sync_tick(now, &mut fx);
             self.claim_tick(&mut fx);
         }
         if self.cfg.bugs.passive_catchup || peers.is_empty() {

@@ -24,9 +24,9 @@ use crate::ledger::UtxoDigest;
 /// the window): how far apart two honest nodes' orders may be for one to
 /// attest the other's claim.
 pub const CLAIM_TAIL: usize = 1_024;
-/// Claims checked between two ticks, at most (each costs a pass over the
-/// window): a flood of claims is not checked.
-const CHECKS_PER_TICK: usize = 16;
+/// Claims checked between two ticks, at most, from one peer (each costs a
+/// pass over the window): a flood of claims is not checked.
+const CHECKS_PER_PEER: usize = 4;
 /// Snapshot parts (and offers) served between two ticks, at most (each part
 /// reads the checkpoint from disk), and to one peer.
 const PARTS_PER_TICK: usize = 16;
@@ -66,7 +66,7 @@ pub(super) struct Claims {
     pub(super) pending: Option<(Claim, [u8; 32], Vec<ClaimVote>)>,
     pub(super) certified: Option<CertifiedClaim>,
     attested: VecDeque<([u8; 32], ClaimVote)>,
-    checked: usize,
+    checked: HashMap<NodeId, usize>,
     served: HashMap<NodeId, usize>,
     /// Peers whose snapshot failed lately, and when (not asked for a while).
     pub(super) shunned: HashMap<NodeId, u64>,
@@ -207,7 +207,7 @@ impl Engine {
 
     /// On each tick: our claim offered again while it is not certified.
     pub(super) fn claim_tick(&mut self, fx: &mut Vec<Effect>) {
-        self.claims.checked = 0;
+        self.claims.checked.clear();
         self.claims.served.clear();
         fx.extend(self.announce_claim());
     }
@@ -230,10 +230,11 @@ impl Engine {
             fx.push(Effect::Send(from, LedgerMessage::ClaimVote(vote.clone())));
             return;
         }
-        if self.claims.checked >= CHECKS_PER_TICK {
+        let checked = self.claims.checked.entry(from).or_default();
+        if *checked >= CHECKS_PER_PEER {
             return;
         }
-        self.claims.checked += 1;
+        *checked += 1;
         match self.attests(&claim) {
             Ok(()) => {
                 let vote = ClaimVote::new(key, hash);

@@ -25,7 +25,10 @@ use super::*;
 pub const SYNC_TIMEOUT_MS: u64 = 10_000;
 /// How long it waits for an offer (a peer whose newest checkpoint is not
 /// certified yet offers none).
-const OFFER_TIMEOUT_MS: u64 = 2_000;
+const OFFER_TIMEOUT_MS: u64 = 5_000;
+/// A request not answered within this is sent again (a peer over its
+/// serving budget, or between two checkpoints, answers nothing).
+const RETRY_MS: u64 = 1_500;
 /// How long a whole sync may take (a peer sending tiny parts slowly).
 const SYNC_DEADLINE_MS: u64 = 120_000;
 /// Finalizations a snapshot's window may hold, at most.
@@ -38,14 +41,16 @@ pub(super) struct Syncing {
     peer: NodeId,
     started_ms: u64,
     last_ms: u64,
+    asked_ms: u64,
     offer: Option<CertifiedClaim>,
     next: u32,
     scratch: Option<Box<Engine>>,
     replay: Replay,
     /// The last window finalizations received (as many as the claim's tail).
     last: VecDeque<TxId>,
-    /// Every one received (none twice).
+    /// Every one received (none twice), and how many its header says.
     window: HashSet<TxId>,
+    recent: u64,
     utxos: u64,
 }
 
@@ -131,7 +136,7 @@ impl Engine {
         if self.cfg.window == 0 || self.cfg.bugs.passive_catchup || count <= own + gap {
             return;
         }
-        self.sync_tick(now);
+        self.sync_tick(now, fx);
         self.claims.shunned.retain(|_, at| *at + SHUN_MS >= now);
         if self.syncing.is_some() || self.claims.shunned.contains_key(&from) {
             return;
@@ -141,8 +146,22 @@ impl Engine {
         fx.push(Effect::Send(from, LedgerMessage::GetSnapshot));
     }
 
-    /// On each tick: a sync whose peer went quiet ends.
-    pub(super) fn sync_tick(&mut self, now: u64) {
+    /// On each tick: a request not answered is sent again; a sync whose
+    /// peer went quiet ends.
+    pub(super) fn sync_tick(&mut self, now: u64, fx: &mut Vec<Effect>) {
+        if let Some(s) = self.syncing.as_deref_mut() {
+            if s.asked_ms.saturating_add(RETRY_MS) < now {
+                s.asked_ms = now;
+                let again = match &s.offer {
+                    None => LedgerMessage::GetSnapshot,
+                    Some(o) => LedgerMessage::GetSnapshotPart {
+                        seq: o.claim.seq,
+                        index: s.next,
+                    },
+                };
+                fx.push(Effect::Send(s.peer, again));
+            }
+        }
         if let Some(s) = &self.syncing {
             let wait = match s.offer {
                 None => OFFER_TIMEOUT_MS,
@@ -231,7 +250,7 @@ impl Engine {
         if s.peer != from || expected != Some(seq) || s.next != index {
             return;
         }
-        s.last_ms = now;
+        (s.last_ms, s.asked_ms) = (now, now);
         let network = self.cfg.network_id.clone();
         let validators = self.cfg.validators.clone();
         if let Err(ReplayError(why)) = s.feed(records, &network, &validators) {
@@ -282,9 +301,21 @@ impl Engine {
         let waiting = std::mem::take(&mut self.waiting);
         self.forgotten = forgotten;
         self.finalized_set = finalized_set;
-        let finals = &self.finals;
+        // Final here from now on (what `/finalized` and `/tx` say).
+        self.finalized.iter_mut().for_each(|(_, at)| *at = now);
+        self.finals.values_mut().for_each(|f| f.at_ms = now);
+        let (finals, ledger) = (&self.finals, &self.ledger);
+        // A pending one the snapshot applied (before its window) is final.
+        let applied = |txid: &TxId, tx: &Transaction| {
+            (0..tx.outputs.len() as u32).any(|vout| {
+                let op = OutPoint { txid: *txid, vout };
+                ledger.contains(&op) || ledger.spent_by(&op).is_some()
+            })
+        };
         self.txs.retain(|txid, e| {
-            e.state == TxState::Pending && e.tx.is_some() && !finals.contains_key(txid)
+            e.state == TxState::Pending
+                && !finals.contains_key(txid)
+                && e.tx.as_ref().is_some_and(|tx| !applied(txid, tx))
         });
         self.spenders.clear();
         (self.mempool, self.mempool_bytes, self.vote_only) = (0, 0, 0);
@@ -319,6 +350,21 @@ impl Engine {
         for cert in waiting.into_values() {
             self.finalize(cert, now, fx);
         }
+        // Ours not applied again (waiting for a parent): their inputs still
+        // unspent here stay locked, as when we approved them.
+        for (txid, f) in &ours {
+            if !self.is_final(txid) && !self.applied_before(&f.cert) {
+                for i in f
+                    .cert
+                    .tx
+                    .inputs
+                    .iter()
+                    .filter(|i| self.ledger.contains(&i.prev))
+                {
+                    self.locks.entry(i.prev).or_insert(*txid);
+                }
+            }
+        }
         let lost: Vec<TxId> = (self.txs.iter())
             .filter(|(_, e)| {
                 (e.tx.iter().flat_map(|tx| &tx.inputs))
@@ -346,12 +392,14 @@ impl Syncing {
             peer,
             started_ms: now,
             last_ms: now,
+            asked_ms: now,
             offer: None,
             next: 0,
             scratch: None,
             replay: Replay::new(now),
             last: VecDeque::new(),
             window: HashSet::new(),
+            recent: 0,
             utxos: 0,
         }
     }
@@ -377,6 +425,7 @@ impl Syncing {
                     if h.recent > MAX_SNAPSHOT_WINDOW.min(h.seq) {
                         return Err(ReplayError(format!("a window of {}", h.recent)));
                     }
+                    self.recent = h.recent;
                 }
                 Record::Utxos(u) if self.replay.records() > 0 => {
                     self.utxos += u.len() as u64;
@@ -389,7 +438,7 @@ impl Syncing {
                         .verify(network, validators, |_, _| false)
                         .map_err(|e| ReplayError(format!("a certificate of its window: {e}")))?;
                     let txid = kept.cert.tx.id();
-                    if !self.window.insert(txid) || self.window.len() as u64 > MAX_SNAPSHOT_WINDOW {
+                    if !self.window.insert(txid) || self.window.len() as u64 > self.recent {
                         return Err(ReplayError(format!("{} twice in its window", txid.short())));
                     }
                     if self.last.len() >= claim.tail.len().max(1) {

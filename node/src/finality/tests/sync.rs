@@ -110,8 +110,14 @@ fn a_node_away_longer_than_the_window_syncs_from_a_certified_snapshot() {
             certified.get()
         );
     }
+    let healed = sim.now;
     sim.heal();
     assert_eq!(sim.installed[3], 1, "n3 installed one snapshot");
+    // Final at n3 when it installed them, not when the others finalized.
+    assert!(sim.engines[3]
+        .finalized()
+        .iter()
+        .all(|(_, at)| *at > healed));
     assert_eq!(syncs(&sim.engines[3], "ok"), 1);
     assert_eq!(syncs(&sim.engines[3], "refused"), 0);
     for i in 0..4 {

@@ -79,7 +79,8 @@ impl Cursor {
 
 /// When each node's list last skipped finalizations (it forgot some before
 /// they were read, restarted, or installed a snapshot): a payment it never
-/// listed, final on every other node, and final somewhere before that skip,
+/// listed (nor did any other node that misses it but skipped too), listed
+/// final by the others, and final somewhere before that skip,
 /// is held there unlisted if its ledger agrees with the others at the end.
 /// It counts as final there at an unknown time (no latency sample, no bound
 /// checked).
@@ -93,16 +94,18 @@ impl Skips {
         self.last.insert(node, seen);
     }
 
-    /// The nodes that hold a payment unlisted (`at`: when each listed it).
+    /// The nodes that hold a payment unlisted (`at`: when each listed it):
+    /// every node that did not list it, if each skipped after some node had
+    /// listed it final (else none).
     pub(super) fn unlisted(&self, at: &[Option<u64>]) -> Vec<usize> {
-        let missing: Vec<usize> = (0..at.len()).filter(|i| at[*i].is_none()).collect();
-        let [i] = missing[..] else {
+        let Some(first) = at.iter().flatten().min() else {
             return Vec::new();
         };
-        let first = at.iter().flatten().min();
-        match (self.last.get(&i), first) {
-            (Some(skip), Some(first)) if first <= skip => vec![i],
-            _ => Vec::new(),
+        let missing: Vec<usize> = (0..at.len()).filter(|i| at[*i].is_none()).collect();
+        let held = |i: &usize| self.last.get(i).is_some_and(|skip| first <= skip);
+        match missing.iter().all(held) {
+            true => missing,
+            false => Vec::new(),
         }
     }
 }
@@ -195,7 +198,17 @@ mod tests {
         );
         assert!(
             skips.unlisted(&[Some(10), None, None]).is_empty(),
-            "not final on n1"
+            "n1 never skipped"
+        );
+        skips.record(1, 40);
+        assert_eq!(
+            skips.unlisted(&[Some(10), None, None]),
+            [1, 2],
+            "both skipped"
+        );
+        assert!(
+            skips.unlisted(&[None, None, None]).is_empty(),
+            "listed nowhere"
         );
         assert!(
             skips.unlisted(&[Some(10), Some(11), Some(15)]).is_empty(),
