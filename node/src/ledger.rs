@@ -402,6 +402,15 @@ impl Ledger {
         self.utxos.contains_key(op)
     }
 
+    /// Whether `tx` (as `txid`) was applied here: an output of it is
+    /// unspent, or recorded as spent.
+    pub fn applied(&self, txid: &TxId, tx: &Transaction) -> bool {
+        (0..tx.outputs.len() as u32).any(|vout| {
+            let op = OutPoint { txid: *txid, vout };
+            self.contains(&op) || self.spent_by(&op).is_some()
+        })
+    }
+
     pub fn len(&self) -> usize {
         self.utxos.len()
     }

@@ -306,16 +306,10 @@ impl Engine {
         self.finals.values_mut().for_each(|f| f.at_ms = now);
         let (finals, ledger) = (&self.finals, &self.ledger);
         // A pending one the snapshot applied (before its window) is final.
-        let applied = |txid: &TxId, tx: &Transaction| {
-            (0..tx.outputs.len() as u32).any(|vout| {
-                let op = OutPoint { txid: *txid, vout };
-                ledger.contains(&op) || ledger.spent_by(&op).is_some()
-            })
-        };
         self.txs.retain(|txid, e| {
             e.state == TxState::Pending
                 && !finals.contains_key(txid)
-                && e.tx.as_ref().is_some_and(|tx| !applied(txid, tx))
+                && e.tx.as_ref().is_some_and(|tx| !ledger.applied(txid, tx))
         });
         self.spenders.clear();
         (self.mempool, self.mempool_bytes, self.vote_only) = (0, 0, 0);

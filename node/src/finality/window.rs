@@ -228,11 +228,7 @@ impl Engine {
     /// Whether this certificate's transaction was applied here already
     /// (and forgotten): an output of it is unspent or spent here.
     pub(super) fn applied_before(&self, cert: &Certificate) -> bool {
-        let txid = cert.tx.id();
-        (0..cert.tx.outputs.len() as u32).any(|vout| {
-            let op = OutPoint { txid, vout };
-            self.ledger.contains(&op) || self.ledger.spent_by(&op).is_some()
-        })
+        self.ledger.applied(&cert.tx.id(), &cert.tx)
     }
 
     /// Drops the waiting certificates parked more than [`WAITING_TTL_MS`]
