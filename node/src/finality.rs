@@ -13,6 +13,7 @@
 //! them; inventories of finalized transactions are compared with peers so a node that
 //! missed anything catches up (seed 004).
 
+mod batch;
 mod catchup;
 mod checkpoint;
 mod claim;
@@ -160,6 +161,8 @@ pub struct Engine {
     claims: claim::Claims,
     /// A snapshot being fetched (state sync), if one is.
     syncing: Option<Box<sync::Syncing>>,
+    /// The current batch's signatures checked together ([`Engine::preverify`]).
+    verified: crate::identity::Verified,
 }
 
 impl Engine {
@@ -189,6 +192,7 @@ impl Engine {
             tick: 0,
             claims: Default::default(),
             syncing: None,
+            verified: Default::default(),
         };
         engine.update_gauges();
         engine
@@ -248,7 +252,7 @@ impl Engine {
         if self.is_final(&txid) || self.txs.get(&txid).is_some_and(|e| e.tx.is_some()) {
             return (Ok(txid), Vec::new());
         }
-        let checked = match self.ledger.check(&tx) {
+        let checked = match self.ledger.check_with(&tx, &self.verified) {
             Ok(c) => c,
             Err(r) => {
                 self.reject_count(&r);
@@ -528,7 +532,7 @@ impl Engine {
                 return;
             }
         }
-        match self.ledger.check(&tx) {
+        match self.ledger.check_with(&tx, &self.verified) {
             Ok(checked) => {
                 if self.mempool_has_room(tx.size()).is_err() {
                     return;
@@ -602,7 +606,9 @@ impl Engine {
         {
             return;
         }
-        if !self.cfg.validators.contains(&vote.voter) || !vote.verify(&self.cfg.network_id) {
+        if !self.cfg.validators.contains(&vote.voter)
+            || !vote.verify_with(&self.cfg.network_id, &self.verified)
+        {
             warn!(voter = %vote.voter.short(), "dropping a vote that does not verify");
             self.metrics
                 .votes
@@ -634,8 +640,10 @@ impl Engine {
             return false;
         }
         let tally = self.txs.get(&txid).map(|e| &e.tally);
+        let approves = quorum::vote_message(&self.cfg.network_id, &txid, true);
         let verified = cert.verify(&self.cfg.network_id, &self.cfg.validators, |voter, sig| {
             tally.is_some_and(|t| t.has_approval(voter, sig))
+                || self.verified.contains(voter, &approves, &sig.0)
         });
         if let Err(e) = verified {
             warn!(tx = %txid.short(), error = %e, "dropping an invalid certificate");

@@ -7,16 +7,20 @@
 use std::fmt;
 use std::path::{Path, PathBuf};
 
-use ed25519_dalek::{Signature, Signer, SigningKey, Verifier, VerifyingKey};
+use ed25519_dalek::{Signer, SigningKey};
+use ed25519_zebra::{Signature, VerificationKey, VerificationKeyBytes};
 use rand::rngs::OsRng;
 use serde::{Deserialize, Serialize};
+
+mod batch;
+pub use batch::{Checked, Signed, Verified};
 
 /// How many decompressed keys each thread keeps (cleared when full: a flood of
 /// new keys costs what it did without the cache, no more).
 const KEY_CACHE: usize = 4096;
 
 thread_local! {
-    static KEYS: std::cell::RefCell<std::collections::HashMap<[u8; 32], Option<VerifyingKey>>> =
+    static KEYS: std::cell::RefCell<std::collections::HashMap<[u8; 32], Option<VerificationKey>>> =
         std::cell::RefCell::new(std::collections::HashMap::new());
 }
 
@@ -80,14 +84,15 @@ impl NodeId {
     /// The verifying key, if the bytes are a valid curve point. Decompressing
     /// the point is a field exponentiation, and the same few keys (validators,
     /// the load's owners) sign most of what a node checks, so each thread
-    /// keeps the last [`KEY_CACHE`] keys it decompressed.
-    pub fn verifying_key(&self) -> Option<VerifyingKey> {
+    /// keeps the last [`KEY_CACHE`] keys it decompressed. Non-canonical
+    /// encodings of a point are keys (ZIP 215).
+    pub fn verifying_key(&self) -> Option<VerificationKey> {
         KEYS.with(|cell| {
             let mut keys = cell.borrow_mut();
             if let Some(k) = keys.get(&self.0) {
                 return *k;
             }
-            let k = VerifyingKey::from_bytes(&self.0).ok();
+            let k = VerificationKey::try_from(VerificationKeyBytes::from(self.0)).ok();
             if keys.len() >= KEY_CACHE {
                 keys.clear();
             }
@@ -96,13 +101,15 @@ impl NodeId {
         })
     }
 
-    /// Verifies `signature` over `message` by this identity.
+    /// Verifies `signature` over `message` by this identity, under the
+    /// rules of ZIP 215: the same rules as a batch check ([`Verified`]), so
+    /// a signature valid in one is valid in the other, at every node.
     pub fn verify(&self, message: &[u8], signature: &[u8]) -> bool {
         let Ok(sig) = <[u8; 64]>::try_from(signature) else {
             return false;
         };
         match self.verifying_key() {
-            Some(key) => key.verify(message, &Signature::from_bytes(&sig)).is_ok(),
+            Some(key) => key.verify(&Signature::from_bytes(&sig), message).is_ok(),
             None => false,
         }
     }

@@ -16,6 +16,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use crate::genesis::Genesis;
+use crate::identity::Verified;
 use tx::{genesis_txid, OutPoint, Transaction, TxId, TxOut};
 
 /// Transaction and mempool limits, defaulting to seed 004's constants.
@@ -311,6 +312,11 @@ impl Ledger {
     /// Full validation against the current UTXO set: shape, inputs present and
     /// unspent, owners' signatures, value and fee.
     pub fn check(&self, tx: &Transaction) -> Result<Checked, Rejection> {
+        self.check_with(tx, &Verified::default())
+    }
+
+    /// [`Ledger::check`], taking a signature `verified` holds for valid.
+    pub fn check_with(&self, tx: &Transaction, verified: &Verified) -> Result<Checked, Rejection> {
         self.check_shape(tx)?;
         let msg = tx.signing_message(&self.network_id);
         let mut input_value = 0u64;
@@ -325,7 +331,7 @@ impl Ledger {
                     None => Rejection::UnknownInput(input.prev),
                 });
             };
-            if !out.owner.verify(&msg, &input.signature.0) {
+            if !verified.verify(&out.owner, &msg, &input.signature.0) {
                 return Err(Rejection::BadSignature(i));
             }
             owners.push(out.owner);

@@ -16,6 +16,7 @@ use tracing::{error, info};
 use crate::byzantine::{Behaviour, Misbehaviour};
 use crate::datadir::Checkpointer;
 use crate::finality::{Effect, Engine, Record};
+use crate::identity::NodeId;
 use crate::ledger::tx::{Transaction, TxId};
 use crate::ledger::Rejection;
 use crate::p2p::message::Message;
@@ -175,22 +176,7 @@ impl Replica {
                         effects.extend(engine.on_peer_connected(peer));
                     }
                 }
-                for input in batch {
-                    match input {
-                        Input::Net(NetworkEvent::Message(from, m)) => {
-                            effects.extend(engine.on_message(from, m, now))
-                        }
-                        Input::Net(NetworkEvent::PeerConnected(peer)) => {
-                            effects.extend(engine.on_peer_connected(peer))
-                        }
-                        Input::Client(Command::Submit(tx, reply)) => {
-                            let (result, fx) = engine.submit(tx, now);
-                            effects.extend(fx);
-                            replies.push((reply, result));
-                        }
-                        Input::Tick => effects.extend(engine.on_tick(&peers, now)),
-                    }
-                }
+                apply(&mut engine, batch, &peers, now, &mut effects, &mut replies);
             }
             let records: Vec<Record> = effects
                 .iter()
@@ -262,6 +248,43 @@ type Replies = Vec<(
     oneshot::Sender<Result<TxId, SubmitError>>,
     Result<TxId, Rejection>,
 )>;
+
+/// Runs a batch's inputs through the engine, their signatures checked
+/// together first.
+fn apply(
+    engine: &mut Engine,
+    batch: Vec<Input>,
+    peers: &[NodeId],
+    now: u64,
+    effects: &mut Vec<Effect>,
+    replies: &mut Replies,
+) {
+    let messages = batch.iter().filter_map(|i| match i {
+        Input::Net(NetworkEvent::Message(_, m)) => Some(m),
+        _ => None,
+    });
+    let submitted = batch.iter().filter_map(|i| match i {
+        Input::Client(Command::Submit(tx, _)) => Some(tx),
+        _ => None,
+    });
+    engine.preverify(messages, submitted);
+    for input in batch {
+        match input {
+            Input::Net(NetworkEvent::Message(from, m)) => {
+                effects.extend(engine.on_message(from, m, now))
+            }
+            Input::Net(NetworkEvent::PeerConnected(peer)) => {
+                effects.extend(engine.on_peer_connected(peer))
+            }
+            Input::Client(Command::Submit(tx, reply)) => {
+                let (result, fx) = engine.submit(tx, now);
+                effects.extend(fx);
+                replies.push((reply, result));
+            }
+            Input::Tick => effects.extend(engine.on_tick(peers, now)),
+        }
+    }
+}
 
 /// Adds what else is waiting to a batch, up to [`MAX_BATCH`].
 fn fill(

@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use crate::genesis::Genesis;
-use crate::identity::{Keypair, NodeId};
+use crate::identity::{Keypair, NodeId, Verified};
 use crate::ledger::tx::{Signature, Transaction, TxId};
 
 /// The fixed validator set of a genesis.
@@ -72,7 +72,7 @@ pub struct Vote {
     pub signature: Signature,
 }
 
-fn vote_message(network_id: &str, txid: &TxId, approve: bool) -> [u8; 32] {
+pub(super) fn vote_message(network_id: &str, txid: &TxId, approve: bool) -> [u8; 32] {
     Sha256::new()
         .chain_update(b"testnet-vote-v1\0")
         .chain_update(network_id.as_bytes())
@@ -94,10 +94,13 @@ impl Vote {
     }
 
     pub fn verify(&self, network_id: &str) -> bool {
-        self.voter.verify(
-            &vote_message(network_id, &self.txid, self.approve),
-            &self.signature.0,
-        )
+        self.verify_with(network_id, &Verified::default())
+    }
+
+    /// [`Vote::verify`], taking a signature `verified` holds for valid.
+    pub fn verify_with(&self, network_id: &str, verified: &Verified) -> bool {
+        let msg = vote_message(network_id, &self.txid, self.approve);
+        verified.verify(&self.voter, &msg, &self.signature.0)
     }
 }
 

@@ -39,6 +39,9 @@ struct Sim {
     delivered: std::collections::BTreeMap<&'static str, usize>,
     /// Snapshots each node installed.
     installed: Vec<usize>,
+    /// `run` delivers up to 16 messages to a node at once, their signatures
+    /// checked together first (as the replica does).
+    batched: bool,
 }
 
 impl Sim {
@@ -98,6 +101,7 @@ impl Sim {
             persisted: vec![Vec::new(); n],
             full: vec![Vec::new(); n],
             installed: vec![0; n],
+            batched: false,
             queue: Vec::new(),
             cut: HashSet::new(),
             rng: StdRng::seed_from_u64(seed),
@@ -196,18 +200,28 @@ impl Sim {
             steps += 1;
             assert!(steps < 200_000, "no quiescence");
             let k = self.rng.gen_range(0..self.queue.len());
-            let (from, to, m) = self.queue.swap_remove(k);
-            if self.cut.contains(&from) != self.cut.contains(&to) {
-                continue;
+            let mut batch = vec![self.queue.swap_remove(k)];
+            while self.batched && batch.len() < 16 {
+                let to = batch[0].1;
+                match self.queue.iter().position(|q| q.1 == to) {
+                    Some(j) => batch.push(self.queue.remove(j)),
+                    None => break,
+                }
             }
-            self.now += 1;
-            *self.delivered.entry(m.kind()).or_default() += 1;
-            // What a frame (2 MiB) cannot hold would drop the link instead.
-            let size = postcard::to_stdvec(&m).map_or(usize::MAX, |v| v.len());
-            assert!(size <= FRAME, "a {} message of {size} bytes", m.kind());
-            let from_id = self.id(from);
-            let fx = self.engines[to].on_message(from_id, m, self.now);
-            self.effects(to, fx);
+            batch.retain(|(from, to, _)| self.cut.contains(from) == self.cut.contains(to));
+            if let Some(&(_, to, _)) = batch.first().filter(|_| self.batched) {
+                self.engines[to].preverify(batch.iter().map(|b| &b.2), []);
+            }
+            for (from, to, m) in batch {
+                self.now += 1;
+                *self.delivered.entry(m.kind()).or_default() += 1;
+                // What a frame (2 MiB) cannot hold would drop the link instead.
+                let size = postcard::to_stdvec(&m).map_or(usize::MAX, |v| v.len());
+                assert!(size <= FRAME, "a {} message of {size} bytes", m.kind());
+                let from_id = self.id(from);
+                let fx = self.engines[to].on_message(from_id, m, self.now);
+                self.effects(to, fx);
+            }
         }
         assert!(self.engines.iter().all(|e| e.vote_only_is_counted()));
     }
@@ -542,6 +556,7 @@ fn forgotten_locks_break_safety_only_beyond_f() {
     }
 }
 
+mod batch;
 mod checkpoint;
 mod hostile;
 mod relay;
