@@ -7,7 +7,10 @@
 //! offered (1.00: the network kept up), latency p50/p99 from submission to
 //! finality, the nodes' CPU per final payment (all four nodes' processes, read
 //! from the host's /proc: steadier than throughput on a shared machine), the
-//! load generator's share of the machine and how busy the machine was.
+//! shares of the machine taken by the nodes, the load generator, the storage
+//! driver (fuse-overlayfs, where Docker uses it), Docker's port proxies and
+//! the rest ("other": dockerd, the kernel's work not charged to a process),
+//! and how busy the machine was.
 //!
 //! `THROUGHPUT_BENCH_BASELINE=testnet-node:TAG` measures that image too, in
 //! the same run, rate by rate alternating with this checkout's, and prints
@@ -39,7 +42,8 @@ fn must(args: &[&str]) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
-/// CPU ticks of the node processes (not their agents), from the host's /proc.
+/// CPU ticks of the node processes (not their agents), of the storage
+/// driver's (fuse-overlayfs) and of Docker's port proxies, from the host's /proc.
 fn ticks() -> BTreeMap<&'static str, u64> {
     let mut by = BTreeMap::new();
     for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
@@ -56,6 +60,10 @@ fn ticks() -> BTreeMap<&'static str, u64> {
             continue;
         } else if args.contains("testnet-node run") {
             "nodes"
+        } else if args.starts_with("fuse-overlayfs") {
+            "storage"
+        } else if args.contains("docker-proxy") {
+            "proxy"
         } else {
             continue;
         };
@@ -115,6 +123,9 @@ struct Figures {
     p50: f64,
     p99: f64,
     node_ms_per_tx: f64,
+    node_share: f64,
+    storage_share: f64,
+    proxy_share: f64,
     load_share: f64,
     busy: f64,
 }
@@ -157,6 +168,9 @@ fn measure(name: &str, rate: f64, secs: u64) -> Figures {
         p50: f("latency_p50_ms"),
         p99: f("latency_p99_ms"),
         node_ms_per_tx: spent("nodes") * 1000.0 / finalized,
+        node_share: spent("nodes") / (total as f64 / hz),
+        storage_share: spent("storage") / (total as f64 / hz),
+        proxy_share: spent("proxy") / (total as f64 / hz),
         load_share: (c1 - c0) / (total as f64 / hz),
         busy: busy as f64 / total as f64,
     }
@@ -169,13 +183,17 @@ fn median(mut runs: Vec<Figures>) -> Figures {
 
 fn row(label: &str, rate: f64, f: &Figures) {
     println!(
-        "{label:>9} {rate:>8.0} {:>10.0} {:>6.2} {:>8.1} {:>8.1} {:>11.3} {:>7.0}% {:>6.0}%",
+        "{label:>9} {rate:>8.0} {:>10.0} {:>6.2} {:>8.1} {:>8.1} {:>11.3} {:>6.0}% {:>7.0}% {:>7.0}% {:>6.0}% {:>6.0}% {:>6.0}%",
         f.final_tps,
         f.final_tps / rate,
         f.p50,
         f.p99,
         f.node_ms_per_tx,
+        f.node_share * 100.0,
         f.load_share * 100.0,
+        f.storage_share * 100.0,
+        f.proxy_share * 100.0,
+        (f.busy - f.node_share - f.load_share - f.storage_share - f.proxy_share) * 100.0,
         f.busy * 100.0
     );
 }
@@ -205,8 +223,20 @@ fn main() {
     let _down: Vec<Down> = names.iter().map(|n| Down(n.clone())).collect();
     println!("finality throughput: 4 validators in containers, the load generator on the same cores, {secs} s per load, median of {repeat}");
     println!(
-        "{:>9} {:>8} {:>10} {:>6} {:>8} {:>8} {:>11} {:>8} {:>7}",
-        "image", "offered", "final/s", "ratio", "p50 ms", "p99 ms", "node ms/tx", "load", "busy"
+        "{:>9} {:>8} {:>10} {:>6} {:>8} {:>8} {:>11} {:>7} {:>8} {:>8} {:>7} {:>7} {:>7}",
+        "image",
+        "offered",
+        "final/s",
+        "ratio",
+        "p50 ms",
+        "p99 ms",
+        "node ms/tx",
+        "nodes",
+        "load",
+        "storage",
+        "proxy",
+        "other",
+        "busy"
     );
     for rate in rates {
         let mut got = Vec::new();

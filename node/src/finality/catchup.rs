@@ -48,7 +48,7 @@ impl Engine {
     ) {
         let passive = self.cfg.bugs.passive_catchup;
         if let LedgerMessage::Inventory(inv) = &msg {
-            self.maybe_sync(from, inv.count, now, fx);
+            self.maybe_sync(from, inv, now, fx);
         }
         match msg {
             // With a window, only a peer at least as far on offers: one

@@ -72,6 +72,9 @@ pub(super) struct Claims {
     pub(super) shunned: HashMap<NodeId, u64>,
     /// Snapshots installed (state syncs that succeeded).
     pub(super) installed: u64,
+    /// Our finalized count when a peer was first found far ahead of us,
+    /// until a snapshot is installed or a peer holds our very set.
+    pub(super) behind: Option<u64>,
 }
 
 impl Claims {

@@ -129,11 +129,30 @@ impl Engine {
     }
 
     /// A peer's inventory: far enough ahead (more than half our window), it
-    /// is asked for a snapshot, unless a sync is under way.
-    pub(super) fn maybe_sync(&mut self, from: NodeId, count: u64, now: u64, fx: &mut Vec<Effect>) {
+    /// is asked for a snapshot, unless a sync is under way. Once we were so
+    /// far behind, any peer ahead of us is asked, until a snapshot is
+    /// installed or a peer holds the same set as ours: catch-up soon brings
+    /// what is still in the peers' windows (our count rises near theirs) but
+    /// never what they forgot, and those holes would stay.
+    pub(super) fn maybe_sync(
+        &mut self,
+        from: NodeId,
+        inv: &super::inventory::Inventory,
+        now: u64,
+        fx: &mut Vec<Effect>,
+    ) {
         let own = self.finalized_count() as u64;
         let gap = (self.cfg.window as u64 / 2).max(1);
-        if self.cfg.window == 0 || self.cfg.bugs.passive_catchup || count <= own + gap {
+        if self.cfg.window == 0 || self.cfg.bugs.passive_catchup {
+            return;
+        }
+        if inv.count == own && inv.buckets == self.finalized_set.inventory().buckets {
+            self.claims.behind = None;
+        }
+        if inv.count > own + gap && self.claims.behind.is_none() {
+            self.claims.behind = Some(own);
+        }
+        if self.claims.behind.is_none() || inv.count <= own {
             return;
         }
         self.sync_tick(now, fx);
@@ -141,7 +160,8 @@ impl Engine {
         if self.syncing.is_some() || self.claims.shunned.contains_key(&from) {
             return;
         }
-        tracing::info!(peer = %from.short(), ours = own, theirs = count, "far behind: asking for a snapshot");
+        let theirs = inv.count;
+        tracing::info!(peer = %from.short(), ours = own, theirs, behind_since = ?self.claims.behind, "behind: asking for a snapshot");
         self.syncing = Some(Box::new(Syncing::new(from, now)));
         fx.push(Effect::Send(from, LedgerMessage::GetSnapshot));
     }
@@ -199,13 +219,15 @@ impl Engine {
         if s.peer != from || fetching.is_some_and(|seq| offer.claim.seq <= seq) {
             return;
         }
-        let own = self.finalized_count() as u64;
+        // Where we were when found far behind (what catch-up brought since
+        // does not fill what the peers forgot).
+        let own = (self.claims.behind).unwrap_or(self.finalized_count() as u64);
         let checked = offer.check(&self.cfg.validators).and_then(|()| {
             let c = &offer.claim;
             // Far enough ahead to be worth it (a Byzantine peer cannot make
             // us swap our state for about the same).
             if c.network_id != self.cfg.network_id || c.seq <= own + self.cfg.window as u64 / 4 {
-                return Err(format!("a claim at {} (we are at {own})", c.seq));
+                return Err(format!("a claim at {} (we were at {own})", c.seq));
             }
             Ok(())
         });
@@ -374,6 +396,7 @@ impl Engine {
         self.claims.pending = None;
         self.claims.certified = None;
         self.claims.installed += 1;
+        self.claims.behind = None;
         self.update_gauges();
         tracing::info!(seq, from = before, "installed a snapshot");
         fx.push(Effect::Installed { seq });

@@ -213,7 +213,11 @@ fn an_offer_without_enough_attestations_is_refused() {
     offer.votes.truncate(1);
     let mut fx = Vec::new();
     let (from, now) = (sim.id(0), sim.now);
-    sim.engines[3].maybe_sync(from, 1_000, now, &mut fx);
+    let far = inventory::Inventory {
+        count: 1_000,
+        buckets: Vec::new(),
+    };
+    sim.engines[3].maybe_sync(from, &far, now, &mut fx);
     sim.engines[3].on_snapshot_offer(from, offer.clone(), now, &mut fx);
     assert_eq!(syncs(&sim.engines[3], "refused"), 1);
     // A forged attestation does not count either.
@@ -222,7 +226,7 @@ fn an_offer_without_enough_attestations_is_refused() {
     v.voter = sim.id(1);
     forged.votes.push(v);
     let from = sim.id(2);
-    sim.engines[3].maybe_sync(from, 1_000, now, &mut fx);
+    sim.engines[3].maybe_sync(from, &far, now, &mut fx);
     sim.engines[3].on_snapshot_offer(from, forged, now, &mut fx);
     assert_eq!(syncs(&sim.engines[3], "refused"), 2);
     assert_eq!(sim.engines[3].finalized_count(), 4);
@@ -389,4 +393,89 @@ fn a_checkpoint_is_served_in_parts_within_a_budget() {
     assert!(index >= 2, "{index}");
     assert_eq!(got, state);
     assert!(snapshot_part(image, 7, index + 1, budget).is_none());
+}
+
+/// n3 is away for 20 finalizations (a window and a quarter). When it meets
+/// n0 again, catch-up brings the window's 16 before n0's offer arrives: the
+/// offer (at n0's count) is then no more than a quarter window past n3's
+/// count, yet n3 still lacks the 4 that n0 forgot. It must take the offer
+/// (measured from where it was when found behind), or those stay missing.
+#[test]
+fn catch_up_that_comes_before_the_offer_leaves_no_holes() {
+    let mut sim = Sim::new(4, |_| Bugs::default(), 13).windowed(W);
+    let net = sim.genesis.network_id.clone();
+    // One output fanned out to 24, then 20 payments that spend one each
+    // (independent: each applies without the others).
+    let owner = Keypair::from_seed([42; 32]);
+    let value = sim.genesis.initial_outputs[0].value / 32;
+    let out = |value| TxOut {
+        owner: owner.id(),
+        value,
+    };
+    let coin = OutPoint {
+        txid: crate::ledger::tx::genesis_txid(&net),
+        vout: 0,
+    };
+    let fan = Transaction::signed(&net, &[coin], vec![out(value); 24], 1, &[&sim.faucet]);
+    sim.submit(0, fan.clone()).unwrap();
+    sim.run();
+    sim.cut.insert(3);
+    for i in 0..(W + 4) as u32 {
+        let spent = OutPoint {
+            txid: fan.id(),
+            vout: i,
+        };
+        let tx = Transaction::signed(
+            &net,
+            &[spent],
+            vec![out(value / 2)],
+            100 + i as u64,
+            &[&owner],
+        );
+        sim.submit(i as usize % 3, tx).unwrap();
+        sim.run();
+    }
+    for i in 0..3 {
+        sim.compact(i);
+    }
+    tick(&mut sim);
+    let (ahead, behind) = (
+        sim.engines[0].finalized_count(),
+        sim.engines[3].finalized_count(),
+    );
+    assert_eq!(ahead, behind + W + 4);
+    sim.cut.clear();
+    let (n0, n3) = (sim.id(0), sim.id(3));
+    let fx = sim.engines[0].on_peer_connected(n3);
+    sim.effects(0, fx);
+    let fx = sim.engines[3].on_peer_connected(n0);
+    sim.effects(3, fx);
+    // Everything between n0 and n3 but the snapshot's offer and parts.
+    let snapshot = |m: &LedgerMessage| {
+        matches!(
+            m,
+            LedgerMessage::SnapshotOffer(_)
+                | LedgerMessage::GetSnapshotPart { .. }
+                | LedgerMessage::SnapshotPart { .. }
+        )
+    };
+    sim.deliver_where(|f, t, m| matches!((f, t), (0, 3) | (3, 0)) && !snapshot(m));
+    assert_eq!(
+        sim.engines[3].finalized_count(),
+        behind + W,
+        "the window caught up"
+    );
+    assert!(
+        sim.queue.iter().any(|(_, _, m)| snapshot(m)),
+        "no offer made"
+    );
+    sim.heal();
+    assert_eq!(syncs(&sim.engines[3], "refused"), 0);
+    assert_eq!(sim.installed[3], 1, "n3 installed no snapshot");
+    assert_eq!(sim.engines[3].finalized_count(), ahead);
+    assert_eq!(
+        sim.engines[3].finalized_digest(),
+        sim.engines[0].finalized_digest()
+    );
+    sim.assert_agreement(0..4);
 }
