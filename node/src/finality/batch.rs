@@ -4,12 +4,19 @@
 //! valid here for verified. Only what those checks would verify is taken:
 //! a validator's vote not counted yet, a certificate's approvals not in our
 //! tally, the input signatures of a transaction not seen yet whose outputs
-//! spent are known here.
+//! spent are known here. Votes beyond what decides a transaction (a quorum
+//! with those already counted and queued) are left out: they arrive after it
+//! is decided and are not checked at all.
+
+use std::collections::HashMap;
 
 use super::quorum::{vote_message, Certificate, Vote};
 use super::{Engine, LedgerMessage, TxState, MAX_CERTIFICATES_PER_MESSAGE};
 use crate::identity::{Checked, Signed};
-use crate::ledger::tx::Transaction;
+use crate::ledger::tx::{Transaction, TxId};
+
+/// Votes queued in this batch, by transaction and side (approve: true).
+type Queued = HashMap<(TxId, bool), usize>;
 
 impl Engine {
     /// Checks together the signatures that [`Engine::on_message`] (for
@@ -21,15 +28,19 @@ impl Engine {
         submitted: impl IntoIterator<Item = &'a Transaction>,
     ) -> Checked {
         let mut signed = Vec::new();
+        // Votes queued per transaction and side (approve, reject).
+        let mut queued = HashMap::new();
         for m in messages {
             match m {
-                LedgerMessage::Vote(v) => self.vote_signature(v, &mut signed),
+                LedgerMessage::Vote(v) => self.vote_signature(v, &mut queued, &mut signed),
                 LedgerMessage::Tx(tx) => self.input_signatures(tx, &mut signed),
-                LedgerMessage::Certificate(c) => self.approval_signatures(c, &mut signed),
+                LedgerMessage::Certificate(c) => {
+                    self.approval_signatures(c, &mut queued, &mut signed)
+                }
                 LedgerMessage::Certificates(certs) => certs
                     .iter()
                     .take(MAX_CERTIFICATES_PER_MESSAGE)
-                    .for_each(|c| self.approval_signatures(c, &mut signed)),
+                    .for_each(|c| self.approval_signatures(c, &mut queued, &mut signed)),
                 _ => {}
             }
         }
@@ -46,25 +57,42 @@ impl Engine {
         checked
     }
 
-    fn vote_signature(&self, v: &Vote, signed: &mut Vec<Signed>) {
-        let counted = self.is_final(&v.txid)
-            || (self.txs.get(&v.txid)).is_some_and(|e| e.tally.has_voted(&v.voter));
-        if !counted && self.cfg.validators.contains(&v.voter) {
+    fn vote_signature(&self, v: &Vote, queued: &mut Queued, signed: &mut Vec<Signed>) {
+        let tally = self.txs.get(&v.txid).map(|e| &e.tally);
+        let counted = self.is_final(&v.txid) || tally.is_some_and(|t| t.has_voted(&v.voter));
+        if counted || !self.cfg.validators.contains(&v.voter) {
+            return;
+        }
+        let (held, quorum) = match v.approve {
+            true => (
+                tally.map_or(0, |t| t.approvals()),
+                self.cfg.validators.approve_quorum(),
+            ),
+            false => (
+                tally.map_or(0, |t| t.rejections()),
+                self.cfg.validators.reject_quorum(),
+            ),
+        };
+        let n = queued.entry((v.txid, v.approve)).or_default();
+        if held + *n < quorum {
+            *n += 1;
             let msg = vote_message(&self.cfg.network_id, &v.txid, v.approve);
             signed.push((v.voter, msg, v.signature.0));
         }
     }
 
-    fn approval_signatures(&self, c: &Certificate, signed: &mut Vec<Signed>) {
+    fn approval_signatures(&self, c: &Certificate, queued: &mut Queued, signed: &mut Vec<Signed>) {
         let txid = c.tx.id();
         if self.is_final(&txid) || self.waiting.contains_key(&txid) {
             return;
         }
         let tally = self.txs.get(&txid).map(|e| &e.tally);
         let msg = vote_message(&self.cfg.network_id, &txid, true);
+        let n = queued.entry((txid, true)).or_default();
         for a in c.approvals.iter().take(self.cfg.validators.len()) {
             let counted = tally.is_some_and(|t| t.has_approval(&a.voter, &a.signature));
             if !counted && self.cfg.validators.contains(&a.voter) {
+                *n += 1;
                 signed.push((a.voter, msg, a.signature.0));
             }
         }

@@ -112,3 +112,24 @@ proptest! {
         sim.assert_agreement((0..4).filter(|i| *i != liar));
     }
 }
+
+#[test]
+fn votes_beyond_a_quorum_are_not_checked() {
+    let mut sim = Sim::new(4, |_| Bugs::default(), 9);
+    let tx = sim.payment(0, 1);
+    let txid = tx.id();
+    sim.engines[0].submit(tx, 5).0.unwrap();
+    sim.queue.clear();
+    // Our approval is counted; two of the three others make a quorum of 3.
+    let batch: Vec<LedgerMessage> = votes(&sim, &[1, 2, 3], txid)
+        .into_iter()
+        .map(LedgerMessage::Vote)
+        .collect();
+    let (from, engine) = (sim.id(1), &mut sim.engines[0]);
+    let checked = engine.preverify(&batch, []);
+    assert_eq!(checked.signatures, 2, "{checked:?}");
+    for m in batch {
+        engine.on_message(from, m, 6);
+    }
+    assert!(engine.certificate(&txid).is_some(), "not final");
+}
