@@ -14,11 +14,7 @@
 //!
 //! `THROUGHPUT_BENCH_BASELINE=testnet-node:TAG` measures that image too, in
 //! the same run, rate by rate alternating with this checkout's, and prints
-//! the ratios (this checkout over the baseline).
-//! `THROUGHPUT_BENCH_BASELINE_VIA=published` instead measures this checkout
-//! twice: the load sent to the nodes' published ports (through Docker's
-//! port proxy) as the baseline, and `testnet load`'s default (each node's own
-//! address where the host reaches it). `THROUGHPUT_BENCH_REPEAT`
+//! the ratios (this checkout over the baseline). `THROUGHPUT_BENCH_REPEAT`
 //! repeats each measurement (default once) and keeps the median. The
 //! testnets are removed at the end, also on a failure.
 
@@ -135,7 +131,7 @@ struct Figures {
 }
 
 /// One load at `rate` on testnet `name` for `secs`.
-fn measure(name: &str, via: &str, rate: f64, secs: u64) -> Figures {
+fn measure(name: &str, rate: f64, secs: u64) -> Figures {
     let hz = 100.0; // USER_HZ on Linux
     let (t0, m0, c0) = (ticks(), machine(), children_cpu());
     let out = testnet(&[
@@ -149,8 +145,6 @@ fn measure(name: &str, via: &str, rate: f64, secs: u64) -> Figures {
         "--settle",
         "30s",
         "--json",
-        "--via",
-        via,
     ]);
     let (t1, m1, c1) = (ticks(), machine(), children_cpu());
     let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
@@ -218,16 +212,13 @@ fn main() {
         .parse()
         .unwrap_or(1)
         .max(1);
-    let this = must(&["image", "build"]).trim().to_owned();
-    let mut images = vec![("this", this.clone(), "auto")];
+    let mut images = vec![("this", must(&["image", "build"]).trim().to_owned())];
     if let Ok(base) = std::env::var("THROUGHPUT_BENCH_BASELINE") {
-        images.insert(0, ("baseline", base, "auto"));
-    } else if std::env::var("THROUGHPUT_BENCH_BASELINE_VIA").is_ok_and(|v| v == "published") {
-        images.insert(0, ("published", this, "published"));
+        images.insert(0, ("baseline", base));
     }
     let names: Vec<String> = images
         .iter()
-        .map(|(l, _, _)| format!("bench-tput-{l}"))
+        .map(|(l, _)| format!("bench-tput-{l}"))
         .collect();
     let _down: Vec<Down> = names.iter().map(|n| Down(n.clone())).collect();
     println!("finality throughput: 4 validators in containers, the load generator on the same cores, {secs} s per load, median of {repeat}");
@@ -249,7 +240,7 @@ fn main() {
     );
     for rate in rates {
         let mut got = Vec::new();
-        for ((label, image, via), name) in images.iter().zip(&names) {
+        for ((label, image), name) in images.iter().zip(&names) {
             // One testnet at a time: the other's idle nodes would share the cores.
             must(&[
                 "up",
@@ -261,11 +252,7 @@ fn main() {
                 image,
                 "--replace",
             ]);
-            let f = median(
-                (0..repeat)
-                    .map(|_| measure(name, via, rate, secs))
-                    .collect(),
-            );
+            let f = median((0..repeat).map(|_| measure(name, rate, secs)).collect());
             must(&["down", "--name", name]);
             row(label, rate, &f);
             got.push(f);

@@ -243,7 +243,7 @@ async fn load_exec(ctx: &Ctx, mut args: crate::load::LoadArgs) -> Result<ExitCod
         let probe = HttpProbe::default();
         let tn = testnet(&name, &engine, &probe);
         let nodes = tn.endpoints().await?;
-        args.endpoints = crate::load::reach(&nodes, args.via).await;
+        args.endpoints = nodes.iter().filter_map(|s| s.http_url.clone()).collect();
         args.genesis.get_or_insert(tn.state.genesis());
         args.faucet_key.get_or_insert(tn.state.faucet_key());
     }

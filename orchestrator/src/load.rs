@@ -83,45 +83,6 @@ pub struct LoadArgs {
     /// Print the report as JSON.
     #[arg(long)]
     pub json: bool,
-    /// How to reach a testnet's nodes (without --endpoint): `auto`, at each
-    /// node's own address on the testnet's network where this host reaches
-    /// it, else at its published port; `published`, always at the port.
-    #[arg(long, value_enum, default_value_t = Via::Auto)]
-    pub via: Via,
-}
-
-/// How `testnet load` reaches the nodes of a testnet.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum Via {
-    Auto,
-    Published,
-}
-
-/// How long a connection to a node's own address may take before the load
-/// generator falls back to its published port.
-const DIRECT_PROBE: Duration = Duration::from_millis(300);
-
-/// The base URLs the load generator sends to, for the nodes with an HTTP
-/// API: with [`Via::Auto`], each node's own address on the testnet's network
-/// where this host reaches it (a connection within [`DIRECT_PROBE`]), else
-/// its port published on the host. The direct path skips Docker's userland
-/// port proxy (8-12 % of a 2-core machine at 1000 tx/s); a remote engine,
-/// Docker Desktop or another host's nodes keep the published port.
-pub async fn reach(nodes: &[crate::testnet::NodeSummary], via: Via) -> Vec<String> {
-    let probes = nodes.iter().filter_map(|n| {
-        let published = n.http_url.clone()?;
-        let direct = (n.ip.zip(n.api_port)).filter(|_| via == Via::Auto);
-        Some(async move {
-            if let Some(addr) = direct.map(std::net::SocketAddr::from) {
-                let connect = tokio::net::TcpStream::connect(addr);
-                if let Ok(Ok(_)) = tokio::time::timeout(DIRECT_PROBE, connect).await {
-                    return format!("http://{addr}");
-                }
-            }
-            published
-        })
-    });
-    futures::future::join_all(probes).await
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -173,67 +134,4 @@ pub async fn run(
         }
     })
     .await?)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::testnet::NodeSummary;
-
-    fn node(ip: &str, api_port: Option<u16>, published: Option<&str>) -> NodeSummary {
-        NodeSummary {
-            node: "n0".into(),
-            container: "t-n0".into(),
-            host: None,
-            state: "running".into(),
-            ip: Some(ip.parse().unwrap()),
-            http_url: published.map(Into::into),
-            api_port,
-            agent_url: None,
-            metrics_url: None,
-            holder: None,
-            p2p_port: None,
-            peers: None,
-            expected_peers: None,
-            validator: None,
-            handshake_failures: None,
-            finalized_transactions: None,
-            utxo_digest: None,
-        }
-    }
-
-    /// A node this host reaches at its own address is sent to there; one
-    /// it does not reach, or with `--via published`, at its published port;
-    /// one without an API not at all.
-    #[tokio::test]
-    async fn nodes_are_reached_directly_where_this_host_can() {
-        let open = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let port = open.local_addr().unwrap().port();
-        let closed = {
-            let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-            l.local_addr().unwrap().port()
-        };
-        let nodes = [
-            node("127.0.0.1", Some(port), Some("http://127.0.0.1:30001")),
-            node("127.0.0.1", Some(closed), Some("http://127.0.0.1:30002")),
-            node("127.0.0.1", None, Some("http://127.0.0.1:30003")),
-            node("127.0.0.1", Some(port), None),
-        ];
-        assert_eq!(
-            reach(&nodes, Via::Auto).await,
-            [
-                format!("http://127.0.0.1:{port}"),
-                "http://127.0.0.1:30002".into(),
-                "http://127.0.0.1:30003".into(),
-            ]
-        );
-        assert_eq!(
-            reach(&nodes, Via::Published).await,
-            [
-                "http://127.0.0.1:30001",
-                "http://127.0.0.1:30002",
-                "http://127.0.0.1:30003"
-            ]
-        );
-    }
 }

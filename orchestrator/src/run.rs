@@ -25,7 +25,7 @@ use crate::checks::check_all;
 use crate::engine::Engine;
 use crate::fault::{Fault, WindowBook};
 use crate::lifecycle::{self, UpRequest};
-use crate::load::{LoadArgs, Via};
+use crate::load::LoadArgs;
 use crate::observe::{sample_all, unix_now, Observations, Quiescence, Sampling};
 use crate::report::{self, RunReport};
 use crate::scenario::Scenario;
@@ -461,10 +461,13 @@ async fn workload<E: Engine, P: NodeProbe>(
     seed: u64,
     progress: &(impl Fn(&str) + Sync),
 ) -> Result<LoadReport, RunError> {
-    let mut nodes = tn.endpoints().await?;
-    nodes.retain(|n| w.endpoints.is_empty() || w.endpoints.contains(&n.node));
+    let nodes = tn.endpoints().await?;
     let args = LoadArgs {
-        endpoints: crate::load::reach(&nodes, Via::Auto).await,
+        endpoints: nodes
+            .iter()
+            .filter(|n| w.endpoints.is_empty() || w.endpoints.contains(&n.node))
+            .filter_map(|n| n.http_url.clone())
+            .collect(),
         genesis: Some(tn.state.genesis()),
         faucet_key: Some(tn.state.faucet_key()),
         tps: w.tps,
@@ -473,7 +476,6 @@ async fn workload<E: Engine, P: NodeProbe>(
         seed,
         settle: w.settle,
         json: false,
-        via: Via::Auto,
     };
     let cfg = crate::load::config(&args).map_err(|e| RunError::Load(e.to_string()))?;
     crate::load::generator::run(cfg, |line| progress(line))

@@ -91,9 +91,6 @@ pub struct NodeSummary {
     pub state: String,
     pub ip: Option<Ipv4Addr>,
     pub http_url: Option<String>,
-    /// The node's HTTP API port in its container (where it serves one).
-    #[serde(skip)]
-    pub api_port: Option<u16>,
     /// The agent's control API on the host.
     pub agent_url: Option<String>,
     /// The node's metrics on the host (URL with path), where it serves any.
@@ -323,7 +320,6 @@ fn summarize(c: &ContainerInfo, holder: Option<(String, Option<&ContainerInfo>)>
         state,
         ip,
         http_url: api.and_then(published),
-        api_port: api,
         agent_url: published(AGENT_PORT),
         metrics_url: metrics.and_then(|(port, path)| Some(format!("{}{path}", published(port)?))),
         holder: holder.map(|(name, _)| name),

@@ -118,7 +118,6 @@ mod tests {
             state: "running".into(),
             ip: None,
             http_url: Some("http://api".into()),
-            api_port: None,
             agent_url: Some("http://agent".into()),
             metrics_url: Some("http://api/metrics".into()),
             holder: Some("t-n0-holder".into()),
