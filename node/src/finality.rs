@@ -640,11 +640,11 @@ impl Engine {
             return false;
         }
         let tally = self.txs.get(&txid).map(|e| &e.tally);
-        let approves = quorum::vote_message(&self.cfg.network_id, &txid, true);
-        let verified = cert.verify(&self.cfg.network_id, &self.cfg.validators, |voter, sig| {
+        let known = |voter: &NodeId, msg: &[u8; 32], sig: &crate::ledger::tx::Signature| {
             tally.is_some_and(|t| t.has_approval(voter, sig))
-                || self.verified.contains(voter, &approves, &sig.0)
-        });
+                || self.verified.contains(voter, msg, &sig.0)
+        };
+        let verified = cert.verify(&self.cfg.network_id, &self.cfg.validators, known);
         if let Err(e) = verified {
             warn!(tx = %txid.short(), error = %e, "dropping an invalid certificate");
             return false;

@@ -130,12 +130,13 @@ pub enum CertificateError {
 
 impl Certificate {
     /// Checks a quorum of distinct validators approved this transaction.
-    /// `already_verified(voter, signature)` skips signatures checked before.
+    /// `already_verified(voter, message, signature)` skips signatures
+    /// checked before (the message is the approval's, which every one signs).
     pub fn verify(
         &self,
         network_id: &str,
         validators: &Validators,
-        already_verified: impl Fn(&NodeId, &Signature) -> bool,
+        already_verified: impl Fn(&NodeId, &[u8; 32], &Signature) -> bool,
     ) -> Result<(), CertificateError> {
         let txid = self.tx.id();
         let msg = vote_message(network_id, &txid, true);
@@ -144,7 +145,9 @@ impl Certificate {
             if !validators.contains(&a.voter) {
                 return Err(CertificateError::NotAValidator(a.voter));
             }
-            if !already_verified(&a.voter, &a.signature) && !a.voter.verify(&msg, &a.signature.0) {
+            if !already_verified(&a.voter, &msg, &a.signature)
+                && !a.voter.verify(&msg, &a.signature.0)
+            {
                 return Err(CertificateError::BadSignature(a.voter));
             }
             voters.insert(a.voter);
@@ -283,19 +286,19 @@ mod tests {
         assert!(tally.certificate(&tx, &v).is_none());
         tally.add(&Vote::new(&keys[2], "net", txid, true));
         let cert = tally.certificate(&tx, &v).unwrap();
-        assert_eq!(cert.verify("net", &v, |_, _| false), Ok(()));
-        assert!(cert.verify("other-net", &v, |_, _| false).is_err());
+        assert_eq!(cert.verify("net", &v, |_, _, _| false), Ok(()));
+        assert!(cert.verify("other-net", &v, |_, _, _| false).is_err());
 
         let mut dup = cert.clone();
         dup.approvals[2] = dup.approvals[0].clone();
         assert_eq!(
-            dup.verify("net", &v, |_, _| false),
+            dup.verify("net", &v, |_, _, _| false),
             Err(CertificateError::TooFewApprovals { got: 2, need: 3 })
         );
         let mut forged = cert.clone();
         forged.approvals[1].signature = Signature([0; 64]);
         assert!(matches!(
-            forged.verify("net", &v, |_, _| false),
+            forged.verify("net", &v, |_, _, _| false),
             Err(CertificateError::BadSignature(_))
         ));
         let outsider = Keypair::generate();
@@ -305,7 +308,7 @@ mod tests {
             signature: Vote::new(&outsider, "net", txid, true).signature,
         };
         assert!(matches!(
-            foreign.verify("net", &v, |_, _| false),
+            foreign.verify("net", &v, |_, _, _| false),
             Err(CertificateError::NotAValidator(_))
         ));
     }

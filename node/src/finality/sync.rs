@@ -452,7 +452,7 @@ impl Syncing {
                 }
                 Record::Recent(kept) if self.replay.records() > 0 => {
                     kept.cert
-                        .verify(network, validators, |_, _| false)
+                        .verify(network, validators, |_, _, _| false)
                         .map_err(|e| ReplayError(format!("a certificate of its window: {e}")))?;
                     let txid = kept.cert.tx.id();
                     if !self.window.insert(txid) || self.window.len() as u64 > self.recent {
