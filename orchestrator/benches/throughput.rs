@@ -14,7 +14,12 @@
 //!
 //! `THROUGHPUT_BENCH_BASELINE=testnet-node:TAG` measures that image too, in
 //! the same run, rate by rate alternating with this checkout's, and prints
-//! the ratios (this checkout over the baseline). `THROUGHPUT_BENCH_REPEAT`
+//! the ratios (this checkout over the baseline).
+//! `THROUGHPUT_BENCH_BASELINE_BIN=/path/to/testnet` runs the baseline with
+//! that orchestrator (another commit's build; with or without a baseline
+//! image, which defaults to this checkout's): what the orchestrator does to
+//! the nodes (their containers, the load) is measured that way.
+//! `THROUGHPUT_BENCH_REPEAT`
 //! repeats each measurement (default once) and keeps the median. The
 //! testnets are removed at the end, also on a failure.
 
@@ -23,16 +28,16 @@ use std::process::{Command, Stdio};
 
 const BIN: &str = env!("CARGO_BIN_EXE_testnet");
 
-fn testnet(args: &[&str]) -> std::process::Output {
-    Command::new(BIN)
+fn testnet(bin: &str, args: &[&str]) -> std::process::Output {
+    Command::new(bin)
         .args(args)
         .stdin(Stdio::null())
         .output()
         .expect("the testnet binary runs")
 }
 
-fn must(args: &[&str]) -> String {
-    let out = testnet(args);
+fn must(bin: &str, args: &[&str]) -> String {
+    let out = testnet(bin, args);
     assert!(
         out.status.success(),
         "testnet {args:?} failed: {}{}",
@@ -109,11 +114,11 @@ fn machine() -> (u64, u64) {
 }
 
 /// Removes the testnet when dropped (a failed assertion included).
-struct Down(String);
+struct Down(String, String);
 
 impl Drop for Down {
     fn drop(&mut self) {
-        let _ = testnet(&["down", "--name", &self.0]);
+        let _ = testnet(&self.1, &["down", "--name", &self.0]);
     }
 }
 
@@ -131,21 +136,24 @@ struct Figures {
 }
 
 /// One load at `rate` on testnet `name` for `secs`.
-fn measure(name: &str, rate: f64, secs: u64) -> Figures {
+fn measure(bin: &str, name: &str, rate: f64, secs: u64) -> Figures {
     let hz = 100.0; // USER_HZ on Linux
     let (t0, m0, c0) = (ticks(), machine(), children_cpu());
-    let out = testnet(&[
-        "load",
-        "--name",
-        name,
-        "--tps",
-        &rate.to_string(),
-        "--duration",
-        &format!("{secs}s"),
-        "--settle",
-        "30s",
-        "--json",
-    ]);
+    let out = testnet(
+        bin,
+        &[
+            "load",
+            "--name",
+            name,
+            "--tps",
+            &rate.to_string(),
+            "--duration",
+            &format!("{secs}s"),
+            "--settle",
+            "30s",
+            "--json",
+        ],
+    );
     let (t1, m1, c1) = (ticks(), machine(), children_cpu());
     let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
         panic!(
@@ -212,15 +220,23 @@ fn main() {
         .parse()
         .unwrap_or(1)
         .max(1);
-    let mut images = vec![("this", must(&["image", "build"]).trim().to_owned())];
-    if let Ok(base) = std::env::var("THROUGHPUT_BENCH_BASELINE") {
-        images.insert(0, ("baseline", base));
+    let this = must(BIN, &["image", "build"]).trim().to_owned();
+    let mut images = vec![("this", this.clone(), BIN.to_owned())];
+    let base_image = std::env::var("THROUGHPUT_BENCH_BASELINE").ok();
+    let base_bin = std::env::var("THROUGHPUT_BENCH_BASELINE_BIN").ok();
+    if base_image.is_some() || base_bin.is_some() {
+        let image = base_image.unwrap_or(this);
+        images.insert(0, ("baseline", image, base_bin.unwrap_or(BIN.into())));
     }
     let names: Vec<String> = images
         .iter()
-        .map(|(l, _)| format!("bench-tput-{l}"))
+        .map(|(l, _, _)| format!("bench-tput-{l}"))
         .collect();
-    let _down: Vec<Down> = names.iter().map(|n| Down(n.clone())).collect();
+    let _down: Vec<Down> = names
+        .iter()
+        .zip(&images)
+        .map(|(n, (_, _, bin))| Down(n.clone(), bin.clone()))
+        .collect();
     println!("finality throughput: 4 validators in containers, the load generator on the same cores, {secs} s per load, median of {repeat}");
     println!(
         "{:>9} {:>8} {:>10} {:>6} {:>8} {:>8} {:>11} {:>7} {:>8} {:>8} {:>7} {:>7} {:>7}",
@@ -240,20 +256,27 @@ fn main() {
     );
     for rate in rates {
         let mut got = Vec::new();
-        for ((label, image), name) in images.iter().zip(&names) {
+        for ((label, image, bin), name) in images.iter().zip(&names) {
             // One testnet at a time: the other's idle nodes would share the cores.
-            must(&[
-                "up",
-                "--name",
-                name,
-                "--nodes",
-                "4",
-                "--image",
-                image,
-                "--replace",
-            ]);
-            let f = median((0..repeat).map(|_| measure(name, rate, secs)).collect());
-            must(&["down", "--name", name]);
+            must(
+                bin,
+                &[
+                    "up",
+                    "--name",
+                    name,
+                    "--nodes",
+                    "4",
+                    "--image",
+                    image,
+                    "--replace",
+                ],
+            );
+            let f = median(
+                (0..repeat)
+                    .map(|_| measure(bin, name, rate, secs))
+                    .collect(),
+            );
+            must(bin, &["down", "--name", name]);
             row(label, rate, &f);
             got.push(f);
         }

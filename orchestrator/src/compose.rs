@@ -151,20 +151,22 @@ fn service(
         let t: Vec<String> = spec.tmpfs.iter().map(|(p, o)| format!("{p}:{o}")).collect();
         m.insert("tmpfs".into(), json!(t));
     }
+    // Anonymous volumes (a path alone), as `up` makes them; then the config.
+    let mut volumes = spec.volumes.clone();
     if let Some(n) = config {
-        m.insert(
-            "volumes".into(),
-            json!([
-                format!(
-                    "./{STATE_DIR}/{}/genesis.json:{CONFIG_DIR}/genesis.json:ro",
-                    plan.name
-                ),
-                format!(
-                    "./{STATE_DIR}/{}/{}.key:{CONFIG_DIR}/node.key:ro",
-                    plan.name, n.name
-                ),
-            ]),
-        );
+        volumes.extend([
+            format!(
+                "./{STATE_DIR}/{}/genesis.json:{CONFIG_DIR}/genesis.json:ro",
+                plan.name
+            ),
+            format!(
+                "./{STATE_DIR}/{}/{}.key:{CONFIG_DIR}/node.key:ro",
+                plan.name, n.name
+            ),
+        ]);
+    }
+    if !volumes.is_empty() {
+        m.insert("volumes".into(), json!(volumes));
     }
     s
 }
@@ -242,7 +244,7 @@ mod tests {
                     container: "demo-n1".into(),
                     ip: "10.77.3.11".parse().unwrap(),
                     bugs: vec![testnet_node::SimulatedBug::HandshakeRace],
-                    disk_mib: None,
+                    disk_mib: Some(64),
                     image: None,
                 },
             ],
@@ -286,6 +288,12 @@ mod tests {
         assert_eq!(n0["container_name"], "demo-n0");
         assert_eq!(n0["labels"]["io.testnet.name"], "demo");
         assert_eq!(n0["command"][0], "agent", "the agent runs the node: {text}");
+        // The data dir on an anonymous volume, as `up` makes it; a tmpfs instead with disk_mib.
+        assert_eq!(n0["volumes"][0], "/var/lib/testnet", "{text}");
+        assert!(n0["tmpfs"].is_null(), "{text}");
+        assert_eq!(doc["services"]["n1"]["tmpfs"][0], "/var/lib/testnet:size=64m");
+        let n1_volumes = doc["services"]["n1"]["volumes"].as_sequence().unwrap();
+        assert!(n1_volumes.iter().all(|v| v != "/var/lib/testnet"), "{text}");
         let ports: Vec<&str> = n0["ports"]
             .as_sequence()
             .unwrap()
@@ -337,5 +345,6 @@ mod tests {
             .iter()
             .any(|c| c == "--holder"));
         assert!(n1["volumes"].is_null(), "a foreign node gets no genesis");
+        assert!(holder["volumes"].is_null(), "nor a data volume of ours: {n1:?}");
     }
 }

@@ -104,6 +104,10 @@ pub struct ContainerSpec {
     pub join: Option<String>,
     /// tmpfs mounts: (path in the container, options such as `size=64m`).
     pub tmpfs: Vec<(String, String)>,
+    /// Paths in the container that get an anonymous volume of their own:
+    /// kept across a restart, removed with the container, and written
+    /// straight to the engine's disk, not through its storage driver.
+    pub volumes: Vec<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -225,6 +225,7 @@ pub async fn start<E: Engine>(
         aliases: vec!["prometheus".into()],
         join: None,
         tmpfs: Vec::new(),
+        volumes: Vec::new(),
     };
     let config = prometheus_config(testnet, nodes, plan.node.as_ref());
     engine.create_container(&prom).await?;
@@ -292,6 +293,7 @@ async fn start_grafana<E: Engine>(
         aliases: vec!["grafana".into()],
         join: None,
         tmpfs: Vec::new(),
+        volumes: Vec::new(),
     };
     engine.create_container(&graf).await?;
     // Provisioning under /etc/grafana, dashboards where the provider looks.

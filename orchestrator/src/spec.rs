@@ -92,6 +92,19 @@ pub(crate) fn agent_spec(testnet: &str, plan: &Plan, node: &NodePlan) -> Contain
             (false, Some(mib)) => vec![(crate::plan::DATA_DIR.into(), format!("size={mib}m"))],
             _ => Vec::new(),
         },
+        volumes: data_volume(plan, node),
+    }
+}
+
+/// Our node's data dir (direct mode, no tmpfs) on an anonymous volume: its
+/// log's appends and fsyncs then go straight to the engine's disk, not
+/// through the storage driver (fuse-overlayfs, where the engine uses it,
+/// took a tenth of the machine at 1,000 tx/s). It lives as long as the
+/// container, restarts included; an upgrade copies it as before.
+fn data_volume(plan: &Plan, node: &NodePlan) -> Vec<String> {
+    match (plan.holder, plan.node.is_none(), node.disk_mib) {
+        (false, true, None) => vec![crate::plan::DATA_DIR.into()],
+        _ => Vec::new(),
     }
 }
 
@@ -123,5 +136,6 @@ pub(crate) fn process_spec(
         aliases: Vec::new(),
         join: Some(node.holder()),
         tmpfs: Vec::new(),
+        volumes: Vec::new(),
     })
 }

@@ -308,6 +308,7 @@ impl Engine for DockerEngine {
                     .map(|(p, _)| format!("{p}/tcp"))
                     .collect(),
             ),
+            volumes: (!spec.volumes.is_empty()).then(|| spec.volumes.clone()),
             host_config: Some(HostConfig {
                 network_mode: Some(spec.network.clone()),
                 port_bindings: Some(port_bindings),

@@ -142,6 +142,7 @@ pub async fn run<E: Engine>(
         aliases: Vec::new(),
         join: None,
         tmpfs: Vec::new(),
+        volumes: Vec::new(),
     };
     let _ = engine.remove_container(&name).await;
     engine.create_container(&spec).await?;
