@@ -291,7 +291,10 @@ mod tests {
         // The data dir on an anonymous volume, as `up` makes it; a tmpfs instead with disk_mib.
         assert_eq!(n0["volumes"][0], "/var/lib/testnet", "{text}");
         assert!(n0["tmpfs"].is_null(), "{text}");
-        assert_eq!(doc["services"]["n1"]["tmpfs"][0], "/var/lib/testnet:size=64m");
+        assert_eq!(
+            doc["services"]["n1"]["tmpfs"][0],
+            "/var/lib/testnet:size=64m"
+        );
         let n1_volumes = doc["services"]["n1"]["volumes"].as_sequence().unwrap();
         assert!(n1_volumes.iter().all(|v| v != "/var/lib/testnet"), "{text}");
         let ports: Vec<&str> = n0["ports"]
@@ -345,6 +348,9 @@ mod tests {
             .iter()
             .any(|c| c == "--holder"));
         assert!(n1["volumes"].is_null(), "a foreign node gets no genesis");
-        assert!(holder["volumes"].is_null(), "nor a data volume of ours: {n1:?}");
+        assert!(
+            holder["volumes"].is_null(),
+            "nor a data volume of ours: {n1:?}"
+        );
     }
 }
