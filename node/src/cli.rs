@@ -126,7 +126,8 @@ struct RunArgs {
     /// With a finality window: write a checkpoint of the ledger every N
     /// finalizations and start a new log after it, deleting the older ones
     /// (a restart reads the checkpoint and the log after it, not the whole
-    /// history). 0: never.
+    /// history). The first comes early by a phase taken from the node's key,
+    /// so nodes that finalize in step do not all write at once. 0: never.
     #[arg(long, default_value_t = crate::datadir::CHECKPOINT_EVERY)]
     checkpoint_every: u64,
     #[arg(long, default_value_t = 64)]

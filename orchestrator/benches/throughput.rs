@@ -19,6 +19,10 @@
 //! that orchestrator (another commit's build; with or without a baseline
 //! image, which defaults to this checkout's): what the orchestrator does to
 //! the nodes (their containers, the load) is measured that way.
+//! `THROUGHPUT_BENCH_WARM_SECS` (default 0) offers the rate that long to
+//! each new testnet before measuring: 25 s at 1000 tx/s fills the nodes'
+//! finality window (20,000), so what is measured is the steady state, each
+//! checkpoint a whole window.
 //! `THROUGHPUT_BENCH_REPEAT`
 //! repeats each measurement (default once) and keeps the median. The
 //! testnets are removed at the end, also on a failure.
@@ -216,6 +220,7 @@ fn main() {
         .filter_map(|r| r.trim().parse().ok())
         .collect();
     let secs: u64 = env("THROUGHPUT_BENCH_SECS", "15").parse().unwrap_or(15);
+    let warm: u64 = env("THROUGHPUT_BENCH_WARM_SECS", "0").parse().unwrap_or(0);
     let repeat: usize = env("THROUGHPUT_BENCH_REPEAT", "1")
         .parse()
         .unwrap_or(1)
@@ -271,6 +276,9 @@ fn main() {
                     "--replace",
                 ],
             );
+            if warm > 0 {
+                measure(bin, name, rate, warm);
+            }
             let f = median(
                 (0..repeat)
                     .map(|_| measure(bin, name, rate, secs))

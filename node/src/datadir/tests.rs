@@ -316,3 +316,16 @@ async fn an_empty_last_log_without_its_checkpoint_is_removed() {
     let err = solo.open().err().expect("a gap").to_string();
     assert!(err.contains("a log between them is missing"), "{err}");
 }
+
+#[tokio::test]
+async fn a_phase_moves_the_checkpoints_and_keeps_them_every_apart() {
+    let mut solo = Solo::new();
+    let (mut e, mut s, opened) = solo.open().unwrap();
+    let mut c = Checkpointer::new(solo.dir.path(), 10, opened.active, solo.verify()).with_phase(13);
+    solo.pay(45, &mut e, &mut s, &mut c).await;
+    // Due at 7 (3 early), then 17, 27, 37; the older ones deleted.
+    assert_eq!(solo.names(), [checkpoint_name(37), log_name(37)]);
+    drop((e, s));
+    let (_, _, opened) = solo.open().unwrap();
+    assert_eq!((opened.checkpoint, opened.active), (Some(37), 37));
+}
