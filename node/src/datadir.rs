@@ -391,7 +391,7 @@ impl Checkpointer {
     /// checkpoints need not line up.
     pub fn with_phase(mut self, phase: u64) -> Self {
         if self.every > 0 {
-            self.due = self.active + self.every - phase % self.every;
+            self.due = self.active.saturating_add(self.every - phase % self.every);
         }
         self
     }

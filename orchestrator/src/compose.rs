@@ -350,7 +350,7 @@ mod tests {
         assert!(n1["volumes"].is_null(), "a foreign node gets no genesis");
         assert!(
             holder["volumes"].is_null(),
-            "nor a data volume of ours: {n1:?}"
+            "nor a data volume of ours: {holder:?}"
         );
     }
 }
