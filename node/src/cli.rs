@@ -14,6 +14,7 @@ use anyhow::{bail, Context};
 use clap::{Args, Parser, Subcommand};
 use tokio::net::TcpListener;
 use tracing::{error, info};
+use tracing_subscriber::filter::{LevelFilter, Targets};
 
 #[derive(Parser)]
 #[command(
@@ -309,16 +310,74 @@ fn run(args: RunArgs) -> anyhow::Result<()> {
 }
 
 fn init_logging(json: bool) {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     use std::io::IsTerminal;
+    use tracing_subscriber::layer::SubscriberExt;
+    use tracing_subscriber::util::SubscriberInitExt;
+    let filter = log_targets(LevelFilter::INFO);
+    // The builder's own filter lets everything through: `filter` decides.
     let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
+        .with_max_level(LevelFilter::TRACE)
         .with_ansi(std::io::stderr().is_terminal())
         .with_writer(std::io::stderr);
     if json {
-        builder.json().init();
+        builder.json().finish().with(filter).init();
     } else {
-        builder.init();
+        builder.finish().with(filter).init();
+    }
+}
+
+/// The log filter: `RUST_LOG` as env_logger reads it (`debug`,
+/// `warn,testnet_node::p2p=debug`), else `default`. A value it cannot read
+/// is reported on stderr and `default` used. (tracing's `EnvFilter`, used
+/// before, also read span filters, and pulled a regex engine into the
+/// build.)
+pub fn log_targets(default: LevelFilter) -> Targets {
+    let (targets, complaint) = read_log_filter(std::env::var("RUST_LOG").ok().as_deref(), default);
+    if let Some(why) = complaint {
+        eprintln!("{why}");
+    }
+    targets
+}
+
+/// [`log_targets`] of the value `v`: the filter, and why `v` was not taken.
+fn read_log_filter(v: Option<&str>, default: LevelFilter) -> (Targets, Option<String>) {
+    let fallback = Targets::new().with_default(default);
+    match v.map(str::trim).filter(|v| !v.is_empty()) {
+        None => (fallback, None),
+        Some(v) => match v.parse() {
+            Ok(targets) => (targets, None),
+            Err(e) => (
+                fallback,
+                Some(format!(
+                    "RUST_LOG={v:?} is not a log filter ({e}): logging at {default}; write \
+                     LEVEL or TARGET=LEVEL,... (levels: error, warn, info, debug, trace, off)"
+                )),
+            ),
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tracing::Level;
+
+    #[test]
+    fn rust_log_is_read_as_levels_per_target() {
+        let (t, why) = read_log_filter(Some("warn,testnet_node::p2p=debug"), LevelFilter::INFO);
+        assert!(why.is_none());
+        assert!(t.would_enable("testnet_node::p2p::peers", &Level::DEBUG));
+        assert!(!t.would_enable("testnet_node::replica", &Level::INFO));
+        assert!(t.would_enable("testnet_node::replica", &Level::WARN));
+        let (t, why) = read_log_filter(None, LevelFilter::INFO);
+        assert!(why.is_none() && t.would_enable("x", &Level::INFO));
+        assert!(!t.would_enable("x", &Level::DEBUG));
+        let (t, why) = read_log_filter(Some("p2p=loud"), LevelFilter::WARN);
+        let why = why.expect("a level that is none is refused");
+        assert!(
+            why.contains("p2p=loud") && why.contains("logging at warn"),
+            "{why}"
+        );
+        assert!(t.would_enable("x", &Level::WARN) && !t.would_enable("x", &Level::INFO));
     }
 }

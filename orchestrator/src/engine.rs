@@ -195,11 +195,14 @@ pub trait Engine: Send + Sync {
         context: Vec<u8>,
         labels: BTreeMap<String, String>,
     ) -> impl Future<Output = Result<(), EngineError>> + Send;
-    /// Imports a root filesystem tarball as image `tag` (`docker import`).
+    /// Imports a root filesystem tarball as image `tag` (`docker import`),
+    /// with `changes`: Dockerfile instructions that only set its config
+    /// (`ENTRYPOINT`, `EXPOSE`...; `docker import --change`).
     fn import_image(
         &self,
         tag: &str,
         rootfs: &Path,
+        changes: &[&str],
     ) -> impl Future<Output = Result<(), EngineError>> + Send;
 
     fn create_network(

@@ -95,7 +95,7 @@ pub async fn ensure_images<E: Engine>(
                     progress(&format!("prometheus image: {PROMETHEUS_ONLINE} cannot be pulled; assembling it from Debian's prometheus package with mmdebstrap (once)..."));
                     let base = format!("{}-rootfs", tag.replace(':', "-"));
                     let base = format!("{base}:latest");
-                    debootstrap_import(engine, &base, MMDEBSTRAP_PROMETHEUS, why).await?;
+                    debootstrap_import(engine, &base, MMDEBSTRAP_PROMETHEUS, &[], why).await?;
                     let dockerfile =
                         PROMETHEUS_DOCKERFILE.replace("FROM BASE", &format!("FROM {base}"));
                     let context = tar_of(&[("Dockerfile", dockerfile.as_bytes(), 0o644)]);

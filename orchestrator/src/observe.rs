@@ -217,54 +217,48 @@ pub fn split_series(series: &str) -> (&str, BTreeMap<String, String>) {
 /// One sample line of the exposition: its name, labels and value (`None`:
 /// a comment, a series `keep` refuses, or a line it cannot read).
 ///
-/// `prometheus-parse` reads the line, but not as it comes: its regex takes a
-/// label set up to the first `}` and a name as `\w+` (no `:`), and its label
-/// reader splits at every `,` and `=` and unescapes nothing. So the label set
-/// is read here ([`label_set`]), and the crate is given the line with each
-/// label value swapped for its position and the name's colons for `_`; the
-/// name and the values are put back from what was read.
+/// Read by hand, as the text format says: a name (colons allowed, as
+/// recording rules make them), an optional label set ([`label_set`]: values
+/// may hold commas, `=`, `}` and escapes), then the value and an optional
+/// integer timestamp, separated by blanks. (prometheus-parse, used before,
+/// took a label set up to the first `}`, split values at every `,` and `=`,
+/// read no colon in a name, and pulled a regex engine into the build.)
 fn exposition_sample<'a>(
     line: &'a str,
     keep: &dyn Fn(&str) -> bool,
 ) -> Option<(&'a str, BTreeMap<String, String>, f64)> {
     let line = line.trim();
-    // Comments carry no sample; without `# TYPE` the crate reads every sample
-    // as untyped, so histogram buckets stay series of their own.
+    // Comments carry no sample; `# TYPE` is not needed: every sample,
+    // histogram buckets included, is a series of its own.
     if line.starts_with('#') {
         return None;
     }
     let name_end = line.find(|c: char| c == '{' || c.is_whitespace())?;
     let name = &line[..name_end];
-    if !keep(name) {
+    let valid = name.starts_with(|c: char| c.is_ascii_alphabetic() || c == '_' || c == ':')
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == ':');
+    if !valid || !keep(name) {
         return None;
     }
     let (labels, rest) = match line[name_end..].strip_prefix('{') {
         Some(set) => label_set(set)?,
         None => (BTreeMap::new(), &line[name_end..]),
     };
-    let mut safe = name.replace(':', "_");
-    for (i, k) in labels.keys().enumerate() {
-        let sep = if i == 0 { '{' } else { ',' };
-        safe.push_str(&format!("{sep}{k}=\"{i}\""));
+    Some((name, labels, sample_value(rest)?))
+}
+
+/// What follows a sample's name and labels: its value (a float; `NaN`,
+/// `+Inf` and `-Inf` as the format writes them) and an optional integer
+/// timestamp in milliseconds, which is not kept. Anything else: `None`.
+fn sample_value(rest: &str) -> Option<f64> {
+    let mut words = rest.split_whitespace();
+    let value: f64 = words.next()?.parse().ok()?;
+    if let Some(timestamp) = words.next() {
+        timestamp.parse::<i64>().ok()?;
     }
-    if !labels.is_empty() {
-        safe.push('}');
-    }
-    safe.push_str(rest);
-    let scrape = prometheus_parse::Scrape::parse(std::iter::once(Ok(safe))).ok()?;
-    let [sample] = <[_; 1]>::try_from(scrape.samples).ok()?;
-    let value = match sample.value {
-        prometheus_parse::Value::Untyped(v) => v,
-        _ => return None,
-    };
-    // The crate's labels are the placeholders, each its value's position.
-    let values: Vec<&String> = labels.values().collect();
-    let read = sample
-        .labels
-        .iter()
-        .map(|(k, i)| Some((k.clone(), values.get(i.parse::<usize>().ok()?)?.to_string())))
-        .collect::<Option<BTreeMap<_, _>>>()?;
-    (read == labels).then_some((name, labels, value))
+    words.next().is_none().then_some(value)
 }
 
 /// Reads a label set after its `{`: `name="value"` pairs separated by commas
@@ -610,44 +604,12 @@ mod tests {
         assert_eq!(special["c"], f64::INFINITY);
     }
 
-    /// Why `exposition_sample` reads label sets itself: prometheus-parse
-    /// 0.2.5 alone misreads these lines. Should an upgrade read them right,
-    /// this fails, and the crate can be given the lines as they are.
+    /// The lines prometheus-parse 0.2.5 misread (a comma or `=` in a value
+    /// cut it, a `}` in one lost the line, escapes were kept as written, a
+    /// name with a colon was no sample), and values with and without a
+    /// timestamp, or with something after it.
     #[test]
-    fn prometheus_parse_alone_misreads_label_values() {
-        let read = |line: &str| {
-            let scrape =
-                prometheus_parse::Scrape::parse(std::iter::once(Ok(line.to_owned()))).unwrap();
-            scrape.samples.into_iter().next().map(|s| {
-                let labels: BTreeMap<String, String> = s
-                    .labels
-                    .iter()
-                    .map(|(k, v)| (k.clone(), v.clone()))
-                    .collect();
-                labels
-            })
-        };
-        let one = |k: &str, v: &str| Some(BTreeMap::from([(k.to_owned(), v.to_owned())]));
-        // A comma cuts the value.
-        assert_eq!(read(r#"m{a="x,y"} 1"#), one("a", "x"));
-        // A pair with a second `=` is dropped, and what follows a comma is a
-        // label of its own.
-        assert_eq!(read(r#"m{a="k=v"} 1"#), Some(BTreeMap::new()));
-        assert_eq!(
-            read(r#"m{a="x,y=z"} 1"#),
-            Some(BTreeMap::from([
-                ("a".into(), "x".into()),
-                ("y".into(), "z".into())
-            ]))
-        );
-        // A brace in a value loses the whole line.
-        assert_eq!(read(r#"m{a="}"} 1"#), None);
-        // Escapes are kept as written.
-        assert_eq!(read(r#"m{a="say \"hi\""} 1"#), one("a", r#"say \"hi\"#));
-        assert_eq!(read(r#"m{a="C:\\tmp"} 1"#), one("a", r"C:\\tmp"));
-        // A name with a colon is no sample.
-        assert_eq!(read("job:up:sum 1"), None);
-        // What exposition_sample makes of them.
+    fn samples_are_read_as_the_text_format_writes_them() {
         let ours = parse_exposition(
             "m{a=\"x,y\"} 1\nn{a=\"k=v\"} 1\no{a=\"}\"} 1\np{a=\"say \\\"hi\\\"\"} 1\njob:up:sum 1\n",
             |_| true,
@@ -663,6 +625,16 @@ mod tests {
                 ("o", [("a".into(), "}".into())].into()),
                 ("p", [("a".into(), "say \"hi\"".into())].into()),
             ]
+        );
+        let values = parse_exposition(
+            "a 1.5 1700000000000\nb 2e3\nc 3 17 extra\nd 4 noon\ne four\nf\n9g 1\nh-i 1\n",
+            |_| true,
+        );
+        let expected = BTreeMap::from([("a".to_owned(), 1.5), ("b".to_owned(), 2000.0)]);
+        assert_eq!(
+            values, expected,
+            "a timestamp is dropped; a word after it, a timestamp or value that is no \
+             number, no value, a name that is none: skipped"
         );
     }
 }

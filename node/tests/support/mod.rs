@@ -19,12 +19,14 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio_util::codec::{FramedRead, FramedWrite};
 
 pub fn init_logs() {
+    use tracing_subscriber::layer::SubscriberExt;
+    use tracing_subscriber::util::SubscriberInitExt;
+    let filter = testnet_node::cli::log_targets(tracing_subscriber::filter::LevelFilter::WARN);
     let _ = tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
-        )
+        .with_max_level(tracing_subscriber::filter::LevelFilter::TRACE)
         .with_test_writer()
+        .finish()
+        .with(filter)
         .try_init();
 }
 

@@ -213,7 +213,12 @@ impl Engine for DockerEngine {
         Ok(())
     }
 
-    async fn import_image(&self, tag: &str, rootfs: &Path) -> Result<(), EngineError> {
+    async fn import_image(
+        &self,
+        tag: &str,
+        rootfs: &Path,
+        changes: &[&str],
+    ) -> Result<(), EngineError> {
         let (repo, version) = tag.split_once(':').unwrap_or((tag, "latest"));
         let bytes = tokio::fs::read(rootfs).await.map_err(|e| {
             EngineError::Build(
@@ -225,6 +230,7 @@ impl Engine for DockerEngine {
             .from_src("-")
             .repo(repo)
             .tag(version)
+            .changes(changes.iter().map(|c| c.to_string()).collect())
             .build();
         let mut stream =
             self.docker

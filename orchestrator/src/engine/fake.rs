@@ -112,7 +112,12 @@ impl Engine for FakeEngine {
         Ok(())
     }
 
-    async fn import_image(&self, tag: &str, rootfs: &Path) -> Result<(), EngineError> {
+    async fn import_image(
+        &self,
+        tag: &str,
+        rootfs: &Path,
+        _changes: &[&str],
+    ) -> Result<(), EngineError> {
         let mut s = self.call(format!("import {tag}"))?;
         if !rootfs.exists() {
             return Err(EngineError::Build(

@@ -378,8 +378,13 @@ impl Engine for Hosts {
         self.primary().build_image(tag, context, labels).await
     }
 
-    async fn import_image(&self, tag: &str, rootfs: &Path) -> Result<(), EngineError> {
-        self.primary().import_image(tag, rootfs).await
+    async fn import_image(
+        &self,
+        tag: &str,
+        rootfs: &Path,
+        changes: &[&str],
+    ) -> Result<(), EngineError> {
+        self.primary().import_image(tag, rootfs, changes).await
     }
 
     async fn create_network(

@@ -79,7 +79,7 @@ pub async fn ensure_foreign<E: Engine>(
             ));
             let include = format!("--include={}", spec.packages.join(","));
             let args = ["--variant=minbase", include.as_str(), "bookworm"];
-            debootstrap_import(engine, &tag, &args, why).await?;
+            debootstrap_import(engine, &tag, &args, &[], why).await?;
             progress(&format!("node image {tag}: imported (offline path)"));
         }
     }
