@@ -112,6 +112,19 @@ pub struct Refused {
     pub reason: String,
 }
 
+/// Most transactions in one `POST /txs`.
+pub const MAX_TXS_PER_REQUEST: usize = 256;
+
+/// One transaction's answer in `POST /txs` (in the order sent): accepted, or
+/// refused as `POST /tx` would refuse it (`reason` `unavailable`: the node is
+/// shutting down or its store failed).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum TxAnswer {
+    Accepted(Submitted),
+    Refused(Refused),
+}
+
 /// One entry of `GET /finalized`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct FinalizedEntry {

@@ -1,5 +1,5 @@
 //! The node's HTTP API (axum): `/metrics`, `/health`, `/status`, `/peers`,
-//! `POST /tx`, `GET /tx/{id}`, `GET /finalized`.
+//! `POST /tx`, `POST /txs` (many at once), `GET /tx/{id}`, `GET /finalized`.
 //!
 //! Errors are JSON (`{"error": ...}`) with a status code; request bodies are
 //! capped at [`MAX_BODY`].
@@ -15,11 +15,13 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 
 use crate::api::{
-    ApiError, FinalizedEntry, FinalizedPage, Health, PeerInfo, Refused, Status, Submitted, Utxo,
+    ApiError, FinalizedEntry, FinalizedPage, Health, PeerInfo, Refused, Status, Submitted,
+    TxAnswer, Utxo, MAX_TXS_PER_REQUEST,
 };
 use crate::byzantine::Misbehaviour;
 use crate::finality::TxReport;
 use crate::ledger::tx::{Transaction, TxId};
+use crate::ledger::Rejection;
 use crate::replica::SubmitError;
 use crate::state::NodeState;
 use crate::store::DiskFaults;
@@ -34,6 +36,7 @@ pub fn router(state: Arc<NodeState>) -> Router {
         .route("/peers", get(peers))
         .route("/metrics", get(metrics))
         .route("/tx", post(submit_tx))
+        .route("/txs", post(submit_txs))
         .route("/tx/{id}", get(get_tx))
         .route("/finalized", get(finalized))
         .route("/utxos", get(utxos))
@@ -212,14 +215,68 @@ async fn submit_tx(
                 "mempool_full" => StatusCode::SERVICE_UNAVAILABLE,
                 _ => StatusCode::UNPROCESSABLE_ENTITY,
             };
-            let body = Refused {
-                error: r.to_string(),
-                reason: r.label().to_owned(),
-            };
-            (status, Json(body)).into_response()
+            (status, Json(refused(&r))).into_response()
         }
         Err(e @ SubmitError::Unavailable) => error(StatusCode::SERVICE_UNAVAILABLE, e.to_string()),
     }
+}
+
+fn refused(r: &Rejection) -> Refused {
+    Refused {
+        error: r.to_string(),
+        reason: r.label().to_owned(),
+    }
+}
+
+/// `POST /txs`: a JSON array of at most [`MAX_TXS_PER_REQUEST`] transactions,
+/// submitted together; 200 with one [`TxAnswer`] each, in order. A body that
+/// is not such an array is refused whole.
+async fn submit_txs(
+    State(node): State<Arc<NodeState>>,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
+    let body = match body {
+        Ok(b) => b,
+        Err(e) => {
+            return error(
+                e.status(),
+                format!("cannot read the body: {}", e.body_text()),
+            )
+        }
+    };
+    let txs: Vec<Transaction> = match serde_json::from_slice(&body) {
+        Ok(txs) => txs,
+        Err(e) => {
+            return error(
+                StatusCode::BAD_REQUEST,
+                format!("body is not a JSON array of transactions ({{\"inputs\", \"outputs\", \"memo\"}}): {e}"),
+            )
+        }
+    };
+    if txs.len() > MAX_TXS_PER_REQUEST {
+        return error(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            format!(
+                "{} transactions in one request; send at most {MAX_TXS_PER_REQUEST} per POST /txs",
+                txs.len()
+            ),
+        );
+    }
+    let answers: Vec<TxAnswer> = node
+        .replica
+        .submit_many(txs)
+        .await
+        .into_iter()
+        .map(|r| match r {
+            Ok(txid) => TxAnswer::Accepted(Submitted { txid }),
+            Err(SubmitError::Rejected(r)) => TxAnswer::Refused(refused(&r)),
+            Err(e @ SubmitError::Unavailable) => TxAnswer::Refused(Refused {
+                error: e.to_string(),
+                reason: "unavailable".to_owned(),
+            }),
+        })
+        .collect();
+    Json(answers).into_response()
 }
 
 async fn get_tx(
@@ -309,7 +366,7 @@ async fn not_found(uri: Uri) -> (StatusCode, Json<ApiError>) {
         StatusCode::NOT_FOUND,
         Json(ApiError {
             error: format!(
-                "no such endpoint {}; try /status, /peers, /health, /metrics, /tx or /finalized",
+                "no such endpoint {}; try /status, /peers, /health, /metrics, /tx, /txs or /finalized",
                 uri.path()
             ),
         }),

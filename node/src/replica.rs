@@ -75,6 +75,28 @@ impl ReplicaHandle {
         answer.await.map_err(|_| SubmitError::Unavailable)?
     }
 
+    /// Submits transactions together (they reach the engine in as few
+    /// batches as the queue allows); each answer as [`ReplicaHandle::submit`]
+    /// gives it, in order.
+    pub async fn submit_many(&self, txs: Vec<Transaction>) -> Vec<Result<TxId, SubmitError>> {
+        let mut answers = Vec::with_capacity(txs.len());
+        for tx in txs {
+            let (reply, answer) = oneshot::channel();
+            match self.commands.send(Command::Submit(tx, reply)).await {
+                Ok(()) => answers.push(Some(answer)),
+                Err(_) => answers.push(None),
+            }
+        }
+        let mut results = Vec::with_capacity(answers.len());
+        for answer in answers {
+            results.push(match answer {
+                Some(a) => a.await.unwrap_or(Err(SubmitError::Unavailable)),
+                None => Err(SubmitError::Unavailable),
+            });
+        }
+        results
+    }
+
     /// The engine as it is now, durable or not (the replica's own use, and
     /// tests); HTTP reads go through [`ReplicaHandle::durable`] first.
     pub fn engine(&self) -> MutexGuard<'_, Engine> {

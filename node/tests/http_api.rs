@@ -143,3 +143,81 @@ async fn transactions_over_http() {
     assert!(digests.windows(2).all(|w| w[0] == w[1]), "{digests:?}");
     cluster.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn transactions_in_a_batch() {
+    init_logs();
+    let cluster = Cluster::start(4, |_, _| {}).await;
+    cluster.wait_for_peers(3, Duration::from_secs(10)).await;
+    let base = format!("http://{}", cluster.node(0).http_addr());
+    let url = format!("{base}/txs");
+    let client = reqwest::Client::new();
+    let net = &cluster.genesis.network_id;
+    let to = Keypair::generate();
+    let pay = |vout: u32, memo: u64, fee: u64, signer: &Keypair| {
+        let value = cluster.genesis.initial_outputs[vout as usize].value;
+        let coin = OutPoint {
+            txid: genesis_txid(net),
+            vout,
+        };
+        let out = TxOut {
+            owner: to.id(),
+            value: value - fee,
+        };
+        Transaction::signed(net, &[coin], vec![out], memo, &[signer])
+    };
+
+    // Refused whole: not an array of transactions, or too many.
+    let (s, v) = post(&client, &url, b"[{\"inputs\": 1}]".to_vec()).await;
+    assert_eq!(s, 400, "{v}");
+    assert!(v["error"].as_str().unwrap().contains("JSON array"), "{v}");
+    let many = vec![pay(0, 1, 10, &cluster.faucet); 257];
+    let (s, v) = post(&client, &url, serde_json::to_vec(&many).unwrap()).await;
+    assert_eq!(s, 413, "{v}");
+    assert!(v["error"].as_str().unwrap().contains("at most 256"), "{v}");
+    let (s, v) = post(&client, &url, b"[]".to_vec()).await;
+    assert_eq!((s, v), (200, serde_json::json!([])));
+
+    // One answer per transaction, in order: accepted, refused for a reason,
+    // and the second spend of a coin locked by the first of the same batch.
+    let good = pay(0, 1, 100_000_000, &cluster.faucet);
+    let other = pay(1, 2, 100_000_000, &cluster.faucet);
+    let batch = vec![
+        good.clone(),
+        pay(2, 3, 100_000_000, &Keypair::generate()),
+        pay(2, 4, 10, &cluster.faucet),
+        pay(0, 5, 100_000_000, &cluster.faucet),
+        other.clone(),
+    ];
+    let (s, v) = post(&client, &url, serde_json::to_vec(&batch).unwrap()).await;
+    assert_eq!(s, 200, "{v}");
+    let answers = v.as_array().unwrap();
+    assert_eq!(answers.len(), 5, "{v}");
+    assert_eq!(
+        answers[0]["txid"].as_str(),
+        Some(good.id().to_hex().as_str())
+    );
+    assert_eq!(answers[1]["reason"].as_str(), Some("bad_signature"), "{v}");
+    assert_eq!(answers[2]["reason"].as_str(), Some("fee_too_low"), "{v}");
+    assert_eq!(answers[3]["reason"].as_str(), Some("conflict"), "{v}");
+    assert_eq!(
+        answers[4]["txid"].as_str(),
+        Some(other.id().to_hex().as_str())
+    );
+    let typed: Vec<testnet_node::api::TxAnswer> = serde_json::from_value(v.clone()).unwrap();
+    assert!(matches!(typed[0], testnet_node::api::TxAnswer::Accepted(_)));
+    assert!(matches!(typed[3], testnet_node::api::TxAnswer::Refused(_)));
+
+    // Both accepted payments are final on every node.
+    for n in cluster.running() {
+        for tx in [&good, &other] {
+            let url = format!("http://{}/tx/{}", n.http_addr(), tx.id());
+            wait_for("finality on every node", Duration::from_secs(5), || async {
+                let (s, v) = get(&client, &url).await;
+                (s == 200 && v["state"] == "finalized").then_some(())
+            })
+            .await;
+        }
+    }
+    cluster.shutdown().await;
+}

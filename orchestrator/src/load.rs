@@ -33,6 +33,9 @@ pub enum LoadError {
     NoEndpoints,
     #[error("{url}: {source}")]
     Http { url: String, source: reqwest::Error },
+    /// A request of many submissions failed as a whole (each counts it).
+    #[error("{url}: {error}")]
+    Unanswered { url: String, error: String },
     #[error("{url} answered {status}: {body}")]
     Status {
         url: String,

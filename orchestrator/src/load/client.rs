@@ -1,8 +1,12 @@
 //! A thin JSON client of one node's HTTP API, as the load generator uses it.
 
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
-use testnet_node::api::{FinalizedPage, Refused, Status, Submitted, Utxo};
+use testnet_node::api::{
+    FinalizedPage, Refused, Status, Submitted, TxAnswer, Utxo, MAX_TXS_PER_REQUEST,
+};
 use testnet_node::identity::Keypair;
 use testnet_node::ledger::tx::{Transaction, TxId};
 
@@ -13,7 +17,13 @@ use super::LoadError;
 pub struct NodeClient {
     http: reqwest::Client,
     base: String,
+    /// Cleared once the node answered that it has no `POST /txs` (an older
+    /// image): its transactions then go one request each.
+    batches: Arc<AtomicBool>,
 }
+
+/// A submission's outcome: `Ok(Ok(txid))` accepted, `Ok(Err(refusal))` refused.
+pub type Answer = Result<Result<TxId, Refused>, LoadError>;
 
 impl NodeClient {
     pub fn new(base: &str) -> Self {
@@ -23,6 +33,7 @@ impl NodeClient {
                 .build()
                 .expect("HTTP client builds"),
             base: base.trim_end_matches('/').to_owned(),
+            batches: Arc::new(AtomicBool::new(true)),
         }
     }
 
@@ -64,8 +75,79 @@ impl NodeClient {
             .await
     }
 
+    /// Submits transactions together (`POST /txs`, in requests of at most
+    /// [`MAX_TXS_PER_REQUEST`]); one answer each, in order. A node without
+    /// `POST /txs` gets them one request each, at once.
+    pub async fn submit_many(&self, txs: &[Transaction]) -> Vec<Answer> {
+        let mut answers = Vec::with_capacity(txs.len());
+        for chunk in txs.chunks(MAX_TXS_PER_REQUEST) {
+            if self.batches.load(Ordering::Relaxed) {
+                match self.post_batch(chunk).await {
+                    Ok(Some(a)) => {
+                        answers.extend(a);
+                        continue;
+                    }
+                    Ok(None) => self.batches.store(false, Ordering::Relaxed),
+                    Err(e) => {
+                        let error = e.to_string();
+                        answers.extend(chunk.iter().map(|_| {
+                            Err(LoadError::Unanswered {
+                                url: format!("{}/txs", self.base),
+                                error: error.clone(),
+                            })
+                        }));
+                        continue;
+                    }
+                }
+            }
+            answers.extend(futures::future::join_all(chunk.iter().map(|tx| self.submit(tx))).await);
+        }
+        answers
+    }
+
+    /// One `POST /txs`; `Ok(None)` when the node has no such endpoint.
+    async fn post_batch(&self, txs: &[Transaction]) -> Result<Option<Vec<Answer>>, LoadError> {
+        let url = format!("{}/txs", self.base);
+        let http = |source| LoadError::Http {
+            url: url.clone(),
+            source,
+        };
+        let res = self.http.post(&url).json(txs).send().await.map_err(http)?;
+        let status = res.status().as_u16();
+        if status == 404 || status == 405 {
+            return Ok(None);
+        }
+        if status != 200 {
+            let body = res.text().await.unwrap_or_default();
+            return Err(LoadError::Status { url, status, body });
+        }
+        let answers: Vec<TxAnswer> = res.json().await.map_err(http)?;
+        if answers.len() != txs.len() {
+            return Err(LoadError::Status {
+                url,
+                status,
+                body: format!("{} answers to {} transactions", answers.len(), txs.len()),
+            });
+        }
+        Ok(Some(
+            answers
+                .into_iter()
+                .map(|a| match a {
+                    TxAnswer::Accepted(s) => Ok(Ok(s.txid)),
+                    TxAnswer::Refused(r) if r.reason == "unavailable" => {
+                        Err(LoadError::Unanswered {
+                            url: url.clone(),
+                            error: r.error,
+                        })
+                    }
+                    TxAnswer::Refused(r) => Ok(Err(r)),
+                })
+                .collect(),
+        ))
+    }
+
     /// Submits a transaction: `Ok(Ok(txid))` accepted, `Ok(Err(refusal))` refused.
-    pub async fn submit(&self, tx: &Transaction) -> Result<Result<TxId, Refused>, LoadError> {
+    pub async fn submit(&self, tx: &Transaction) -> Answer {
         let url = format!("{}/tx", self.base);
         let res = self
             .http
@@ -93,6 +175,166 @@ impl NodeClient {
                 status: status.as_u16(),
                 body,
             }),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Mutex;
+
+    use testnet_node::ledger::tx::{OutPoint, Transaction, TxOut};
+    use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+    use tokio::net::TcpListener;
+
+    use super::*;
+
+    /// Requests a fake node saw: path and transactions in the body.
+    type Seen = Arc<Mutex<Vec<(String, usize)>>>;
+
+    /// A fake node that accepts every transaction: `POST /tx` with 202, and
+    /// `POST /txs` with one answer each, or with `txs_status` when it is not
+    /// 200 (404: a node without batches).
+    async fn fake_node(txs_status: u16) -> (String, Seen) {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        let seen = Seen::default();
+        let log = seen.clone();
+        tokio::spawn(async move {
+            while let Ok((stream, _)) = listener.accept().await {
+                let log = log.clone();
+                tokio::spawn(async move {
+                    let mut stream = BufReader::new(stream);
+                    while let Some((path, body)) = read_request(&mut stream).await {
+                        let (status, answer) = match path.as_str() {
+                            "/txs" if txs_status == 200 => {
+                                let txs: Vec<Transaction> = serde_json::from_slice(&body).unwrap();
+                                log.lock().unwrap().push((path, txs.len()));
+                                let a: Vec<_> =
+                                    txs.iter().map(|t| Submitted { txid: t.id() }).collect();
+                                (200, serde_json::to_string(&a).unwrap())
+                            }
+                            "/tx" => {
+                                let tx: Transaction = serde_json::from_slice(&body).unwrap();
+                                log.lock().unwrap().push((path, 1));
+                                (
+                                    202,
+                                    serde_json::to_string(&Submitted { txid: tx.id() }).unwrap(),
+                                )
+                            }
+                            _ => {
+                                log.lock().unwrap().push((path, 0));
+                                (txs_status, r#"{"error":"no such endpoint"}"#.to_owned())
+                            }
+                        };
+                        let head = format!(
+                            "HTTP/1.1 {status} X\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n",
+                            answer.len()
+                        );
+                        let out = stream.get_mut();
+                        if out.write_all(head.as_bytes()).await.is_err()
+                            || out.write_all(answer.as_bytes()).await.is_err()
+                        {
+                            return;
+                        }
+                    }
+                });
+            }
+        });
+        (base, seen)
+    }
+
+    /// One HTTP/1.1 request: its path and body (by content-length).
+    async fn read_request(
+        stream: &mut BufReader<tokio::net::TcpStream>,
+    ) -> Option<(String, Vec<u8>)> {
+        let mut line = String::new();
+        stream.read_line(&mut line).await.ok().filter(|n| *n > 0)?;
+        let path = line.split_whitespace().nth(1)?.to_owned();
+        let mut length = 0;
+        loop {
+            let mut header = String::new();
+            stream.read_line(&mut header).await.ok()?;
+            let header = header.trim_end();
+            if header.is_empty() {
+                break;
+            }
+            if let Some((name, value)) = header.split_once(':') {
+                if name.eq_ignore_ascii_case("content-length") {
+                    length = value.trim().parse().ok()?;
+                }
+            }
+        }
+        let mut body = vec![0; length];
+        stream.read_exact(&mut body).await.ok()?;
+        Some((path, body))
+    }
+
+    fn payments(n: u64) -> Vec<Transaction> {
+        let key = Keypair::from_seed([7; 32]);
+        (0..n)
+            .map(|memo| {
+                let coin = OutPoint {
+                    txid: TxId([1; 32]),
+                    vout: 0,
+                };
+                let out = TxOut {
+                    owner: key.id(),
+                    value: 10,
+                };
+                Transaction::signed("net", &[coin], vec![out], memo, &[&key])
+            })
+            .collect()
+    }
+
+    fn accepted(answers: &[Answer]) -> Vec<TxId> {
+        answers
+            .iter()
+            .map(|a| *a.as_ref().unwrap().as_ref().unwrap())
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn many_go_in_requests_of_at_most_the_node_limit() {
+        let (base, seen) = fake_node(200).await;
+        let txs = payments(MAX_TXS_PER_REQUEST as u64 + 44);
+        let answers = NodeClient::new(&base).submit_many(&txs).await;
+        let ids: Vec<TxId> = txs.iter().map(Transaction::id).collect();
+        assert_eq!(accepted(&answers), ids, "one answer each, in order");
+        let seen = seen.lock().unwrap().clone();
+        assert_eq!(
+            seen,
+            [
+                ("/txs".to_owned(), MAX_TXS_PER_REQUEST),
+                ("/txs".to_owned(), 44)
+            ]
+        );
+    }
+
+    #[tokio::test]
+    async fn a_node_without_batches_gets_one_request_each_from_then_on() {
+        let (base, seen) = fake_node(404).await;
+        let client = NodeClient::new(&base);
+        let txs = payments(3);
+        let ids: Vec<TxId> = txs.iter().map(Transaction::id).collect();
+        assert_eq!(accepted(&client.submit_many(&txs).await), ids);
+        assert_eq!(accepted(&client.submit_many(&txs[..1]).await), ids[..1]);
+        let paths: Vec<String> = seen.lock().unwrap().iter().map(|s| s.0.clone()).collect();
+        assert_eq!(
+            paths,
+            ["/txs", "/tx", "/tx", "/tx", "/tx"],
+            "asked for /txs once"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_request_that_fails_whole_fails_each_of_its_transactions() {
+        let (base, _) = fake_node(500).await;
+        let answers = NodeClient::new(&base).submit_many(&payments(2)).await;
+        assert_eq!(answers.len(), 2);
+        for a in answers {
+            let e = a.unwrap_err().to_string();
+            assert!(e.contains("/txs") && e.contains("500"), "{e}");
         }
     }
 }

@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 use rand::rngs::StdRng;
 use rand::SeedableRng;
 use sha2::{Digest, Sha256};
-use testnet_node::api::{FinalizedPage, Refused};
+use testnet_node::api::FinalizedPage;
 use testnet_node::genesis::Genesis;
 use testnet_node::identity::Keypair;
 use testnet_node::ledger::tx::{OutPoint, Transaction, TxId, TxOut};
@@ -36,9 +36,10 @@ mod send;
 
 use cursor::{Cursor, Skips};
 
-/// Most submissions awaiting an answer; past it, payments due are skipped
-/// (and counted so).
-const MAX_INFLIGHT: usize = 256;
+/// Most payments awaiting an answer; past it, payments due are skipped (and
+/// counted so). They go in a request per node and pass, so this bounds the
+/// payments, not the requests.
+const MAX_INFLIGHT: usize = 1024;
 /// Nodes asked for their new finalized transactions per poll: a testnet of
 /// hundreds is polled in turns (finality times are the nodes' own stamps, so
 /// a later look does not change them).
@@ -143,7 +144,7 @@ struct Tally {
     twins: Vec<(TxId, TxId)>,
 }
 
-type Answer = Result<Result<TxId, Refused>, LoadError>;
+use super::client::Answer;
 
 /// One node's answer to a poll, by endpoint index.
 type Page = (usize, Result<FinalizedPage, LoadError>);

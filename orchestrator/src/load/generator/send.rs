@@ -2,13 +2,15 @@
 //! catches up rather than sending fewer), answers counted as they come, and
 //! finality polled alongside without holding the sending up.
 
+use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use rand::Rng;
+use testnet_node::ledger::tx::{Transaction, TxId};
 use testnet_node::replica::now_ms;
 use tokio::task::JoinSet;
 
-use super::{Answer, Run, Submission, Tally, MAX_INFLIGHT};
+use super::{Answer, Coin, LoadError, NodeClient, Run, Submission, Tally, MAX_INFLIGHT};
 
 /// How often the pacer wakes at most; payments due meanwhile go out together.
 const PACE: Duration = Duration::from_millis(20);
@@ -41,7 +43,8 @@ impl Run {
         let mut poll = tokio::time::interval(POLL_EVERY);
         let mut report =
             tokio::time::interval_at(tokio::time::Instant::now() + REPORT_EVERY, REPORT_EVERY);
-        let mut inflight: JoinSet<Submission> = JoinSet::new();
+        let mut inflight: JoinSet<Vec<Submission>> = JoinSet::new();
+        let mut in_flight = 0;
         let mut pages = JoinSet::new();
         progress(&format!(
             "load: {total} payments at {} tx/s for {:?} against {} nodes, {:.0}% double spends",
@@ -54,13 +57,18 @@ impl Run {
         let mut sent = 0;
         loop {
             let owed = due(tps, start.elapsed(), total);
-            while sent < owed {
+            if sent < owed {
                 // Answers already in make room for what a late pass owes.
                 while let Some(done) = inflight.try_join_next() {
-                    self.record(done.expect("submission task does not panic"), tally);
+                    in_flight -= self.record_all(done, tally);
                 }
-                self.submit_next(&mut inflight, tally);
-                sent += 1;
+                let mut pass = Pass::default();
+                while sent < owed {
+                    self.plan_next(&mut pass, in_flight, tally);
+                    sent += 1;
+                }
+                in_flight += pass.payments.len();
+                self.dispatch(pass, &mut inflight);
             }
             if sent >= total || self.cfg.stop.is_cancelled() {
                 break;
@@ -68,9 +76,7 @@ impl Run {
             tokio::select! {
                 _ = self.cfg.stop.cancelled() => break,
                 _ = pace.tick() => {}
-                Some(done) = inflight.join_next() => {
-                    self.record(done.expect("submission task does not panic"), tally);
-                }
+                Some(done) = inflight.join_next() => in_flight -= self.record_all(done, tally),
                 Some(page) = pages.join_next() => self.merge(page.expect("poll task does not panic")),
                 _ = poll.tick(), if pages.is_empty() => self.poll_spawn(&mut pages),
                 _ = report.tick() => {
@@ -84,7 +90,7 @@ impl Run {
         }
         let load_secs = start.elapsed().as_secs_f64().max(1.0 / tps);
         while let Some(done) = inflight.join_next().await {
-            self.record(done.expect("submission task does not panic"), tally);
+            self.record_all(done, tally);
         }
         while let Some(page) = pages.join_next().await {
             self.merge(page.expect("poll task does not panic"));
@@ -92,11 +98,12 @@ impl Run {
         load_secs
     }
 
-    /// Spends a random free coin to a random wallet through a random node, or,
-    /// with the double-spend share, twice through two nodes at once. Counts a
-    /// skip when no coin is free or too many submissions are in flight.
-    fn submit_next(&mut self, inflight: &mut JoinSet<Submission>, tally: &mut Tally) {
-        if self.coins.is_empty() || inflight.len() >= MAX_INFLIGHT {
+    /// Plans a payment: spends a random free coin to a random wallet through
+    /// a random node, or, with the double-spend share, twice through two nodes
+    /// at once. Counts a skip when no coin is free or too many payments are
+    /// awaiting an answer.
+    fn plan_next(&mut self, pass: &mut Pass, in_flight: usize, tally: &mut Tally) {
+        if self.coins.is_empty() || in_flight + pass.payments.len() >= MAX_INFLIGHT {
             tally.skipped += 1;
             return;
         }
@@ -110,33 +117,89 @@ impl Run {
             let (a, _) = self.pay(coin, to);
             let (b, _) = self.pay(coin, (to + 1) % self.wallets.len());
             let e2 = (e1 + 1 + self.rng.gen_range(0..n - 1)) % n;
-            let (ca, cb) = (self.clients[e1].clone(), self.clients[e2].clone());
             tally.double_spend_pairs += 1;
-            inflight.spawn(async move {
-                let sent_ms = now_ms();
-                let (ra, rb) = tokio::join!(ca.submit(&a), cb.submit(&b));
-                Submission::Twins {
-                    a: (a.id(), ra),
-                    b: (b.id(), rb),
-                    sent_ms,
-                }
-            });
+            let twins = Planned::Twins {
+                a: pass.add(e1, a),
+                b: pass.add(e2, b),
+            };
+            pass.payments.push(twins);
         } else {
             let (tx, created) = self.pay(coin, to);
-            let c = self.clients[e1].clone();
-            inflight.spawn(async move {
-                let sent_ms = now_ms();
-                let r = c.submit(&tx).await;
-                Submission::Plain {
-                    txid: tx.id(),
-                    coin,
-                    created,
-                    result: r,
-                    sent_ms,
-                    endpoint: e1,
-                }
+            let (txid, slot) = pass.add(e1, tx);
+            pass.payments.push(Planned::Plain {
+                txid,
+                coin,
+                created,
+                slot,
             });
         }
+    }
+
+    /// Sends a pass: one request per node, all at once; its payments' outcomes
+    /// come back through `inflight`, in the order planned.
+    fn dispatch(&self, pass: Pass, inflight: &mut JoinSet<Vec<Submission>>) {
+        if pass.payments.is_empty() {
+            return;
+        }
+        let requests: Vec<_> = (pass.batches.into_iter())
+            .map(|(e, txs)| (e, self.clients[e].clone(), txs))
+            .collect();
+        let payments = pass.payments;
+        inflight.spawn(async move {
+            let sent_ms = now_ms();
+            let answered = futures::future::join_all(requests.into_iter().map(
+                |(e, client, txs)| async move {
+                    let answers = client.submit_many(&txs).await;
+                    (e, (client, answers.into_iter().map(Some).collect()))
+                },
+            ))
+            .await;
+            let mut answers: BTreeMap<usize, (NodeClient, Vec<Option<Answer>>)> =
+                answered.into_iter().collect();
+            let mut take = |(e, i): Slot| {
+                let (client, list) = answers.get_mut(&e).expect("a request per node of the pass");
+                list.get_mut(i).and_then(Option::take).unwrap_or_else(|| {
+                    Err(LoadError::Unanswered {
+                        url: format!("{}/txs", client.base()),
+                        error: "no answer for this transaction".to_owned(),
+                    })
+                })
+            };
+            (payments.into_iter())
+                .map(|p| match p {
+                    Planned::Plain {
+                        txid,
+                        coin,
+                        created,
+                        slot,
+                    } => Submission::Plain {
+                        txid,
+                        coin,
+                        created,
+                        result: take(slot),
+                        sent_ms,
+                        endpoint: slot.0,
+                    },
+                    Planned::Twins { a, b } => Submission::Twins {
+                        a: (a.0, take(a.1)),
+                        b: (b.0, take(b.1)),
+                        sent_ms,
+                    },
+                })
+                .collect()
+        });
+    }
+
+    /// Counts a finished pass's submissions; returns how many.
+    fn record_all(
+        &mut self,
+        done: Result<Vec<Submission>, tokio::task::JoinError>,
+        tally: &mut Tally,
+    ) -> usize {
+        let done = done.expect("submission task does not panic");
+        let n = done.len();
+        done.into_iter().for_each(|s| self.record(s, tally));
+        n
     }
 
     /// Counts a finished submission. A node that could not be reached (restarting)
@@ -179,6 +242,41 @@ impl Run {
                 tally.twins.push((a.0, b.0));
             }
         }
+    }
+}
+
+/// Where a transaction of a pass sits: its node, and its place in the
+/// request to that node.
+type Slot = (usize, usize);
+
+/// A payment of a pass, its transactions placed in the pass's requests.
+enum Planned {
+    Plain {
+        txid: TxId,
+        coin: Coin,
+        created: Coin,
+        slot: Slot,
+    },
+    Twins {
+        a: (TxId, Slot),
+        b: (TxId, Slot),
+    },
+}
+
+/// The payments a pacer pass sends, their transactions grouped by the node
+/// each goes to (one request per node).
+#[derive(Default)]
+struct Pass {
+    batches: BTreeMap<usize, Vec<Transaction>>,
+    payments: Vec<Planned>,
+}
+
+impl Pass {
+    fn add(&mut self, endpoint: usize, tx: Transaction) -> (TxId, Slot) {
+        let batch = self.batches.entry(endpoint).or_default();
+        let txid = tx.id();
+        batch.push(tx);
+        (txid, (endpoint, batch.len() - 1))
     }
 }
 
