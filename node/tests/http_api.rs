@@ -175,6 +175,8 @@ async fn transactions_in_a_batch() {
     let (s, v) = post(&client, &url, serde_json::to_vec(&many).unwrap()).await;
     assert_eq!(s, 413, "{v}");
     assert!(v["error"].as_str().unwrap().contains("at most 256"), "{v}");
+    let (s, v) = post(&client, &url, vec![b' '; 300 * 1024]).await;
+    assert_eq!(s, 413, "the body cap holds here too: {v}");
     let (s, v) = post(&client, &url, b"[]".to_vec()).await;
     assert_eq!((s, v), (200, serde_json::json!([])));
 
