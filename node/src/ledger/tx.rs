@@ -49,10 +49,24 @@ pub struct Transaction {
 /// The part of a transaction its id and signatures cover.
 #[derive(Serialize)]
 struct Unsigned<'a> {
-    inputs: Vec<&'a OutPoint>,
+    inputs: Prevs<'a>,
     outputs: &'a [TxOut],
     memo: u64,
 }
+
+/// The inputs' outpoints, encoded as a `Vec` of them is, without collecting
+/// them (ids are computed several times per message: no allocation).
+struct Prevs<'a>(&'a [TxIn]);
+
+impl Serialize for Prevs<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_seq(self.0.iter().map(|i| &i.prev))
+    }
+}
+
+/// Room on the stack for the unsigned part of any transaction the limits
+/// let through (a larger one is encoded on the heap).
+const UNSIGNED_ON_STACK: usize = 1024;
 
 /// The pseudo-transaction id that genesis outputs hang off.
 pub fn genesis_txid(network_id: &str) -> TxId {
@@ -94,18 +108,17 @@ impl Transaction {
 
     pub fn id(&self) -> TxId {
         let unsigned = Unsigned {
-            inputs: self.inputs.iter().map(|i| &i.prev).collect(),
+            inputs: Prevs(&self.inputs),
             outputs: &self.outputs,
             memo: self.memo,
         };
-        let body = postcard::to_stdvec(&unsigned).expect("transactions serialize");
-        TxId(
-            Sha256::new()
-                .chain_update(b"testnet-tx-v1\0")
-                .chain_update(&body)
-                .finalize()
-                .into(),
-        )
+        let mut hash = Sha256::new().chain_update(b"testnet-tx-v1\0");
+        let mut buf = [0u8; UNSIGNED_ON_STACK];
+        match postcard::to_slice(&unsigned, &mut buf) {
+            Ok(body) => hash.update(&*body),
+            Err(_) => hash.update(postcard::to_stdvec(&unsigned).expect("transactions serialize")),
+        }
+        TxId(hash.finalize().into())
     }
 
     /// What every input's owner signs: the id, bound to one network.
@@ -121,9 +134,7 @@ impl Transaction {
 
     /// Encoded size on the wire, the size limits apply to.
     pub fn size(&self) -> usize {
-        postcard::to_stdvec(self)
-            .map(|v| v.len())
-            .unwrap_or(usize::MAX)
+        postcard::experimental::serialized_size(self).unwrap_or(usize::MAX)
     }
 
     pub fn output_value(&self) -> Option<u64> {
@@ -157,6 +168,57 @@ impl Transaction {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn ids_and_sizes_are_those_of_the_collected_encoding() {
+        // What the id hashed before it was computed without allocating: the
+        // unsigned part with its outpoints collected in a Vec.
+        #[derive(Serialize)]
+        struct Collected<'a> {
+            inputs: Vec<&'a OutPoint>,
+            outputs: &'a [TxOut],
+            memo: u64,
+        }
+        let key = Keypair::from_seed([3; 32]);
+        // 0, 1 and 3 inputs fit on the stack; 40 do not (the heap path).
+        for (n, memo) in [(0u32, 0u64), (1, 7), (3, u64::MAX), (40, 1 << 40)] {
+            let tx = Transaction {
+                inputs: (0..n)
+                    .map(|vout| TxIn {
+                        prev: OutPoint {
+                            txid: TxId([vout as u8; 32]),
+                            vout: vout * 1000,
+                        },
+                        signature: Signature([9; 64]),
+                    })
+                    .collect(),
+                outputs: vec![
+                    TxOut {
+                        owner: key.id(),
+                        value: 1,
+                    },
+                    TxOut {
+                        owner: key.id(),
+                        value: u64::MAX,
+                    },
+                ],
+                memo,
+            };
+            let collected = Collected {
+                inputs: tx.inputs.iter().map(|i| &i.prev).collect(),
+                outputs: &tx.outputs,
+                memo,
+            };
+            let body = postcard::to_stdvec(&collected).unwrap();
+            assert_eq!(body.len() > UNSIGNED_ON_STACK, n == 40);
+            let id = Sha256::new()
+                .chain_update(b"testnet-tx-v1\0")
+                .chain_update(&body)
+                .finalize();
+            assert_eq!(tx.id().0, <[u8; 32]>::from(id), "{n} inputs");
+            assert_eq!(tx.size(), postcard::to_stdvec(&tx).unwrap().len());
+        }
+    }
 
     #[test]
     fn id_ignores_signatures_and_signing_binds_the_network() {
