@@ -4,6 +4,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
+use futures::StreamExt;
+
 use testnet_node::api::{
     FinalizedPage, Refused, Status, Submitted, TxAnswer, Utxo, MAX_TXS_PER_REQUEST,
 };
@@ -21,6 +23,9 @@ pub struct NodeClient {
     /// image): its transactions then go one request each.
     batches: Arc<AtomicBool>,
 }
+
+/// Requests at once to a node without `POST /txs` (one per payment).
+const ONE_BY_ONE_AT_ONCE: usize = 64;
 
 /// A submission's outcome: `Ok(Ok(txid))` accepted, `Ok(Err(refusal))` refused.
 pub type Answer = Result<Result<TxId, Refused>, LoadError>;
@@ -77,7 +82,7 @@ impl NodeClient {
 
     /// Submits transactions together (`POST /txs`, in requests of at most
     /// [`MAX_TXS_PER_REQUEST`]); one answer each, in order. A node without
-    /// `POST /txs` gets them one request each, at once.
+    /// `POST /txs` gets them one request each, [`ONE_BY_ONE_AT_ONCE`] at once.
     pub async fn submit_many(&self, txs: &[Transaction]) -> Vec<Answer> {
         let mut answers = Vec::with_capacity(txs.len());
         for chunk in txs.chunks(MAX_TXS_PER_REQUEST) {
@@ -100,7 +105,9 @@ impl NodeClient {
                     }
                 }
             }
-            answers.extend(futures::future::join_all(chunk.iter().map(|tx| self.submit(tx))).await);
+            let each: Vec<_> = chunk.iter().map(|tx| self.submit(tx)).collect();
+            let each = futures::stream::iter(each);
+            answers.extend(each.buffered(ONE_BY_ONE_AT_ONCE).collect::<Vec<_>>().await);
         }
         answers
     }

@@ -6,11 +6,11 @@ use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use rand::Rng;
-use testnet_node::ledger::tx::{Transaction, TxId};
+use testnet_node::ledger::tx::Transaction;
 use testnet_node::replica::now_ms;
 use tokio::task::JoinSet;
 
-use super::{Answer, Coin, LoadError, NodeClient, Run, Submission, Tally, MAX_INFLIGHT};
+use super::{Answer, Coin, Run, Submission, Tally, MAX_INFLIGHT};
 
 /// How often the pacer wakes: the payments due meanwhile go out together,
 /// one request per node (at 1000 tx/s, 10 payments a pass). Waking for each
@@ -70,7 +70,7 @@ impl Run {
                     self.plan_next(&mut pass, in_flight, tally);
                     sent += 1;
                 }
-                in_flight += pass.payments.len();
+                in_flight += pass.len();
                 self.dispatch(pass, &mut inflight);
             }
             if sent >= total || self.cfg.stop.is_cancelled() {
@@ -106,7 +106,7 @@ impl Run {
     /// at once. Counts a skip when no coin is free or too many payments are
     /// awaiting an answer.
     fn plan_next(&mut self, pass: &mut Pass, in_flight: usize, tally: &mut Tally) {
-        if self.coins.is_empty() || in_flight + pass.payments.len() >= MAX_INFLIGHT {
+        if self.coins.is_empty() || in_flight + pass.len() >= MAX_INFLIGHT {
             tally.skipped += 1;
             return;
         }
@@ -121,79 +121,51 @@ impl Run {
             let (b, _) = self.pay(coin, (to + 1) % self.wallets.len());
             let e2 = (e1 + 1 + self.rng.gen_range(0..n - 1)) % n;
             tally.double_spend_pairs += 1;
-            let twins = Planned::Twins {
-                a: pass.add(e1, a),
-                b: pass.add(e2, b),
-            };
-            pass.payments.push(twins);
+            pass.twins.push(((a, e1), (b, e2)));
         } else {
             let (tx, created) = self.pay(coin, to);
-            let (txid, slot) = pass.add(e1, tx);
-            pass.payments.push(Planned::Plain {
-                txid,
-                coin,
-                created,
-                slot,
+            pass.plain.entry(e1).or_default().push((tx, coin, created));
+        }
+    }
+
+    /// Sends a pass: the plain payments in one request per node, each
+    /// answered on its own (a node that hangs holds up only its own), and
+    /// each double spend's twins to their two nodes at once.
+    fn dispatch(&self, pass: Pass, inflight: &mut JoinSet<Vec<Submission>>) {
+        let sent_ms = now_ms();
+        for (endpoint, payments) in pass.plain {
+            let client = self.clients[endpoint].clone();
+            let (txs, coins): (Vec<Transaction>, Vec<(Coin, Coin)>) = (payments.into_iter())
+                .map(|(tx, coin, created)| (tx, (coin, created)))
+                .unzip();
+            inflight.spawn(async move {
+                let answers = client.submit_many(&txs).await;
+                (txs.iter().zip(coins).zip(answers))
+                    .map(|((tx, (coin, created)), result)| Submission::Plain {
+                        txid: tx.id(),
+                        coin,
+                        created,
+                        result,
+                        sent_ms,
+                        endpoint,
+                    })
+                    .collect()
+            });
+        }
+        for ((a, e1), (b, e2)) in pass.twins {
+            let (ca, cb) = (self.clients[e1].clone(), self.clients[e2].clone());
+            inflight.spawn(async move {
+                let (ra, rb) = tokio::join!(ca.submit(&a), cb.submit(&b));
+                vec![Submission::Twins {
+                    a: (a.id(), ra),
+                    b: (b.id(), rb),
+                    sent_ms,
+                }]
             });
         }
     }
 
-    /// Sends a pass: one request per node, all at once; its payments' outcomes
-    /// come back through `inflight`, in the order planned.
-    fn dispatch(&self, pass: Pass, inflight: &mut JoinSet<Vec<Submission>>) {
-        if pass.payments.is_empty() {
-            return;
-        }
-        let requests: Vec<_> = (pass.batches.into_iter())
-            .map(|(e, txs)| (e, self.clients[e].clone(), txs))
-            .collect();
-        let payments = pass.payments;
-        inflight.spawn(async move {
-            let sent_ms = now_ms();
-            let answered = futures::future::join_all(requests.into_iter().map(
-                |(e, client, txs)| async move {
-                    let answers = client.submit_many(&txs).await;
-                    (e, (client, answers.into_iter().map(Some).collect()))
-                },
-            ))
-            .await;
-            let mut answers: BTreeMap<usize, (NodeClient, Vec<Option<Answer>>)> =
-                answered.into_iter().collect();
-            let mut take = |(e, i): Slot| {
-                let (client, list) = answers.get_mut(&e).expect("a request per node of the pass");
-                list.get_mut(i).and_then(Option::take).unwrap_or_else(|| {
-                    Err(LoadError::Unanswered {
-                        url: format!("{}/txs", client.base()),
-                        error: "no answer for this transaction".to_owned(),
-                    })
-                })
-            };
-            (payments.into_iter())
-                .map(|p| match p {
-                    Planned::Plain {
-                        txid,
-                        coin,
-                        created,
-                        slot,
-                    } => Submission::Plain {
-                        txid,
-                        coin,
-                        created,
-                        result: take(slot),
-                        sent_ms,
-                        endpoint: slot.0,
-                    },
-                    Planned::Twins { a, b } => Submission::Twins {
-                        a: (a.0, take(a.1)),
-                        b: (b.0, take(b.1)),
-                        sent_ms,
-                    },
-                })
-                .collect()
-        });
-    }
-
-    /// Counts a finished pass's submissions; returns how many.
+    /// Counts a finished request's submissions; returns how many.
     fn record_all(
         &mut self,
         done: Result<Vec<Submission>, tokio::task::JoinError>,
@@ -248,38 +220,21 @@ impl Run {
     }
 }
 
-/// Where a transaction of a pass sits: its node, and its place in the
-/// request to that node.
-type Slot = (usize, usize);
-
-/// A payment of a pass, its transactions placed in the pass's requests.
-enum Planned {
-    Plain {
-        txid: TxId,
-        coin: Coin,
-        created: Coin,
-        slot: Slot,
-    },
-    Twins {
-        a: (TxId, Slot),
-        b: (TxId, Slot),
-    },
-}
-
-/// The payments a pacer pass sends, their transactions grouped by the node
-/// each goes to (one request per node).
+/// The payments a pacer pass sends: plain ones grouped by the node each goes
+/// to (with the coin each spends and the coin it creates), and double spends.
 #[derive(Default)]
 struct Pass {
-    batches: BTreeMap<usize, Vec<Transaction>>,
-    payments: Vec<Planned>,
+    plain: BTreeMap<usize, Vec<(Transaction, Coin, Coin)>>,
+    twins: Vec<Twins>,
 }
 
+/// A double spend's two transactions, each with the node it goes to.
+type Twins = ((Transaction, usize), (Transaction, usize));
+
 impl Pass {
-    fn add(&mut self, endpoint: usize, tx: Transaction) -> (TxId, Slot) {
-        let batch = self.batches.entry(endpoint).or_default();
-        let txid = tx.id();
-        batch.push(tx);
-        (txid, (endpoint, batch.len() - 1))
+    /// Payments planned (a double spend counts as one).
+    fn len(&self) -> usize {
+        self.plain.values().map(Vec::len).sum::<usize>() + self.twins.len()
     }
 }
 
