@@ -185,18 +185,21 @@ fn error(status: StatusCode, error: String) -> Response {
     (status, Json(ApiError { error })).into_response()
 }
 
+/// A body that could not be read (too large, cut off): its status and why.
+fn unreadable(e: BytesRejection) -> Response {
+    error(
+        e.status(),
+        format!("cannot read the body: {}", e.body_text()),
+    )
+}
+
 async fn submit_tx(
     State(node): State<Arc<NodeState>>,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
     let body = match body {
         Ok(b) => b,
-        Err(e) => {
-            return error(
-                e.status(),
-                format!("cannot read the body: {}", e.body_text()),
-            )
-        }
+        Err(e) => return unreadable(e),
     };
     let tx: Transaction = match serde_json::from_slice(&body) {
         Ok(tx) => tx,
@@ -237,12 +240,7 @@ async fn submit_txs(
 ) -> Response {
     let body = match body {
         Ok(b) => b,
-        Err(e) => {
-            return error(
-                e.status(),
-                format!("cannot read the body: {}", e.body_text()),
-            )
-        }
+        Err(e) => return unreadable(e),
     };
     let txs: Vec<Transaction> = match serde_json::from_slice(&body) {
         Ok(txs) => txs,
