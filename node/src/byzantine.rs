@@ -167,7 +167,7 @@ pub fn bend(m: &Misbehaviour, effects: Vec<Effect>) -> Outgoing {
         if certificates && m.is(Behaviour::WithholdCertificates) {
             continue;
         }
-        let vote = matches!(message, LedgerMessage::Vote(_));
+        let vote = matches!(message, LedgerMessage::Vote(_) | LedgerMessage::Votes(_));
         let e = match (vote, m.is(Behaviour::BadSignatures)) {
             (true, true) => corrupt(e),
             _ => e,
@@ -194,6 +194,10 @@ fn corrupt(e: Effect) -> Effect {
         LedgerMessage::Vote(mut v) => {
             v.signature.0[0] ^= 0xff;
             LedgerMessage::Vote(v)
+        }
+        LedgerMessage::Votes(mut b) => {
+            b.signature.0[0] ^= 0xff;
+            LedgerMessage::Votes(b)
         }
         other => other,
     };

@@ -23,6 +23,8 @@ pub mod quorum;
 mod replay;
 mod sync;
 mod types;
+pub mod votes;
+mod voting;
 mod window;
 
 pub use catchup::CATCHUP_REPLY_BYTES;
@@ -44,7 +46,7 @@ use crate::ledger::tx::{OutPoint, Transaction, TxId};
 use crate::ledger::{Ledger, Rejection};
 use crate::metrics::FinalityMetrics;
 use inventory::FinalizedSet;
-use quorum::{Certificate, Tally, Validators, Vote};
+use quorum::{Certificate, Tally, Validators};
 
 /// Finalizations a node keeps by default (`--finality-window`): their
 /// certificates serve catch-up; a node further behind syncs from a snapshot.
@@ -77,7 +79,9 @@ struct Entry {
     decided_ms: Option<u64>,
     state: TxState,
     tally: Tally,
-    my_vote: Option<Vote>,
+    /// Our vote (approve: true), once cast (its signature is in the tally
+    /// once signed).
+    my_vote: Option<bool>,
     reason: Option<String>,
     fee: Option<u64>,
     size: usize,
@@ -163,6 +167,8 @@ pub struct Engine {
     syncing: Option<Box<sync::Syncing>>,
     /// The current batch's signatures checked together ([`Engine::preverify`]).
     verified: crate::identity::Verified,
+    /// Our decisions not signed yet ([`Engine::hold_votes`]).
+    held: Option<Vec<(TxId, bool)>>,
 }
 
 impl Engine {
@@ -193,6 +199,7 @@ impl Engine {
             claims: Default::default(),
             syncing: None,
             verified: Default::default(),
+            held: None,
         };
         engine.update_gauges();
         engine
@@ -322,36 +329,6 @@ impl Engine {
         self.update_gauges();
     }
 
-    /// Casts our vote on a known, valid, pending transaction (once).
-    fn vote(&mut self, txid: TxId, fx: &mut Vec<Effect>) {
-        let Some(key) = &self.cfg.key else { return };
-        let Some(e) = self.txs.get(&txid) else { return };
-        if e.my_vote.is_some() || e.state != TxState::Pending {
-            return;
-        }
-        let Some(tx) = e.tx.clone() else { return };
-        let conflict = self.locked_by_other(&tx, &txid);
-        let approve = conflict.is_none() || self.equivocates();
-        if approve {
-            for i in &tx.inputs {
-                if !self.equivocates() || !self.locks.contains_key(&i.prev) {
-                    self.locks.insert(i.prev, txid);
-                }
-            }
-            if !self.cfg.bugs.no_lock_persist {
-                fx.push(Effect::Persist(Record::Lock(tx)));
-            }
-        }
-        let vote = Vote::new(key, &self.cfg.network_id, txid, approve);
-        let label = if approve { "approve" } else { "reject" };
-        self.metrics.votes.with_label_values(&["sent", label]).inc();
-        if let Some(e) = self.txs.get_mut(&txid) {
-            e.tally.add(&vote);
-            e.my_vote = Some(vote.clone());
-        }
-        fx.push(Effect::Broadcast(LedgerMessage::Vote(vote)));
-    }
-
     /// Forms a certificate or a rejection once the votes are there.
     fn check_quorum(&mut self, txid: TxId, now: u64, fx: &mut Vec<Effect>) {
         let validators = &self.cfg.validators;
@@ -368,7 +345,7 @@ impl Engine {
             self.finalize(cert, now, fx);
         } else if e.tally.rejections() >= validators.reject_quorum() {
             // Locked here: the lock's record would bring it back as pending.
-            if e.my_vote.as_ref().is_some_and(|v| v.approve) {
+            if e.my_vote == Some(true) {
                 let votes = e.tally.votes(txid).filter(|v| !v.approve).collect();
                 fx.push(Effect::Persist(Record::Rejected { txid, votes }));
             }
@@ -577,60 +554,13 @@ impl Engine {
                 {
                     return;
                 }
-                if let Some(key) = &self.cfg.key {
-                    let vote = Vote::new(key, &self.cfg.network_id, txid, false);
-                    self.metrics
-                        .votes
-                        .with_label_values(&["sent", "reject"])
-                        .inc();
-                    let e = self.entry(txid, now);
-                    e.tally.add(&vote);
-                    e.my_vote = Some(vote.clone());
-                    fx.push(Effect::Broadcast(LedgerMessage::Vote(vote)));
-                }
+                self.entry(txid, now);
+                self.cast(txid, false, fx);
             }
             Err(r) => {
                 debug!(tx = %txid.short(), reason = r.label(), "invalid transaction from a peer");
                 self.reject_count(&r);
             }
-        }
-    }
-
-    fn on_vote(&mut self, from: NodeId, vote: Vote, now: u64, fx: &mut Vec<Effect>) {
-        // A vote heard before (relayed by another neighbour) costs no signature check.
-        if self.is_final(&vote.txid)
-            || self
-                .txs
-                .get(&vote.txid)
-                .is_some_and(|e| e.tally.has_voted(&vote.voter))
-        {
-            return;
-        }
-        if !self.cfg.validators.contains(&vote.voter)
-            || !vote.verify_with(&self.cfg.network_id, &self.verified)
-        {
-            warn!(voter = %vote.voter.short(), "dropping a vote that does not verify");
-            self.metrics
-                .votes
-                .with_label_values(&["dropped", "invalid"])
-                .inc();
-            return;
-        }
-        let label = if vote.approve { "approve" } else { "reject" };
-        if !self.txs.contains_key(&vote.txid) && !self.room_for_vote_only() {
-            return;
-        }
-        let e = self.entry(vote.txid, now);
-        if e.tally.add(&vote) {
-            self.metrics
-                .votes
-                .with_label_values(&["received", label])
-                .inc();
-            let txid = vote.txid;
-            if self.cfg.relay {
-                fx.push(Effect::Relay(from, LedgerMessage::Vote(vote)));
-            }
-            self.check_quorum(txid, now, fx);
         }
     }
 
@@ -640,9 +570,9 @@ impl Engine {
             return false;
         }
         let tally = self.txs.get(&txid).map(|e| &e.tally);
-        let known = |voter: &NodeId, msg: &[u8; 32], sig: &crate::ledger::tx::Signature| {
-            tally.is_some_and(|t| t.has_approval(voter, sig))
-                || self.verified.contains(voter, msg, &sig.0)
+        let known = |a: &quorum::Approval, msg: &[u8; 32]| {
+            tally.is_some_and(|t| t.has_approval(a))
+                || self.verified.contains(&a.voter, msg, &a.signature.0)
         };
         let verified = cert.verify(&self.cfg.network_id, &self.cfg.validators, known);
         if let Err(e) = verified {
@@ -663,6 +593,7 @@ impl Engine {
         match msg {
             LedgerMessage::Tx(tx) => self.on_tx(tx, Some(from), now, &mut fx),
             LedgerMessage::Vote(v) => self.on_vote(from, v, now, &mut fx),
+            LedgerMessage::Votes(b) => self.on_votes(from, b, now, &mut fx),
             LedgerMessage::Certificate(c) => {
                 let relayed = self.cfg.relay.then(|| c.clone());
                 if self.on_certificate(c, now, &mut fx) {

@@ -59,6 +59,7 @@ pub const MESSAGE_TYPES: &[&str] = &[
     "disconnect",
     "tx",
     "vote",
+    "votes",
     "certificate",
     "inventory",
     "have",

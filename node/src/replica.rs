@@ -10,11 +10,13 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use tokio::sync::{mpsc, oneshot};
+use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tracing::{error, info};
 
 use crate::byzantine::{Behaviour, Misbehaviour};
 use crate::datadir::Checkpointer;
+use crate::finality::votes::MAX_VOTES_PER_BATCH;
 use crate::finality::{Effect, Engine, Record};
 use crate::identity::NodeId;
 use crate::ledger::tx::{Transaction, TxId};
@@ -25,6 +27,9 @@ use crate::store::Store;
 
 /// Inputs taken per batch, at most.
 const MAX_BATCH: usize = 512;
+/// How long our first unsigned vote waits for others to share its
+/// signature (a batch of [`MAX_VOTES_PER_BATCH`] goes at once).
+const VOTE_HOLD: Duration = Duration::from_millis(4);
 
 pub fn now_ms() -> u64 {
     crate::clock::real_ms()
@@ -159,6 +164,7 @@ impl Replica {
         } = self;
         store.set_faults(handle.storage.clone());
         let mut behaved = Misbehaviour::honest();
+        let mut release_at: Option<Instant> = None;
         let mut ticker = tokio::time::interval(tick);
         ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
@@ -168,6 +174,8 @@ impl Replica {
                 Some(e) = events.recv() => batch.push(Input::Net(e)),
                 Some(c) = commands.recv() => batch.push(Input::Client(c)),
                 _ = ticker.tick() => batch.push(Input::Tick),
+                _ = tokio::time::sleep_until(release_at.unwrap_or_else(Instant::now)),
+                    if release_at.is_some() => {}
             }
             fill(&mut batch, &mut events, &mut commands);
             let peers = if batch.iter().any(|i| matches!(i, Input::Tick)) {
@@ -199,6 +207,7 @@ impl Replica {
                     }
                 }
                 apply(&mut engine, batch, &peers, now, &mut effects, &mut replies);
+                release_votes(&mut engine, &mut release_at, now, &mut effects);
             }
             let records: Vec<Record> = effects
                 .iter()
@@ -290,6 +299,8 @@ fn apply(
         _ => None,
     });
     engine.preverify(messages, submitted);
+    // Our votes are held and signed together ([`release_votes`]).
+    engine.hold_votes();
     for input in batch {
         match input {
             Input::Net(NetworkEvent::Message(from, m)) => {
@@ -305,6 +316,25 @@ fn apply(
             }
             Input::Tick => effects.extend(engine.on_tick(peers, now)),
         }
+    }
+}
+
+/// Signs and sends our held votes once the first has waited [`VOTE_HOLD`]
+/// or they fill a batch; else says when they are due.
+fn release_votes(
+    engine: &mut Engine,
+    release_at: &mut Option<Instant>,
+    now: u64,
+    effects: &mut Vec<Effect>,
+) {
+    let held = engine.held_votes();
+    if held == 0 {
+        return;
+    }
+    let at = *release_at.get_or_insert_with(|| Instant::now() + VOTE_HOLD);
+    if held >= MAX_VOTES_PER_BATCH || Instant::now() >= at {
+        effects.extend(engine.release_votes(now));
+        *release_at = None;
     }
 }
 

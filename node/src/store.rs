@@ -4,7 +4,9 @@
 //! writes a batch and fsyncs once (group commit); the caller sends nothing that
 //! depends on the batch before it returns. On open, the log is read up to the first
 //! record that is incomplete or fails its checksum (a write torn by a crash), and
-//! the file is truncated there, so the next append starts on a clean boundary.
+//! the file is truncated there, so the next append starts on a clean boundary. A
+//! record whose checksum holds but which does not decode was written by another
+//! version of the node: the file is refused, not truncated.
 
 use std::fs::{File, OpenOptions};
 use std::io::{BufReader, Read, Seek, SeekFrom, Write};
@@ -201,20 +203,25 @@ impl<R: Serialize + DeserializeOwned> Store<R> {
 
 /// The records framed as the log holds them.
 fn encode<R: Serialize>(records: &[R]) -> Result<Vec<u8>, StoreError> {
+    // Each record serialized in place after room for its header (no
+    // payload of its own to allocate, grow and copy).
     let mut buf = Vec::new();
     for r in records {
-        let payload = postcard::to_stdvec(r).expect("records serialize");
+        let start = buf.len();
+        buf.extend_from_slice(&[0; 8]);
+        buf = postcard::to_extend(r, buf).expect("records serialize");
+        let len = buf.len() - start - 8;
         // Reopening stops at a record over the limit and drops the rest of
         // the log: one is never written.
-        if payload.len() > MAX_RECORD {
+        if len > MAX_RECORD {
             return Err(StoreError::TooLarge {
-                len: payload.len(),
+                len,
                 max: MAX_RECORD,
             });
         }
-        buf.extend_from_slice(&(payload.len() as u32).to_le_bytes());
-        buf.extend_from_slice(&crc32fast::hash(&payload).to_le_bytes());
-        buf.extend_from_slice(&payload);
+        let crc = crc32fast::hash(&buf[start + 8..]);
+        buf[start..start + 4].copy_from_slice(&(len as u32).to_le_bytes());
+        buf[start + 4..start + 8].copy_from_slice(&crc.to_le_bytes());
     }
     Ok(buf)
 }
@@ -267,6 +274,17 @@ fn sync_dir(dir: &Path) -> std::io::Result<()> {
     File::open(dir)?.sync_all()
 }
 
+fn unreadable(index: usize, offset: u64, e: postcard::Error) -> std::io::Error {
+    std::io::Error::new(
+        std::io::ErrorKind::InvalidData,
+        format!(
+            "record {index} (at byte {offset}) passes its checksum but is not a record this \
+             node reads ({e}): the file was written by another version of the node. Start this \
+             node with an empty data dir, or run the version that wrote it"
+        ),
+    )
+}
+
 /// Reads records from the start, handing each to `each`; returns how many
 /// and the offset after the last good one.
 fn read_records<R: DeserializeOwned>(
@@ -292,9 +310,10 @@ fn read_records<R: DeserializeOwned>(
         if !read_full(&mut reader, &mut payload)? || crc32fast::hash(&payload) != crc {
             break;
         }
-        let Ok(record) = postcard::from_bytes(&payload) else {
-            break;
-        };
+        // Its checksum holds, so it is no torn write: a record of another
+        // format (a node of another version wrote this file). Refused, never
+        // cut off: truncating would throw history away.
+        let record = postcard::from_bytes(&payload).map_err(|e| unreadable(records, good, e))?;
         each(record);
         records += 1;
         good += 8 + len as u64;
@@ -430,5 +449,24 @@ mod tests {
         let (_, got, rec) = Store::<R>::open(dir.path(), "log").unwrap();
         assert!(got.is_empty());
         assert_eq!(rec.truncated_bytes, 8);
+    }
+
+    #[test]
+    fn a_record_of_another_format_is_refused_not_cut_off() {
+        let dir = tempfile::tempdir().unwrap();
+        let (mut s, _, _) = Store::<R>::open(dir.path(), "log").unwrap();
+        s.append(&records(3)).unwrap();
+        drop(s);
+        let before = std::fs::read(dir.path().join("log")).unwrap();
+        // A newer record type, with a field the old records lack.
+        let err = match Store::<(u32, String, u64)>::open(dir.path(), "log") {
+            Ok(_) => panic!("records of another format were taken"),
+            Err(e) => e.to_string(),
+        };
+        assert!(err.contains("record 0 (at byte 0)"), "{err}");
+        assert!(err.contains("another version of the node"), "{err}");
+        assert!(err.contains("empty data dir"), "{err}");
+        let after = std::fs::read(dir.path().join("log")).unwrap();
+        assert_eq!(before, after, "the log was changed");
     }
 }

@@ -134,6 +134,7 @@ impl Payments {
                 .map(|v| Approval {
                     voter: *v,
                     signature: Signature([9; 64]),
+                    proof: Default::default(),
                 })
                 .collect();
             records.push(Record::FinalizedAt {

@@ -11,6 +11,7 @@
 use std::collections::HashMap;
 
 use super::quorum::{vote_message, Certificate, Vote};
+use super::votes::VoteBatch;
 use super::{Engine, LedgerMessage, TxState, MAX_CERTIFICATES_PER_MESSAGE};
 use crate::identity::{Checked, Signed};
 use crate::ledger::tx::{Transaction, TxId};
@@ -33,6 +34,7 @@ impl Engine {
         for m in messages {
             match m {
                 LedgerMessage::Vote(v) => self.vote_signature(v, &mut queued, &mut signed),
+                LedgerMessage::Votes(b) => self.batch_signature(b, &mut signed),
                 LedgerMessage::Tx(tx) => self.input_signatures(tx, &mut signed),
                 LedgerMessage::Certificate(c) => {
                     self.approval_signatures(c, &mut queued, &mut signed)
@@ -75,9 +77,28 @@ impl Engine {
         };
         let n = queued.entry((v.txid, v.approve)).or_default();
         if held + *n < quorum {
-            *n += 1;
-            let msg = vote_message(&self.cfg.network_id, &v.txid, v.approve);
-            signed.push((v.voter, msg, v.signature.0));
+            if let Some(msg) = v.message(&self.cfg.network_id) {
+                *n += 1;
+                signed.push((v.voter, msg, v.signature.0));
+            }
+        }
+    }
+
+    /// A batch of votes is one signature: checked if any of its votes
+    /// would be counted.
+    fn batch_signature(&self, b: &VoteBatch, signed: &mut Vec<Signed>) {
+        let wanted = |txid: &TxId| {
+            !self.is_final(txid)
+                && !self
+                    .txs
+                    .get(txid)
+                    .is_some_and(|e| e.tally.has_voted(&b.voter))
+        };
+        if b.well_formed()
+            && self.cfg.validators.contains(&b.voter)
+            && b.decisions.iter().any(|(t, _)| wanted(t))
+        {
+            signed.push((b.voter, b.message(&self.cfg.network_id), b.signature.0));
         }
     }
 
@@ -87,11 +108,12 @@ impl Engine {
             return;
         }
         let tally = self.txs.get(&txid).map(|e| &e.tally);
-        let msg = vote_message(&self.cfg.network_id, &txid, true);
         let n = queued.entry((txid, true)).or_default();
         for a in c.approvals.iter().take(self.cfg.validators.len()) {
-            let counted = tally.is_some_and(|t| t.has_approval(&a.voter, &a.signature));
-            if !counted && self.cfg.validators.contains(&a.voter) {
+            let counted = tally.is_some_and(|t| t.has_approval(a));
+            let msg = vote_message(&self.cfg.network_id, &txid, true, &a.proof);
+            if let (false, true, Some(msg)) = (counted, self.cfg.validators.contains(&a.voter), msg)
+            {
                 *n += 1;
                 signed.push((a.voter, msg, a.signature.0));
             }

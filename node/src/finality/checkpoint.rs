@@ -87,7 +87,7 @@ impl Engine {
         }
         let locks: Vec<_> = self.locks.iter().map(|(o, t)| (*o, *t)).collect();
         out.extend(locks.chunks(LOCK_CHUNK).map(|c| Record::Locks(c.to_vec())));
-        let approved = |e: &Entry| e.my_vote.as_ref().is_some_and(|v| v.approve);
+        let approved = |e: &Entry| e.my_vote == Some(true);
         let mut pending: Vec<(&TxId, &Entry)> = self
             .txs
             .iter()
@@ -151,7 +151,12 @@ impl Engine {
         self.finalized_set = set;
         self.forgotten = (header.seq - header.recent) as usize;
         self.conflicts = header.conflicts.clone();
-        let supply = self.ledger.restore_begin(header.fees);
+        let supply = self
+            .ledger
+            .restore_begin(header.fees, header.utxo_count, header.recent);
+        let recent = (header.recent as usize).min(1 << 20);
+        self.finals.reserve(recent);
+        self.finalized.reserve(recent);
         Ok(Restoring {
             header,
             records: 1,

@@ -8,8 +8,8 @@
 use std::collections::{BTreeMap, HashMap};
 
 use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
 
+use super::votes::{self, Proof};
 use crate::genesis::Genesis;
 use crate::identity::{Keypair, NodeId, Verified};
 use crate::ledger::tx::{Signature, Transaction, TxId};
@@ -63,33 +63,38 @@ impl Validators {
     }
 }
 
-/// A validator's signed decision on a transaction.
+/// A validator's signed decision on a transaction: the signature covers the
+/// root of its batch ([`super::votes`]), reached from this decision by `proof`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Vote {
     pub txid: TxId,
     pub voter: NodeId,
     pub approve: bool,
     pub signature: Signature,
+    pub proof: Proof,
 }
 
-pub(super) fn vote_message(network_id: &str, txid: &TxId, approve: bool) -> [u8; 32] {
-    Sha256::new()
-        .chain_update(b"testnet-vote-v1\0")
-        .chain_update(network_id.as_bytes())
-        .chain_update(b"\0")
-        .chain_update(txid.0)
-        .chain_update([approve as u8])
-        .finalize()
-        .into()
+/// The message a vote's signature must cover: `None` if its path leads nowhere.
+pub(super) fn vote_message(
+    network_id: &str,
+    txid: &TxId,
+    approve: bool,
+    proof: &Proof,
+) -> Option<[u8; 32]> {
+    let root = proof.root(votes::leaf(txid, approve))?;
+    Some(votes::signed_message(network_id, &root))
 }
 
 impl Vote {
+    /// A vote signed alone (a batch of one).
     pub fn new(key: &Keypair, network_id: &str, txid: TxId, approve: bool) -> Vote {
+        let msg = votes::signed_message(network_id, &votes::leaf(&txid, approve));
         Vote {
             txid,
             voter: key.id(),
             approve,
-            signature: Signature(key.sign(&vote_message(network_id, &txid, approve))),
+            signature: Signature(key.sign(&msg)),
+            proof: Proof::default(),
         }
     }
 
@@ -97,10 +102,15 @@ impl Vote {
         self.verify_with(network_id, &Verified::default())
     }
 
+    /// The message its signature must cover.
+    pub fn message(&self, network_id: &str) -> Option<[u8; 32]> {
+        vote_message(network_id, &self.txid, self.approve, &self.proof)
+    }
+
     /// [`Vote::verify`], taking a signature `verified` holds for valid.
     pub fn verify_with(&self, network_id: &str, verified: &Verified) -> bool {
-        let msg = vote_message(network_id, &self.txid, self.approve);
-        verified.verify(&self.voter, &msg, &self.signature.0)
+        self.message(network_id)
+            .is_some_and(|msg| verified.verify(&self.voter, &msg, &self.signature.0))
     }
 }
 
@@ -109,6 +119,7 @@ impl Vote {
 pub struct Approval {
     pub voter: NodeId,
     pub signature: Signature,
+    pub proof: Proof,
 }
 
 /// A transaction with a quorum of approvals: final everywhere.
@@ -130,24 +141,24 @@ pub enum CertificateError {
 
 impl Certificate {
     /// Checks a quorum of distinct validators approved this transaction.
-    /// `already_verified(voter, message, signature)` skips signatures
-    /// checked before (the message is the approval's, which every one signs).
+    /// `already_verified(approval, message)` skips signatures checked before
+    /// (the message is what the approval's signature covers).
     pub fn verify(
         &self,
         network_id: &str,
         validators: &Validators,
-        already_verified: impl Fn(&NodeId, &[u8; 32], &Signature) -> bool,
+        already_verified: impl Fn(&Approval, &[u8; 32]) -> bool,
     ) -> Result<(), CertificateError> {
         let txid = self.tx.id();
-        let msg = vote_message(network_id, &txid, true);
         let mut voters = std::collections::BTreeSet::new();
         for a in &self.approvals {
             if !validators.contains(&a.voter) {
                 return Err(CertificateError::NotAValidator(a.voter));
             }
-            if !already_verified(&a.voter, &msg, &a.signature)
-                && !a.voter.verify(&msg, &a.signature.0)
-            {
+            let Some(msg) = vote_message(network_id, &txid, true, &a.proof) else {
+                return Err(CertificateError::BadSignature(a.voter));
+            };
+            if !already_verified(a, &msg) && !a.voter.verify(&msg, &a.signature.0) {
                 return Err(CertificateError::BadSignature(a.voter));
             }
             voters.insert(a.voter);
@@ -163,11 +174,26 @@ impl Certificate {
     }
 }
 
+impl Certificate {
+    /// Each approval's signature with the message it covers (those whose
+    /// paths lead somewhere).
+    pub fn signed(&self, network_id: &str) -> Vec<crate::identity::Signed> {
+        let txid = self.tx.id();
+        self.approvals
+            .iter()
+            .filter_map(|a| {
+                let msg = vote_message(network_id, &txid, true, &a.proof)?;
+                Some((a.voter, msg, a.signature.0))
+            })
+            .collect()
+    }
+}
+
 /// Verified votes on one transaction; a validator's first vote counts.
 #[derive(Debug, Clone, Default)]
 pub struct Tally {
-    approvals: BTreeMap<NodeId, Signature>,
-    rejections: BTreeMap<NodeId, Signature>,
+    approvals: BTreeMap<NodeId, (Signature, Proof)>,
+    rejections: BTreeMap<NodeId, (Signature, Proof)>,
 }
 
 impl Tally {
@@ -181,7 +207,7 @@ impl Tally {
         } else {
             &mut self.rejections
         };
-        side.insert(vote.voter, vote.signature);
+        side.insert(vote.voter, (vote.signature, vote.proof.clone()));
         true
     }
 
@@ -200,13 +226,14 @@ impl Tally {
 
     /// Every vote held on `txid`, approvals first.
     pub fn votes(&self, txid: TxId) -> impl Iterator<Item = Vote> + '_ {
-        let side = |approve: bool, m: &'_ BTreeMap<NodeId, Signature>| {
+        let side = |approve: bool, m: &'_ BTreeMap<NodeId, (Signature, Proof)>| {
             m.iter()
-                .map(move |(voter, signature)| Vote {
+                .map(move |(voter, (signature, proof))| Vote {
                     txid,
                     voter: *voter,
                     approve,
                     signature: *signature,
+                    proof: proof.clone(),
                 })
                 .collect::<Vec<_>>()
         };
@@ -215,8 +242,11 @@ impl Tally {
             .chain(side(false, &self.rejections))
     }
 
-    pub fn has_approval(&self, voter: &NodeId, signature: &Signature) -> bool {
-        self.approvals.get(voter) == Some(signature)
+    /// Whether this very approval (signature and path) is counted here.
+    pub fn has_approval(&self, a: &Approval) -> bool {
+        self.approvals
+            .get(&a.voter)
+            .is_some_and(|(sig, proof)| *sig == a.signature && *proof == a.proof)
     }
 
     /// A certificate of `tx` from the approvals, once there are enough.
@@ -226,9 +256,10 @@ impl Tally {
             approvals: self
                 .approvals
                 .iter()
-                .map(|(voter, signature)| Approval {
+                .map(|(voter, (signature, proof))| Approval {
                     voter: *voter,
                     signature: *signature,
+                    proof: proof.clone(),
                 })
                 .collect(),
         })
@@ -286,19 +317,19 @@ mod tests {
         assert!(tally.certificate(&tx, &v).is_none());
         tally.add(&Vote::new(&keys[2], "net", txid, true));
         let cert = tally.certificate(&tx, &v).unwrap();
-        assert_eq!(cert.verify("net", &v, |_, _, _| false), Ok(()));
-        assert!(cert.verify("other-net", &v, |_, _, _| false).is_err());
+        assert_eq!(cert.verify("net", &v, |_, _| false), Ok(()));
+        assert!(cert.verify("other-net", &v, |_, _| false).is_err());
 
         let mut dup = cert.clone();
         dup.approvals[2] = dup.approvals[0].clone();
         assert_eq!(
-            dup.verify("net", &v, |_, _, _| false),
+            dup.verify("net", &v, |_, _| false),
             Err(CertificateError::TooFewApprovals { got: 2, need: 3 })
         );
         let mut forged = cert.clone();
         forged.approvals[1].signature = Signature([0; 64]);
         assert!(matches!(
-            forged.verify("net", &v, |_, _, _| false),
+            forged.verify("net", &v, |_, _| false),
             Err(CertificateError::BadSignature(_))
         ));
         let outsider = Keypair::generate();
@@ -306,9 +337,10 @@ mod tests {
         foreign.approvals[0] = Approval {
             voter: outsider.id(),
             signature: Vote::new(&outsider, "net", txid, true).signature,
+            proof: Proof::default(),
         };
         assert!(matches!(
-            foreign.verify("net", &v, |_, _, _| false),
+            foreign.verify("net", &v, |_, _| false),
             Err(CertificateError::NotAValidator(_))
         ));
     }

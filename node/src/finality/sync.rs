@@ -52,6 +52,9 @@ pub(super) struct Syncing {
     window: HashSet<TxId>,
     recent: u64,
     utxos: u64,
+    /// Approvals of the window checked so far (a batch's signature is
+    /// shared by its votes: checked once).
+    checked: HashSet<crate::identity::Signed>,
 }
 
 /// Part `index` of a checkpoint's records (only its state: the header, the
@@ -418,6 +421,7 @@ impl Syncing {
             window: HashSet::new(),
             recent: 0,
             utxos: 0,
+            checked: HashSet::new(),
         }
     }
 
@@ -451,9 +455,13 @@ impl Syncing {
                     }
                 }
                 Record::Recent(kept) if self.replay.records() > 0 => {
+                    let checked = &self.checked;
                     kept.cert
-                        .verify(network, validators, |_, _, _| false)
+                        .verify(network, validators, |a, msg| {
+                            checked.contains(&(a.voter, *msg, a.signature.0))
+                        })
                         .map_err(|e| ReplayError(format!("a certificate of its window: {e}")))?;
+                    self.checked.extend(kept.cert.signed(network));
                     let txid = kept.cert.tx.id();
                     if !self.window.insert(txid) || self.window.len() as u64 > self.recent {
                         return Err(ReplayError(format!("{} twice in its window", txid.short())));

@@ -209,8 +209,12 @@ impl Sim {
                 }
             }
             batch.retain(|(from, to, _)| self.cut.contains(from) == self.cut.contains(to));
-            if let Some(&(_, to, _)) = batch.first().filter(|_| self.batched) {
+            // As the replica does: signatures checked together, our votes
+            // held and signed together at the end.
+            let held = batch.first().filter(|_| self.batched).map(|b| b.1);
+            if let Some(to) = held {
                 self.engines[to].preverify(batch.iter().map(|b| &b.2), []);
+                self.engines[to].hold_votes();
             }
             for (from, to, m) in batch {
                 self.now += 1;
@@ -220,6 +224,10 @@ impl Sim {
                 assert!(size <= FRAME, "a {} message of {size} bytes", m.kind());
                 let from_id = self.id(from);
                 let fx = self.engines[to].on_message(from_id, m, self.now);
+                self.effects(to, fx);
+            }
+            if let Some(to) = held {
+                let fx = self.engines[to].release_votes(self.now);
                 self.effects(to, fx);
             }
         }
@@ -561,4 +569,5 @@ mod checkpoint;
 mod hostile;
 mod relay;
 mod sync;
+mod votes;
 mod window;

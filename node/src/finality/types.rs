@@ -5,6 +5,7 @@ use serde::{Deserialize, Serialize};
 
 use super::inventory::Inventory;
 use super::quorum::{Certificate, Vote};
+use super::votes::VoteBatch;
 use crate::identity::NodeId;
 use crate::ledger::tx::{OutPoint, Transaction, TxId, TxOut};
 use crate::ledger::UtxoDigest;
@@ -39,6 +40,8 @@ pub enum LedgerMessage {
         records: Vec<Record>,
         last: bool,
     },
+    /// A validator's votes of one batch under one signature.
+    Votes(VoteBatch),
 }
 
 impl LedgerMessage {
@@ -57,6 +60,7 @@ impl LedgerMessage {
             LedgerMessage::SnapshotOffer(_) => "snapshot_offer",
             LedgerMessage::GetSnapshotPart { .. } => "get_snapshot_part",
             LedgerMessage::SnapshotPart { .. } => "snapshot_part",
+            LedgerMessage::Votes(_) => "votes",
         }
     }
 }

@@ -2,14 +2,22 @@
 
 use super::*;
 
+/// Entries made room for at once, at most, whatever a header says.
+const RESERVE_AT_MOST: usize = 1 << 20;
+
 impl Ledger {
     /// Empties the set (to be filled from a checkpoint), keeping the network
     /// and limits; `fees` are those the checkpoint's history paid. Returns
     /// the value the ledger held before (the genesis supply, when fresh).
-    pub fn restore_begin(&mut self, fees: u64) -> u64 {
+    /// The checkpoint holds `utxos` unspent outputs and a window spending
+    /// about `spent`: room is made for them at once.
+    pub fn restore_begin(&mut self, fees: u64, utxos: u64, spent: u64) -> u64 {
         let supply = self.total.saturating_add(self.fees);
         self.utxos.clear();
         self.spent.clear();
+        // Room for what the header says comes (bounded: a header may lie).
+        self.utxos.reserve((utxos as usize).min(RESERVE_AT_MOST));
+        self.spent.reserve((spent as usize).min(RESERVE_AT_MOST));
         self.digest = UtxoDigest::default();
         self.total = 0;
         self.fees = fees;

@@ -79,7 +79,11 @@ impl Message {
     }
 
     pub fn encode(&self) -> Bytes {
-        Bytes::from(postcard::to_stdvec(self).expect("messages always serialize"))
+        // Sized first: one allocation, never grown.
+        let size =
+            postcard::experimental::serialized_size(self).expect("messages always serialize");
+        let buf = postcard::to_extend(self, Vec::with_capacity(size));
+        Bytes::from(buf.expect("messages always serialize"))
     }
 
     pub fn decode(payload: &[u8]) -> Result<Message, postcard::Error> {

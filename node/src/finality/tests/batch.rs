@@ -3,7 +3,7 @@
 //! refused.
 
 use super::*;
-use crate::finality::quorum::Approval;
+use crate::finality::quorum::{Approval, Vote};
 
 /// Votes by validators `voters` on `txid` (approvals).
 fn votes(sim: &Sim, voters: &[usize], txid: TxId) -> Vec<Vote> {
@@ -51,6 +51,7 @@ fn a_certificate_with_a_forged_approval_is_refused_from_a_batch() {
             .map(|v| Approval {
                 voter: v.voter,
                 signature: v.signature,
+                proof: v.proof,
             })
             .collect();
         if forge {

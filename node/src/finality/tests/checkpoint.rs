@@ -54,9 +54,7 @@ fn locks(e: &Engine) -> String {
     let mut pending: Vec<_> = e
         .txs
         .iter()
-        .filter(|(_, x)| {
-            x.state == TxState::Pending && x.my_vote.as_ref().is_some_and(|v| v.approve)
-        })
+        .filter(|(_, x)| x.state == TxState::Pending && x.my_vote == Some(true))
         .map(|(t, _)| *t)
         .collect();
     pending.sort();

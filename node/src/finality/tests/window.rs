@@ -2,6 +2,7 @@
 //! checkers compare (digests, counts, the ledger) is what it is without one.
 
 use super::*;
+use crate::finality::quorum::Vote;
 
 const W: usize = 16;
 
