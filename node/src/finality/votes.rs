@@ -119,13 +119,27 @@ impl VoteBatch {
     /// Signs `decisions` as one batch (peers take 1 to
     /// [`MAX_VOTES_PER_BATCH`]; at least one).
     pub fn sign(key: &Keypair, network_id: &str, decisions: Vec<(TxId, bool)>) -> VoteBatch {
+        Self::sign_open(key, network_id, decisions).0
+    }
+
+    /// [`VoteBatch::sign`], with each decision as a vote (one tree for both).
+    pub fn sign_open(
+        key: &Keypair,
+        network_id: &str,
+        decisions: Vec<(TxId, bool)>,
+    ) -> (VoteBatch, Vec<Vote>) {
         assert!(!decisions.is_empty(), "a batch of no votes");
-        let (root, _) = tree(&leaves(&decisions));
-        VoteBatch {
+        let mut batch = VoteBatch {
             voter: key.id(),
-            signature: Signature(key.sign(&signed_message(network_id, &root))),
+            signature: Signature([0; 64]),
             decisions,
+        };
+        let (msg, mut votes) = batch.open(network_id);
+        batch.signature = Signature(key.sign(&msg));
+        for v in &mut votes {
+            v.signature = batch.signature;
         }
+        (batch, votes)
     }
 
     /// Whether the batch's size is one a validator signs.
@@ -140,8 +154,15 @@ impl VoteBatch {
 
     /// Each decision as a vote standing alone, with its path.
     pub fn votes(&self) -> Vec<Vote> {
-        let (_, proofs) = tree(&leaves(&self.decisions));
-        self.decisions
+        self.open("").1
+    }
+
+    /// The message the signature must cover, and each decision as a vote
+    /// with its path (one tree for both).
+    pub fn open(&self, network_id: &str) -> ([u8; 32], Vec<Vote>) {
+        let (root, proofs) = tree(&leaves(&self.decisions));
+        let votes = self
+            .decisions
             .iter()
             .zip(proofs)
             .map(|(&(txid, approve), proof)| Vote {
@@ -151,7 +172,8 @@ impl VoteBatch {
                 signature: self.signature,
                 proof,
             })
-            .collect()
+            .collect();
+        (signed_message(network_id, &root), votes)
     }
 }
 

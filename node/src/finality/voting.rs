@@ -29,16 +29,19 @@ impl Engine {
             return fx;
         };
         for decisions in held.chunks(MAX_VOTES_PER_BATCH) {
-            let batch = VoteBatch::sign(&key, &self.cfg.network_id, decisions.to_vec());
-            for vote in batch.votes() {
-                let txid = vote.txid;
-                if let Some(e) = self.txs.get_mut(&txid) {
-                    e.tally.add(&vote);
-                    self.check_quorum(txid, now, &mut fx);
+            let approvals = decisions.iter().filter(|(_, a)| *a).count();
+            self.count_sent(true, approvals);
+            self.count_sent(false, decisions.len() - approvals);
+            let (batch, mut votes) =
+                VoteBatch::sign_open(&key, &self.cfg.network_id, decisions.to_vec());
+            for vote in &votes {
+                if let Some(e) = self.txs.get_mut(&vote.txid) {
+                    e.tally.add(vote);
+                    self.check_quorum(vote.txid, now, &mut fx);
                 }
             }
-            fx.push(Effect::Broadcast(match batch.decisions.len() {
-                1 => LedgerMessage::Vote(batch.votes().remove(0)),
+            fx.push(Effect::Broadcast(match votes.len() {
+                1 => LedgerMessage::Vote(votes.remove(0)),
                 _ => LedgerMessage::Votes(batch),
             }));
         }
@@ -73,8 +76,6 @@ impl Engine {
     /// Our decision on `txid`, signed now or held for the batch.
     pub(super) fn cast(&mut self, txid: TxId, approve: bool, fx: &mut Vec<Effect>) {
         let Some(key) = &self.cfg.key else { return };
-        let label = if approve { "approve" } else { "reject" };
-        self.metrics.votes.with_label_values(&["sent", label]).inc();
         let vote = match &mut self.held {
             Some(held) => {
                 held.push((txid, approve));
@@ -89,8 +90,15 @@ impl Engine {
             }
         }
         if let Some(v) = vote {
+            self.count_sent(approve, 1);
             fx.push(Effect::Broadcast(LedgerMessage::Vote(v)));
         }
+    }
+
+    fn count_sent(&self, approve: bool, n: usize) {
+        let label = if approve { "approve" } else { "reject" };
+        let sent = self.metrics.votes.with_label_values(&["sent", label]);
+        sent.inc_by(n as u64);
     }
 
     /// Whether a vote of `voter` on `txid` would count here.
@@ -129,19 +137,17 @@ impl Engine {
         {
             return;
         }
-        if !batch.well_formed()
-            || !self.cfg.validators.contains(&batch.voter)
-            || !self.verified.verify(
-                &batch.voter,
-                &batch.message(&self.cfg.network_id),
-                &batch.signature.0,
-            )
-        {
+        if !batch.well_formed() || !self.cfg.validators.contains(&batch.voter) {
+            self.drop_votes(&batch.voter, batch.decisions.len());
+            return;
+        }
+        let (msg, votes) = batch.open(&self.cfg.network_id);
+        if !self.verified.verify(&batch.voter, &msg, &batch.signature.0) {
             self.drop_votes(&batch.voter, batch.decisions.len());
             return;
         }
         let mut counted = false;
-        for vote in batch.votes() {
+        for vote in votes {
             counted |= self.wanted(&vote.txid, &vote.voter) && self.count(&vote, now, fx);
         }
         if counted && self.cfg.relay {

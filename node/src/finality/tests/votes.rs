@@ -52,7 +52,9 @@ fn a_batch_of_our_votes_is_one_signature_that_peers_check_once() {
         "each approval's lock is persisted as it is decided"
     );
     assert!(!sends_votes(&fx), "a vote left before the batch ended");
+    assert_eq!((n0.held_votes(), counted(n0, "sent", "approve")), (5, 0));
     let released = n0.release_votes(2);
+    assert_eq!((n0.held_votes(), counted(n0, "sent", "approve")), (0, 5));
     let batches = vote_batches(&released);
     assert_eq!(batches.len(), 1, "{released:?}");
     let decided: Vec<_> = txs.iter().map(|t| (t.id(), true)).collect();
