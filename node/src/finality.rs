@@ -38,6 +38,7 @@ pub use types::{
 };
 
 use std::collections::{HashMap, HashSet, VecDeque};
+use std::sync::Arc;
 
 use tracing::{debug, error, warn};
 
@@ -141,7 +142,7 @@ pub struct Engine {
     forgotten: usize,
     finalized_set: FinalizedSet,
     /// Certificates waiting for parents, and which certificates wait on a parent.
-    waiting: HashMap<TxId, Certificate>,
+    waiting: HashMap<TxId, Arc<Certificate>>,
     waiting_on: HashMap<TxId, HashSet<TxId>>,
     /// Waiting certificates and vote-only entries, oldest first (bounded
     /// with a window; may hold ids no longer there).
@@ -216,7 +217,7 @@ impl Engine {
     }
 
     pub fn certificate(&self, txid: &TxId) -> Option<&Certificate> {
-        self.finals.get(txid).map(|f| &f.cert)
+        self.finals.get(txid).map(|f| &*f.cert)
     }
 
     pub fn mempool_len(&self) -> usize {
@@ -338,6 +339,7 @@ impl Engine {
         }
         let Some(tx) = &e.tx else { return };
         if let Some(cert) = e.tally.certificate(tx, validators) {
+            let cert = Arc::new(cert);
             self.metrics.certificates.inc();
             // Whoever assembles a certificate shares it: peers that missed votes
             // get finality without waiting for catch-up.
@@ -378,7 +380,7 @@ impl Engine {
     }
 
     /// Applies a verified certificate, or parks it until its parents are final.
-    fn finalize(&mut self, cert: Certificate, now: u64, fx: &mut Vec<Effect>) {
+    fn finalize(&mut self, cert: Arc<Certificate>, now: u64, fx: &mut Vec<Effect>) {
         let txid = cert.tx.id();
         if self.is_final(&txid) {
             return;
@@ -475,7 +477,7 @@ impl Engine {
     fn park(
         &mut self,
         txid: TxId,
-        cert: Certificate,
+        cert: Arc<Certificate>,
         mut missing: Vec<TxId>,
         now: u64,
         fx: &mut Vec<Effect>,
@@ -564,7 +566,7 @@ impl Engine {
         }
     }
 
-    fn on_certificate(&mut self, cert: Certificate, now: u64, fx: &mut Vec<Effect>) -> bool {
+    fn on_certificate(&mut self, cert: Arc<Certificate>, now: u64, fx: &mut Vec<Effect>) -> bool {
         let txid = cert.tx.id();
         if self.is_final(&txid) || self.waiting.contains_key(&txid) {
             return false;

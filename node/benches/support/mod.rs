@@ -147,7 +147,7 @@ impl Payments {
                 })
                 .collect();
             records.push(Record::FinalizedAt {
-                cert: Certificate { tx, approvals },
+                cert: Certificate { tx, approvals }.into(),
                 at_ms: i as u64,
             });
         }

@@ -25,7 +25,7 @@ fn batch(key: &Keypair) -> Vec<Effect> {
     vec![
         Effect::Persist(Record::Finalized(certificate())),
         vote(key),
-        Effect::Broadcast(LedgerMessage::Certificate(certificate())),
+        Effect::Broadcast(LedgerMessage::Certificate(certificate().into())),
         Effect::Send(key.id(), LedgerMessage::Certificates(vec![certificate()])),
         Effect::Broadcast(LedgerMessage::Have(vec![])),
     ]

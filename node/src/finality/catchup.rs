@@ -86,7 +86,7 @@ impl Engine {
             }
             LedgerMessage::Certificates(certs) => {
                 for c in certs.into_iter().take(MAX_CERTIFICATES_PER_MESSAGE) {
-                    if self.on_certificate(c, now, fx) {
+                    if self.on_certificate(Arc::new(c), now, fx) {
                         self.metrics.caught_up.inc();
                     }
                 }

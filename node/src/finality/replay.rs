@@ -67,7 +67,7 @@ impl Engine {
             }
         }
         match record {
-            Record::Finalized(cert) => self.replay_final(cert, r.now, r),
+            Record::Finalized(cert) => self.replay_final(Arc::new(cert), r.now, r),
             Record::FinalizedAt { cert, at_ms } => self.replay_final(cert, at_ms, r),
             Record::Lock(tx) => {
                 if !self.cfg.bugs.no_lock_persist {
@@ -128,7 +128,7 @@ impl Engine {
         Ok(())
     }
 
-    fn replay_final(&mut self, cert: Certificate, at_ms: u64, r: &mut Replay) {
+    fn replay_final(&mut self, cert: Arc<Certificate>, at_ms: u64, r: &mut Replay) {
         if !r.locked.is_empty() {
             r.locked.remove(&cert.tx.id());
         }

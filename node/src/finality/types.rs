@@ -1,6 +1,8 @@
 //! The engine's vocabulary: what it exchanges with peers, persists, returns
 //! as effects, and reports about a transaction.
 
+use std::sync::Arc;
+
 use serde::{Deserialize, Serialize};
 
 use super::inventory::Inventory;
@@ -15,7 +17,7 @@ use crate::ledger::UtxoDigest;
 pub enum LedgerMessage {
     Tx(Transaction),
     Vote(Vote),
-    Certificate(Certificate),
+    Certificate(Arc<Certificate>),
     Inventory(Inventory),
     /// Our finalized txids in the buckets where an inventory differed from ours.
     Have(Vec<TxId>),
@@ -78,7 +80,7 @@ pub enum Record {
     /// ever, and its votes can be offered to peers that missed them.
     Rejected { txid: TxId, votes: Vec<Vote> },
     /// `cert` was applied to the ledger at `at_ms` (the node's clock).
-    FinalizedAt { cert: Certificate, at_ms: u64 },
+    FinalizedAt { cert: Arc<Certificate>, at_ms: u64 },
     /// The first record of a checkpoint: the state after `seq` finalizations,
     /// restored by the records after it up to `End` (a checkpoint file only).
     Checkpoint(Box<CheckpointHeader>),
@@ -169,7 +171,7 @@ impl CheckpointHeader {
 /// A finalization kept in the window, as a checkpoint holds it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Recent {
-    pub cert: Certificate,
+    pub cert: Arc<Certificate>,
     pub at_ms: u64,
     pub first_seen_ms: u64,
     pub fee: u64,

@@ -21,7 +21,7 @@ use super::*;
 /// What is kept of a finalized transaction.
 #[derive(Debug)]
 pub(super) struct Final {
-    pub(super) cert: Certificate,
+    pub(super) cert: std::sync::Arc<Certificate>,
     pub(super) at_ms: u64,
     pub(super) first_seen_ms: u64,
     pub(super) fee: u64,

@@ -63,8 +63,8 @@ fn a_certificate_with_a_forged_approval_is_refused_from_a_batch() {
     let good = certificate(&sim, 1, false);
     let (forged_id, good_id) = (forged.tx.id(), good.tx.id());
     let batch = [
-        LedgerMessage::Certificate(forged),
-        LedgerMessage::Certificate(good),
+        LedgerMessage::Certificate(forged.into()),
+        LedgerMessage::Certificate(good.into()),
     ];
     let (from, engine) = (sim.id(1), &mut sim.engines[0]);
     let checked = engine.preverify(&batch, []);

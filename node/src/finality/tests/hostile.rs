@@ -247,7 +247,7 @@ fn a_restart_takes_up_only_the_locks_still_pending_after(compact: bool) {
     sim.run();
     let cert = sim.engines[1].certificate(&b.id()).unwrap().clone();
     let from = sim.id(1);
-    let fx = sim.engines[0].on_message(from, LedgerMessage::Certificate(cert), sim.now);
+    let fx = sim.engines[0].on_message(from, LedgerMessage::Certificate(cert.into()), sim.now);
     sim.effects(0, fx);
     if compact {
         sim.compact(0);

@@ -285,7 +285,7 @@ fn what_we_finalized_that_the_snapshot_lacks_is_applied_again() {
     sim.run();
     let cert = sim.engines[0].certificate(&t.id()).unwrap().clone();
     let (n0, now) = (sim.id(0), sim.now);
-    let fx = sim.engines[3].on_message(n0, LedgerMessage::Certificate(cert), now);
+    let fx = sim.engines[3].on_message(n0, LedgerMessage::Certificate(cert.into()), now);
     sim.effects(3, fx);
     assert!(sim.engines[3].is_final(&t.id()));
     let Some(Record::Checkpoint(h)) = sim.persisted[0].first() else {
@@ -331,7 +331,7 @@ fn a_window_with_a_transaction_from_after_the_cut_is_refused() {
         unreachable!()
     };
     let forged = Recent {
-        cert,
+        cert: cert.into(),
         ..(**kept).clone()
     };
     // (Mid-window: the oldest beyond n3's window would be forgotten.)

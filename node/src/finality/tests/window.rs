@@ -170,7 +170,7 @@ fn late_messages_about_forgotten_transactions_change_nothing() {
             })
             .collect();
         let e = &mut windowed.engines[0];
-        e.on_message(from, LedgerMessage::Certificate(c.clone()), now);
+        e.on_message(from, LedgerMessage::Certificate(c.clone().into()), now);
         for v in votes {
             e.on_message(from, LedgerMessage::Vote(v), now);
         }
