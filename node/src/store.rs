@@ -203,14 +203,22 @@ impl<R: Serialize + DeserializeOwned> Store<R> {
 
 /// The records framed as the log holds them.
 fn encode<R: Serialize>(records: &[R]) -> Result<Vec<u8>, StoreError> {
+    let mut buf = Vec::new();
+    encode_into(records, &mut buf)?;
+    Ok(buf)
+}
+
+/// [`encode`] into `buf` (emptied first; its room is kept and reused).
+fn encode_into<R: Serialize>(records: &[R], buf: &mut Vec<u8>) -> Result<(), StoreError> {
     // Each record serialized in place after room for its header (no
     // payload of its own to allocate, grow and copy).
-    let mut buf = Vec::new();
+    buf.clear();
+    let mut out = std::mem::take(buf);
     for r in records {
-        let start = buf.len();
-        buf.extend_from_slice(&[0; 8]);
-        buf = postcard::to_extend(r, buf).expect("records serialize");
-        let len = buf.len() - start - 8;
+        let start = out.len();
+        out.extend_from_slice(&[0; 8]);
+        out = postcard::to_extend(r, out).expect("records serialize");
+        let len = out.len() - start - 8;
         // Reopening stops at a record over the limit and drops the rest of
         // the log: one is never written.
         if len > MAX_RECORD {
@@ -219,11 +227,12 @@ fn encode<R: Serialize>(records: &[R]) -> Result<Vec<u8>, StoreError> {
                 max: MAX_RECORD,
             });
         }
-        let crc = crc32fast::hash(&buf[start + 8..]);
-        buf[start..start + 4].copy_from_slice(&(len as u32).to_le_bytes());
-        buf[start + 4..start + 8].copy_from_slice(&crc.to_le_bytes());
+        let crc = crc32fast::hash(&out[start + 8..]);
+        out[start..start + 4].copy_from_slice(&(len as u32).to_le_bytes());
+        out[start + 4..start + 8].copy_from_slice(&crc.to_le_bytes());
     }
-    Ok(buf)
+    *buf = out;
+    Ok(())
 }
 
 /// Writes `records` to `dir/name` whole or not at all: into a temporary
@@ -237,8 +246,10 @@ pub fn write_file<R: Serialize>(dir: &Path, name: &str, records: &[R]) -> Result
     };
     let written = (|| {
         let mut file = File::create(&tmp).map_err(write_err(&tmp))?;
+        let mut buf = Vec::new();
         for chunk in records.chunks(1024) {
-            file.write_all(&encode(chunk)?).map_err(write_err(&tmp))?;
+            encode_into(chunk, &mut buf)?;
+            file.write_all(&buf).map_err(write_err(&tmp))?;
         }
         file.sync_all().map_err(write_err(&tmp))?;
         drop(file);
