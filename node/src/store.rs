@@ -285,12 +285,14 @@ fn sync_dir(dir: &Path) -> std::io::Result<()> {
     File::open(dir)?.sync_all()
 }
 
-fn unreadable(index: usize, offset: u64, e: postcard::Error) -> std::io::Error {
+/// A record that passes its checksum but does not decode to exactly its
+/// bytes (`why`: the error, or how many bytes were left over).
+fn unreadable(index: usize, offset: u64, why: impl std::fmt::Display) -> std::io::Error {
     std::io::Error::new(
         std::io::ErrorKind::InvalidData,
         format!(
             "record {index} (at byte {offset}) passes its checksum but is not a record this \
-             node reads ({e}): the file was written by another version of the node. Start this \
+             node reads ({why}): the file was written by another version of the node. Start this \
              node with an empty data dir, or run the version that wrote it"
         ),
     )
@@ -314,7 +316,9 @@ fn read_records<R: DeserializeOwned>(
         }
         let len = u32::from_le_bytes(header[..4].try_into().expect("4 bytes")) as usize;
         let crc = u32::from_le_bytes(header[4..].try_into().expect("4 bytes"));
-        if len > MAX_RECORD {
+        // No record is empty (each has its variant's tag): a zero length is
+        // a tail a crash left zero-filled, cut off like any torn write.
+        if len == 0 || len > MAX_RECORD {
             break;
         }
         payload.resize(len, 0);
@@ -324,7 +328,14 @@ fn read_records<R: DeserializeOwned>(
         // Its checksum holds, so it is no torn write: a record of another
         // format (a node of another version wrote this file). Refused, never
         // cut off: truncating would throw history away.
-        let record = postcard::from_bytes(&payload).map_err(|e| unreadable(records, good, e))?;
+        let record = match postcard::take_from_bytes(&payload) {
+            Ok((record, [])) => record,
+            Ok((_, rest)) => {
+                let left = format!("{} bytes left over", rest.len());
+                return Err(unreadable(records, good, left));
+            }
+            Err(e) => return Err(unreadable(records, good, e)),
+        };
         each(record);
         records += 1;
         good += 8 + len as u64;
@@ -479,5 +490,30 @@ mod tests {
         assert!(err.contains("empty data dir"), "{err}");
         let after = std::fs::read(dir.path().join("log")).unwrap();
         assert_eq!(before, after, "the log was changed");
+        // An older, shorter record type: bytes left over are refused too.
+        let err = match Store::<(u32,)>::open(dir.path(), "log") {
+            Ok(_) => panic!("records with bytes left over were taken"),
+            Err(e) => e.to_string(),
+        };
+        assert!(err.contains("bytes left over"), "{err}");
+        assert_eq!(before, std::fs::read(dir.path().join("log")).unwrap());
+    }
+
+    #[test]
+    fn a_zero_filled_tail_is_cut_off_as_torn() {
+        let dir = tempfile::tempdir().unwrap();
+        let (mut s, _, _) = Store::<R>::open(dir.path(), "log").unwrap();
+        s.append(&records(2)).unwrap();
+        drop(s);
+        let mut bytes = std::fs::read(dir.path().join("log")).unwrap();
+        let good = bytes.len();
+        // A crash after the size grew but before the data was written.
+        bytes.extend_from_slice(&[0; 4096]);
+        std::fs::write(dir.path().join("log"), &bytes).unwrap();
+        let (_, got, rec) = Store::<R>::open(dir.path(), "log").unwrap();
+        assert_eq!(got, records(2));
+        assert_eq!(rec.truncated_bytes, 4096);
+        let kept = std::fs::metadata(dir.path().join("log")).unwrap().len();
+        assert_eq!(kept as usize, good);
     }
 }

@@ -130,15 +130,16 @@ impl Engine {
         now: u64,
         fx: &mut Vec<Effect>,
     ) {
+        // Malformed or an outsider's: one dropped, whatever it claims to hold.
+        if !batch.well_formed() || !self.cfg.validators.contains(&batch.voter) {
+            self.drop_votes(&batch.voter, 1);
+            return;
+        }
         if !batch
             .decisions
             .iter()
             .any(|(t, _)| self.wanted(t, &batch.voter))
         {
-            return;
-        }
-        if !batch.well_formed() || !self.cfg.validators.contains(&batch.voter) {
-            self.drop_votes(&batch.voter, batch.decisions.len());
             return;
         }
         let (msg, votes) = batch.open(&self.cfg.network_id);

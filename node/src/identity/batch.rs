@@ -47,12 +47,16 @@ pub struct Checked {
 
 impl Verified {
     /// Checks `signed` together and keeps those valid, in place of what an
-    /// earlier batch left. Fewer than [`MIN_BATCH`] are not checked here.
+    /// earlier batch left. Fewer than [`MIN_BATCH`] distinct are not checked
+    /// here, unless some come more than once (the votes of one signed batch
+    /// sent one by one): then each is checked alone, once.
     pub fn check(&mut self, signed: impl IntoIterator<Item = Signed>) -> Checked {
         self.valid.clear();
         let mut seen = HashSet::new();
+        let mut total = 0;
         let items: Vec<(Signed, Item)> = signed
             .into_iter()
+            .inspect(|_| total += 1)
             .filter(|s| seen.insert(*s))
             .map(|s| {
                 let (key, msg, sig) = s;
@@ -66,6 +70,13 @@ impl Verified {
         };
         if items.len() >= MIN_BATCH {
             sift(&items, &mut self.valid, &mut checked);
+        } else if total > items.len() {
+            for ((key, msg, sig), _) in &items {
+                checked.singles += 1;
+                if key.verify(msg, sig) {
+                    self.valid.insert((*key, *msg, *sig));
+                }
+            }
         }
         checked.valid = self.valid.len();
         checked

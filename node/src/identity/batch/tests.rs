@@ -73,6 +73,22 @@ fn too_few_to_batch_are_left_to_single_checks() {
     }
 }
 
+#[test]
+fn few_but_repeated_are_each_checked_once_and_held() {
+    // The votes of one signed batch, sent one by one: one signature, many times.
+    let one = good(1)[0];
+    let mut forged = good(1)[0];
+    forged.2[3] ^= 1;
+    let mut v = Verified::default();
+    let checked = v.check([one, one, one, forged, forged]);
+    assert_eq!(
+        (checked.signatures, checked.singles, checked.valid),
+        (2, 2, 1)
+    );
+    assert!(v.contains(&one.0, &one.1, &one.2));
+    assert!(!v.contains(&forged.0, &forged.1, &forged.2));
+}
+
 /// A signature made by hand: secret scalar `a`, nonce `r`, the nonce point
 /// moved by `torsion` (a small-order point) before hashing.
 fn crafted(a: Scalar, r: Scalar, torsion: EdwardsPoint, msg: &[u8; 32]) -> Signed {
