@@ -61,8 +61,7 @@ impl Engine {
 
     fn vote_signature(&self, v: &Vote, queued: &mut Queued, signed: &mut Vec<Signed>) {
         let tally = self.txs.get(&v.txid).map(|e| &e.tally);
-        let counted = self.is_final(&v.txid) || tally.is_some_and(|t| t.has_voted(&v.voter));
-        if counted || !self.cfg.validators.contains(&v.voter) {
+        if !self.wanted(&v.txid, &v.voter) || !self.cfg.validators.contains(&v.voter) {
             return;
         }
         let (held, quorum) = match v.approve {
@@ -87,16 +86,9 @@ impl Engine {
     /// A batch of votes is one signature: checked if any of its votes
     /// would be counted.
     fn batch_signature(&self, b: &VoteBatch, signed: &mut Vec<Signed>) {
-        let wanted = |txid: &TxId| {
-            !self.is_final(txid)
-                && !self
-                    .txs
-                    .get(txid)
-                    .is_some_and(|e| e.tally.has_voted(&b.voter))
-        };
         if b.well_formed()
             && self.cfg.validators.contains(&b.voter)
-            && b.decisions.iter().any(|(t, _)| wanted(t))
+            && b.decisions.iter().any(|(t, _)| self.wanted(t, &b.voter))
         {
             signed.push((b.voter, b.message(&self.cfg.network_id), b.signature.0));
         }

@@ -102,7 +102,7 @@ impl Engine {
     }
 
     /// Whether a vote of `voter` on `txid` would count here.
-    fn wanted(&self, txid: &TxId, voter: &NodeId) -> bool {
+    pub(super) fn wanted(&self, txid: &TxId, voter: &NodeId) -> bool {
         !self.is_final(txid) && !self.txs.get(txid).is_some_and(|e| e.tally.has_voted(voter))
     }
 
