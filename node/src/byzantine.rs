@@ -151,6 +151,12 @@ impl Byzantine {
 /// Bends the network effects of one batch (records to persist are kept as
 /// they are: they were written already).
 pub fn bend(m: &Misbehaviour, effects: Vec<Effect>) -> Outgoing {
+    if m.behaviours.is_empty() {
+        return Outgoing {
+            now: effects,
+            ..Outgoing::default()
+        };
+    }
     let mut out = Outgoing::default();
     for e in effects {
         let Some(message) = sent(&e) else {

@@ -129,11 +129,7 @@ impl fmt::Display for NodeId {
 
 impl Serialize for NodeId {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        if s.is_human_readable() {
-            s.serialize_str(&self.to_hex())
-        } else {
-            self.0.serialize(s)
-        }
+        crate::fixed_bytes::raw32::serialize(&self.0, s)
     }
 }
 
@@ -143,7 +139,7 @@ impl<'de> Deserialize<'de> for NodeId {
             let s = String::deserialize(d)?;
             NodeId::from_hex(&s).map_err(serde::de::Error::custom)
         } else {
-            Ok(NodeId(<[u8; 32]>::deserialize(d)?))
+            crate::fixed_bytes::raw32::deserialize(d).map(NodeId)
         }
     }
 }

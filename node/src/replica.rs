@@ -167,8 +167,10 @@ impl Replica {
         let mut release_at: Option<Instant> = None;
         let mut ticker = tokio::time::interval(tick);
         ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        // Reused: a batch of hundreds of inputs grown afresh each time was
+        // a chain of reallocations of a hundred kilobytes.
+        let mut batch = Vec::with_capacity(MAX_BATCH);
         loop {
-            let mut batch = Vec::new();
             tokio::select! {
                 _ = stop.cancelled() => break,
                 Some(e) = events.recv() => batch.push(Input::Net(e)),
@@ -206,13 +208,13 @@ impl Replica {
                         effects.extend(engine.on_peer_connected(peer));
                     }
                 }
-                apply(&mut engine, batch, &peers, now, &mut effects, &mut replies);
+                apply(&mut engine, &mut batch, &peers, now, &mut effects, &mut replies);
                 release_votes(&mut engine, &mut release_at, now, &mut effects);
             }
             let records: Vec<Record> = effects
-                .iter()
+                .extract_if(.., |e| matches!(e, Effect::Persist(_)))
                 .filter_map(|e| match e {
-                    Effect::Persist(r) => Some(r.clone()),
+                    Effect::Persist(r) => Some(r),
                     _ => None,
                 })
                 .collect();
@@ -284,7 +286,7 @@ type Replies = Vec<(
 /// together first.
 fn apply(
     engine: &mut Engine,
-    batch: Vec<Input>,
+    batch: &mut Vec<Input>,
     peers: &[NodeId],
     now: u64,
     effects: &mut Vec<Effect>,
@@ -301,7 +303,7 @@ fn apply(
     engine.preverify(messages, submitted);
     // Our votes are held and signed together ([`release_votes`]).
     engine.hold_votes();
-    for input in batch {
+    for input in batch.drain(..) {
         match input {
             Input::Net(NetworkEvent::Message(from, m)) => {
                 effects.extend(engine.on_message(from, m, now))

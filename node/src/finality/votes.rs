@@ -28,6 +28,7 @@ type Hash = [u8; 32];
 #[derive(Debug, Clone, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct Proof {
     pub index: u32,
+    #[serde(with = "crate::fixed_bytes::raw32_seq")]
     pub siblings: Vec<Hash>,
 }
 
