@@ -295,6 +295,51 @@ pub fn few_arenas() {
     }
 }
 
+/// How much less of the CPU a checkpoint's writer asks for than the node's
+/// other threads (a nice value): writing and reading back a window of
+/// certificates is background work; under load it yields to the replica
+/// and the network (the checkpoint comes later, the log's tail is longer)
+/// instead of the payments' latency paying for it.
+const BACKGROUND_NICE: libc::c_int = 10;
+
+/// Runs `work` on a thread of its own at [`BACKGROUND_NICE`] and waits for
+/// it (a thread's nice value cannot be lowered back without privileges, so
+/// not on a pooled thread); here if no thread can be started.
+fn in_background<T: Send>(work: impl FnOnce() -> T + Send) -> T {
+    let slot = std::sync::Mutex::new(Some(work));
+    let take = || slot.lock().unwrap_or_else(|p| p.into_inner()).take();
+    std::thread::scope(|scope| {
+        let spawned = std::thread::Builder::new()
+            .name("checkpoint".into())
+            .spawn_scoped(scope, || {
+                lower_priority(BACKGROUND_NICE);
+                take().map(|work| work())
+            });
+        let done = match spawned {
+            Ok(thread) => thread
+                .join()
+                .unwrap_or_else(|p| std::panic::resume_unwind(p)),
+            Err(e) => {
+                warn!(error = %e, "cannot start a thread for the checkpoint; writing it here");
+                None
+            }
+        };
+        done.or_else(|| take().map(|work| work()))
+            .expect("the work runs on one of the two paths")
+    })
+}
+
+/// Lowers the calling thread's priority to `nice` (Linux: a nice value is
+/// per thread); a failure only leaves it where it was.
+fn lower_priority(nice: libc::c_int) {
+    #[cfg(target_os = "linux")]
+    // SAFETY: setpriority changes the scheduling weight of this thread only.
+    unsafe {
+        let tid = libc::gettid() as libc::id_t;
+        libc::setpriority(libc::PRIO_PROCESS, tid, nice);
+    }
+}
+
 /// Returns the pages malloc holds free to the system (after a checkpoint's
 /// image, or a replay, freed what they allocated).
 pub fn release_free_memory() {
@@ -439,8 +484,11 @@ impl Checkpointer {
         self.due = count.saturating_add(self.every);
         let (dir, progress, fresh) = (self.dir.clone(), self.progress.clone(), self.fresh.clone());
         self.writing = Some(tokio::task::spawn_blocking(move || {
-            let written = write_checkpoint(&dir, count, &image, Some(&*fresh));
-            drop(image);
+            let written = in_background(move || {
+                let written = write_checkpoint(&dir, count, &image, Some(&*fresh));
+                drop(image);
+                written
+            });
             release_free_memory();
             progress.update(|r| match written {
                 true => {

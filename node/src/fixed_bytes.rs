@@ -236,7 +236,10 @@ mod tests {
         let wire = postcard::to_stdvec(&id).unwrap();
         assert_eq!(wire.len(), 33);
         assert_eq!((wire[0], &wire[1..]), (32, &id.as_bytes()[..]));
-        assert_eq!(postcard::from_bytes::<crate::identity::NodeId>(&wire).unwrap(), id);
+        assert_eq!(
+            postcard::from_bytes::<crate::identity::NodeId>(&wire).unwrap(),
+            id
+        );
         let json = serde_json::to_string(&id).unwrap();
         assert_eq!(json, format!("\"{}\"", id.to_hex()));
     }

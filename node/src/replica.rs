@@ -208,16 +208,17 @@ impl Replica {
                         effects.extend(engine.on_peer_connected(peer));
                     }
                 }
-                apply(&mut engine, &mut batch, &peers, now, &mut effects, &mut replies);
+                apply(
+                    &mut engine,
+                    &mut batch,
+                    &peers,
+                    now,
+                    &mut effects,
+                    &mut replies,
+                );
                 release_votes(&mut engine, &mut release_at, now, &mut effects);
             }
-            let records: Vec<Record> = effects
-                .extract_if(.., |e| matches!(e, Effect::Persist(_)))
-                .filter_map(|e| match e {
-                    Effect::Persist(r) => Some(r),
-                    _ => None,
-                })
-                .collect();
+            let (records, mut effects) = persisted(effects);
             let appended = !records.is_empty();
             if appended {
                 let (back, written) = tokio::task::spawn_blocking(move || {
@@ -319,6 +320,19 @@ fn apply(
             Input::Tick => effects.extend(engine.on_tick(peers, now)),
         }
     }
+}
+
+/// A batch's records to persist, moved out of its effects (the rest).
+fn persisted(effects: Vec<Effect>) -> (Vec<Record>, Vec<Effect>) {
+    let mut rest = Vec::with_capacity(effects.len());
+    let mut records = Vec::new();
+    for e in effects {
+        match e {
+            Effect::Persist(r) => records.push(r),
+            e => rest.push(e),
+        }
+    }
+    (records, rest)
 }
 
 /// Signs and sends our held votes once the first has waited [`VOTE_HOLD`]

@@ -329,3 +329,21 @@ async fn a_phase_moves_the_checkpoints_and_keeps_them_every_apart() {
     let (_, _, opened) = solo.open().unwrap();
     assert_eq!((opened.checkpoint, opened.active), (Some(37), 37));
 }
+
+/// A checkpoint is written on a thread of its own, at a lower priority than
+/// the replica's, and what it returns comes back.
+#[test]
+fn a_checkpoint_is_written_on_a_thread_of_lower_priority() {
+    // SAFETY: getpriority reads the calling thread's nice value.
+    let nice = || unsafe { libc::getpriority(libc::PRIO_PROCESS, libc::gettid() as libc::id_t) };
+    let (before, here) = (nice(), std::thread::current().id());
+    let (name, niced, there) = in_background(|| {
+        let me = std::thread::current();
+        (me.name().map(String::from), nice(), me.id())
+    });
+    assert_eq!(name.as_deref(), Some("checkpoint"));
+    // A process already run at a lower priority keeps it.
+    assert_eq!(niced, BACKGROUND_NICE.max(before));
+    assert_ne!(there, here);
+    assert_eq!(nice(), before, "the caller's priority is untouched");
+}
