@@ -82,12 +82,28 @@ pub fn signed_message(network_id: &str, root: &Hash) -> Hash {
         .into()
 }
 
+/// The root of `leaves` (not empty), without the paths: what a peer checks
+/// a batch's signature against.
+pub fn root(leaves: Vec<Hash>) -> Hash {
+    let mut level = leaves;
+    while level.len() > 1 {
+        for i in 0..level.len().div_ceil(2) {
+            // Reads 2i and 2i + 1, at or past i: each pair before it is written.
+            let h = inner(&level[2 * i], level.get(2 * i + 1).unwrap_or(&level[2 * i]));
+            level[i] = h;
+        }
+        level.truncate(level.len().div_ceil(2));
+    }
+    level[0]
+}
+
 /// The root of `leaves` and each leaf's path to it (`leaves` not empty).
 pub fn tree(leaves: &[Hash]) -> (Hash, Vec<Proof>) {
+    let depth = leaves.len().next_power_of_two().trailing_zeros() as usize;
     let mut proofs: Vec<Proof> = (0..leaves.len())
         .map(|i| Proof {
             index: i as u32,
-            siblings: Vec::new(),
+            siblings: Vec::with_capacity(depth),
         })
         .collect();
     let mut level = leaves.to_vec();
@@ -150,7 +166,7 @@ impl VoteBatch {
 
     /// The message the signature must cover (the batch well formed).
     pub fn message(&self, network_id: &str) -> Hash {
-        signed_message(network_id, &tree(&leaves(&self.decisions)).0)
+        signed_message(network_id, &root(leaves(&self.decisions)))
     }
 
     /// Each decision as a vote standing alone, with its path.
@@ -196,6 +212,11 @@ mod tests {
             let decisions: Vec<_> = (0..n as u32).map(|i| (txid(i), i % 3 != 0)).collect();
             let leaves = leaves(&decisions);
             let (root, proofs) = tree(&leaves);
+            assert_eq!(
+                super::root(leaves.clone()),
+                root,
+                "the root alone, {n} leaves"
+            );
             assert_eq!(proofs.len(), n);
             for (i, p) in proofs.iter().enumerate() {
                 assert_eq!(p.root(leaves[i]), Some(root), "n={n} leaf {i}");
