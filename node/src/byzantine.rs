@@ -148,8 +148,8 @@ impl Byzantine {
     }
 }
 
-/// Bends the network effects of one batch (records to persist are kept as
-/// they are: they were written already).
+/// Bends the network effects of one batch (an effect that sends nothing is
+/// kept as it is); an honest node's pass untouched.
 pub fn bend(m: &Misbehaviour, effects: Vec<Effect>) -> Outgoing {
     if m.behaviours.is_empty() {
         return Outgoing {

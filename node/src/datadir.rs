@@ -330,13 +330,17 @@ fn in_background<T: Send>(work: impl FnOnce() -> T + Send) -> T {
 }
 
 /// Lowers the calling thread's priority to `nice` (Linux: a nice value is
-/// per thread); a failure only leaves it where it was.
+/// per thread), never raises it (a node run at a lower priority still, by
+/// a privileged user, keeps it); a failure only leaves it where it was.
 fn lower_priority(nice: libc::c_int) {
     #[cfg(target_os = "linux")]
-    // SAFETY: setpriority changes the scheduling weight of this thread only.
+    // SAFETY: getpriority reads, and setpriority changes, the scheduling
+    // weight of this thread only.
     unsafe {
         let tid = libc::gettid() as libc::id_t;
-        libc::setpriority(libc::PRIO_PROCESS, tid, nice);
+        if libc::getpriority(libc::PRIO_PROCESS, tid) < nice {
+            libc::setpriority(libc::PRIO_PROCESS, tid, nice);
+        }
     }
 }
 

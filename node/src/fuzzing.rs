@@ -31,6 +31,18 @@ fn genesis() -> &'static GeneratedGenesis {
     })
 }
 
+/// What validator `i` of [`genesis`] says of itself in a handshake.
+fn hello_of(i: usize) -> LocalHello {
+    let g = genesis();
+    LocalHello {
+        network_id: g.genesis.network_id.clone(),
+        protocol_version: PROTOCOL_VERSION,
+        min_peer_version: PROTOCOL_VERSION,
+        node_id: g.validator_keys[i].id(),
+        listen_addr: g.genesis.validators[i].p2p_address,
+    }
+}
+
 /// Frames cut from a byte stream, before and after the handshake's limit:
 /// every frame is within the limit, and the decoder either waits for more,
 /// yields a frame, or fails; it never loops or over-allocates.
@@ -68,14 +80,7 @@ pub fn message(data: &[u8]) {
 /// and a signature by that key.
 pub fn handshake(data: &[u8]) {
     let g = genesis();
-    let me = &g.validator_keys[0];
-    let local = LocalHello {
-        network_id: g.genesis.network_id.clone(),
-        protocol_version: PROTOCOL_VERSION,
-        min_peer_version: PROTOCOL_VERSION,
-        node_id: me.id(),
-        listen_addr: g.genesis.validators[0].p2p_address,
-    };
+    let local = hello_of(0);
     let roster: HashMap<_, SocketAddr> = g
         .genesis
         .members()
@@ -167,23 +172,109 @@ mod tests {
     /// from such seeds).
     #[test]
     fn honest_seeds_pass() {
-        let g = genesis();
         let frame = FrameCodec::encode_frame(b"hello");
         frames(&frame);
         let ping = Message::Ping { nonce: 7 }.encode();
         message(&ping);
-        let v = LocalHello {
-            network_id: g.genesis.network_id.clone(),
-            protocol_version: PROTOCOL_VERSION,
-            min_peer_version: PROTOCOL_VERSION,
-            node_id: g.validator_keys[1].id(),
-            listen_addr: g.genesis.validators[1].p2p_address,
-        }
-        .version(9);
+        let v = hello_of(1).version(9);
         let bytes = Message::Version(v).encode();
         let mut input = vec![bytes.len() as u8];
         input.extend_from_slice(&bytes);
         handshake(&input);
         transaction(b"{\"inputs\":[],\"outputs\":[],\"memo\":1}");
+    }
+
+    /// The honest seeds kept for the fuzzers, as this code encodes them: a
+    /// validator's VERSION, the handshake a validator completes, and a
+    /// signed payment from the faucet (postcard and JSON).
+    fn honest_seeds() -> Vec<(&'static str, Vec<u8>)> {
+        use crate::genesis::GENESIS_OUTPUTS;
+        use crate::ledger::tx::{genesis_txid, OutPoint, TxOut};
+        let g = genesis();
+        let (net, key) = (&g.genesis.network_id, &g.validator_keys[1]);
+        let version = Message::Version(hello_of(1).version(9)).encode();
+        // The local side's nonce is 42 (see `handshake`).
+        let verack = Message::Verack(handshake::make_verack(key, net, 42, 9)).encode();
+        let mut hello = vec![version.len() as u8];
+        hello.extend_from_slice(&version);
+        hello.push(verack.len() as u8);
+        hello.extend_from_slice(&verack);
+        // A fee above the minimum (0.1 % of what is moved, plus a base).
+        let output = crate::genesis::GENESIS_SUPPLY / GENESIS_OUTPUTS;
+        let value = output - output / 500 - 1000;
+        let payment = Transaction::signed(
+            net,
+            &[OutPoint {
+                txid: genesis_txid(net),
+                vout: 0,
+            }],
+            vec![TxOut {
+                owner: key.id(),
+                value,
+            }],
+            1,
+            &[&g.faucet_key],
+        );
+        vec![
+            ("message/seed-version", version.to_vec()),
+            ("handshake/seed-honest-validator", hello),
+            (
+                "transaction/seed-payment.postcard",
+                postcard::to_stdvec(&payment).unwrap(),
+            ),
+            (
+                "transaction/seed-payment.json",
+                serde_json::to_vec(&payment).unwrap(),
+            ),
+        ]
+    }
+
+    /// The kept seeds are in the current encoding, and pass every check of
+    /// their entry point: a change of encoding would otherwise leave them
+    /// exercising only the decode errors. `TESTNET_WRITE_SEEDS=1 cargo test
+    /// -p testnet-node --lib kept_seeds` writes them again.
+    #[test]
+    fn kept_seeds_are_current_and_honest() {
+        let g = genesis();
+        for (name, bytes) in honest_seeds() {
+            let file = kept(name);
+            if std::env::var_os("TESTNET_WRITE_SEEDS").is_some() {
+                std::fs::write(&file, &bytes).unwrap();
+            }
+            let on_disk = std::fs::read(&file).unwrap_or_default();
+            assert!(
+                on_disk == bytes,
+                "{file} is not what this code encodes: run TESTNET_WRITE_SEEDS=1 cargo test -p testnet-node --lib kept_seeds"
+            );
+        }
+        let seeds: HashMap<_, _> = honest_seeds().into_iter().collect();
+        let ledger = Ledger::from_genesis(&g.genesis, Limits::default());
+        for name in [
+            "transaction/seed-payment.postcard",
+            "transaction/seed-payment.json",
+        ] {
+            let bytes = &seeds[name];
+            let tx = postcard::from_bytes::<Transaction>(bytes)
+                .or_else(|_| serde_json::from_slice::<Transaction>(bytes))
+                .unwrap();
+            assert!(ledger.check(&tx).is_ok(), "{name}: {:?}", ledger.check(&tx));
+        }
+        let hello = &seeds["handshake/seed-honest-validator"];
+        let (first, rest) = split(hello);
+        let Ok(Message::Version(theirs)) = Message::decode(first) else {
+            panic!("the seed's VERSION does not decode");
+        };
+        let roster: HashMap<_, SocketAddr> = g
+            .genesis
+            .members()
+            .map(|v| (v.public_key, v.p2p_address))
+            .collect();
+        let local = hello_of(0);
+        assert!(handshake::check_version(&local, &theirs, |n| n == 42).is_ok());
+        assert!(handshake::check_admission(&roster, false, &theirs).is_ok());
+        let Ok(Message::Verack(v)) = Message::decode(split(rest).0) else {
+            panic!("the seed's VERACK does not decode");
+        };
+        assert!(handshake::check_verack(&local.network_id, &theirs, 42, &v).is_ok());
     }
 }

@@ -129,6 +129,7 @@ pub struct Claim {
 /// A validator's signature on a claim's hash.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ClaimVote {
+    #[serde(with = "crate::fixed_bytes::raw32")]
     pub claim: [u8; 32],
     pub voter: NodeId,
     pub signature: crate::ledger::tx::Signature,
