@@ -32,6 +32,7 @@ pub mod datadir;
 pub mod faults;
 pub mod finality;
 mod fixed_bytes;
+pub mod fsstat;
 #[doc(hidden)]
 pub mod fuzzing;
 pub mod genesis;

@@ -213,6 +213,23 @@ async fn build_base_offline<E: Engine>(
     debootstrap_import(engine, tag, MMDEBSTRAP_ARGS, NODE_CONFIG, pull).await
 }
 
+/// The tmpfs mmdebstrap prefers to build in.
+const SHM: &str = "/dev/shm";
+/// Room mmdebstrap needs in its scratch dir: the chroot, the packages and the
+/// tarball (about 450 MiB for the node's base).
+const SCRATCH_NEED: u64 = 1 << 30;
+
+/// Where mmdebstrap builds: the user's `TMPDIR` if one is set, else `/dev/shm`
+/// when it is a tmpfs with room (dpkg's many small files, and the chroot's
+/// removal, took twice as long on this machine's disk: 23-24 s against
+/// 11-12 s for the node's base), else the system's temp dir.
+fn scratch_dir(tmpdir_set: bool, shm: Option<testnet_node::fsstat::FsStat>) -> PathBuf {
+    match shm {
+        Some(fs) if !tmpdir_set && fs.is_tmpfs() && fs.free >= SCRATCH_NEED => PathBuf::from(SHM),
+        _ => std::env::temp_dir(),
+    }
+}
+
 /// Assembles a Debian root filesystem with `mmdebstrap ARGS` and imports it as
 /// `tag` with the config `changes` (no registry needed: packages come from
 /// the host's apt sources).
@@ -230,7 +247,11 @@ pub(crate) async fn debootstrap_import<E: Engine>(
     if !found.is_ok_and(|o| o.status.success()) {
         return Err(ImageError::NoMmdebstrap { pull });
     }
-    let dir = std::env::temp_dir().join(format!("testnet-base-{}", std::process::id()));
+    let scratch = scratch_dir(
+        std::env::var_os("TMPDIR").is_some(),
+        testnet_node::fsstat::statfs(Path::new(SHM)).ok(),
+    );
+    let dir = scratch.join(format!("testnet-base-{}", std::process::id()));
     std::fs::create_dir_all(&dir).map_err(|source| ImageError::Read {
         path: dir.clone(),
         source,
@@ -239,6 +260,8 @@ pub(crate) async fn debootstrap_import<E: Engine>(
     let out = tokio::process::Command::new("mmdebstrap")
         .args(args)
         .arg(&rootfs)
+        // Its chroot dir goes beside the tarball.
+        .env("TMPDIR", &scratch)
         .output()
         .await
         .map_err(|source| ImageError::Read {
@@ -374,6 +397,29 @@ mod tests {
         assert_eq!(second.base_source, BaseSource::Cached);
         assert!(second.node_cached);
         assert_eq!(first.tag, second.tag);
+    }
+
+    #[test]
+    fn mmdebstrap_builds_in_a_tmpfs_with_room_unless_tmpdir_says_otherwise() {
+        use testnet_node::fsstat::{FsStat, TMPFS_MAGIC};
+        let shm = |kind, free| {
+            Some(FsStat {
+                kind,
+                free,
+                total: free,
+            })
+        };
+        let roomy = shm(TMPFS_MAGIC, 8 << 30);
+        assert_eq!(scratch_dir(false, roomy), PathBuf::from(SHM));
+        assert_eq!(
+            scratch_dir(true, roomy),
+            std::env::temp_dir(),
+            "TMPDIR wins"
+        );
+        // A container's default 64 MiB /dev/shm, a disk, no /dev/shm at all.
+        for other in [shm(TMPFS_MAGIC, 64 << 20), shm(0xEF53, 8 << 30), None] {
+            assert_eq!(scratch_dir(false, other), std::env::temp_dir());
+        }
     }
 
     #[tokio::test]

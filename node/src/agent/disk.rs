@@ -14,40 +14,20 @@ use axum::Json;
 
 use super::{error, Agent};
 use crate::api::agent::{DiskReport, DiskRequest};
+use crate::fsstat::statfs;
 
 /// The file that takes the space, in the data dir.
 const FILL: &str = ".testnet-disk-full";
-/// statfs(2)'s f_type of a tmpfs.
-const TMPFS_MAGIC: i64 = 0x0102_1994;
-
-/// (f_type, free bytes for unprivileged use, total bytes) of `path`'s filesystem.
-fn statfs(path: &Path) -> std::io::Result<(i64, u64, u64)> {
-    use std::os::unix::ffi::OsStrExt;
-    let c = std::ffi::CString::new(path.as_os_str().as_bytes())
-        .map_err(|_| std::io::Error::other("a path with a NUL byte"))?;
-    let mut s: libc::statfs = unsafe { std::mem::zeroed() };
-    // SAFETY: `c` is a valid C string and `s` a statfs buffer we own.
-    if unsafe { libc::statfs(c.as_ptr(), &mut s) } != 0 {
-        return Err(std::io::Error::last_os_error());
-    }
-    let block = s.f_bsize as u64;
-    Ok((
-        s.f_type as i64,
-        s.f_bavail as u64 * block,
-        s.f_blocks as u64 * block,
-    ))
-}
-
 fn report(dir: &Path) -> std::io::Result<DiskReport> {
-    let (_, free, total) = statfs(dir)?;
+    let fs = statfs(dir)?;
     let filled = std::fs::metadata(dir.join(FILL))
         .map(|m| m.len())
         .unwrap_or(0);
     Ok(DiskReport {
         path: dir.to_owned(),
         filled_bytes: filled,
-        free_bytes: free,
-        total_bytes: total,
+        free_bytes: fs.free,
+        total_bytes: fs.total,
     })
 }
 
@@ -74,12 +54,13 @@ fn fill(dir: &Path) -> std::io::Result<()> {
 
 /// Fills or frees `dir`'s filesystem, refusing anything but a tmpfs.
 pub fn set(dir: &Path, full: bool) -> Result<DiskReport, String> {
-    let (kind, _, _) = statfs(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
-    if kind != TMPFS_MAGIC {
+    let fs = statfs(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    if !fs.is_tmpfs() {
         return Err(format!(
-            "{} is not a size-capped tmpfs (filesystem type {kind:#x}); the agent fills \
+            "{} is not a size-capped tmpfs (filesystem type {:#x}); the agent fills \
              nothing else: give the node a capped data dir (node_options: {{ NODE: {{ disk_mib: 64 }} }})",
-            dir.display()
+            dir.display(),
+            fs.kind
         ));
     }
     let done = match full {
@@ -138,8 +119,7 @@ mod tests {
     #[test]
     fn a_disk_that_is_not_a_tmpfs_is_never_filled() {
         let dir = tempfile::tempdir().unwrap();
-        let (kind, ..) = statfs(dir.path()).unwrap();
-        if kind == TMPFS_MAGIC {
+        if statfs(dir.path()).unwrap().is_tmpfs() {
             // Filling the machine's own /tmp is what this refuses to do.
             eprintln!("the temporary dir is a tmpfs here: the refusal cannot be shown");
             return;
