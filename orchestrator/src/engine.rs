@@ -205,6 +205,20 @@ pub trait Engine: Send + Sync {
         changes: &[&str],
     ) -> impl Future<Output = Result<(), EngineError>> + Send;
 
+    /// Makes image `tag` from image `from` in one commit: a container of
+    /// `from` is created (never started), each `(dir, tar)` of `uploads` is
+    /// extracted into it, it is committed with `changes` (config-only
+    /// Dockerfile instructions: `ENV`, `LABEL`...) and removed, whatever
+    /// happened. A `docker build` commits a container per instruction,
+    /// seconds each on some storage drivers.
+    fn derive_image(
+        &self,
+        tag: &str,
+        from: &str,
+        uploads: Vec<(String, Vec<u8>)>,
+        changes: &[String],
+    ) -> impl Future<Output = Result<(), EngineError>> + Send;
+
     fn create_network(
         &self,
         name: &str,

@@ -17,14 +17,15 @@ use std::path::Path;
 
 use bollard::errors::Error as BollardError;
 use bollard::models::{
-    ContainerCreateBody, ContainerSummaryStateEnum, EndpointIpamConfig, EndpointSettings,
-    HostConfig, Ipam, IpamConfig, NetworkCreateRequest, NetworkingConfig, PortBinding,
+    ContainerConfig, ContainerCreateBody, ContainerSummaryStateEnum, EndpointIpamConfig,
+    EndpointSettings, HostConfig, Ipam, IpamConfig, NetworkCreateRequest, NetworkingConfig,
+    PortBinding,
 };
 use bollard::query_parameters::{
-    BuildImageOptionsBuilder, CreateContainerOptionsBuilder, CreateImageOptionsBuilder,
-    KillContainerOptionsBuilder, ListContainersOptionsBuilder, ListNetworksOptionsBuilder,
-    ListVolumesOptionsBuilder, LogsOptionsBuilder, RemoveContainerOptionsBuilder,
-    StopContainerOptionsBuilder, UploadToContainerOptionsBuilder,
+    BuildImageOptionsBuilder, CommitContainerOptionsBuilder, CreateContainerOptionsBuilder,
+    CreateImageOptionsBuilder, KillContainerOptionsBuilder, ListContainersOptionsBuilder,
+    ListNetworksOptionsBuilder, ListVolumesOptionsBuilder, LogsOptionsBuilder,
+    RemoveContainerOptionsBuilder, StopContainerOptionsBuilder, UploadToContainerOptionsBuilder,
 };
 use bollard::Docker;
 use futures::StreamExt;
@@ -38,6 +39,12 @@ pub struct DockerEngine {
     docker: Docker,
     /// The address published ports bind to, and are reached at from here.
     publish_on: String,
+}
+
+/// A number no other call of this process has had (names of temporary containers).
+fn unique() -> u64 {
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
 }
 
 fn api(action: impl Into<String>) -> impl FnOnce(BollardError) -> EngineError {
@@ -239,6 +246,49 @@ impl Engine for DockerEngine {
             item.map_err(|e| EngineError::Build(tag.to_owned(), e.to_string()))?;
         }
         Ok(())
+    }
+
+    async fn derive_image(
+        &self,
+        tag: &str,
+        from: &str,
+        uploads: Vec<(String, Vec<u8>)>,
+        changes: &[String],
+    ) -> Result<(), EngineError> {
+        let container = format!("testnet-derive-{}-{}", std::process::id(), unique());
+        let body = ContainerCreateBody {
+            image: Some(from.to_owned()),
+            network_disabled: Some(true),
+            ..Default::default()
+        };
+        let opts = CreateContainerOptionsBuilder::default()
+            .name(&container)
+            .build();
+        self.docker
+            .create_container(Some(opts), body)
+            .await
+            .map_err(api(format!("creating a container of {from} to make {tag}")))?;
+        let made = async {
+            for (dir, tar) in uploads {
+                self.upload(&container, &dir, tar).await?;
+            }
+            let (repo, version) = tag.split_once(':').unwrap_or((tag, "latest"));
+            let opts = CommitContainerOptionsBuilder::default()
+                .container(&container)
+                .repo(repo)
+                .tag(version)
+                .changes(&changes.join("\n"))
+                .pause(false)
+                .build();
+            self.docker
+                .commit_container(opts, ContainerConfig::default())
+                .await
+                .map(drop)
+                .map_err(api(format!("committing {container} as {tag}")))
+        }
+        .await;
+        let removed = self.remove_container(&container).await;
+        made.and(removed)
     }
 
     async fn create_network(

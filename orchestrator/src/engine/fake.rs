@@ -129,6 +129,30 @@ impl Engine for FakeEngine {
         Ok(())
     }
 
+    async fn derive_image(
+        &self,
+        tag: &str,
+        from: &str,
+        uploads: Vec<(String, Vec<u8>)>,
+        changes: &[String],
+    ) -> Result<(), EngineError> {
+        let mut s = self.call(format!("derive {tag} from {from}"))?;
+        if !s.images.contains(from) {
+            return Err(EngineError::NotFound {
+                what: "image",
+                name: from.into(),
+            });
+        }
+        for change in changes {
+            s.calls.push(format!("change {change}"));
+        }
+        for (dir, tar) in uploads {
+            s.calls.push(format!("upload {} bytes to {dir}", tar.len()));
+        }
+        s.images.insert(tag.to_owned());
+        Ok(())
+    }
+
     async fn create_network(
         &self,
         name: &str,

@@ -387,6 +387,18 @@ impl Engine for Hosts {
         self.primary().import_image(tag, rootfs, changes).await
     }
 
+    async fn derive_image(
+        &self,
+        tag: &str,
+        from: &str,
+        uploads: Vec<(String, Vec<u8>)>,
+        changes: &[String],
+    ) -> Result<(), EngineError> {
+        self.primary()
+            .derive_image(tag, from, uploads, changes)
+            .await
+    }
+
     async fn create_network(
         &self,
         name: &str,

@@ -68,10 +68,41 @@ pub async fn image() -> String {
         .get_or_init(|| async {
             let out = run(&["image", "build"]).await;
             assert!(out.status.success(), "image build failed: {}", text(&out));
-            String::from_utf8_lossy(&out.stdout).trim().to_owned()
+            let tag = String::from_utf8_lossy(&out.stdout).trim().to_owned();
+            assert_made_in_one_commit(&tag).await;
+            tag
         })
         .await
         .clone()
+}
+
+/// The node image made by one commit keeps the base's config, has its role
+/// label, and its temporary container is gone.
+async fn assert_made_in_one_commit(tag: &str) {
+    let docker = bollard::Docker::connect_with_local_defaults().unwrap();
+    let config = docker.inspect_image(tag).await.unwrap().config.unwrap();
+    assert_eq!(
+        config.entrypoint,
+        Some(vec!["/usr/local/bin/testnet-node".to_owned()])
+    );
+    let labels = config.labels.unwrap_or_default();
+    assert_eq!(
+        labels.get("io.testnet.role").map(String::as_str),
+        Some("node-image"),
+        "{labels:?}"
+    );
+    let all = bollard::query_parameters::ListContainersOptionsBuilder::default()
+        .all(true)
+        .build();
+    let left: Vec<_> = docker
+        .list_containers(Some(all))
+        .await
+        .unwrap()
+        .into_iter()
+        .flat_map(|c| c.names.unwrap_or_default())
+        .filter(|n| n.contains("testnet-derive-"))
+        .collect();
+    assert!(left.is_empty(), "temporary containers left: {left:?}");
 }
 
 /// Containers, networks and volumes still labelled with testnet `name`.
