@@ -20,7 +20,9 @@ const NODE_DOCKERFILE: &str = include_str!("../../docker/node.Dockerfile");
 /// The base image the online path starts from.
 pub const ONLINE_BASE: &str = "debian:bookworm-slim";
 const MMDEBSTRAP_ARGS: &[&str] = &[
-    "--variant=minbase",
+    // Essential packages and ours, no apt (the node image runs no installer):
+    // 157 MB against minbase's 188, 1.5-3 s less to assemble and import.
+    "--variant=essential",
     "--include=iproute2,iptables,libfaketime",
     // What the online base's last RUN does (the node image runs nothing).
     "--customize-hook=mkdir -p \"$1/etc/testnet\" \"$1/var/lib/testnet\" \"$1/usr/local/lib/testnet\" \
@@ -197,7 +199,7 @@ pub async fn ensure_base<E: Engine>(
                 Ok(Err(e)) => e.to_string(),
                 _ => format!("no answer within {PULL_TIMEOUT:?}"),
             };
-            progress(&format!("base image {tag}: no registry ({why}); assembling it offline with mmdebstrap (about 20 s, once)..."));
+            progress(&format!("base image {tag}: no registry ({why}); assembling it offline with mmdebstrap (15-25 s, once)..."));
             build_base_offline(engine, &tag, why).await?;
             progress(&format!("base image {tag}: imported (offline path)"));
             Ok((tag, BaseSource::Mmdebstrap))
