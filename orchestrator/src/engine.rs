@@ -209,7 +209,9 @@ pub trait Engine: Send + Sync {
     /// `from` is created (never started), each `(dir, tar)` of `uploads` is
     /// extracted into it, it is committed with `changes` (config-only
     /// Dockerfile instructions: `ENV`, `LABEL`...) and removed, whatever
-    /// happened. A `docker build` commits a container per instruction,
+    /// happened. The container carries the role `derive-scratch` (found by
+    /// it if a killed run left it), which the image keeps unless `changes`
+    /// set another. A `docker build` commits a container per instruction,
     /// seconds each on some storage drivers.
     fn derive_image(
         &self,

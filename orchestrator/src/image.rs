@@ -222,15 +222,35 @@ const SHM: &str = "/dev/shm";
 const SCRATCH_NEED: u64 = 1 << 30;
 
 /// Where mmdebstrap builds: the user's `TMPDIR` if one is set, else `/dev/shm`
-/// when it is a tmpfs with room (dpkg's many small files, and the chroot's
-/// removal, took twice as long on this machine's disk: 23-24 s against
-/// 11-12 s for the node's base), else the system's temp dir.
+/// when it is a tmpfs with room that runs programs (the chroot's maintainer
+/// scripts; dpkg's many small files, and the chroot's removal, took twice as
+/// long on this machine's disk: 23-24 s against 11-12 s for the node's
+/// base), else the system's temp dir.
 fn scratch_dir(tmpdir_set: bool, shm: Option<testnet_node::fsstat::FsStat>) -> PathBuf {
     match shm {
-        Some(fs) if !tmpdir_set && fs.is_tmpfs() && fs.free >= SCRATCH_NEED => PathBuf::from(SHM),
+        Some(fs) if !tmpdir_set && fs.is_tmpfs() && !fs.noexec && fs.free >= SCRATCH_NEED => {
+            PathBuf::from(SHM)
+        }
         _ => std::env::temp_dir(),
     }
 }
+
+/// Removes the scratch dirs of runs that were killed mid-way (their process
+/// is gone): in a tmpfs they would hold memory until a reboot.
+fn sweep_scratch(scratch: &Path) {
+    let Ok(entries) = std::fs::read_dir(scratch) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let pid = name.to_str().and_then(|n| n.strip_prefix(SCRATCH_PREFIX));
+        if pid.is_some_and(|p| p.parse::<u32>().is_ok() && !Path::new("/proc").join(p).exists()) {
+            let _ = std::fs::remove_dir_all(entry.path());
+        }
+    }
+}
+
+const SCRATCH_PREFIX: &str = "testnet-base-";
 
 /// Assembles a Debian root filesystem with `mmdebstrap ARGS` and imports it as
 /// `tag` with the config `changes` (no registry needed: packages come from
@@ -253,7 +273,8 @@ pub(crate) async fn debootstrap_import<E: Engine>(
         std::env::var_os("TMPDIR").is_some(),
         testnet_node::fsstat::statfs(Path::new(SHM)).ok(),
     );
-    let dir = scratch.join(format!("testnet-base-{}", std::process::id()));
+    sweep_scratch(&scratch);
+    let dir = scratch.join(format!("{SCRATCH_PREFIX}{}", std::process::id()));
     std::fs::create_dir_all(&dir).map_err(|source| ImageError::Read {
         path: dir.clone(),
         source,
@@ -340,6 +361,7 @@ const CONFIG_INSTRUCTIONS: &[&str] = &[
     "ENTRYPOINT",
     "ENV",
     "EXPOSE",
+    "HEALTHCHECK",
     "LABEL",
     "ONBUILD",
     "STOPSIGNAL",
@@ -368,18 +390,20 @@ async fn derive<E: Engine>(
         }
         let (word, rest) = line.split_once(' ').unwrap_or((line, ""));
         match word.to_ascii_uppercase().as_str() {
-            "FROM" => from = Some(rest.trim()),
+            "FROM" if from.is_none() => from = Some(rest.trim()),
             "COPY" => {
                 let (src, dest) = rest.trim().split_once(' ').unwrap_or((rest, ""));
-                let (dir, name) = dest.trim().rsplit_once('/').unwrap_or(("", ""));
+                let path = dest.trim().trim_start_matches('/');
                 let file = files.iter().find(|f| f.0 == src);
-                let (Some((_, data, mode)), false) = (file, name.is_empty()) else {
+                let (Some((_, data, mode)), false) = (file, path.is_empty() || path.ends_with('/'))
+                else {
                     return Err(bad(format!(
                         "`{line}`: no such file, or not to a file's path"
                     )));
                 };
-                let dir = if dir.is_empty() { "/" } else { dir };
-                uploads.push((dir.to_owned(), tar_of(&[(name, data, *mode)])));
+                // Extracted at the root with its whole path: its directories
+                // are made as `docker build`'s COPY makes them.
+                uploads.push(("/".to_owned(), tar_of(&[(path, data, *mode)])));
             }
             w if CONFIG_INSTRUCTIONS.contains(&w) => changes.push(line.to_owned()),
             _ => {
@@ -470,6 +494,7 @@ mod tests {
                 kind,
                 free,
                 total: free,
+                noexec: false,
             })
         };
         let roomy = shm(TMPFS_MAGIC, 8 << 30);
@@ -483,6 +508,25 @@ mod tests {
         for other in [shm(TMPFS_MAGIC, 64 << 20), shm(0xEF53, 8 << 30), None] {
             assert_eq!(scratch_dir(false, other), std::env::temp_dir());
         }
+        // Mounted noexec (hardened hosts): the chroot's scripts could not run.
+        let noexec = roomy.map(|fs| FsStat { noexec: true, ..fs });
+        assert_eq!(scratch_dir(false, noexec), std::env::temp_dir());
+    }
+
+    #[test]
+    fn a_killed_runs_scratch_dir_is_swept_a_live_ones_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let dead = dir.path().join(format!("{SCRATCH_PREFIX}{}", u32::MAX - 1));
+        let live = dir
+            .path()
+            .join(format!("{SCRATCH_PREFIX}{}", std::process::id()));
+        let other = dir.path().join("testnet-base-notes");
+        for d in [&dead, &live, &other] {
+            std::fs::create_dir_all(d.join("rootfs")).unwrap();
+        }
+        sweep_scratch(dir.path());
+        assert!(!dead.exists());
+        assert!(live.exists() && other.exists());
     }
 
     #[tokio::test]
@@ -507,10 +551,8 @@ mod tests {
                 .unwrap_or_else(|| panic!("{c} not in {calls:#?}"))
         };
         let n = at(&format!("derive {} from {}", node.tag, node.base));
-        assert_eq!(calls[n + 1], "change LABEL io.testnet.role=node-image");
-        assert!(
-            calls[n + 2].starts_with("upload ") && calls[n + 2].ends_with(" to /usr/local/bin")
-        );
+        assert!(calls[n + 1].starts_with("upload ") && calls[n + 1].ends_with(" to /"));
+        assert_eq!(calls[n + 2], "change LABEL io.testnet.role=node-image");
         let p = at(&format!("derive {newer} from {}", node.tag));
         assert_eq!(
             calls[p + 1],
@@ -534,6 +576,10 @@ mod tests {
             ("FROM base\nCOPY other /usr/bin/x\n", "no such file"),
             ("FROM base\nCOPY f /usr/bin/\n", "not to a file's path"),
             ("ENV A=1\n", "no FROM"),
+            (
+                "FROM base\nFROM other\n",
+                "`FROM other` is not a config instruction",
+            ),
         ] {
             let e = derive(&engine, "t:1", recipe, &[("f", b"x", 0o644)], "r")
                 .await

@@ -32,7 +32,7 @@ use futures::StreamExt;
 
 use super::{
     ContainerAction, ContainerInfo, ContainerSpec, ContainerState, Engine, EngineError, Label,
-    Limit, NetworkInfo, ResourceStats,
+    Limit, NetworkInfo, ResourceStats, LABEL_ROLE,
 };
 
 pub struct DockerEngine {
@@ -41,10 +41,13 @@ pub struct DockerEngine {
     publish_on: String,
 }
 
-/// A number no other call of this process has had (names of temporary containers).
-fn unique() -> u64 {
-    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
-    NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+/// An image reference's repository and tag (`latest` if it names none); a
+/// registry's port is not a tag.
+fn repo_tag(reference: &str) -> (&str, &str) {
+    match reference.rsplit_once(':') {
+        Some((repo, tag)) if !tag.contains('/') => (repo, tag),
+        _ => (reference, "latest"),
+    }
 }
 
 fn api(action: impl Into<String>) -> impl FnOnce(BollardError) -> EngineError {
@@ -226,7 +229,7 @@ impl Engine for DockerEngine {
         rootfs: &Path,
         changes: &[&str],
     ) -> Result<(), EngineError> {
-        let (repo, version) = tag.split_once(':').unwrap_or((tag, "latest"));
+        let (repo, version) = repo_tag(tag);
         let bytes = tokio::fs::read(rootfs).await.map_err(|e| {
             EngineError::Build(
                 tag.to_owned(),
@@ -255,10 +258,15 @@ impl Engine for DockerEngine {
         uploads: Vec<(String, Vec<u8>)>,
         changes: &[String],
     ) -> Result<(), EngineError> {
-        let container = format!("testnet-derive-{}-{}", std::process::id(), unique());
+        // Unique across processes, PID namespaces and machines sharing a daemon.
+        let container = format!("testnet-derive-{:016x}", rand::random::<u64>());
         let body = ContainerCreateBody {
             image: Some(from.to_owned()),
             network_disabled: Some(true),
+            labels: Some(HashMap::from([(
+                LABEL_ROLE.to_owned(),
+                "derive-scratch".to_owned(),
+            )])),
             ..Default::default()
         };
         let opts = CreateContainerOptionsBuilder::default()
@@ -272,7 +280,7 @@ impl Engine for DockerEngine {
             for (dir, tar) in uploads {
                 self.upload(&container, &dir, tar).await?;
             }
-            let (repo, version) = tag.split_once(':').unwrap_or((tag, "latest"));
+            let (repo, version) = repo_tag(tag);
             let opts = CommitContainerOptionsBuilder::default()
                 .container(&container)
                 .repo(repo)
@@ -622,5 +630,24 @@ impl DockerEngine {
             }
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::repo_tag;
+
+    #[test]
+    fn a_references_tag_is_after_its_last_colon_unless_that_is_a_registry_port() {
+        assert_eq!(repo_tag("testnet-node:abc"), ("testnet-node", "abc"));
+        assert_eq!(repo_tag("debian"), ("debian", "latest"));
+        assert_eq!(
+            repo_tag("reg:5000/team/node"),
+            ("reg:5000/team/node", "latest")
+        );
+        assert_eq!(
+            repo_tag("reg:5000/team/node:v2"),
+            ("reg:5000/team/node", "v2")
+        );
     }
 }

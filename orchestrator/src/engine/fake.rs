@@ -143,11 +143,11 @@ impl Engine for FakeEngine {
                 name: from.into(),
             });
         }
-        for change in changes {
-            s.calls.push(format!("change {change}"));
-        }
         for (dir, tar) in uploads {
             s.calls.push(format!("upload {} bytes to {dir}", tar.len()));
+        }
+        for change in changes {
+            s.calls.push(format!("change {change}"));
         }
         s.images.insert(tag.to_owned());
         Ok(())

@@ -24,6 +24,10 @@ pub struct NodeClient {
     batches: Arc<AtomicBool>,
 }
 
+/// How long a page of a node's finalized list may take (a healthy node
+/// answers in milliseconds).
+const PAGE_TIMEOUT: Duration = Duration::from_secs(2);
+
 /// Requests at once to a node without `POST /txs` (one per payment).
 const ONE_BY_ONE_AT_ONCE: usize = 64;
 
@@ -47,16 +51,23 @@ impl NodeClient {
     }
 
     async fn get<T: serde::de::DeserializeOwned>(&self, path: &str) -> Result<T, LoadError> {
+        self.get_within(path, None).await
+    }
+
+    async fn get_within<T: serde::de::DeserializeOwned>(
+        &self,
+        path: &str,
+        timeout: Option<Duration>,
+    ) -> Result<T, LoadError> {
         let url = format!("{}{}", self.base, path);
-        let res = self
-            .http
-            .get(&url)
-            .send()
-            .await
-            .map_err(|source| LoadError::Http {
-                url: url.clone(),
-                source,
-            })?;
+        let mut request = self.http.get(&url);
+        if let Some(t) = timeout {
+            request = request.timeout(t);
+        }
+        let res = request.send().await.map_err(|source| LoadError::Http {
+            url: url.clone(),
+            source,
+        })?;
         if !res.status().is_success() {
             let status = res.status().as_u16();
             let body = res.text().await.unwrap_or_default();
@@ -71,8 +82,14 @@ impl NodeClient {
         self.get("/status").await
     }
 
+    /// A page of the node's finalized list. Within [`PAGE_TIMEOUT`]: the
+    /// generator reads the nodes a turn at a time, and a node that does not
+    /// answer (a container stopping: its port still takes connections) held
+    /// the others' reads for the client's 5 s, long enough for a node with a
+    /// small finality window to forget what was not read yet.
     pub async fn finalized(&self, after: usize) -> Result<FinalizedPage, LoadError> {
-        self.get(&format!("/finalized?after={after}")).await
+        self.get_within(&format!("/finalized?after={after}"), Some(PAGE_TIMEOUT))
+            .await
     }
 
     pub async fn utxos(&self, owner: &Keypair) -> Result<Vec<Utxo>, LoadError> {
@@ -343,5 +360,16 @@ mod tests {
             let e = a.unwrap_err().to_string();
             assert!(e.contains("/txs") && e.contains("500"), "{e}");
         }
+    }
+
+    #[tokio::test]
+    async fn a_node_that_takes_connections_but_never_answers_gives_up_its_page_first() {
+        // Bound, never accepting: the kernel completes the handshakes.
+        let silent = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let client = NodeClient::new(&format!("http://{}", silent.local_addr().unwrap()));
+        let page = tokio::time::timeout(PAGE_TIMEOUT * 2, client.finalized(0))
+            .await
+            .expect("the page gives up within its own timeout, not the client's 5 s");
+        assert!(matches!(page, Err(LoadError::Http { .. })), "{page:?}");
     }
 }

@@ -3,6 +3,7 @@
 //! label, scenario runs with their reports.
 #![allow(dead_code)]
 
+use std::collections::HashMap;
 use std::process::{Command, Output};
 
 use serde_json::Value;
@@ -85,14 +86,28 @@ async fn assert_made_in_one_commit(tag: &str) {
         config.entrypoint,
         Some(vec!["/usr/local/bin/testnet-node".to_owned()])
     );
+    let ports: Vec<_> = config
+        .exposed_ports
+        .unwrap_or_default()
+        .into_iter()
+        .collect();
+    assert!(
+        ports.iter().any(|p| p == "7000/tcp") && ports.iter().any(|p| p == "8000/tcp"),
+        "{ports:?}"
+    );
     let labels = config.labels.unwrap_or_default();
     assert_eq!(
         labels.get("io.testnet.role").map(String::as_str),
         Some("node-image"),
         "{labels:?}"
     );
+    let scratch = HashMap::from([(
+        "label".to_owned(),
+        vec!["io.testnet.role=derive-scratch".to_owned()],
+    )]);
     let all = bollard::query_parameters::ListContainersOptionsBuilder::default()
         .all(true)
+        .filters(&scratch)
         .build();
     let left: Vec<_> = docker
         .list_containers(Some(all))
@@ -100,7 +115,6 @@ async fn assert_made_in_one_commit(tag: &str) {
         .unwrap()
         .into_iter()
         .flat_map(|c| c.names.unwrap_or_default())
-        .filter(|n| n.contains("testnet-derive-"))
         .collect();
     assert!(left.is_empty(), "temporary containers left: {left:?}");
 }
