@@ -82,11 +82,10 @@ impl NodeClient {
         self.get("/status").await
     }
 
-    /// A page of the node's finalized list. Within [`PAGE_TIMEOUT`]: the
-    /// generator reads the nodes a turn at a time, and a node that does not
-    /// answer (a container stopping: its port still takes connections) held
-    /// the others' reads for the client's 5 s, long enough for a node with a
-    /// small finality window to forget what was not read yet.
+    /// A page of the node's finalized list, within [`PAGE_TIMEOUT`]: the
+    /// generator reads the nodes a turn at a time, so a node that does not
+    /// answer would hold the others' reads for the client's 5 s, as long as
+    /// a small finality window lasts at a modest rate (200 at 40 tx/s).
     pub async fn finalized(&self, after: usize) -> Result<FinalizedPage, LoadError> {
         self.get_within(&format!("/finalized?after={after}"), Some(PAGE_TIMEOUT))
             .await
