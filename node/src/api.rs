@@ -38,6 +38,10 @@ pub struct Status {
     pub handshakes_completed: u64,
     pub handshake_failures: u64,
     pub duplicate_connections_resolved: u64,
+    /// Inbound connections replaced by their peer's redial (not duplicates:
+    /// the old one had ended on the peer's side). Absent from older nodes.
+    #[serde(default)]
+    pub stale_connections_replaced: u64,
     /// Names of the `--simulate-bug` flags this node runs with.
     pub simulated_bugs: Vec<String>,
     /// Unspent outputs in the ledger.

@@ -42,6 +42,7 @@ pub const DISCONNECT_REASONS: &[&str] = &[
     "peer_slow",
     "peer_too_many",
     "duplicate",
+    "redialed",
     "shutdown",
     "send_queue_full",
     "write_timeout",
@@ -80,6 +81,9 @@ pub struct P2pMetrics {
     pub peers: IntGaugeVec,
     /// Authenticated connections closed because another one to the same peer won.
     pub duplicates_resolved: IntCounter,
+    /// Inbound connections closed because their peer dialed again (the old one
+    /// was dead on its side): no duplicate, counted apart so it is not taken for one.
+    pub stale_replaced: IntCounter,
     /// Frames sent and received after framing, by direction and message type.
     pub messages: IntCounterVec,
     /// Bytes of those frames (header included).
@@ -136,6 +140,17 @@ impl P2pMetrics {
                 let c = IntCounter::new(
                     "testnet_duplicate_connections_resolved_total",
                     "Authenticated connections closed because another connection to the same peer won the duplicate rule.",
+                )
+                .expect("valid metric definition");
+                registry
+                    .register(Box::new(c.clone()))
+                    .expect("metric registered once");
+                c
+            },
+            stale_replaced: {
+                let c = IntCounter::new(
+                    "testnet_stale_connections_replaced_total",
+                    "Inbound connections replaced by a newer one from the same peer, which redialed because the old one had ended on its side (a restart, a timeout while this node was paused or cut off). Not duplicates.",
                 )
                 .expect("valid metric definition");
                 registry
@@ -423,6 +438,7 @@ mod tests {
             "testnet_handshake_failures_total{reason=\"bad_signature\"} 0",
             "testnet_peers{direction=\"inbound\"} 0",
             "testnet_duplicate_connections_resolved_total 0",
+            "testnet_stale_connections_replaced_total 0",
             "testnet_messages_total{direction=\"sent\",type=\"ping\"} 0",
             "testnet_bytes_total{direction=\"received\",type=\"pong\"} 0",
             "testnet_ping_rtt_seconds_bucket{le=\"0.1\"} 0",

@@ -155,6 +155,8 @@ pub enum SessionEnd {
     PeerClosed,
     PeerDisconnected(DisconnectReason),
     Duplicate,
+    /// The peer dialed again; this older connection of its was dead on its side.
+    Redialed,
     Shutdown,
     SendQueueFull,
     WriteTimeout,
@@ -177,6 +179,7 @@ impl SessionEnd {
                 DisconnectReason::TooManyPeers => "peer_too_many",
             },
             SessionEnd::Duplicate => "duplicate",
+            SessionEnd::Redialed => "redialed",
             SessionEnd::Shutdown => "shutdown",
             SessionEnd::SendQueueFull => "send_queue_full",
             SessionEnd::WriteTimeout => "write_timeout",
@@ -191,7 +194,7 @@ impl SessionEnd {
     fn goodbye(self) -> Option<DisconnectReason> {
         match self {
             SessionEnd::Shutdown => Some(DisconnectReason::Shutdown),
-            SessionEnd::Duplicate => Some(DisconnectReason::Duplicate),
+            SessionEnd::Duplicate | SessionEnd::Redialed => Some(DisconnectReason::Duplicate),
             SessionEnd::SendQueueFull => Some(DisconnectReason::SlowPeer),
             SessionEnd::BadFrame | SessionEnd::MalformedMessage | SessionEnd::UnexpectedMessage => {
                 Some(DisconnectReason::ProtocolViolation)

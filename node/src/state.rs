@@ -64,6 +64,7 @@ impl NodeState {
             handshakes_completed: counter_sum(&p2p.handshakes_completed, dirs),
             handshake_failures: counter_sum(&p2p.handshake_failures, &reasons),
             duplicate_connections_resolved: p2p.duplicates_resolved.get(),
+            stale_connections_replaced: p2p.stale_replaced.get(),
             simulated_bugs: self.simulated_bugs.clone(),
             utxo_count: ledger.len(),
             utxo_digest: ledger.digest().to_hex(),

@@ -105,6 +105,7 @@ async fn duplicates_are_resolved_after_the_handshake() {
     let [low, high] = order;
     let (l, h) = (cluster.node(low), cluster.node(high));
     let resolved = |n: &testnet_node::Node| n.status().duplicate_connections_resolved;
+    let stale = |n: &testnet_node::Node| n.status().stale_connections_replaced;
 
     // 1. "high" dials "low" although low already dialed it: different dialers, the
     //    lower address's connection wins; the new one gets a Duplicate goodbye.
@@ -121,7 +122,8 @@ async fn duplicates_are_resolved_after_the_handshake() {
     // 2. "low" connects to "high" a second time (as after a restart whose old
     //    connection is not yet timed out on high's side): same dialer, the newer
     //    wins and the older is closed gracefully. The real low then redials and
-    //    replaces the impostor the same way: the mesh heals with no failure.
+    //    replaces the impostor the same way: the mesh heals with no failure, and
+    //    high counts both as stale connections replaced, not as duplicates.
     let low_addr = cluster.genesis.validators[low].p2p_address;
     let mut fake_low =
         RawPeer::authenticated_as(h.p2p_addr(), net, cluster.keys[low].clone(), low_addr).await;
@@ -133,7 +135,9 @@ async fn duplicates_are_resolved_after_the_handshake() {
         (l.network().peer_count() == 1 && h.network().peer_count() == 1).then_some(())
     })
     .await;
-    assert_eq!(resolved(h), 2, "the old real one, then the impostor");
+    assert_eq!(stale(h), 2, "the old real one, then the impostor");
+    assert_eq!(resolved(h), 0, "a redial is no duplicate");
+    assert_eq!((resolved(l), stale(l)), (1, 0));
     let peer_of_h = &h.network().peers()[0];
     assert_eq!(
         peer_of_h.direction,

@@ -233,6 +233,14 @@ async fn promote(
             }
             true
         }
+        Promotion::Redialed { loser } => {
+            shared.metrics.stale_replaced.inc();
+            info!(peer = %name, kept = id.0, closed = loser.0, "peer dialed again: closing its stale connection");
+            if let Some(old) = shared.table().handle(loser) {
+                old.close.close(SessionEnd::Redialed);
+            }
+            true
+        }
         Promotion::Rejected { winner } => {
             shared.metrics.duplicates_resolved.inc();
             info!(peer = %name, kept = winner.0, closed = id.0, "duplicate connection resolved: closing this one");
@@ -259,6 +267,7 @@ fn log_disconnect(shared: &Shared, name: &str, end: &SessionEnd) {
     match end {
         SessionEnd::Shutdown
         | SessionEnd::Duplicate
+        | SessionEnd::Redialed
         | SessionEnd::PeerDisconnected(_)
         | SessionEnd::PeerClosed => {
             info!(peer = %name, reason = end.label(), "peer disconnected")

@@ -96,8 +96,15 @@ pub enum Promotion {
     Established,
     /// It lost to an existing connection and must be closed; it is not a peer.
     Rejected { winner: ConnId },
-    /// It replaced `loser`, which the caller must close.
+    /// It replaced `loser`, which the caller must close: a second connection to
+    /// the same peer, resolved by [`keeps_first`].
     Replaced { loser: ConnId },
+    /// The peer dialed us again and this connection replaced its older inbound
+    /// one, `loser`, which the caller must close. Not a duplicate: the peer runs
+    /// one connection task per node and redials only once its old connection
+    /// ended on its side (a restart, a ping timeout while we were paused or cut
+    /// off), so the older one is dead there; we just had not seen it end yet.
+    Redialed { loser: ConnId },
 }
 
 /// An established peer as seen through the table.
@@ -188,11 +195,17 @@ impl<H> PeerTable<H> {
             Some((other, view)) if keeps_first(&self.local, &view, &newer) => {
                 return Promotion::Rejected { winner: other };
             }
-            Some((other, _)) => {
+            Some((other, view)) => {
                 if let Some(e) = self.entries.get_mut(&other) {
                     e.established = false;
                 }
-                Promotion::Replaced { loser: other }
+                let redial =
+                    view.direction == Direction::Inbound && direction == Direction::Inbound;
+                if redial {
+                    Promotion::Redialed { loser: other }
+                } else {
+                    Promotion::Replaced { loser: other }
+                }
             }
         };
         if let Some(e) = self.entries.get_mut(&id) {
@@ -343,7 +356,8 @@ mod tests {
         assert_eq!(t.promote(inb, peer), Promotion::Rejected { winner: out });
         t.remove(inb);
         assert_eq!(t.counts(), (0, 1));
-        // We redialed (our old connection died on our side): the newer replaces it.
+        // We dialed again while ours was still a peer (a peer listed under two
+        // addresses): a duplicate of our own making; the newer replaces it.
         let out2 = t.register(
             Direction::Outbound,
             peer.listen_addr,
@@ -352,6 +366,36 @@ mod tests {
         );
         assert_eq!(t.promote(out2, peer), Promotion::Replaced { loser: out });
         assert_eq!(t.counts(), (0, 1));
+    }
+
+    #[test]
+    fn the_peer_dialing_again_replaces_its_stale_connection_and_is_no_duplicate() {
+        let (me, peer) = (endpoint(2), endpoint(1));
+        let mut t: PeerTable<()> = PeerTable::new(me);
+        let inbound = |t: &mut PeerTable<()>, port: u16| {
+            t.register(
+                Direction::Inbound,
+                SocketAddr::from(([127, 0, 0, 1], port)),
+                None,
+                (),
+            )
+        };
+        let old = inbound(&mut t, 40000);
+        assert_eq!(t.promote(old, peer), Promotion::Established);
+        // The lower peer timed us out (we were paused) and dialed again before
+        // we read the old connection's end: the newer replaces it.
+        let new = inbound(&mut t, 40001);
+        assert_eq!(t.promote(new, peer), Promotion::Redialed { loser: old });
+        assert_eq!(t.counts(), (1, 0));
+        assert_eq!(t.peers().next().map(|p| p.id), Some(new));
+        // A connection of ours to it while theirs is a peer is a real duplicate.
+        let out = t.register(
+            Direction::Outbound,
+            peer.listen_addr,
+            Some(peer.listen_addr),
+            (),
+        );
+        assert_eq!(t.promote(out, peer), Promotion::Rejected { winner: new });
     }
 
     #[test]

@@ -240,11 +240,32 @@ pub fn connectivity(obs: &Observations, within: f64) -> Verdict {
             links / 2
         )
     };
+    let stale: f64 = obs.nodes.iter().map(|n| stale_replaced(obs, n)).sum();
+    let redials = if stale > 0.0 {
+        format!(" ({stale} stale connection(s) replaced by their peer's redial)")
+    } else {
+        String::new()
+    };
     Verdict::new(
         "connectivity",
         problems,
-        format!("{shape} at start and within {within}s of every heal; no duplicate connection"),
+        format!(
+            "{shape} at start and within {within}s of every heal; no duplicate connection{redials}"
+        ),
     )
+}
+
+/// Inbound connections `node` replaced because their peer dialed again, the old
+/// one having ended on the peer's side (it timed this node out while it was
+/// paused or cut off, or restarted): one connection per pair all along, so not
+/// a duplicate; told in the summary.
+fn stale_replaced(obs: &Observations, node: &str) -> f64 {
+    let samples: Vec<&Sample> = obs.of(node).collect();
+    counter_total(&samples, |s| {
+        s.status
+            .as_ref()
+            .map(|st| st.stale_connections_replaced as f64)
+    })
 }
 
 /// A pair connected twice: more connections than peers at some sample, or a

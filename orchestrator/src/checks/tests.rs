@@ -623,6 +623,23 @@ fn connectivity_reads_the_duplicate_counter_across_restarts() {
     );
 }
 
+/// The green twin: a peer that redialed a paused node, whose old connection it
+/// had already dropped, made no duplicate; the count is told, not failed.
+#[test]
+fn a_stale_connection_replaced_by_a_redial_is_no_duplicate() {
+    let mut obs = healthy();
+    edit(&mut obs, "n2", 5.0, |s| {
+        s.status.as_mut().unwrap().stale_connections_replaced = 2
+    });
+    let v = connectivity(&obs, 5.0);
+    assert!(
+        v.passed
+            && v.summary
+                .contains("(2 stale connection(s) replaced by their peer's redial)"),
+        "{v:?}"
+    );
+}
+
 /// Points 6 and 9: a node silent at the end fails connectivity, UTXO
 /// agreement and safety instead of being judged on its stale status.
 #[test]
