@@ -20,12 +20,20 @@ const NODE_DOCKERFILE: &str = include_str!("../../docker/node.Dockerfile");
 /// The base image the online path starts from.
 pub const ONLINE_BASE: &str = "debian:bookworm-slim";
 const MMDEBSTRAP_ARGS: &[&str] = &[
-    // Essential packages and ours, no apt (the node image runs no installer):
-    // 157 MB against minbase's 188, 1.5-3 s less to assemble and import.
-    "--variant=essential",
-    "--include=iproute2,iptables,libfaketime",
-    // What the online base's last RUN does (the node image runs nothing).
-    "--customize-hook=mkdir -p \"$1/etc/testnet\" \"$1/var/lib/testnet\" \"$1/usr/local/lib/testnet\" \
+    // Our packages and what they depend on, unpacked, no maintainer script run
+    // (the node image installs nothing and runs only the node, iptables and
+    // tc), with a shell and coreutils for whoever `docker exec`s into a node:
+    // 64 MB in 3-5 s, against 157 MB in 10-12 s for Debian's essential set.
+    "--variant=extract",
+    "--include=iproute2,iptables,libfaketime,dash,coreutils",
+    // What iptables' maintainer script would have set up (the nf_tables
+    // back end, as Debian's default alternatives), then what the online
+    // base's last RUN does. An extract hook: this variant runs no customize
+    // hook.
+    "--extract-hook=ln -sf iptables-nft \"$1/usr/sbin/iptables\" \
+     && ln -sf iptables-nft-restore \"$1/usr/sbin/iptables-restore\" \
+     && ln -sf iptables-nft-save \"$1/usr/sbin/iptables-save\" \
+     && mkdir -p \"$1/etc/testnet\" \"$1/var/lib/testnet\" \"$1/usr/local/lib/testnet\" \
      && cp \"$1\"/usr/lib/*/faketime/libfaketime.so.1 \"$1/usr/local/lib/testnet/libfaketime.so.1\"",
     "bookworm",
 ];
@@ -199,7 +207,7 @@ pub async fn ensure_base<E: Engine>(
                 Ok(Err(e)) => e.to_string(),
                 _ => format!("no answer within {PULL_TIMEOUT:?}"),
             };
-            progress(&format!("base image {tag}: no registry ({why}); assembling it offline with mmdebstrap (15-25 s, once)..."));
+            progress(&format!("base image {tag}: no registry ({why}); assembling it offline with mmdebstrap (5-10 s, once)..."));
             build_base_offline(engine, &tag, why).await?;
             progress(&format!("base image {tag}: imported (offline path)"));
             Ok((tag, BaseSource::Mmdebstrap))
