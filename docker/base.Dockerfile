@@ -3,7 +3,7 @@
 # directories and libfaketime at a path that does not depend on the architecture
 # (`up` copies it into a foreign node's container when its testnet asks for
 # `faketime`). The offline path builds the same base with mmdebstrap (see
-# image.rs, whose customize hook does what the last RUN does).
+# image.rs, whose extract hook does what the last RUN does).
 FROM debian:bookworm-slim
 RUN apt-get update \
  && apt-get install -y --no-install-recommends iproute2 iptables libfaketime \

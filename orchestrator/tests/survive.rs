@@ -412,3 +412,65 @@ async fn windows_of_the_kept_testnet(name: &str) -> Result<(), String> {
     }
     Ok(())
 }
+
+/// A run killed while it made an image (between creating its scratch
+/// container and removing it) left that container behind; the next image
+/// made on this host removes it, as its maker is gone, and keeps the scratch
+/// container of a run still going.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_killed_runs_scratch_container_is_swept_by_the_next_image_made() {
+    use testnet::engine::docker::DockerEngine;
+    use testnet::engine::{Engine, Label};
+    let image = image().await;
+    let engine = DockerEngine::connect().await.unwrap();
+    let docker = bollard::Docker::connect_with_local_defaults().unwrap();
+    let mark = testnet::state::owner::process_mark();
+    let (host, rest) = mark.split_once('-').unwrap();
+    let started = rest.split_once('-').unwrap().1;
+    // Above any pid_max: a maker that is gone.
+    let dead = format!("testnet-derive-{host}-4194305-{started}-0000dead");
+    let live = format!("testnet-derive-{mark}-0000beef");
+    let _guard = Guard("e2e-derive-sweep");
+    for name in [&dead, &live] {
+        let body = bollard::models::ContainerCreateBody {
+            image: Some(image.clone()),
+            network_disabled: Some(true),
+            labels: Some(std::collections::HashMap::from([
+                ("io.testnet.role".to_owned(), "derive-scratch".to_owned()),
+                // So that a sweep of the test's testnets finds it too.
+                ("io.testnet.name".to_owned(), "e2e-derive-sweep".to_owned()),
+            ])),
+            ..Default::default()
+        };
+        let opts = bollard::query_parameters::CreateContainerOptionsBuilder::default()
+            .name(name)
+            .build();
+        docker.create_container(Some(opts), body).await.unwrap();
+    }
+    let tag = "testnet-e2e-derived:sweep";
+    engine
+        .derive_image(tag, &image, Vec::new(), &["ENV SWEPT=1".to_owned()])
+        .await
+        .unwrap();
+    let scratch = Label {
+        key: "io.testnet.role",
+        value: Some("derive-scratch"),
+    };
+    let left: Vec<String> = engine
+        .list_containers(scratch)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|c| c.name)
+        .collect();
+    assert!(!left.contains(&dead), "{left:?}");
+    assert!(left.contains(&live), "{left:?}");
+    engine.remove_container(&live).await.unwrap();
+    let _ = docker
+        .remove_image(
+            tag,
+            None::<bollard::query_parameters::RemoveImageOptions>,
+            None,
+        )
+        .await;
+}

@@ -28,6 +28,8 @@ use bollard::query_parameters::{
     RemoveContainerOptionsBuilder, StopContainerOptionsBuilder, UploadToContainerOptionsBuilder,
 };
 use bollard::Docker;
+
+use crate::state::owner::{mark_is_gone, process_mark};
 use futures::StreamExt;
 
 use super::{
@@ -258,8 +260,14 @@ impl Engine for DockerEngine {
         uploads: Vec<(String, Vec<u8>)>,
         changes: &[String],
     ) -> Result<(), EngineError> {
-        // Unique across processes, PID namespaces and machines sharing a daemon.
-        let container = format!("testnet-derive-{:016x}", rand::random::<u64>());
+        self.sweep_derive_scratch().await;
+        // Unique across processes, PID namespaces and machines sharing a
+        // daemon, and naming its maker for the sweep above.
+        let container = format!(
+            "{DERIVE_PREFIX}{}-{:08x}",
+            process_mark(),
+            rand::random::<u32>()
+        );
         let body = ContainerCreateBody {
             image: Some(from.to_owned()),
             network_disabled: Some(true),
@@ -295,8 +303,13 @@ impl Engine for DockerEngine {
                 .map_err(api(format!("committing {container} as {tag}")))
         }
         .await;
-        let removed = self.remove_container(&container).await;
-        made.and(removed)
+        match (made, self.remove_container(&container).await) {
+            (Err(EngineError::Api { action, message }), Err(left)) => Err(EngineError::Api {
+                action,
+                message: format!("{message}; and removing {container} failed too: {left}"),
+            }),
+            (made, removed) => made.and(removed),
+        }
     }
 
     async fn create_network(
@@ -608,7 +621,33 @@ impl Engine for DockerEngine {
     }
 }
 
+/// The name of a container `derive_image` makes: then its maker's
+/// `process_mark`, then a random part.
+const DERIVE_PREFIX: &str = "testnet-derive-";
+
 impl DockerEngine {
+    /// Removes the `derive-scratch` containers of runs of this host that were
+    /// killed mid-derive (their maker, named in the container's name, is
+    /// gone); best effort, a live run's are kept.
+    async fn sweep_derive_scratch(&self) {
+        let scratch = Label {
+            key: LABEL_ROLE,
+            value: Some("derive-scratch"),
+        };
+        let Ok(list) = self.list_containers(scratch).await else {
+            return;
+        };
+        for c in list {
+            let mark = c
+                .name
+                .strip_prefix(DERIVE_PREFIX)
+                .and_then(|m| m.rsplit_once('-'));
+            if mark.is_some_and(|(mark, _)| mark_is_gone(mark)) {
+                let _ = self.remove_container(&c.name).await;
+            }
+        }
+    }
+
     /// Streams a container's output to stdout until it stops (`logs --follow`).
     pub async fn follow_logs(
         &self,
