@@ -48,6 +48,7 @@ pub mod op;
 pub mod placement;
 pub mod plan;
 pub mod ports;
+pub mod process;
 pub mod report;
 pub mod run;
 pub mod scenario;

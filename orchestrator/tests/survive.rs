@@ -424,7 +424,7 @@ async fn a_killed_runs_scratch_container_is_swept_by_the_next_image_made() {
     let image = image().await;
     let engine = DockerEngine::connect().await.unwrap();
     let docker = bollard::Docker::connect_with_local_defaults().unwrap();
-    let mark = testnet::state::owner::process_mark();
+    let mark = testnet::process::process_mark();
     let (host, rest) = mark.split_once('-').unwrap();
     let started = rest.split_once('-').unwrap().1;
     // Above any pid_max: a maker that is gone.

@@ -29,7 +29,7 @@ use bollard::query_parameters::{
 };
 use bollard::Docker;
 
-use crate::state::owner::{mark_is_gone, process_mark};
+use crate::process::{mark_is_gone, process_mark};
 use futures::StreamExt;
 
 use super::{

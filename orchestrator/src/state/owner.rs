@@ -16,6 +16,7 @@ use std::io::{Read, Seek, Write};
 use std::path::PathBuf;
 
 use super::StateDir;
+use crate::process::{hostname, running, start_ticks};
 
 /// A process on a host that owns or holds a testnet.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -55,7 +56,7 @@ impl Owner {
         if self.host != hostname() {
             return None;
         }
-        Some(start_ticks(self.pid).is_some_and(|t| self.started == 0 || t == self.started))
+        Some(running(self.pid, self.started))
     }
 
     /// `` `testnet run` (pid 123 on host, since 2026-12-02T07:40:00Z) ``.
@@ -68,56 +69,6 @@ impl Owner {
             self.command, self.pid, self.host
         )
     }
-}
-
-/// A mark of this process for the names of scratch resources it removes
-/// itself (`3f9a12c0-4242-987654`: this host's hash, the pid, its start time),
-/// so that whoever finds one after a kill can tell whether its maker is gone.
-pub fn process_mark() -> String {
-    let me = Owner::me("", false);
-    format!("{}-{}-{}", host_hash(&me.host), me.pid, me.started)
-}
-
-/// Whether `mark` (a [`process_mark`]) names a process of this host that is
-/// gone. A mark of another host, or one that does not parse, is not.
-pub fn mark_is_gone(mark: &str) -> bool {
-    let mut parts = mark.splitn(3, '-');
-    let (Some(host), Some(pid), Some(started)) = (parts.next(), parts.next(), parts.next()) else {
-        return false;
-    };
-    let (Ok(pid), Ok(started)) = (pid.parse::<u32>(), started.parse::<u64>()) else {
-        return false;
-    };
-    let maker = Owner {
-        command: String::new(),
-        pid,
-        started,
-        host: hostname(),
-        since: 0,
-        detached: false,
-    };
-    host == host_hash(&maker.host) && maker.alive() == Some(false)
-}
-
-/// Eight hex digits of the host name's SHA-256: stable across versions and
-/// always valid in a container's name.
-fn host_hash(host: &str) -> String {
-    use sha2::Digest;
-    hex::encode(&sha2::Sha256::digest(host.as_bytes())[..4])
-}
-
-/// A process's start time in clock ticks after boot.
-fn start_ticks(pid: u32) -> Option<u64> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    // The command name (field 2) is in parentheses and may hold spaces.
-    let rest = &stat[stat.rfind(')')? + 1..];
-    rest.split_whitespace().nth(19)?.parse().ok()
-}
-
-fn hostname() -> String {
-    std::fs::read_to_string("/proc/sys/kernel/hostname")
-        .map(|h| h.trim().to_owned())
-        .unwrap_or_else(|_| "localhost".into())
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -247,24 +198,6 @@ mod tests {
         let base = tempfile::tempdir().unwrap();
         let sd = StateDir::at(base.path(), name);
         (base, sd)
-    }
-
-    #[test]
-    fn a_process_mark_is_gone_only_when_its_process_on_this_host_is() {
-        let mine = process_mark();
-        assert!(!mark_is_gone(&mine), "{mine}");
-        let (host, rest) = mine.split_once('-').unwrap();
-        let started = rest.split_once('-').unwrap().1;
-        // Above the kernel's largest pid_max: no such process.
-        assert!(mark_is_gone(&format!("{host}-4194305-{started}")));
-        // Our pid, but another start time: the pid was recycled.
-        let pid = std::process::id();
-        assert!(mark_is_gone(&format!("{host}-{pid}-1")));
-        // Another host's process, or no mark at all: not ours to judge.
-        assert!(!mark_is_gone(&format!("00000000-4194305-{started}")));
-        for junk in ["", "abc", "x-y-z", "3f9a12c0-12"] {
-            assert!(!mark_is_gone(junk), "{junk}");
-        }
     }
 
     #[test]
