@@ -226,12 +226,14 @@ async fn build_base_offline<E: Engine>(
 /// The tmpfs mmdebstrap prefers to build in.
 const SHM: &str = "/dev/shm";
 /// Room mmdebstrap needs in its scratch dir: the chroot, the packages and the
-/// tarball (about 450 MiB for the node's base).
+/// tarball (about 450 MiB for the node's base when it was Debian's essential
+/// set; the extract variant needs less, the foreign and monitor bases, which
+/// install their packages, more).
 const SCRATCH_NEED: u64 = 1 << 30;
 
 /// Where mmdebstrap builds: the user's `TMPDIR` if one is set, else `/dev/shm`
-/// when it is a tmpfs with room that runs programs (the chroot's maintainer
-/// scripts; dpkg's many small files, and the chroot's removal, took twice as
+/// when it is a tmpfs with room that runs programs (the maintainer scripts of
+/// the bases that install packages; dpkg's many small files, and the chroot's removal, took twice as
 /// long on this machine's disk: 23-24 s against 11-12 s for the node's
 /// base), else the system's temp dir.
 fn scratch_dir(tmpdir_set: bool, shm: Option<testnet_node::fsstat::FsStat>) -> PathBuf {

@@ -100,10 +100,12 @@ pub enum Promotion {
     /// the same peer, resolved by [`keeps_first`].
     Replaced { loser: ConnId },
     /// The peer dialed us again and this connection replaced its older inbound
-    /// one, `loser`, which the caller must close. Not a duplicate: the peer runs
-    /// one connection task per node and redials only once its old connection
-    /// ended on its side (a restart, a ping timeout while we were paused or cut
-    /// off), so the older one is dead there; we just had not seen it end yet.
+    /// one, `loser`, which the caller must close. Not a duplicate: a node
+    /// redials an address only once its connection to it has ended on its side
+    /// (a restart, a ping timeout while we were paused or cut off), so the
+    /// older one is dead there; we just had not seen it end yet. A node that
+    /// dials us under two addresses holds both: its own table counts that
+    /// duplicate (two outbound connections, `Replaced`).
     Redialed { loser: ConnId },
 }
 

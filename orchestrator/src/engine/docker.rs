@@ -28,14 +28,13 @@ use bollard::query_parameters::{
     RemoveContainerOptionsBuilder, StopContainerOptionsBuilder, UploadToContainerOptionsBuilder,
 };
 use bollard::Docker;
-
-use crate::process::{mark_is_gone, process_mark};
 use futures::StreamExt;
 
 use super::{
     ContainerAction, ContainerInfo, ContainerSpec, ContainerState, Engine, EngineError, Label,
     Limit, NetworkInfo, ResourceStats, LABEL_ROLE,
 };
+use crate::process::{mark_is_gone, process_mark};
 
 pub struct DockerEngine {
     docker: Docker,
