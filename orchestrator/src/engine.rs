@@ -210,8 +210,8 @@ pub trait Engine: Send + Sync {
     /// extracted into it, it is committed with `changes` (config-only
     /// Dockerfile instructions: `ENV`, `LABEL`...) and removed, whatever
     /// happened. The container carries the role `derive-scratch` (found by
-    /// it if a killed run left it), which the image keeps unless `changes`
-    /// set another. A `docker build` commits a container per instruction,
+    /// it if a killed run left it; the Docker engine's next derive removes
+    /// it), which the image keeps unless `changes` set another. A `docker build` commits a container per instruction,
     /// seconds each on some storage drivers.
     fn derive_image(
         &self,

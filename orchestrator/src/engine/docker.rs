@@ -625,9 +625,10 @@ impl Engine for DockerEngine {
 const DERIVE_PREFIX: &str = "testnet-derive-";
 
 impl DockerEngine {
-    /// Removes the `derive-scratch` containers of runs of this host that were
-    /// killed mid-derive (their maker, named in the container's name, is
-    /// gone); best effort, a live run's are kept.
+    /// Removes the `derive-scratch` containers of runs that were killed
+    /// mid-derive (their maker, named in the container's name, was a process
+    /// of this boot and PID namespace and is gone); best effort, a live run's
+    /// and those of other machines or containers are kept.
     async fn sweep_derive_scratch(&self) {
         let scratch = Label {
             key: LABEL_ROLE,
